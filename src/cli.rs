@@ -1,0 +1,533 @@
+//! The command line. Every command has an example in its `--help`; exit codes are
+//! listed in [`exit`] and in `docs/cli.md`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{format_issue, Config, ConfigErrors, DatabaseUrl, EMBEDDED_DEFAULT};
+use crate::import::{import_file, Encoding, ImportError, ImportKind, ImportOptions};
+use crate::store::{self, Store, StoreError};
+use crate::telemetry::{self, LogFormat};
+
+/// Process exit codes.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A runtime failure: database unreachable, file unreadable, internal error.
+    pub const FAILURE: u8 = 1;
+    /// The command line is wrong (unknown command or option, bad value).
+    pub const USAGE: u8 = 2;
+    /// The configuration is invalid.
+    pub const CONFIG: u8 = 3;
+    /// Input was rejected: invalid rows in an import, rule errors, failing rule tests.
+    pub const REJECTED: u8 = 4;
+}
+
+const ABOUT: &str =
+    "Automated dunning of trade receivables: a ledger of customers, invoices and payments, \
+rules per customer segment, scheduled reminders, formal notices and credit-insurer handover.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  relance config check                       validate ./relance.yaml (or the embedded default)
+  relance import customers examples/data/customers.csv
+  relance ledger                             totals of the ledger
+  relance --config /etc/relance/relance.yaml --log-format json migrate
+
+Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 invalid configuration,
+4 input rejected (invalid rows, rule errors, failing rule tests).";
+
+#[derive(Debug, Parser)]
+#[command(name = "relance", version, about = ABOUT, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file [default: ./relance.yaml if present, else the embedded default]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "RELANCE_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Database URL, overriding the configuration (sqlite://FILE or postgres://...)
+    #[arg(
+        long,
+        global = true,
+        env = "RELANCE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "RELANCE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Log level (error, warn, info, debug, trace); RELANCE_LOG takes a full filter
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the database schema
+    #[command(
+        after_help = "Example:\n  relance --database-url postgres://relance@db/relance migrate\n\nMigrations also run when any command opens the database."
+    )]
+    Migrate,
+
+    /// Check or print the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+
+    /// Import customers, invoices or payments from CSV files
+    #[command(after_help = IMPORT_HELP)]
+    Import(ImportArgs),
+
+    /// Show ledger totals: customers, invoices, open and overdue amounts, unapplied credit
+    #[command(
+        after_help = "Example:\n  relance ledger\n  relance ledger --as-of 2026-12-31 --format json"
+    )]
+    Ledger(LedgerArgs),
+
+    /// Show one customer's account: details, invoices, payments and promises
+    #[command(
+        after_help = "Example:\n  relance customer C0001\n  relance customer C0001 --format json"
+    )]
+    Customer(CustomerArgs),
+
+    /// Generate a sample portfolio as CSV files (seeded, reproducible)
+    #[command(
+        after_help = "Example:\n  relance sample --customers 100000 --invoices 1000000 --seed 42 --out /tmp/portfolio\n\nWrites customers.csv, invoices.csv and payments.csv into the output folder."
+    )]
+    Sample(SampleArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and report every problem with its line
+    #[command(
+        after_help = "Example:\n  relance --config relance.yaml config check\n\nExit code 3 when the configuration is invalid."
+    )]
+    Check,
+    /// Print the embedded default configuration, to start a relance.yaml from
+    #[command(after_help = "Example:\n  relance config default > relance.yaml")]
+    Default,
+}
+
+const IMPORT_HELP: &str = "\
+Files are CSV in UTF-8 or ISO-8859-15, separated by ';', ',' or tabs (detected), with a
+header line. Amounts take a decimal point or comma; dates are YYYY-MM-DD or DD/MM/YYYY.
+Columns are documented in docs/import.md.
+
+Each file is one transaction: if any row is invalid nothing from the file is written
+and every bad row is listed as FILE:LINE: column 'NAME': reason (exit code 4). With
+--skip-invalid the good rows are written and the bad ones listed (still exit code 4).
+Re-importing a file changes nothing: rows are matched by external id, invoice number
+or payment id.
+
+Examples:
+  relance import customers examples/data/customers.csv
+  relance import invoices examples/data/invoices.csv --skip-invalid
+  relance import payments bank-2026-11.csv --encoding iso-8859-15 --format json";
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// What the files hold
+    #[arg(value_enum)]
+    pub kind: ImportKind,
+    /// CSV files, imported in order, each in its own transaction
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Write the valid rows and report the invalid ones, instead of rejecting the file
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Text encoding of the files
+    #[arg(long, value_enum, default_value_t = Encoding::Auto)]
+    pub encoding: Encoding,
+    /// Output format of the report
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Show at most this many row errors (all are counted)
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub max_errors: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    /// Date overdue amounts are computed at [default: today in the configured time zone]
+    #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
+    pub as_of: Option<NaiveDate>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CustomerArgs {
+    /// The customer's external id
+    pub id: String,
+    #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
+    pub as_of: Option<NaiveDate>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Number of customers
+    #[arg(long, default_value_t = 50)]
+    pub customers: u32,
+    /// Number of invoices, spread over the customers
+    #[arg(long, default_value_t = 200)]
+    pub invoices: u32,
+    /// Random seed: the same seed gives the same files
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Date the portfolio is generated around [default: today]
+    #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
+    pub as_of: Option<NaiveDate>,
+    /// Output folder (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+fn parse_date_arg(s: &str) -> Result<NaiveDate, String> {
+    crate::domain::parse_date(s)
+}
+
+/// A command's failure, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Config(ConfigErrors),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Failure(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_) => exit::CONFIG,
+            CliError::Store(StoreError::Invalid(_) | StoreError::NotFound { .. })
+            | CliError::Input(_) => exit::REJECTED,
+            CliError::Store(_) | CliError::Failure(_) => exit::FAILURE,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            CliError::Config(e) => e.to_string().trim_end().to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<ImportError> for CliError {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::Store(s) => CliError::Store(s),
+            other => CliError::Input(other.to_string()),
+        }
+    }
+}
+
+/// Runs a parsed command line; returns the exit code.
+///
+/// # Errors
+/// A [`CliError`] whose message is printed and whose code is the process exit code.
+pub async fn run(cli: Cli) -> Result<u8, CliError> {
+    telemetry::init(cli.log_format, cli.log_level.as_deref().unwrap_or("warn"));
+    match &cli.command {
+        Command::Config(ConfigCommand::Default) => {
+            print!("{EMBEDDED_DEFAULT}");
+            Ok(exit::OK)
+        }
+        Command::Config(ConfigCommand::Check) => config_check(&cli),
+        Command::Sample(args) => sample(args),
+        Command::Migrate => {
+            let config = load_config(&cli)?;
+            let store = open_store(&config).await?;
+            println!("database {} is up to date", config.database.url);
+            store.close().await;
+            Ok(exit::OK)
+        }
+        Command::Import(args) => import(&cli, args).await,
+        Command::Ledger(args) => ledger(&cli, args).await,
+        Command::Customer(args) => customer(&cli, args).await,
+    }
+}
+
+/// Loads and validates the configuration the command line names.
+///
+/// # Errors
+/// [`CliError::Config`] with every problem.
+pub fn load_config(cli: &Cli) -> Result<Config, CliError> {
+    let mut config = Config::load(cli.config.as_deref()).map_err(CliError::Config)?;
+    if let Some(url) = &cli.database_url {
+        config.database.url = DatabaseUrl::new(url.clone());
+    }
+    Ok(config)
+}
+
+/// Opens the configured database and applies pending migrations.
+///
+/// # Errors
+/// When the database cannot be opened or migrated.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, CliError> {
+    let url = &config.database.url;
+    let store = store::open(url, config.database.max_connections)
+        .await
+        .map_err(|e| CliError::Failure(format!("cannot open the database {url}: {e}")))?;
+    let applied = store
+        .migrate()
+        .await
+        .map_err(|e| CliError::Failure(format!("cannot migrate the database {url}: {e}")))?;
+    if applied > 0 {
+        tracing::info!(applied, database = %url, "migrations applied");
+    }
+    Ok(store)
+}
+
+fn today(config: &Config) -> NaiveDate {
+    chrono::Utc::now()
+        .with_timezone(&config.timezone)
+        .date_naive()
+}
+
+fn config_check(cli: &Cli) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    for w in &config.warnings {
+        eprintln!("warning: {}", format_issue(&config.source, w));
+    }
+    println!(
+        "{}: OK ({} segment{}, database {}, time zone {})",
+        config.source,
+        config.segments.len(),
+        if config.segments.len() == 1 { "" } else { "s" },
+        config.database.url,
+        config.timezone
+    );
+    Ok(exit::OK)
+}
+
+async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let store = open_store(&config).await?;
+    let opts = ImportOptions {
+        skip_invalid: args.skip_invalid,
+        encoding: args.encoding,
+        default_currency: config.company.currency,
+        default_country: config
+            .company
+            .address
+            .country
+            .unwrap_or(crate::domain::CountryCode::FR),
+        default_locale: crate::domain::Locale::Fr,
+        progress: args.format == OutputFormat::Text,
+    };
+    let mut code = exit::OK;
+    for file in &args.files {
+        let report = import_file(store.as_ref(), args.kind, file, &opts).await?;
+        match args.format {
+            OutputFormat::Json => {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default())
+            }
+            OutputFormat::Text => {
+                println!("{report}");
+                for c in &report.ignored_columns {
+                    eprintln!(
+                        "warning: {}: column '{c}' is not one relance reads; ignored",
+                        file.display()
+                    );
+                }
+            }
+        }
+        if !report.rejected.is_empty() {
+            code = exit::REJECTED;
+            if args.format == OutputFormat::Text {
+                for e in report.rejected.iter().take(args.max_errors) {
+                    eprintln!("{}", report.format_error(e));
+                }
+                if report.rejected.len() > args.max_errors {
+                    eprintln!(
+                        "... and {} more invalid rows",
+                        report.rejected.len() - args.max_errors
+                    );
+                }
+            }
+        }
+    }
+    store.close().await;
+    Ok(code)
+}
+
+async fn ledger(cli: &Cli, args: &LedgerArgs) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let store = open_store(&config).await?;
+    let as_of = args.as_of.unwrap_or_else(|| today(&config));
+    let mut tx = store.begin().await?;
+    tx.refresh_promises(as_of, chrono::Utc::now()).await?;
+    tx.commit().await?;
+    let s = store.summary(as_of).await?;
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default()),
+        OutputFormat::Text => {
+            println!("Ledger as of {as_of} ({})", config.database.url);
+            println!("  customers         {:>12}", s.customers);
+            println!("  invoices          {:>12}", s.invoices);
+            println!("  payments          {:>12}", s.payments);
+            println!("  pending promises  {:>12}", s.pending_promises);
+            for t in &s.by_currency {
+                println!(
+                    "  {}: {} open invoices, open {}, overdue {}, unapplied credit {}",
+                    t.currency, t.open_invoices, t.open, t.overdue, t.unapplied_credit
+                );
+            }
+        }
+    }
+    store.close().await;
+    Ok(exit::OK)
+}
+
+async fn customer(cli: &Cli, args: &CustomerArgs) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let store = open_store(&config).await?;
+    let as_of = args.as_of.unwrap_or_else(|| today(&config));
+    let Some(c) = store.customer(&args.id).await? else {
+        store.close().await;
+        return Err(CliError::Input(format!(
+            "no customer with external id '{}'",
+            args.id
+        )));
+    };
+    let invoices = store.invoices_of(&args.id).await?;
+    let payments = store.payments_of(&args.id).await?;
+    let promises = store.promises_of(&args.id).await?;
+    store.close().await;
+    if args.format == OutputFormat::Json {
+        let v = serde_json::json!({ "customer": c, "invoices": invoices, "payments": payments, "promises": promises });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(exit::OK);
+    }
+    println!(
+        "{} — {} (segment {}, locale {})",
+        c.external_id, c.name, c.segment, c.locale
+    );
+    if let Some(p) = &c.pause {
+        println!(
+            "  paused: {} (until {})",
+            p.reason,
+            p.until.map_or("lifted".to_string(), |d| d.to_string())
+        );
+    }
+    if c.insurance.insured {
+        println!(
+            "  insured: policy {}, buyer ref {}",
+            c.insurance.policy.as_deref().unwrap_or("-"),
+            c.insurance.buyer_ref.as_deref().unwrap_or("-")
+        );
+    }
+    println!("  invoices:");
+    for i in &invoices {
+        let mut flags = Vec::new();
+        if let Some(d) = &i.dispute {
+            flags.push(format!("disputed: {}", d.reason));
+        }
+        if let Some(p) = &i.pause {
+            flags.push(format!("paused: {}", p.reason));
+        }
+        println!(
+            "    {:<14} issued {} due {} {:>12} open {:>12} {}  {:>4} days {}",
+            i.number,
+            i.issue_date,
+            i.due_date,
+            i.amount,
+            i.open_amount,
+            i.currency,
+            i.days_overdue(as_of),
+            if flags.is_empty() {
+                i.status.to_string()
+            } else {
+                format!("{} ({})", i.status, flags.join("; "))
+            }
+        );
+    }
+    if !payments.is_empty() {
+        println!("  payments:");
+        for p in &payments {
+            let alloc: Vec<String> = p
+                .allocations
+                .iter()
+                .map(|(n, a)| format!("{n} {a}"))
+                .collect();
+            println!(
+                "    {:<14} {} {} {} {} → {}; unapplied {}",
+                p.payment.external_id,
+                p.payment.date,
+                p.payment.kind,
+                p.payment.amount,
+                p.payment.currency,
+                if alloc.is_empty() {
+                    "-".into()
+                } else {
+                    alloc.join(", ")
+                },
+                p.unapplied
+            );
+        }
+    }
+    if !promises.is_empty() {
+        println!("  promises:");
+        for p in &promises {
+            println!(
+                "    #{} {} {} by {} ({}) for {}",
+                p.id,
+                p.amount,
+                p.currency,
+                p.promised_date,
+                p.status,
+                p.invoices.join(", ")
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn sample(args: &SampleArgs) -> Result<u8, CliError> {
+    let as_of = args
+        .as_of
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let spec = crate::sample::PortfolioSpec {
+        customers: args.customers,
+        invoices: args.invoices,
+        seed: args.seed,
+        as_of,
+    };
+    let written = crate::sample::write_portfolio(&spec, &args.out)
+        .map_err(|e| CliError::Failure(format!("cannot write into {}: {e}", args.out.display())))?;
+    for (path, rows) in written {
+        println!("{}: {rows} rows", display(&path));
+    }
+    Ok(exit::OK)
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}

@@ -1,0 +1,812 @@
+//! Configuration: `relance.yaml` is read as raw structs ([`raw`]), environment
+//! references are expanded ([`env`]), then everything is validated at once into a
+//! [`Config`]. Every problem is reported together, each with its YAML path and line.
+
+mod env;
+pub mod raw;
+mod secret;
+mod yaml_index;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::{NaiveDate, Weekday};
+use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+
+pub use secret::{DatabaseUrl, Secret};
+use yaml_index::YamlIndex;
+
+use crate::domain::{
+    BusinessCalendar, CountryCode, Currency, EmailAddress, HolidaySet, PhoneNumber, Siren, Siret,
+    VatNumber,
+};
+
+/// The configuration relance uses when no file is given and `./relance.yaml` does not
+/// exist: SQLite next to the working directory, the sample rules, nothing sent for real.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../examples/relance.yaml");
+
+/// Where a configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    Embedded,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Embedded => f.write_str("<embedded default>"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: DatabaseUrl,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Address {
+    pub line1: Option<String>,
+    pub line2: Option<String>,
+    pub postal_code: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<CountryCode>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BankDetails {
+    pub holder: Option<String>,
+    pub iban: Option<String>,
+    pub bic: Option<String>,
+    pub bank_name: Option<String>,
+}
+
+/// The seller: who the letters and emails come from.
+#[derive(Debug, Clone)]
+pub struct Company {
+    pub name: String,
+    pub legal_name: Option<String>,
+    pub legal_form: Option<String>,
+    pub siren: Option<Siren>,
+    pub siret: Option<Siret>,
+    pub vat_number: Option<VatNumber>,
+    pub address: Address,
+    pub email: Option<EmailAddress>,
+    pub phone: Option<PhoneNumber>,
+    pub website: Option<String>,
+    pub currency: Currency,
+    pub bank: BankDetails,
+    pub signatory_name: Option<String>,
+    pub signatory_title: Option<String>,
+}
+
+/// Statutory late-payment settings: a reference rate table (ECB main refinancing rate
+/// in force on 1 January and 1 July in France), a margin in points, and a fixed
+/// recovery indemnity per late invoice.
+#[derive(Debug, Clone)]
+pub struct LatePayment {
+    pub currency: Currency,
+    pub fixed_indemnity: Decimal,
+    pub margin_points: Decimal,
+    /// (first day, reference rate in percent), sorted by date.
+    pub reference_rates: Vec<(NaiveDate, Decimal)>,
+}
+
+impl LatePayment {
+    /// The annual late-payment rate in percent applicable on `date`
+    /// (reference rate of the period + margin), or `None` before the table starts.
+    pub fn rate_on(&self, date: NaiveDate) -> Option<Decimal> {
+        self.reference_rates
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= date)
+            .map(|(_, r)| *r + self.margin_points)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub name: String,
+    /// The rule script, resolved against the configuration's directory.
+    pub rules: PathBuf,
+    pub schedule: cron::Schedule,
+    /// The schedule as written, for display.
+    pub schedule_text: String,
+    pub description: Option<String>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: Source,
+    /// Directory relative paths are resolved against.
+    pub base_dir: PathBuf,
+    pub database: DatabaseConfig,
+    pub company: Company,
+    pub timezone: chrono_tz::Tz,
+    pub calendar: BusinessCalendar,
+    pub late_payment: LatePayment,
+    pub segments: BTreeMap<String, Segment>,
+    /// Channel settings, typed by the channel modules.
+    pub channels: Value,
+    /// Non-fatal remarks found while validating (shown by `config check`).
+    pub warnings: Vec<Issue>,
+}
+
+/// One problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// YAML path, e.g. `segments.smb.schedule`.
+    pub path: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl Issue {
+    pub fn error(path: &str, message: impl Into<String>) -> Issue {
+        Issue {
+            path: path.to_string(),
+            line: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything wrong with a configuration file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors {
+    pub source: Source,
+    pub issues: Vec<Issue>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.issues.len();
+        writeln!(
+            f,
+            "{}: {} problem{} in the configuration",
+            self.source,
+            n,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for i in &self.issues {
+            writeln!(f, "{}", format_issue(&self.source, i))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// `relance.yaml:12: segments.smb.schedule: message`
+pub fn format_issue(source: &Source, i: &Issue) -> String {
+    let place = match i.line {
+        Some(l) => format!("{source}:{l}"),
+        None => source.to_string(),
+    };
+    if i.path.is_empty() {
+        format!("{place}: {}", i.message)
+    } else {
+        format!("{place}: {}: {}", i.path, i.message)
+    }
+}
+
+const SECTIONS: &[&str] = &[
+    "database",
+    "company",
+    "timezone",
+    "calendar",
+    "late_payment",
+    "segments",
+    "channels",
+];
+
+impl Config {
+    /// Loads the configuration: the given file, else `./relance.yaml` if present, else
+    /// the embedded default.
+    ///
+    /// # Errors
+    /// Every problem found, with YAML paths and lines.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
+        let (source, text) = match path {
+            Some(p) => (Source::File(p.to_path_buf()), read(p)?),
+            None => {
+                let p = Path::new("relance.yaml");
+                if p.exists() {
+                    (Source::File(p.to_path_buf()), read(p)?)
+                } else {
+                    (Source::Embedded, EMBEDDED_DEFAULT.to_string())
+                }
+            }
+        };
+        Config::from_yaml(source, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates configuration text.
+    ///
+    /// # Errors
+    /// Every problem found, with YAML paths and lines.
+    pub fn from_yaml(
+        source: Source,
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let base_dir = match &source {
+            Source::File(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+            Source::Embedded => PathBuf::new(),
+        };
+        let base_dir = if base_dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base_dir
+        };
+        let index = YamlIndex::build(text);
+        let mut v = Validator {
+            issues: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let config = match serde_yaml::from_str::<Value>(text) {
+            Err(e) => {
+                let line = e.location().map(|l| l.line());
+                let msg = e.to_string();
+                let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                v.issues.push(Issue {
+                    path: String::new(),
+                    line,
+                    message: format!("not valid YAML: {msg}"),
+                });
+                None
+            }
+            Ok(mut root) => {
+                if root.is_null() {
+                    root = Value::Mapping(Mapping::new());
+                }
+                env::interpolate(&mut root, "", lookup, &mut v.issues);
+                v.build(root, &source, &base_dir)
+            }
+        };
+        let locate = |mut i: Issue| {
+            if i.line.is_none() {
+                i.line = index.line_of(&i.path);
+            }
+            i
+        };
+        match config {
+            Some(mut c) if v.issues.is_empty() => {
+                c.warnings = v.warnings.into_iter().map(locate).collect();
+                Ok(c)
+            }
+            _ => {
+                let mut issues: Vec<Issue> = v.issues.into_iter().map(locate).collect();
+                issues.sort_by_key(|i| i.line.unwrap_or(0));
+                Err(ConfigErrors { source, issues })
+            }
+        }
+    }
+}
+
+fn read(p: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(p).map_err(|e| ConfigErrors {
+        source: Source::File(p.to_path_buf()),
+        issues: vec![Issue::error(
+            "",
+            format!("cannot read the configuration: {e}"),
+        )],
+    })
+}
+
+struct Validator {
+    issues: Vec<Issue>,
+    warnings: Vec<Issue>,
+}
+
+fn path_string(p: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut s = String::new();
+    for seg in p.iter() {
+        match seg {
+            Segment::Seq { index } => s.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(key);
+            }
+            Segment::Enum { variant } => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(variant);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    s
+}
+
+impl Validator {
+    fn err(&mut self, path: &str, msg: impl Into<String>) {
+        self.issues.push(Issue::error(path, msg));
+    }
+
+    fn warn(&mut self, path: &str, msg: impl Into<String>) {
+        self.warnings.push(Issue::error(path, msg));
+    }
+
+    /// Deserialises one section, reporting a type error with its full path.
+    fn section<T: DeserializeOwned>(&mut self, root: &Mapping, name: &str) -> Option<T> {
+        let value = root.get(name).cloned().unwrap_or(Value::Null);
+        let value = if value.is_null() {
+            Value::Mapping(Mapping::new())
+        } else {
+            value
+        };
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let inner = e.path().to_string();
+                let mut path = path_string(e.path());
+                let msg = e.into_inner().to_string();
+                // Point unknown fields at their own key, not at their parent.
+                if let Some(field) = msg
+                    .strip_prefix("unknown field `")
+                    .and_then(|m| m.split('`').next())
+                {
+                    let already = path == field || path.ends_with(&format!(".{field}"));
+                    if !already {
+                        path = if path.is_empty() || inner == "." {
+                            field.to_string()
+                        } else {
+                            format!("{path}.{field}")
+                        };
+                    }
+                }
+                let full = if path.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{name}.{path}")
+                };
+                self.err(&full, msg);
+                None
+            }
+        }
+    }
+
+    fn opt<T>(
+        &mut self,
+        path: &str,
+        value: Option<&String>,
+        parse: impl Fn(&str) -> Result<T, crate::domain::InvalidValue>,
+    ) -> Option<T> {
+        let v = value.filter(|s| !s.trim().is_empty())?;
+        match parse(v) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.err(path, e.0);
+                None
+            }
+        }
+    }
+
+    fn build(&mut self, root: Value, source: &Source, base_dir: &Path) -> Option<Config> {
+        let Value::Mapping(root) = root else {
+            self.err("", "the configuration must be a mapping of sections (database, company, segments, ...)");
+            return None;
+        };
+        for key in root.keys() {
+            match key.as_str() {
+                Some(k) if SECTIONS.contains(&k) => {}
+                Some(k) => self.err(
+                    k,
+                    format!(
+                        "unknown section '{k}' (expected one of: {})",
+                        SECTIONS.join(", ")
+                    ),
+                ),
+                None => self.err("", "section names must be strings"),
+            }
+        }
+        let database = self.section::<raw::RawDatabase>(&root, "database");
+        let company = if root.get("company").is_some_and(|c| !c.is_null()) {
+            self.section::<raw::RawCompany>(&root, "company")
+        } else {
+            self.err("company", "missing section: the company sending the reminders (name, legal ids, address, bank details)");
+            None
+        };
+        let calendar = self.section::<raw::RawCalendar>(&root, "calendar");
+        let late = self.section::<raw::RawLatePayment>(&root, "late_payment");
+        let segments = self.section::<raw::RawSegments>(&root, "segments");
+
+        let timezone = match root.get("timezone") {
+            None | Some(Value::Null) => Some(chrono_tz::Europe::Paris),
+            Some(Value::String(tz)) => {
+                match chrono_tz::Tz::from_str(tz) {
+                    Ok(t) => Some(t),
+                    Err(_) => {
+                        self.err("timezone", format!("unknown time zone '{tz}' (expected an IANA name such as Europe/Paris)"));
+                        None
+                    }
+                }
+            }
+            Some(_) => {
+                self.err(
+                    "timezone",
+                    "expected an IANA time zone name such as Europe/Paris",
+                );
+                None
+            }
+        };
+
+        let database = database.map(|d| self.database(d, source, base_dir));
+        let company = company.map(|c| self.company(c));
+        let calendar = calendar.map(|c| self.calendar(c));
+        let default_currency = company.as_ref().map_or(Currency::EUR, |c| c.currency);
+        let late = late.map(|l| self.late_payment(l, default_currency));
+        let segments = segments.map(|s| self.segments(s, base_dir, source));
+        let channels = root.get("channels").cloned().unwrap_or(Value::Null);
+
+        Some(Config {
+            source: source.clone(),
+            base_dir: base_dir.to_path_buf(),
+            database: database?,
+            company: company?,
+            timezone: timezone?,
+            calendar: calendar?,
+            late_payment: late?,
+            segments: segments?,
+            channels,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn database(
+        &mut self,
+        d: raw::RawDatabase,
+        source: &Source,
+        base_dir: &Path,
+    ) -> DatabaseConfig {
+        let url = match d.url {
+            Some(u) => normalise_database_url(&u, base_dir),
+            None => {
+                let file = match source {
+                    Source::File(_) => base_dir.join("relance.db"),
+                    Source::Embedded => PathBuf::from("relance.db"),
+                };
+                format!("sqlite://{}", file.display())
+            }
+        };
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            self.err("database.url", "expected a sqlite:// or postgres:// URL");
+        }
+        let max_connections = d.max_connections.unwrap_or(8);
+        if max_connections == 0 {
+            self.err("database.max_connections", "must be at least 1");
+        }
+        DatabaseConfig {
+            url: DatabaseUrl::new(url),
+            max_connections,
+        }
+    }
+
+    fn company(&mut self, c: raw::RawCompany) -> Company {
+        if c.name.trim().is_empty() {
+            self.err("company.name", "must not be empty");
+        }
+        let currency = match c.currency.as_deref() {
+            None => Currency::EUR,
+            Some(code) => Currency::parse(code).unwrap_or_else(|e| {
+                self.err("company.currency", e.to_string());
+                Currency::EUR
+            }),
+        };
+        let a = c.address;
+        let address = Address {
+            country: self.opt(
+                "company.address.country",
+                a.country.as_ref(),
+                CountryCode::parse,
+            ),
+            line1: a.line1,
+            line2: a.line2,
+            postal_code: a.postal_code,
+            city: a.city,
+        };
+        let bank = c.bank.unwrap_or_default();
+        if let Some(iban) = &bank.iban {
+            if let Err(m) = check_iban(iban) {
+                self.err("company.bank.iban", m);
+            }
+        }
+        let signatory = c.signatory.unwrap_or_default();
+        Company {
+            siren: self.opt("company.siren", c.siren.as_ref(), Siren::parse),
+            siret: self.opt("company.siret", c.siret.as_ref(), Siret::parse),
+            vat_number: self.opt(
+                "company.vat_number",
+                c.vat_number.as_ref(),
+                VatNumber::parse,
+            ),
+            email: self.opt("company.email", c.email.as_ref(), EmailAddress::parse),
+            phone: self.opt("company.phone", c.phone.as_ref(), PhoneNumber::parse),
+            name: c.name,
+            legal_name: c.legal_name,
+            legal_form: c.legal_form,
+            address,
+            website: c.website,
+            currency,
+            bank: BankDetails {
+                holder: bank.holder,
+                iban: bank.iban.map(|i| {
+                    i.split_whitespace()
+                        .collect::<String>()
+                        .to_ascii_uppercase()
+                }),
+                bic: bank.bic,
+                bank_name: bank.bank_name,
+            },
+            signatory_name: signatory.name,
+            signatory_title: signatory.title,
+        }
+    }
+
+    fn calendar(&mut self, c: raw::RawCalendar) -> BusinessCalendar {
+        let mut weekend = Vec::new();
+        for (i, day) in c
+            .weekend
+            .unwrap_or_else(|| vec!["saturday".into(), "sunday".into()])
+            .iter()
+            .enumerate()
+        {
+            match Weekday::from_str(day) {
+                Ok(w) => weekend.push(w),
+                Err(_) => self.err(
+                    &format!("calendar.weekend[{i}]"),
+                    format!("'{day}' is not a day of the week"),
+                ),
+            }
+        }
+        if weekend.len() >= 7 {
+            self.err(
+                "calendar.weekend",
+                "at least one day of the week must be a business day",
+            );
+        }
+        let extra: BTreeSet<NaiveDate> = c.extra_holidays.into_iter().collect();
+        BusinessCalendar::new(weekend, c.holidays.unwrap_or(HolidaySet::France), extra)
+    }
+
+    fn late_payment(&mut self, l: raw::RawLatePayment, default_currency: Currency) -> LatePayment {
+        let currency = match l.currency.as_deref() {
+            None => default_currency,
+            Some(code) => Currency::parse(code).unwrap_or_else(|e| {
+                self.err("late_payment.currency", e.to_string());
+                default_currency
+            }),
+        };
+        let fixed_indemnity = l.fixed_indemnity.unwrap_or(Decimal::new(40, 0));
+        if fixed_indemnity < Decimal::ZERO {
+            self.err("late_payment.fixed_indemnity", "must not be negative");
+        }
+        let margin_points = l.margin_points.unwrap_or(Decimal::new(10, 0));
+        let mut rates = Vec::new();
+        for (i, r) in l.reference_rates.iter().enumerate() {
+            if r.rate < Decimal::ZERO || r.rate > Decimal::new(100, 0) {
+                self.err(
+                    &format!("late_payment.reference_rates[{i}].rate"),
+                    format!("{} is not a percentage between 0 and 100", r.rate),
+                );
+            }
+            if let Some((prev, _)) = rates.last() {
+                if r.from <= *prev {
+                    self.err(
+                        &format!("late_payment.reference_rates[{i}].from"),
+                        format!(
+                            "{} is not after the previous entry {prev}; list rates in date order",
+                            r.from
+                        ),
+                    );
+                }
+            }
+            rates.push((r.from, r.rate));
+        }
+        if rates.is_empty() {
+            self.warn(
+                "late_payment.reference_rates",
+                "no reference rates: late interest cannot be computed",
+            );
+        } else if let Some((last, _)) = rates.last() {
+            let today = chrono::Utc::now().date_naive();
+            if (today - *last).num_days() > 190 {
+                self.warn(
+                    "late_payment.reference_rates",
+                    format!(
+                        "the latest rate starts on {last}; add the rate of the current half-year"
+                    ),
+                );
+            }
+        }
+        LatePayment {
+            currency,
+            fixed_indemnity,
+            margin_points,
+            reference_rates: rates,
+        }
+    }
+
+    fn segments(
+        &mut self,
+        segs: raw::RawSegments,
+        base_dir: &Path,
+        source: &Source,
+    ) -> BTreeMap<String, Segment> {
+        let mut out = BTreeMap::new();
+        if segs.is_empty() {
+            self.warn(
+                "segments",
+                "no segments configured: no customer will be evaluated",
+            );
+        }
+        for (name, s) in segs {
+            let path = format!("segments.{name}");
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                self.err(&path, "segment names use letters, digits, '_' and '-' only");
+            }
+            let rules = base_dir.join(&s.rules);
+            if !rules.is_file() {
+                let msg = format!("rule file {} does not exist", rules.display());
+                // The embedded default names the shipped rules relative to the working
+                // directory; elsewhere it still serves the commands that need no rules.
+                match source {
+                    Source::Embedded => self.warn(&format!("{path}.rules"), msg),
+                    Source::File(_) => self.err(&format!("{path}.rules"), msg),
+                }
+            }
+            match parse_schedule(&s.schedule) {
+                Ok(schedule) => {
+                    out.insert(
+                        name.clone(),
+                        Segment {
+                            name,
+                            rules,
+                            schedule,
+                            schedule_text: s.schedule,
+                            description: s.description,
+                        },
+                    );
+                }
+                Err(m) => self.err(&format!("{path}.schedule"), m),
+            }
+        }
+        out
+    }
+}
+
+/// A sqlite path relative to the configuration is resolved against its directory.
+fn normalise_database_url(url: &str, base_dir: &Path) -> String {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return url.to_string();
+    };
+    let (file, query) = match rest.split_once('?') {
+        Some((f, q)) => (f, Some(q)),
+        None => (rest, None),
+    };
+    if file.is_empty() || file == ":memory:" || Path::new(file).is_absolute() {
+        return url.to_string();
+    }
+    let joined = base_dir.join(file);
+    match query {
+        Some(q) => format!("sqlite://{}?{q}", joined.display()),
+        None => format!("sqlite://{}", joined.display()),
+    }
+}
+
+/// Parses a cron schedule. Five fields (minute first) or six/seven (seconds first, and
+/// an optional year), as the `cron` crate reads them.
+///
+/// # Errors
+/// A message quoting the schedule.
+pub fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
+    let fields = text.split_whitespace().count();
+    let full = if fields == 5 {
+        format!("0 {text}")
+    } else {
+        text.to_string()
+    };
+    cron::Schedule::from_str(&full).map_err(|e| format!("invalid cron schedule '{text}': {e} (e.g. \"0 0 9 * * Mon-Fri\": seconds, minutes, hours, day of month, month, day of week)"))
+}
+
+fn check_iban(iban: &str) -> Result<(), String> {
+    let compact: String = iban
+        .split_whitespace()
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let ok_shape = compact.len() >= 15
+        && compact.len() <= 34
+        && compact.chars().all(|c| c.is_ascii_alphanumeric());
+    if !ok_shape {
+        return Err(format!("invalid IBAN '{iban}'"));
+    }
+    let rearranged = format!("{}{}", &compact[4..], &compact[..4]);
+    let mut rem: u32 = 0;
+    for c in rearranged.chars() {
+        let v = c.to_digit(36).unwrap_or(0);
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    if rem == 1 {
+        Ok(())
+    } else {
+        Err(format!("invalid IBAN '{iban}' (check digits do not match)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ibans_are_checked() {
+        assert!(check_iban("FR76 3000 6000 0112 3456 7890 189").is_ok());
+        assert!(check_iban("FR76 3000 6000 0112 3456 7890 188").is_err());
+    }
+
+    #[test]
+    fn five_field_cron_is_accepted() {
+        assert!(parse_schedule("0 9 * * Mon-Fri").is_ok());
+        assert!(parse_schedule("0 0 9 * * Mon-Fri").is_ok());
+        assert!(parse_schedule("every day").is_err());
+    }
+
+    #[test]
+    fn relative_sqlite_paths_follow_the_config() {
+        assert_eq!(
+            normalise_database_url("sqlite://data/r.db", Path::new("/etc/relance")),
+            "sqlite:///etc/relance/data/r.db"
+        );
+        assert_eq!(
+            normalise_database_url("sqlite:///var/r.db", Path::new("/etc")),
+            "sqlite:///var/r.db"
+        );
+        assert_eq!(
+            normalise_database_url("postgres://h/db", Path::new("/etc")),
+            "postgres://h/db"
+        );
+    }
+
+    #[test]
+    fn rate_table_lookup() {
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let l = LatePayment {
+            currency: Currency::EUR,
+            fixed_indemnity: Decimal::new(40, 0),
+            margin_points: Decimal::new(10, 0),
+            reference_rates: vec![
+                (d("2025-01-01"), Decimal::new(315, 2)),
+                (d("2025-07-01"), Decimal::new(215, 2)),
+            ],
+        };
+        assert_eq!(l.rate_on(d("2024-12-31")), None);
+        assert_eq!(l.rate_on(d("2025-06-30")), Some(Decimal::new(1315, 2)));
+        assert_eq!(l.rate_on(d("2025-07-01")), Some(Decimal::new(1215, 2)));
+    }
+}

@@ -1,0 +1,97 @@
+//! The configuration file as written: plain serde structs, no validation beyond types.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use crate::domain::HolidaySet;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    pub url: Option<String>,
+    pub max_connections: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAddress {
+    pub line1: Option<String>,
+    pub line2: Option<String>,
+    pub postal_code: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBank {
+    pub holder: Option<String>,
+    pub iban: Option<String>,
+    pub bic: Option<String>,
+    pub bank_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSignatory {
+    pub name: Option<String>,
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompany {
+    pub name: String,
+    pub legal_name: Option<String>,
+    pub legal_form: Option<String>,
+    pub siren: Option<String>,
+    pub siret: Option<String>,
+    pub vat_number: Option<String>,
+    #[serde(default)]
+    pub address: RawAddress,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub website: Option<String>,
+    pub currency: Option<String>,
+    pub bank: Option<RawBank>,
+    pub signatory: Option<RawSignatory>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCalendar {
+    pub weekend: Option<Vec<String>>,
+    pub holidays: Option<HolidaySet>,
+    #[serde(default)]
+    pub extra_holidays: Vec<NaiveDate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRate {
+    pub from: NaiveDate,
+    pub rate: Decimal,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLatePayment {
+    pub currency: Option<String>,
+    pub fixed_indemnity: Option<Decimal>,
+    pub margin_points: Option<Decimal>,
+    #[serde(default)]
+    pub reference_rates: Vec<RawRate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSegment {
+    pub rules: String,
+    pub schedule: String,
+    pub description: Option<String>,
+}
+
+pub type RawSegments = BTreeMap<String, RawSegment>;

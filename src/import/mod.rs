@@ -1,0 +1,509 @@
+//! CSV imports of customers, invoices and payments into the ledger.
+//!
+//! A file is imported in one transaction: by default any bad row rejects the whole
+//! file (nothing is written) and every bad row is reported with its line, column and
+//! reason; with `skip_invalid` the good rows are written and the bad ones reported.
+//! Imports are upserts keyed by the ERP's identifiers, so importing a file twice
+//! changes nothing the second time.
+
+mod csv_source;
+mod rows;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use csv_source::{parse_bool, split_list, CsvSource, Encoding, FieldError};
+
+use crate::domain::{CountryCode, Currency, Customer, InvoiceRecord, Locale, Payment};
+use crate::store::{ImportRecord, LedgerTx, PaymentStatus, Store, StoreError, UpsertCounts};
+
+/// What a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportKind {
+    Customers,
+    Invoices,
+    Payments,
+}
+
+impl ImportKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ImportKind::Customers => "customers",
+            ImportKind::Invoices => "invoices",
+            ImportKind::Payments => "payments",
+        }
+    }
+
+    /// Columns that must be in the header.
+    pub fn required_columns(&self) -> &'static [&'static str] {
+        match self {
+            ImportKind::Customers => &["external_id", "name", "segment"],
+            ImportKind::Invoices => &["number", "customer", "issue_date", "due_date", "amount"],
+            ImportKind::Payments => &["id", "customer", "date", "amount"],
+        }
+    }
+
+    /// Every column relance reads.
+    pub fn known_columns(&self) -> &'static [&'static str] {
+        match self {
+            ImportKind::Customers => &[
+                "external_id",
+                "name",
+                "legal_name",
+                "siren",
+                "siret",
+                "vat_number",
+                "country",
+                "segment",
+                "locale",
+                "emails",
+                "phones",
+                "address_line1",
+                "address_line2",
+                "postal_code",
+                "city",
+                "currency",
+                "credit_limit",
+                "insured",
+                "insurer_policy",
+                "insurer_buyer_ref",
+                "cover_amount",
+                "collector",
+                "tags",
+            ],
+            ImportKind::Invoices => &[
+                "number",
+                "customer",
+                "issue_date",
+                "due_date",
+                "currency",
+                "amount",
+                "open_amount",
+                "status",
+            ],
+            ImportKind::Payments => &[
+                "id",
+                "customer",
+                "kind",
+                "date",
+                "currency",
+                "amount",
+                "reference",
+            ],
+        }
+    }
+}
+
+/// Defaults for values a file leaves out, and how to read it.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub skip_invalid: bool,
+    pub encoding: Encoding,
+    pub default_currency: Currency,
+    pub default_country: CountryCode,
+    pub default_locale: Locale,
+    /// Show a progress bar on a terminal.
+    pub progress: bool,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            skip_invalid: false,
+            encoding: Encoding::Auto,
+            default_currency: Currency::EUR,
+            default_country: CountryCode::FR,
+            default_locale: Locale::Fr,
+            progress: false,
+        }
+    }
+}
+
+/// One rejected row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    pub line: u64,
+    pub column: Option<String>,
+    pub message: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub file: PathBuf,
+    pub kind: ImportKind,
+    pub sha256: String,
+    pub rows_read: u64,
+    /// Rows applied to the ledger (0 when the file was rejected).
+    pub written: UpsertCounts,
+    pub rejected: Vec<RowError>,
+    /// Whether the rows were committed.
+    pub committed: bool,
+    /// Header columns relance does not read.
+    pub ignored_columns: Vec<String>,
+    /// Payments whose amount was not fully allocated (unapplied credit).
+    pub unapplied_payments: u64,
+}
+
+impl ImportReport {
+    /// `file:line: column 'x': message` for one rejected row.
+    pub fn format_error(&self, e: &RowError) -> String {
+        match &e.column {
+            Some(c) => format!(
+                "{}:{}: column '{}': {}",
+                self.file.display(),
+                e.line,
+                c,
+                e.message
+            ),
+            None => format!("{}:{}: {}", self.file.display(), e.line, e.message),
+        }
+    }
+}
+
+impl fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = &self.written;
+        if self.committed {
+            write!(
+                f,
+                "{}: {} rows read, {} new, {} updated, {} unchanged",
+                self.file.display(),
+                self.rows_read,
+                w.inserted,
+                w.updated,
+                w.unchanged
+            )?;
+            if !self.rejected.is_empty() {
+                write!(f, ", {} rejected", self.rejected.len())?;
+            }
+            if self.unapplied_payments > 0 {
+                write!(
+                    f,
+                    " ({} payment(s) left unapplied credit)",
+                    self.unapplied_payments
+                )?;
+            }
+        } else {
+            write!(
+                f,
+                "{}: rejected, nothing written: {} of {} rows are invalid (use --skip-invalid to import the others)",
+                self.file.display(),
+                self.rejected.len(),
+                self.rows_read
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file cannot be read as CSV at all.
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+    #[error("{file}:1: missing required column(s): {} (found: {})", .missing.join(", "), .found.join(", "))]
+    MissingColumns {
+        file: String,
+        missing: Vec<String>,
+        found: Vec<String>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Rows are applied to the ledger in batches of this size.
+const BATCH: usize = 2000;
+
+/// Most row errors kept in a report; beyond it they are counted, not stored.
+const MAX_ERRORS_KEPT: usize = 10_000;
+
+/// A parsed row waiting to be written.
+enum Parsed {
+    Customer(Box<Customer>),
+    Invoice(InvoiceRecord),
+    Payment(Payment),
+}
+
+impl Parsed {
+    fn customer_key(&self) -> Option<&str> {
+        match self {
+            Parsed::Customer(_) => None,
+            Parsed::Invoice(i) => Some(&i.customer),
+            Parsed::Payment(p) => Some(&p.customer),
+        }
+    }
+}
+
+struct Importer<'a> {
+    kind: ImportKind,
+    tx: Box<dyn LedgerTx>,
+    opts: &'a ImportOptions,
+    /// Customer external id → internal id, filled as batches need them.
+    customer_ids: HashMap<String, i64>,
+    written: UpsertCounts,
+    rejected: Vec<RowError>,
+    rejected_total: u64,
+    unapplied: u64,
+}
+
+impl Importer<'_> {
+    fn reject(&mut self, line: u64, column: Option<String>, message: String) {
+        self.rejected_total += 1;
+        if self.rejected.len() < MAX_ERRORS_KEPT {
+            self.rejected.push(RowError {
+                line,
+                column,
+                message,
+            });
+        }
+    }
+
+    /// Whether rows should still be written (not once the file is known to be rejected).
+    fn writing(&self) -> bool {
+        self.opts.skip_invalid || self.rejected_total == 0
+    }
+
+    async fn flush(&mut self, batch: &mut Vec<(u64, Parsed)>) -> Result<(), ImportError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Resolve the customers this batch refers to.
+        let missing: Vec<&str> = {
+            let mut seen = std::collections::HashSet::new();
+            batch
+                .iter()
+                .filter_map(|(_, p)| p.customer_key())
+                .filter(|k| !self.customer_ids.contains_key(*k) && seen.insert(*k))
+                .collect()
+        };
+        if !missing.is_empty() {
+            let found = self.tx.customer_ids(&missing).await?;
+            self.customer_ids.extend(found);
+        }
+        let rows = std::mem::take(batch);
+        let mut customers = Vec::new();
+        let mut invoices = Vec::new();
+        for (line, parsed) in rows {
+            if let Some(key) = parsed.customer_key() {
+                if !self.customer_ids.contains_key(key) {
+                    self.reject(line, Some("customer".into()), format!("unknown customer '{key}' (import it with `relance import customers` first)"));
+                    continue;
+                }
+            }
+            match parsed {
+                Parsed::Customer(c) => customers.push(*c),
+                Parsed::Invoice(i) => invoices.push((self.customer_ids[&i.customer], i)),
+                Parsed::Payment(p) => {
+                    if !self.writing() {
+                        continue;
+                    }
+                    let outcome = self
+                        .tx
+                        .record_payment(self.customer_ids[&p.customer], &p)
+                        .await?;
+                    match outcome.status {
+                        PaymentStatus::Inserted => self.written.inserted += 1,
+                        PaymentStatus::Updated => self.written.updated += 1,
+                        PaymentStatus::Unchanged => self.written.unchanged += 1,
+                    }
+                    if outcome.unapplied > rust_decimal::Decimal::ZERO {
+                        self.unapplied += 1;
+                    }
+                }
+            }
+        }
+        if !self.writing() {
+            return Ok(());
+        }
+        if !customers.is_empty() {
+            self.written += self.tx.upsert_customers(&customers).await?;
+            // Invoices in a later file may refer to these.
+            for c in customers {
+                self.customer_ids.remove(&c.external_id);
+            }
+        }
+        if !invoices.is_empty() {
+            self.written += self.tx.upsert_invoices(&invoices).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Imports one CSV file into the ledger.
+///
+/// # Errors
+/// When the file cannot be read as CSV, lacks required columns, or the database fails.
+/// Invalid rows are not errors: they are in the report, and the report says whether
+/// anything was committed.
+#[tracing::instrument(skip_all, fields(kind = kind.as_str(), file = %path.display()))]
+pub async fn import_file(
+    store: &dyn Store,
+    kind: ImportKind,
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    let file_label = path.display().to_string();
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let progress = if opts.progress {
+        let pb = indicatif::ProgressBar::with_draw_target(
+            Some(size),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        pb.set_message(format!("importing {}", kind.as_str()));
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut source = CsvSource::open(path, opts.encoding, progress.clone()).map_err(|message| {
+        ImportError::File {
+            file: file_label.clone(),
+            message,
+        }
+    })?;
+    let missing: Vec<String> = kind
+        .required_columns()
+        .iter()
+        .filter(|c| !source.has_column(c))
+        .map(|c| c.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ImportError::MissingColumns {
+            file: file_label,
+            missing,
+            found: source.headers.clone(),
+        });
+    }
+    let ignored_columns: Vec<String> = source
+        .headers
+        .iter()
+        .filter(|h| !kind.known_columns().contains(&h.as_str()))
+        .cloned()
+        .collect();
+    for c in &ignored_columns {
+        tracing::warn!(column = %c, "column not read by relance, ignored");
+    }
+    tracing::debug!(encoding = ?source.encoding, delimiter = %(source.delimiter as char).escape_default(), "reading");
+
+    let mut imp = Importer {
+        kind,
+        tx: store.begin().await?,
+        opts,
+        customer_ids: HashMap::new(),
+        written: UpsertCounts::default(),
+        rejected: Vec::new(),
+        rejected_total: 0,
+        unapplied: 0,
+    };
+    let mut seen_keys: HashMap<Box<str>, u64> = HashMap::new();
+    let mut batch: Vec<(u64, Parsed)> = Vec::with_capacity(BATCH);
+    let mut rows_read = 0u64;
+    while let Some(next) = source.next_row() {
+        rows_read += 1;
+        let row = match next {
+            Ok(r) => r,
+            Err((line, message)) => {
+                imp.reject(line, None, message);
+                continue;
+            }
+        };
+        let line = row.line;
+        let parsed = match imp.kind {
+            ImportKind::Customers => {
+                rows::customer(&row, opts).map(|c| Parsed::Customer(Box::new(c)))
+            }
+            ImportKind::Invoices => rows::invoice(&row, opts).map(Parsed::Invoice),
+            ImportKind::Payments => rows::payment(&row, opts).map(Parsed::Payment),
+        };
+        match parsed {
+            Err(e) => imp.reject(line, e.column, e.message),
+            Ok(p) => {
+                let key: &str = match &p {
+                    Parsed::Customer(c) => &c.external_id,
+                    Parsed::Invoice(i) => &i.number,
+                    Parsed::Payment(p) => &p.external_id,
+                };
+                if let Some(first) = seen_keys.get(key) {
+                    let col = kind.required_columns()[0];
+                    imp.reject(
+                        line,
+                        Some(col.into()),
+                        format!("'{key}' appears twice in the file (first on line {first})"),
+                    );
+                    continue;
+                }
+                seen_keys.insert(key.into(), line);
+                batch.push((line, p));
+                if batch.len() >= BATCH {
+                    imp.flush(&mut batch).await?;
+                }
+            }
+        }
+    }
+    imp.flush(&mut batch).await?;
+    progress.finish_and_clear();
+    let sha256 = source.finish();
+
+    let committed = imp.writing();
+    let Importer {
+        mut tx,
+        written,
+        rejected,
+        rejected_total,
+        unapplied,
+        ..
+    } = imp;
+    if committed {
+        let record = ImportRecord {
+            kind: kind.as_str().to_string(),
+            file_name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256: sha256.clone(),
+            rows_read,
+            rows_written: written.inserted + written.updated + written.unchanged,
+            rows_rejected: rejected_total,
+        };
+        tx.record_import(&record, chrono::Utc::now()).await?;
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    let written = if committed {
+        written
+    } else {
+        UpsertCounts::default()
+    };
+    tracing::info!(
+        rows_read,
+        inserted = written.inserted,
+        updated = written.updated,
+        unchanged = written.unchanged,
+        rejected = rejected_total,
+        committed,
+        "import finished"
+    );
+    Ok(ImportReport {
+        file: path.to_path_buf(),
+        kind,
+        sha256,
+        rows_read,
+        written,
+        rejected,
+        committed,
+        ignored_columns,
+        unapplied_payments: unapplied,
+    })
+}

@@ -1,0 +1,148 @@
+//! One CSV row → one domain value, per kind of file.
+
+use crate::domain::{
+    parse_amount, parse_date, CountryCode, Currency, Customer, EmailAddress, Insurance,
+    InvoiceRecord, Locale, Payment, PhoneNumber, PostalAddress, Siren, Siret, VatNumber,
+};
+
+use super::csv_source::{parse_bool, split_list, FieldError, Row};
+use super::ImportOptions;
+
+fn currency(row: &Row<'_>, opts: &ImportOptions) -> Result<Currency, FieldError> {
+    Ok(row
+        .parse("currency", Currency::parse)?
+        .unwrap_or(opts.default_currency))
+}
+
+fn money(
+    row: &Row<'_>,
+    column: &str,
+    currency: Currency,
+) -> Result<Option<rust_decimal::Decimal>, FieldError> {
+    let Some(amount) = row.parse(column, parse_amount)? else {
+        return Ok(None);
+    };
+    currency
+        .to_minor(amount)
+        .map_err(|e| FieldError::new(column, e.to_string()))?;
+    Ok(Some(amount))
+}
+
+pub fn customer(row: &Row<'_>, opts: &ImportOptions) -> Result<Customer, FieldError> {
+    let currency = currency(row, opts)?;
+    let emails = match row.get("emails")? {
+        None => Vec::new(),
+        Some(t) => split_list(&t)
+            .iter()
+            .map(|e| EmailAddress::parse(e))
+            .collect::<Result<_, _>>()
+            .map_err(|e| FieldError::new("emails", e.0))?,
+    };
+    let phones = match row.get("phones")? {
+        None => Vec::new(),
+        Some(t) => split_list(&t)
+            .iter()
+            .map(|p| PhoneNumber::parse(p))
+            .collect::<Result<_, _>>()
+            .map_err(|e| FieldError::new("phones", e.0))?,
+    };
+    let country = row
+        .parse("country", CountryCode::parse)?
+        .unwrap_or(opts.default_country);
+    let credit_limit = money(row, "credit_limit", currency)?;
+    let cover_amount = money(row, "cover_amount", currency)?;
+    for (col, v) in [
+        ("credit_limit", credit_limit),
+        ("cover_amount", cover_amount),
+    ] {
+        if v.is_some_and(|a| a < rust_decimal::Decimal::ZERO) {
+            return Err(FieldError::new(col, "must not be negative"));
+        }
+    }
+    let insurer_policy = row.get("insurer_policy")?;
+    let insured = row
+        .parse("insured", parse_bool)?
+        .unwrap_or(insurer_policy.is_some());
+    let segment = row.required("segment")?;
+    if !segment
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(FieldError::new(
+            "segment",
+            format!("'{segment}' is not a segment name (letters, digits, '_' and '-')"),
+        ));
+    }
+    Ok(Customer {
+        external_id: row.required("external_id")?,
+        name: row.required("name")?,
+        legal_name: row.get("legal_name")?,
+        siren: row.parse("siren", Siren::parse)?,
+        siret: row.parse("siret", Siret::parse)?,
+        vat_number: row.parse("vat_number", VatNumber::parse)?,
+        country,
+        segment,
+        locale: row
+            .parse("locale", Locale::parse)?
+            .unwrap_or(opts.default_locale),
+        emails,
+        phones,
+        address: PostalAddress {
+            line1: row.get("address_line1")?,
+            line2: row.get("address_line2")?,
+            postal_code: row.get("postal_code")?,
+            city: row.get("city")?,
+            country: Some(country),
+        },
+        currency,
+        credit_limit,
+        insurance: Insurance {
+            insured,
+            policy: insurer_policy,
+            buyer_ref: row.get("insurer_buyer_ref")?,
+            cover_amount,
+        },
+        collector: row.get("collector")?,
+        tags: row.get("tags")?.map(|t| split_list(&t)).unwrap_or_default(),
+        pause: None,
+    })
+}
+
+pub fn invoice(row: &Row<'_>, opts: &ImportOptions) -> Result<InvoiceRecord, FieldError> {
+    let currency = currency(row, opts)?;
+    let record = InvoiceRecord {
+        number: row.required("number")?,
+        customer: row.required("customer")?,
+        issue_date: row.parse_required("issue_date", parse_date)?,
+        due_date: row.parse_required("due_date", parse_date)?,
+        currency,
+        amount: money(row, "amount", currency)?
+            .ok_or_else(|| FieldError::new("amount", "is empty"))?,
+        open_amount: money(row, "open_amount", currency)?,
+        status: row.parse("status", str::parse)?,
+    };
+    record
+        .validate()
+        .map_err(|(col, msg)| FieldError::new(col, msg))?;
+    Ok(record)
+}
+
+pub fn payment(row: &Row<'_>, opts: &ImportOptions) -> Result<Payment, FieldError> {
+    let currency = currency(row, opts)?;
+    let payment = Payment {
+        external_id: row.required("id")?,
+        customer: row.required("customer")?,
+        kind: row
+            .parse("kind", str::parse)?
+            .unwrap_or(crate::domain::PaymentKind::Payment),
+        date: row.parse_required("date", parse_date)?,
+        currency,
+        amount: money(row, "amount", currency)?
+            .ok_or_else(|| FieldError::new("amount", "is empty"))?,
+        reference: row.get("reference")?,
+    };
+    payment
+        .validate()
+        .map_err(|(col, msg)| FieldError::new(col, msg))?;
+    Ok(payment)
+}

@@ -1,0 +1,219 @@
+//! The ledger's storage: one [`Store`] trait, two implementations (SQLite and
+//! PostgreSQL) chosen by the database URL, one migrations folder per backend.
+//!
+//! Both implementations are generated from the same SQL (`sql.rs`), so they behave
+//! identically; only connection set-up and a few backend-specific statements differ.
+//! Writes go through a [`LedgerTx`] unit of work: an import or an API batch is one
+//! transaction, committed whole or not at all.
+
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::config::DatabaseUrl;
+use crate::domain::{Customer, Dispute, Invoice, InvoiceRecord, Pause, Payment, PromiseToPay};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{what} '{key}' not found")]
+    NotFound { what: &'static str, key: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How many rows a batch upsert inserted, changed, or found identical.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UpsertCounts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for UpsertCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+    }
+}
+
+/// What recording a payment did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentOutcome {
+    pub status: PaymentStatus,
+    /// (invoice number, amount) allocations now in force for this payment.
+    pub allocations: Vec<(String, Decimal)>,
+    pub unapplied: Decimal,
+    pub by_reference: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentStatus {
+    /// A new payment, allocated.
+    Inserted,
+    /// A known payment whose details changed: its allocations were redone.
+    Updated,
+    /// A known payment, identical: nothing done.
+    Unchanged,
+}
+
+/// A payment with where it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentView {
+    pub payment: Payment,
+    pub allocations: Vec<(String, Decimal)>,
+    pub unapplied: Decimal,
+}
+
+/// A new promise to pay.
+#[derive(Debug, Clone)]
+pub struct NewPromise {
+    pub customer: String,
+    pub promised_date: NaiveDate,
+    pub amount: Decimal,
+    /// Invoice numbers; empty means every open invoice of the customer.
+    pub invoices: Vec<String>,
+    pub note: Option<String>,
+}
+
+/// An import, as recorded in the ledger.
+#[derive(Debug, Clone)]
+pub struct ImportRecord {
+    pub kind: String,
+    pub file_name: String,
+    pub sha256: String,
+    pub rows_read: u64,
+    pub rows_written: u64,
+    pub rows_rejected: u64,
+}
+
+/// Totals for one currency.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CurrencyTotals {
+    pub currency: String,
+    pub open_invoices: u64,
+    pub open: Decimal,
+    pub overdue: Decimal,
+    pub unapplied_credit: Decimal,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LedgerSummary {
+    pub customers: u64,
+    pub invoices: u64,
+    pub payments: u64,
+    pub pending_promises: u64,
+    pub by_currency: Vec<CurrencyTotals>,
+}
+
+/// The ledger as persisted.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations; returns how many were applied.
+    async fn migrate(&self) -> Result<usize>;
+
+    /// Starts a unit of work.
+    async fn begin(&self) -> Result<Box<dyn LedgerTx>>;
+
+    async fn customer(&self, external_id: &str) -> Result<Option<Customer>>;
+    /// Customers, optionally of one segment, by external id.
+    async fn customers(
+        &self,
+        segment: Option<&str>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<Vec<Customer>>;
+    /// Every invoice of a customer, by due date.
+    async fn invoices_of(&self, customer: &str) -> Result<Vec<Invoice>>;
+    async fn invoice(&self, number: &str) -> Result<Option<Invoice>>;
+    async fn payments_of(&self, customer: &str) -> Result<Vec<PaymentView>>;
+    async fn promises_of(&self, customer: &str) -> Result<Vec<PromiseToPay>>;
+    /// Ledger totals as of `today` (for overdue amounts).
+    async fn summary(&self, today: NaiveDate) -> Result<LedgerSummary>;
+
+    async fn close(&self);
+}
+
+/// One transaction on the ledger. Dropping it without `commit` rolls it back.
+#[async_trait]
+pub trait LedgerTx: Send {
+    /// Inserts or updates customers by external id. Pauses are not touched.
+    async fn upsert_customers(&mut self, batch: &[Customer]) -> Result<UpsertCounts>;
+
+    /// Internal ids of the given customers (those that exist).
+    async fn customer_ids(&mut self, external_ids: &[&str]) -> Result<HashMap<String, i64>>;
+
+    /// Inserts or updates invoices by number; `customer_id` comes from [`Self::customer_ids`].
+    /// Disputes and pauses are not touched.
+    async fn upsert_invoices(&mut self, batch: &[(i64, InvoiceRecord)]) -> Result<UpsertCounts>;
+
+    /// Records a payment or credit note and allocates it (see [`crate::domain::allocate`]).
+    async fn record_payment(
+        &mut self,
+        customer_id: i64,
+        payment: &Payment,
+    ) -> Result<PaymentOutcome>;
+
+    /// Pauses a customer's dunning, or lifts the pause with `None`.
+    async fn set_customer_pause(&mut self, customer: &str, pause: Option<&Pause>) -> Result<()>;
+    /// Pauses one invoice's dunning, or lifts the pause with `None`.
+    async fn set_invoice_pause(&mut self, number: &str, pause: Option<&Pause>) -> Result<()>;
+    /// Opens (`Some`) or resolves (`None`) a dispute on an invoice.
+    async fn set_invoice_dispute(&mut self, number: &str, dispute: Option<&Dispute>) -> Result<()>;
+
+    /// Records a promise to pay; returns its id.
+    async fn add_promise(&mut self, promise: &NewPromise, now: DateTime<Utc>) -> Result<i64>;
+    /// Marks pending promises kept or broken as of `today`; returns how many changed.
+    async fn refresh_promises(&mut self, today: NaiveDate, now: DateTime<Utc>) -> Result<u64>;
+
+    async fn record_import(&mut self, record: &ImportRecord, now: DateTime<Utc>) -> Result<()>;
+
+    async fn commit(self: Box<Self>) -> Result<()>;
+    async fn rollback(self: Box<Self>) -> Result<()>;
+}
+
+/// Opens the store a URL names: `sqlite://path` (created if missing) or `postgres://...`.
+///
+/// # Errors
+/// When the database cannot be reached or opened.
+pub async fn open(url: &DatabaseUrl, max_connections: u32) -> Result<Arc<dyn Store>> {
+    if url.is_postgres() {
+        Ok(Arc::new(
+            PostgresStore::connect(url.expose(), max_connections).await?,
+        ))
+    } else {
+        Ok(Arc::new(
+            SqliteStore::connect(url.expose(), max_connections).await?,
+        ))
+    }
+}

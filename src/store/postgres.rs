@@ -1,0 +1,53 @@
+//! PostgreSQL: the production backend, shared by several relance instances.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+use super::sql::ledger_sql;
+use super::{Backend, Result};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to the server the URL names.
+    ///
+    /// # Errors
+    /// When the server cannot be reached or refuses the connection.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<PostgresStore> {
+        let options = PgConnectOptions::from_str(url)?.application_name("relance");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(PostgresStore { pool })
+    }
+
+    async fn run_migrations(&self) -> Result<usize> {
+        let before = applied(&self.pool).await;
+        MIGRATOR.run(&self.pool).await?;
+        Ok(applied(&self.pool).await - before)
+    }
+}
+
+async fn applied(pool: &PgPool) -> usize {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .map_or(0, |n| n as usize)
+}
+
+ledger_sql!(
+    store = PostgresStore,
+    tx = PostgresTx,
+    db = Postgres,
+    backend = Backend::Postgres,
+    distinct = "IS DISTINCT FROM"
+);

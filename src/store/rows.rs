@@ -1,0 +1,312 @@
+//! Rows as stored, and their conversion to and from domain types. Shared by both
+//! backends: the column types decode the same way on SQLite and PostgreSQL.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{Result, StoreError};
+use crate::domain::{
+    CountryCode, Currency, Customer, Dispute, EmailAddress, Insurance, Invoice, InvoiceStatus,
+    Locale, Pause, Payment, PaymentKind, PhoneNumber, PostalAddress, PromiseStatus, PromiseToPay,
+    Siren, Siret, VatNumber,
+};
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+pub(crate) fn currency(code: &str) -> Result<Currency> {
+    Currency::parse(code).map_err(|e| corrupt("currency", e))
+}
+
+fn json_list<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<Vec<T>> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+fn pause(reason: Option<String>, until: Option<NaiveDate>) -> Option<Pause> {
+    reason.map(|reason| Pause { reason, until })
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CustomerRow {
+    pub external_id: String,
+    pub name: String,
+    pub legal_name: Option<String>,
+    pub siren: Option<String>,
+    pub siret: Option<String>,
+    pub vat_number: Option<String>,
+    pub country: String,
+    pub segment: String,
+    pub locale: String,
+    pub emails: String,
+    pub phones: String,
+    pub address_line1: Option<String>,
+    pub address_line2: Option<String>,
+    pub postal_code: Option<String>,
+    pub city: Option<String>,
+    pub address_country: Option<String>,
+    pub currency: String,
+    pub credit_limit_minor: Option<i64>,
+    pub insured: bool,
+    pub insurer_policy: Option<String>,
+    pub insurer_buyer_ref: Option<String>,
+    pub cover_minor: Option<i64>,
+    pub collector: Option<String>,
+    pub tags: String,
+    pub pause_reason: Option<String>,
+    pub paused_until: Option<NaiveDate>,
+}
+
+pub(crate) const CUSTOMER_COLUMNS: &str = "external_id, name, legal_name, siren, siret, vat_number, country, segment, locale, emails, phones, address_line1, address_line2, postal_code, city, address_country, currency, credit_limit_minor, insured, insurer_policy, insurer_buyer_ref, cover_minor, collector, tags, pause_reason, paused_until";
+
+fn opt<T>(
+    v: Option<String>,
+    f: fn(&str) -> Result<T, crate::domain::InvalidValue>,
+) -> Result<Option<T>, crate::domain::InvalidValue> {
+    v.map(|s| f(&s)).transpose()
+}
+
+impl TryFrom<CustomerRow> for Customer {
+    type Error = StoreError;
+    fn try_from(r: CustomerRow) -> Result<Customer> {
+        let cur = currency(&r.currency)?;
+        Ok(Customer {
+            siren: opt(r.siren, Siren::parse).map_err(|e| corrupt("siren", e))?,
+            siret: opt(r.siret, Siret::parse).map_err(|e| corrupt("siret", e))?,
+            vat_number: opt(r.vat_number, VatNumber::parse)
+                .map_err(|e| corrupt("vat_number", e))?,
+            country: CountryCode::parse(&r.country).map_err(|e| corrupt("country", e))?,
+            locale: Locale::parse(&r.locale).map_err(|e| corrupt("locale", e))?,
+            emails: json_list::<EmailAddress>("emails", &r.emails)?,
+            phones: json_list::<PhoneNumber>("phones", &r.phones)?,
+            address: PostalAddress {
+                line1: r.address_line1,
+                line2: r.address_line2,
+                postal_code: r.postal_code,
+                city: r.city,
+                country: opt(r.address_country, CountryCode::parse)
+                    .map_err(|e| corrupt("address_country", e))?,
+            },
+            currency: cur,
+            credit_limit: r.credit_limit_minor.map(|m| cur.from_minor(m)),
+            insurance: Insurance {
+                insured: r.insured,
+                policy: r.insurer_policy,
+                buyer_ref: r.insurer_buyer_ref,
+                cover_amount: r.cover_minor.map(|m| cur.from_minor(m)),
+            },
+            collector: r.collector,
+            tags: json_list("tags", &r.tags)?,
+            pause: pause(r.pause_reason, r.paused_until),
+            external_id: r.external_id,
+            name: r.name,
+            legal_name: r.legal_name,
+            segment: r.segment,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InvoiceRow {
+    pub number: String,
+    pub customer: String,
+    pub issue_date: NaiveDate,
+    pub due_date: NaiveDate,
+    pub currency: String,
+    pub amount_minor: i64,
+    pub open_minor: i64,
+    pub status: String,
+    pub dispute_reason: Option<String>,
+    pub disputed_at: Option<DateTime<Utc>>,
+    pub pause_reason: Option<String>,
+    pub paused_until: Option<NaiveDate>,
+}
+
+pub(crate) const INVOICE_SELECT: &str = "SELECT i.number, c.external_id AS customer, i.issue_date, i.due_date, i.currency, i.amount_minor, i.open_minor, i.status, i.dispute_reason, i.disputed_at, i.pause_reason, i.paused_until FROM invoices i JOIN customers c ON c.id = i.customer_id";
+
+impl TryFrom<InvoiceRow> for Invoice {
+    type Error = StoreError;
+    fn try_from(r: InvoiceRow) -> Result<Invoice> {
+        let cur = currency(&r.currency)?;
+        Ok(Invoice {
+            status: r
+                .status
+                .parse::<InvoiceStatus>()
+                .map_err(|e| corrupt("status", e))?,
+            dispute: match (r.dispute_reason, r.disputed_at) {
+                (Some(reason), Some(opened_at)) => Some(Dispute { reason, opened_at }),
+                _ => None,
+            },
+            pause: pause(r.pause_reason, r.paused_until),
+            amount: cur.from_minor(r.amount_minor),
+            open_amount: cur.from_minor(r.open_minor),
+            currency: cur,
+            number: r.number,
+            customer: r.customer,
+            issue_date: r.issue_date,
+            due_date: r.due_date,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PaymentRow {
+    pub id: i64,
+    pub external_id: String,
+    pub customer: String,
+    pub kind: String,
+    pub date: NaiveDate,
+    pub currency: String,
+    pub amount_minor: i64,
+    pub unapplied_minor: i64,
+    pub reference: Option<String>,
+}
+
+impl PaymentRow {
+    pub fn into_payment(self) -> Result<(i64, Payment, i64)> {
+        let cur = currency(&self.currency)?;
+        Ok((
+            self.id,
+            Payment {
+                external_id: self.external_id,
+                customer: self.customer,
+                kind: self
+                    .kind
+                    .parse::<PaymentKind>()
+                    .map_err(|e| corrupt("kind", e))?,
+                date: self.date,
+                currency: cur,
+                amount: cur.from_minor(self.amount_minor),
+                reference: self.reference,
+            },
+            self.unapplied_minor,
+        ))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PromiseRow {
+    pub id: i64,
+    pub customer: String,
+    pub promised_date: NaiveDate,
+    pub currency: String,
+    pub amount_minor: i64,
+    pub status: String,
+    pub note: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl PromiseRow {
+    pub fn into_promise(self, invoices: Vec<String>) -> Result<PromiseToPay> {
+        let cur = currency(&self.currency)?;
+        Ok(PromiseToPay {
+            id: self.id,
+            customer: self.customer,
+            promised_date: self.promised_date,
+            amount: cur.from_minor(self.amount_minor),
+            currency: cur,
+            invoices,
+            status: self
+                .status
+                .parse::<PromiseStatus>()
+                .map_err(|e| corrupt("status", e))?,
+            note: self.note,
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// Customer fields as bound into an upsert, in [`CUSTOMER_UPSERT_COLUMNS`] order.
+pub(crate) struct CustomerBinds {
+    pub external_id: String,
+    pub name: String,
+    pub legal_name: Option<String>,
+    pub siren: Option<String>,
+    pub siret: Option<String>,
+    pub vat_number: Option<String>,
+    pub country: String,
+    pub segment: String,
+    pub locale: &'static str,
+    pub emails: String,
+    pub phones: String,
+    pub address_line1: Option<String>,
+    pub address_line2: Option<String>,
+    pub postal_code: Option<String>,
+    pub city: Option<String>,
+    pub address_country: Option<String>,
+    pub currency: String,
+    pub credit_limit_minor: Option<i64>,
+    pub insured: bool,
+    pub insurer_policy: Option<String>,
+    pub insurer_buyer_ref: Option<String>,
+    pub cover_minor: Option<i64>,
+    pub collector: Option<String>,
+    pub tags: String,
+}
+
+/// The columns an upsert writes (everything but the pause, which collectors own).
+pub(crate) const CUSTOMER_UPSERT_COLUMNS: &[&str] = &[
+    "external_id",
+    "name",
+    "legal_name",
+    "siren",
+    "siret",
+    "vat_number",
+    "country",
+    "segment",
+    "locale",
+    "emails",
+    "phones",
+    "address_line1",
+    "address_line2",
+    "postal_code",
+    "city",
+    "address_country",
+    "currency",
+    "credit_limit_minor",
+    "insured",
+    "insurer_policy",
+    "insurer_buyer_ref",
+    "cover_minor",
+    "collector",
+    "tags",
+];
+
+impl CustomerBinds {
+    pub fn from_customer(c: &Customer) -> Result<CustomerBinds> {
+        let minor = |v: Option<rust_decimal::Decimal>| {
+            v.map(|a| c.currency.to_minor(a))
+                .transpose()
+                .map_err(|e| StoreError::Invalid(format!("customer {}: {e}", c.external_id)))
+        };
+        Ok(CustomerBinds {
+            external_id: c.external_id.clone(),
+            name: c.name.clone(),
+            legal_name: c.legal_name.clone(),
+            siren: c.siren.as_ref().map(|s| s.to_string()),
+            siret: c.siret.as_ref().map(|s| s.to_string()),
+            vat_number: c.vat_number.as_ref().map(|s| s.to_string()),
+            country: c.country.to_string(),
+            segment: c.segment.clone(),
+            locale: c.locale.as_str(),
+            emails: to_json(&c.emails),
+            phones: to_json(&c.phones),
+            address_line1: c.address.line1.clone(),
+            address_line2: c.address.line2.clone(),
+            postal_code: c.address.postal_code.clone(),
+            city: c.address.city.clone(),
+            address_country: c.address.country.map(|k| k.to_string()),
+            currency: c.currency.to_string(),
+            credit_limit_minor: minor(c.credit_limit)?,
+            insured: c.insurance.insured,
+            insurer_policy: c.insurance.policy.clone(),
+            insurer_buyer_ref: c.insurance.buyer_ref.clone(),
+            cover_minor: minor(c.insurance.cover_amount)?,
+            collector: c.collector.clone(),
+            tags: to_json(&c.tags),
+        })
+    }
+}

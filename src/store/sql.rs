@@ -1,0 +1,598 @@
+//! The SQL both backends share. `ledger_sql!` generates the [`Store`] and [`LedgerTx`]
+//! implementations for one sqlx driver from the same statements, so SQLite and
+//! PostgreSQL behave the same by construction. Placeholders are `$N`, which both
+//! drivers bind by number.
+//!
+//! [`Store`]: super::Store
+//! [`LedgerTx`]: super::LedgerTx
+
+/// Rows per multi-row statement: well under SQLite's 32,766 bound parameters.
+pub(crate) const BATCH_ROWS: usize = 500;
+
+macro_rules! ledger_sql {
+    (store = $store:ident, tx = $tx:ident, db = $db:ty, backend = $backend:expr, distinct = $distinct:literal) => {
+        /// A ledger transaction on this backend.
+        pub struct $tx {
+            tx: sqlx::Transaction<'static, $db>,
+        }
+
+        impl $tx {
+            async fn allocations_of(&mut self, payment_id: i64, cur: $crate::domain::Currency) -> $crate::store::Result<(Vec<(String, rust_decimal::Decimal)>, rust_decimal::Decimal)> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT i.number, a.amount_minor FROM allocations a JOIN invoices i ON i.id = a.invoice_id WHERE a.payment_id = $1 ORDER BY a.id",
+                )
+                .bind(payment_id)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                let unapplied: i64 = sqlx::query_scalar("SELECT unapplied_minor FROM payments WHERE id = $1")
+                    .bind(payment_id)
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                Ok((rows.into_iter().map(|(n, m)| (n, cur.from_minor(m))).collect(), cur.from_minor(unapplied)))
+            }
+
+            async fn reverse_allocations(&mut self, payment_id: i64, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
+                let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT invoice_id, amount_minor FROM allocations WHERE payment_id = $1")
+                    .bind(payment_id)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                for (invoice_id, amount) in rows {
+                    sqlx::query(
+                        "UPDATE invoices SET allocated_minor = allocated_minor - $1, open_minor = open_minor + $1, \
+                         status = CASE WHEN status = 'paid' THEN 'open' ELSE status END, updated_at = $2 WHERE id = $3",
+                    )
+                    .bind(amount)
+                    .bind(now)
+                    .bind(invoice_id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                }
+                sqlx::query("DELETE FROM allocations WHERE payment_id = $1").bind(payment_id).execute(&mut *self.tx).await?;
+                Ok(())
+            }
+
+            async fn count_existing(&mut self, table: &str, key: &str, keys: &[&str]) -> $crate::store::Result<u64> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!("SELECT COUNT(*) FROM {table} WHERE {key} IN ("));
+                let mut sep = qb.separated(", ");
+                for k in keys {
+                    sep.push_bind(k.to_string());
+                }
+                qb.push(")");
+                let n: i64 = qb.build_query_scalar().fetch_one(&mut *self.tx).await?;
+                Ok(n as u64)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::LedgerTx for $tx {
+            async fn upsert_customers(&mut self, batch: &[$crate::domain::Customer]) -> $crate::store::Result<$crate::store::UpsertCounts> {
+                use $crate::store::rows::{CustomerBinds, CUSTOMER_UPSERT_COLUMNS};
+                let mut counts = $crate::store::UpsertCounts::default();
+                let now = chrono::Utc::now();
+                for chunk in batch.chunks($crate::store::sql::BATCH_ROWS) {
+                    let keys: Vec<&str> = chunk.iter().map(|c| c.external_id.as_str()).collect();
+                    let existing = self.count_existing("customers", "external_id", &keys).await?;
+                    let binds = chunk.iter().map(CustomerBinds::from_customer).collect::<$crate::store::Result<Vec<_>>>()?;
+                    let cols = CUSTOMER_UPSERT_COLUMNS.join(", ");
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO customers ({cols}, created_at, updated_at) "));
+                    qb.push_values(binds, |mut b, c| {
+                        b.push_bind(c.external_id)
+                            .push_bind(c.name)
+                            .push_bind(c.legal_name)
+                            .push_bind(c.siren)
+                            .push_bind(c.siret)
+                            .push_bind(c.vat_number)
+                            .push_bind(c.country)
+                            .push_bind(c.segment)
+                            .push_bind(c.locale)
+                            .push_bind(c.emails)
+                            .push_bind(c.phones)
+                            .push_bind(c.address_line1)
+                            .push_bind(c.address_line2)
+                            .push_bind(c.postal_code)
+                            .push_bind(c.city)
+                            .push_bind(c.address_country)
+                            .push_bind(c.currency)
+                            .push_bind(c.credit_limit_minor)
+                            .push_bind(c.insured)
+                            .push_bind(c.insurer_policy)
+                            .push_bind(c.insurer_buyer_ref)
+                            .push_bind(c.cover_minor)
+                            .push_bind(c.collector)
+                            .push_bind(c.tags)
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    let data = &CUSTOMER_UPSERT_COLUMNS[1..];
+                    let set: Vec<String> = data.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+                    let old: Vec<String> = data.iter().map(|c| format!("customers.{c}")).collect();
+                    let new: Vec<String> = data.iter().map(|c| format!("excluded.{c}")).collect();
+                    qb.push(format!(
+                        " ON CONFLICT (external_id) DO UPDATE SET {}, updated_at = excluded.updated_at WHERE ({}) {} ({})",
+                        set.join(", "),
+                        old.join(", "),
+                        $distinct,
+                        new.join(", ")
+                    ));
+                    let affected = qb.build().execute(&mut *self.tx).await?.rows_affected();
+                    let inserted = chunk.len() as u64 - existing;
+                    let updated = affected.saturating_sub(inserted);
+                    counts += $crate::store::UpsertCounts { inserted, updated, unchanged: existing - updated };
+                }
+                Ok(counts)
+            }
+
+            async fn customer_ids(&mut self, external_ids: &[&str]) -> $crate::store::Result<std::collections::HashMap<String, i64>> {
+                let mut out = std::collections::HashMap::with_capacity(external_ids.len());
+                for chunk in external_ids.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT external_id, id FROM customers WHERE external_id IN (");
+                    let mut sep = qb.separated(", ");
+                    for k in chunk {
+                        sep.push_bind(k.to_string());
+                    }
+                    qb.push(")");
+                    let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *self.tx).await?;
+                    out.extend(rows);
+                }
+                Ok(out)
+            }
+
+            async fn upsert_invoices(&mut self, batch: &[(i64, $crate::domain::InvoiceRecord)]) -> $crate::store::Result<$crate::store::UpsertCounts> {
+                let mut counts = $crate::store::UpsertCounts::default();
+                let now = chrono::Utc::now();
+                let invalid = |n: &str, e: $crate::domain::MoneyError| $crate::store::StoreError::Invalid(format!("invoice {n}: {e}"));
+                for chunk in batch.chunks($crate::store::sql::BATCH_ROWS) {
+                    let keys: Vec<&str> = chunk.iter().map(|(_, r)| r.number.as_str()).collect();
+                    let existing = self.count_existing("invoices", "number", &keys).await?;
+                    let mut rows = Vec::with_capacity(chunk.len());
+                    for (customer_id, r) in chunk {
+                        let amount = r.currency.to_minor(r.amount).map_err(|e| invalid(&r.number, e))?;
+                        let erp_open = r.open_amount.map(|o| r.currency.to_minor(o)).transpose().map_err(|e| invalid(&r.number, e))?;
+                        let open = erp_open.unwrap_or(amount);
+                        let status = r.status.map_or(if open > 0 { "open" } else { "paid" }, |s| s.as_str());
+                        rows.push((*customer_id, r, amount, erp_open, open, r.status.map(|s| s.as_str()), status));
+                    }
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO invoices (number, customer_id, issue_date, due_date, currency, amount_minor, erp_open_minor, erp_status, open_minor, status, created_at, updated_at) ",
+                    );
+                    qb.push_values(rows, |mut b, (cid, r, amount, erp_open, open, erp_status, status)| {
+                        b.push_bind(r.number.clone())
+                            .push_bind(cid)
+                            .push_bind(r.issue_date)
+                            .push_bind(r.due_date)
+                            .push_bind(r.currency.code().to_string())
+                            .push_bind(amount)
+                            .push_bind(erp_open)
+                            .push_bind(erp_status)
+                            .push_bind(open)
+                            .push_bind(status)
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    qb.push(concat!(
+                        " ON CONFLICT (number) DO UPDATE SET customer_id = excluded.customer_id, issue_date = excluded.issue_date, ",
+                        "due_date = excluded.due_date, currency = excluded.currency, amount_minor = excluded.amount_minor, ",
+                        "erp_open_minor = excluded.erp_open_minor, erp_status = excluded.erp_status, ",
+                        "open_minor = COALESCE(excluded.erp_open_minor, CASE WHEN excluded.amount_minor - invoices.allocated_minor < 0 THEN 0 ELSE excluded.amount_minor - invoices.allocated_minor END), ",
+                        "status = CASE WHEN excluded.erp_status IS NOT NULL THEN excluded.erp_status ",
+                        "WHEN invoices.status IN ('cancelled', 'written_off') THEN invoices.status ",
+                        "WHEN COALESCE(excluded.erp_open_minor, excluded.amount_minor - invoices.allocated_minor) <= 0 THEN 'paid' ELSE 'open' END, ",
+                        "updated_at = excluded.updated_at ",
+                        "WHERE (invoices.customer_id, invoices.issue_date, invoices.due_date, invoices.currency, invoices.amount_minor, invoices.erp_open_minor, invoices.erp_status) ",
+                        $distinct,
+                        " (excluded.customer_id, excluded.issue_date, excluded.due_date, excluded.currency, excluded.amount_minor, excluded.erp_open_minor, excluded.erp_status)"
+                    ));
+                    let affected = qb.build().execute(&mut *self.tx).await?.rows_affected();
+                    let inserted = chunk.len() as u64 - existing;
+                    let updated = affected.saturating_sub(inserted);
+                    counts += $crate::store::UpsertCounts { inserted, updated, unchanged: existing - updated };
+                }
+                Ok(counts)
+            }
+
+            async fn record_payment(&mut self, customer_id: i64, p: &$crate::domain::Payment) -> $crate::store::Result<$crate::store::PaymentOutcome> {
+                use $crate::store::{PaymentOutcome, PaymentStatus};
+                let amount = p.currency.to_minor(p.amount).map_err(|e| $crate::store::StoreError::Invalid(format!("payment {}: {e}", p.external_id)))?;
+                let now = chrono::Utc::now();
+                type Existing = (i64, i64, String, chrono::NaiveDate, String, i64, Option<String>);
+                let existing: Option<Existing> = sqlx::query_as(
+                    "SELECT id, customer_id, kind, date, currency, amount_minor, reference FROM payments WHERE external_id = $1",
+                )
+                .bind(&p.external_id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                let (payment_id, status) = match existing {
+                    Some((id, cid, kind, date, cur, amt, reference))
+                        if cid == customer_id && kind == p.kind.as_str() && date == p.date && cur == p.currency.code() && amt == amount && reference == p.reference =>
+                    {
+                        let (allocations, unapplied) = self.allocations_of(id, p.currency).await?;
+                        return Ok(PaymentOutcome { status: PaymentStatus::Unchanged, allocations, unapplied, by_reference: false });
+                    }
+                    Some((id, ..)) => {
+                        self.reverse_allocations(id, now).await?;
+                        sqlx::query(
+                            "UPDATE payments SET customer_id = $1, kind = $2, date = $3, currency = $4, amount_minor = $5, unapplied_minor = $5, reference = $6, updated_at = $7 WHERE id = $8",
+                        )
+                        .bind(customer_id)
+                        .bind(p.kind.as_str())
+                        .bind(p.date)
+                        .bind(p.currency.code())
+                        .bind(amount)
+                        .bind(&p.reference)
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *self.tx)
+                        .await?;
+                        (id, PaymentStatus::Updated)
+                    }
+                    None => {
+                        let id: i64 = sqlx::query_scalar(
+                            "INSERT INTO payments (external_id, customer_id, kind, date, currency, amount_minor, unapplied_minor, reference, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $8) RETURNING id",
+                        )
+                        .bind(&p.external_id)
+                        .bind(customer_id)
+                        .bind(p.kind.as_str())
+                        .bind(p.date)
+                        .bind(p.currency.code())
+                        .bind(amount)
+                        .bind(&p.reference)
+                        .bind(now)
+                        .fetch_one(&mut *self.tx)
+                        .await?;
+                        (id, PaymentStatus::Inserted)
+                    }
+                };
+                type Open = (i64, String, chrono::NaiveDate, chrono::NaiveDate, i64, Option<String>);
+                let open: Vec<Open> = sqlx::query_as(
+                    "SELECT id, number, issue_date, due_date, open_minor, dispute_reason FROM invoices \
+                     WHERE customer_id = $1 AND currency = $2 AND status = 'open' AND open_minor > 0",
+                )
+                .bind(customer_id)
+                .bind(p.currency.code())
+                .fetch_all(&mut *self.tx)
+                .await?;
+                let items: Vec<$crate::domain::OpenItem> = open
+                    .into_iter()
+                    .map(|(invoice_id, number, issue_date, due_date, open_minor, dispute)| $crate::domain::OpenItem {
+                        invoice_id,
+                        number,
+                        issue_date,
+                        due_date,
+                        open_minor,
+                        disputed: dispute.is_some(),
+                    })
+                    .collect();
+                let alloc = $crate::domain::allocate(amount, p.reference.as_deref(), &items);
+                for (invoice_id, part) in &alloc.lines {
+                    sqlx::query("INSERT INTO allocations (payment_id, invoice_id, amount_minor, created_at) VALUES ($1, $2, $3, $4)")
+                        .bind(payment_id)
+                        .bind(invoice_id)
+                        .bind(part)
+                        .bind(now)
+                        .execute(&mut *self.tx)
+                        .await?;
+                    sqlx::query(
+                        "UPDATE invoices SET allocated_minor = allocated_minor + $1, open_minor = open_minor - $1, \
+                         status = CASE WHEN open_minor - $1 <= 0 THEN 'paid' ELSE status END, updated_at = $2 WHERE id = $3",
+                    )
+                    .bind(part)
+                    .bind(now)
+                    .bind(invoice_id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                }
+                sqlx::query("UPDATE payments SET unapplied_minor = $1 WHERE id = $2")
+                    .bind(alloc.unapplied_minor)
+                    .bind(payment_id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                let (allocations, unapplied) = self.allocations_of(payment_id, p.currency).await?;
+                Ok(PaymentOutcome { status, allocations, unapplied, by_reference: alloc.by_reference })
+            }
+
+            async fn set_customer_pause(&mut self, customer: &str, pause: Option<&$crate::domain::Pause>) -> $crate::store::Result<()> {
+                let n = sqlx::query("UPDATE customers SET pause_reason = $1, paused_until = $2, updated_at = $3 WHERE external_id = $4")
+                    .bind(pause.map(|p| p.reason.clone()))
+                    .bind(pause.and_then(|p| p.until))
+                    .bind(chrono::Utc::now())
+                    .bind(customer)
+                    .execute(&mut *self.tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Err($crate::store::StoreError::NotFound { what: "customer", key: customer.to_string() });
+                }
+                Ok(())
+            }
+
+            async fn set_invoice_pause(&mut self, number: &str, pause: Option<&$crate::domain::Pause>) -> $crate::store::Result<()> {
+                let n = sqlx::query("UPDATE invoices SET pause_reason = $1, paused_until = $2, updated_at = $3 WHERE number = $4")
+                    .bind(pause.map(|p| p.reason.clone()))
+                    .bind(pause.and_then(|p| p.until))
+                    .bind(chrono::Utc::now())
+                    .bind(number)
+                    .execute(&mut *self.tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Err($crate::store::StoreError::NotFound { what: "invoice", key: number.to_string() });
+                }
+                Ok(())
+            }
+
+            async fn set_invoice_dispute(&mut self, number: &str, dispute: Option<&$crate::domain::Dispute>) -> $crate::store::Result<()> {
+                let n = sqlx::query("UPDATE invoices SET dispute_reason = $1, disputed_at = $2, updated_at = $3 WHERE number = $4")
+                    .bind(dispute.map(|d| d.reason.clone()))
+                    .bind(dispute.map(|d| d.opened_at))
+                    .bind(chrono::Utc::now())
+                    .bind(number)
+                    .execute(&mut *self.tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Err($crate::store::StoreError::NotFound { what: "invoice", key: number.to_string() });
+                }
+                Ok(())
+            }
+
+            async fn add_promise(&mut self, p: &$crate::store::NewPromise, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
+                let customer: Option<i64> = sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1")
+                    .bind(&p.customer)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                let customer_id = customer.ok_or_else(|| $crate::store::StoreError::NotFound { what: "customer", key: p.customer.clone() })?;
+                let open: Vec<(i64, String, String, i64)> = sqlx::query_as(
+                    "SELECT id, number, currency, open_minor FROM invoices WHERE customer_id = $1 AND status = 'open' AND open_minor > 0 ORDER BY due_date, number",
+                )
+                .bind(customer_id)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                let chosen: Vec<&(i64, String, String, i64)> = if p.invoices.is_empty() {
+                    open.iter().collect()
+                } else {
+                    let mut v = Vec::new();
+                    for n in &p.invoices {
+                        match open.iter().find(|(_, num, _, _)| num == n) {
+                            Some(row) => v.push(row),
+                            None => return Err($crate::store::StoreError::Invalid(format!("invoice {n} is not an open invoice of customer {}", p.customer))),
+                        }
+                    }
+                    v
+                };
+                if chosen.is_empty() {
+                    return Err($crate::store::StoreError::Invalid(format!("customer {} has no open invoice to promise", p.customer)));
+                }
+                let cur_code = chosen[0].2.clone();
+                if chosen.iter().any(|r| r.2 != cur_code) {
+                    return Err($crate::store::StoreError::Invalid("a promise covers invoices of one currency".into()));
+                }
+                let cur = $crate::store::rows::currency(&cur_code)?;
+                let amount = cur.to_minor(p.amount).map_err(|e| $crate::store::StoreError::Invalid(e.to_string()))?;
+                if amount <= 0 {
+                    return Err($crate::store::StoreError::Invalid("the promised amount must be positive".into()));
+                }
+                let open_total: i64 = chosen.iter().map(|r| r.3).sum();
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO promises (customer_id, promised_date, currency, amount_minor, open_at_promise_minor, status, note, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) RETURNING id",
+                )
+                .bind(customer_id)
+                .bind(p.promised_date)
+                .bind(&cur_code)
+                .bind(amount)
+                .bind(open_total)
+                .bind(&p.note)
+                .bind(now)
+                .fetch_one(&mut *self.tx)
+                .await?;
+                for row in chosen {
+                    sqlx::query("INSERT INTO promise_invoices (promise_id, invoice_id) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(row.0)
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+                Ok(id)
+            }
+
+            async fn refresh_promises(&mut self, today: chrono::NaiveDate, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<u64> {
+                let pending: Vec<(i64, chrono::NaiveDate, String, i64, i64, i64)> = sqlx::query_as(
+                    "SELECT p.id, p.promised_date, p.currency, p.amount_minor, p.open_at_promise_minor, \
+                     COALESCE(CAST(SUM(i.open_minor) AS BIGINT), 0) \
+                     FROM promises p LEFT JOIN promise_invoices pi ON pi.promise_id = p.id \
+                     LEFT JOIN invoices i ON i.id = pi.invoice_id AND i.status = 'open' \
+                     WHERE p.status = 'pending' GROUP BY p.id, p.promised_date, p.currency, p.amount_minor, p.open_at_promise_minor",
+                )
+                .fetch_all(&mut *self.tx)
+                .await?;
+                let mut changed = 0;
+                for (id, date, cur, amount, open_then, open_now) in pending {
+                    let cur = $crate::store::rows::currency(&cur)?;
+                    let status = $crate::domain::promise_status(
+                        date,
+                        cur.from_minor(amount),
+                        cur.from_minor((open_then - open_now).max(0)),
+                        cur.from_minor(open_now),
+                        today,
+                    );
+                    if status != $crate::domain::PromiseStatus::Pending {
+                        sqlx::query("UPDATE promises SET status = $1, resolved_at = $2 WHERE id = $3 AND status = 'pending'")
+                            .bind(status.as_str())
+                            .bind(now)
+                            .bind(id)
+                            .execute(&mut *self.tx)
+                            .await?;
+                        changed += 1;
+                    }
+                }
+                Ok(changed)
+            }
+
+            async fn record_import(&mut self, r: &$crate::store::ImportRecord, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO imports (kind, file_name, sha256, rows_read, rows_written, rows_rejected, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&r.kind)
+                .bind(&r.file_name)
+                .bind(&r.sha256)
+                .bind(r.rows_read as i64)
+                .bind(r.rows_written as i64)
+                .bind(r.rows_rejected as i64)
+                .bind(now)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn commit(self: Box<Self>) -> $crate::store::Result<()> {
+                self.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn rollback(self: Box<Self>) -> $crate::store::Result<()> {
+                self.tx.rollback().await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> $crate::store::Backend {
+                $backend
+            }
+
+            async fn migrate(&self) -> $crate::store::Result<usize> {
+                self.run_migrations().await
+            }
+
+            async fn begin(&self) -> $crate::store::Result<Box<dyn $crate::store::LedgerTx>> {
+                Ok(Box::new($tx { tx: self.pool.begin().await? }))
+            }
+
+            async fn customer(&self, external_id: &str) -> $crate::store::Result<Option<$crate::domain::Customer>> {
+                let sql = format!("SELECT {} FROM customers WHERE external_id = $1", $crate::store::rows::CUSTOMER_COLUMNS);
+                let row: Option<$crate::store::rows::CustomerRow> = sqlx::query_as(&sql).bind(external_id).fetch_optional(&self.pool).await?;
+                row.map($crate::domain::Customer::try_from).transpose()
+            }
+
+            async fn customers(&self, segment: Option<&str>, limit: u32, after: Option<&str>) -> $crate::store::Result<Vec<$crate::domain::Customer>> {
+                let sql = format!(
+                    "SELECT {} FROM customers WHERE ($1 IS NULL OR segment = $1) AND ($2 IS NULL OR external_id > $2) ORDER BY external_id LIMIT $3",
+                    $crate::store::rows::CUSTOMER_COLUMNS
+                );
+                let rows: Vec<$crate::store::rows::CustomerRow> =
+                    sqlx::query_as(&sql).bind(segment).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+                rows.into_iter().map($crate::domain::Customer::try_from).collect()
+            }
+
+            async fn invoices_of(&self, customer: &str) -> $crate::store::Result<Vec<$crate::domain::Invoice>> {
+                let sql = format!("{} WHERE c.external_id = $1 ORDER BY i.due_date, i.number", $crate::store::rows::INVOICE_SELECT);
+                let rows: Vec<$crate::store::rows::InvoiceRow> = sqlx::query_as(&sql).bind(customer).fetch_all(&self.pool).await?;
+                rows.into_iter().map($crate::domain::Invoice::try_from).collect()
+            }
+
+            async fn invoice(&self, number: &str) -> $crate::store::Result<Option<$crate::domain::Invoice>> {
+                let sql = format!("{} WHERE i.number = $1", $crate::store::rows::INVOICE_SELECT);
+                let row: Option<$crate::store::rows::InvoiceRow> = sqlx::query_as(&sql).bind(number).fetch_optional(&self.pool).await?;
+                row.map($crate::domain::Invoice::try_from).transpose()
+            }
+
+            async fn payments_of(&self, customer: &str) -> $crate::store::Result<Vec<$crate::store::PaymentView>> {
+                let rows: Vec<$crate::store::rows::PaymentRow> = sqlx::query_as(
+                    "SELECT p.id, p.external_id, c.external_id AS customer, p.kind, p.date, p.currency, p.amount_minor, p.unapplied_minor, p.reference \
+                     FROM payments p JOIN customers c ON c.id = p.customer_id WHERE c.external_id = $1 ORDER BY p.date, p.id",
+                )
+                .bind(customer)
+                .fetch_all(&self.pool)
+                .await?;
+                let allocs: Vec<(i64, String, i64)> = sqlx::query_as(
+                    "SELECT a.payment_id, i.number, a.amount_minor FROM allocations a JOIN invoices i ON i.id = a.invoice_id \
+                     JOIN payments p ON p.id = a.payment_id JOIN customers c ON c.id = p.customer_id WHERE c.external_id = $1 ORDER BY a.id",
+                )
+                .bind(customer)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let (id, payment, unapplied) = r.into_payment()?;
+                    let cur = payment.currency;
+                    let allocations = allocs.iter().filter(|a| a.0 == id).map(|a| (a.1.clone(), cur.from_minor(a.2))).collect();
+                    out.push($crate::store::PaymentView { payment, allocations, unapplied: cur.from_minor(unapplied) });
+                }
+                Ok(out)
+            }
+
+            async fn promises_of(&self, customer: &str) -> $crate::store::Result<Vec<$crate::domain::PromiseToPay>> {
+                let rows: Vec<$crate::store::rows::PromiseRow> = sqlx::query_as(
+                    "SELECT p.id, c.external_id AS customer, p.promised_date, p.currency, p.amount_minor, p.status, p.note, p.created_at \
+                     FROM promises p JOIN customers c ON c.id = p.customer_id WHERE c.external_id = $1 ORDER BY p.created_at, p.id",
+                )
+                .bind(customer)
+                .fetch_all(&self.pool)
+                .await?;
+                let links: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT pi.promise_id, i.number FROM promise_invoices pi JOIN invoices i ON i.id = pi.invoice_id \
+                     JOIN promises p ON p.id = pi.promise_id JOIN customers c ON c.id = p.customer_id WHERE c.external_id = $1 ORDER BY i.due_date, i.number",
+                )
+                .bind(customer)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|r| {
+                        let numbers = links.iter().filter(|l| l.0 == r.id).map(|l| l.1.clone()).collect();
+                        r.into_promise(numbers)
+                    })
+                    .collect()
+            }
+
+            async fn summary(&self, today: chrono::NaiveDate) -> $crate::store::Result<$crate::store::LedgerSummary> {
+                let count = |table: &'static str| format!("SELECT COUNT(*) FROM {table}");
+                let customers: i64 = sqlx::query_scalar(&count("customers")).fetch_one(&self.pool).await?;
+                let invoices: i64 = sqlx::query_scalar(&count("invoices")).fetch_one(&self.pool).await?;
+                let payments: i64 = sqlx::query_scalar(&count("payments")).fetch_one(&self.pool).await?;
+                let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM promises WHERE status = 'pending'").fetch_one(&self.pool).await?;
+                let open: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+                    "SELECT currency, COUNT(*), CAST(SUM(open_minor) AS BIGINT), CAST(SUM(CASE WHEN due_date < $1 THEN open_minor ELSE 0 END) AS BIGINT) \
+                     FROM invoices WHERE status = 'open' AND open_minor > 0 GROUP BY currency ORDER BY currency",
+                )
+                .bind(today)
+                .fetch_all(&self.pool)
+                .await?;
+                let credit: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT currency, CAST(SUM(unapplied_minor) AS BIGINT) FROM payments WHERE unapplied_minor > 0 GROUP BY currency ORDER BY currency",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let mut by: std::collections::BTreeMap<String, $crate::store::CurrencyTotals> = std::collections::BTreeMap::new();
+                for (code, n, o, od) in open {
+                    let cur = $crate::store::rows::currency(&code)?;
+                    let t = by.entry(code.clone()).or_default();
+                    t.currency = code;
+                    t.open_invoices = n as u64;
+                    t.open = cur.from_minor(o);
+                    t.overdue = cur.from_minor(od);
+                }
+                for (code, c) in credit {
+                    let cur = $crate::store::rows::currency(&code)?;
+                    let t = by.entry(code.clone()).or_default();
+                    t.currency = code;
+                    t.unapplied_credit = cur.from_minor(c);
+                }
+                Ok($crate::store::LedgerSummary {
+                    customers: customers as u64,
+                    invoices: invoices as u64,
+                    payments: payments as u64,
+                    pending_promises: pending as u64,
+                    by_currency: by.into_values().collect(),
+                })
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+        }
+    };
+}
+
+pub(crate) use ledger_sql;

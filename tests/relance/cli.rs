@@ -1,0 +1,106 @@
+//! Command-line behaviour: help, exit codes, errors without panics.
+
+use crate::helpers::{relance_in, Workspace};
+
+const COMMANDS: &[&[&str]] = &[
+    &[],
+    &["migrate"],
+    &["config", "check"],
+    &["config", "default"],
+    &["import"],
+    &["ledger"],
+    &["customer"],
+    &["sample"],
+];
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in COMMANDS {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let run = relance_in(dir.path(), &args);
+        run.expect_code(0);
+        assert!(
+            run.stdout.contains("Example"),
+            "`relance {}` has no example:\n{}",
+            args.join(" "),
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let dir = tempfile::tempdir().unwrap();
+    relance_in(dir.path(), &["frobnicate"]).expect_code(2);
+    relance_in(dir.path(), &["import", "widgets", "x.csv"]).expect_code(2);
+    relance_in(dir.path(), &["ledger", "--as-of", "yesterday"]).expect_code(2);
+}
+
+#[test]
+fn an_unreachable_database_is_a_clear_failure() {
+    let w = Workspace::new();
+    let run = w.relance(&[
+        "--database-url",
+        "postgres://nobody@127.0.0.1:9/none",
+        "migrate",
+    ]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .starts_with("relance: cannot open the database postgres://nobody@127.0.0.1:9/none"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("panicked") && !run.stderr.contains("backtrace"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_unknown_customer_is_an_input_error() {
+    let w = Workspace::new();
+    let run = w.relance(&["customer", "C404"]);
+    run.expect_code(4);
+    assert!(
+        run.stderr.contains("no customer with external id 'C404'"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn sample_generation_is_reproducible() {
+    let w = Workspace::new();
+    for out in ["a", "b"] {
+        w.relance(&[
+            "sample",
+            "--customers",
+            "20",
+            "--invoices",
+            "100",
+            "--seed",
+            "9",
+            "--as-of",
+            "2026-06-30",
+            "--out",
+            out,
+        ])
+        .expect_code(0);
+    }
+    for f in ["customers.csv", "invoices.csv", "payments.csv"] {
+        assert_eq!(
+            std::fs::read(w.path("a").join(f)).unwrap(),
+            std::fs::read(w.path("b").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // What the generator writes, the importer reads.
+    for k in ["customers", "invoices", "payments"] {
+        w.relance(&["import", k, &format!("a/{k}.csv")])
+            .expect_code(0);
+    }
+}

@@ -1,0 +1,191 @@
+//! Test helpers: fresh databases on each backend, a scratch directory with a
+//! configuration, and running the `relance` binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use relance::config::DatabaseUrl;
+use relance::store::{self, Store};
+use sqlx::Connection;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("RELANCE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Says, visibly even under output capture, that the PostgreSQL run is skipped.
+pub fn say_postgres_skipped(test: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "note: {test}: PostgreSQL run skipped, RELANCE_TEST_POSTGRES_URL is not set"
+    );
+}
+
+/// A database for one test: a SQLite file in a temp dir, or a new PostgreSQL database.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+        TestDb {
+            url,
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    /// A new, empty PostgreSQL database. Fails the test if the server is unreachable.
+    pub async fn postgres(admin_url: &str) -> TestDb {
+        let name = format!(
+            "relance_t_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            chrono::Utc::now().timestamp_subsec_nanos()
+        );
+        let mut conn = sqlx::PgConnection::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("RELANCE_TEST_POSTGRES_URL is set but the server is unreachable: {e}")
+            });
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let _ = conn.close().await;
+        let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+        TestDb {
+            url: format!("{base}/{name}"),
+            _dir: None,
+            pg: Some((admin_url.to_string(), name)),
+        }
+    }
+
+    pub async fn open(&self) -> Arc<dyn Store> {
+        let s = store::open(&DatabaseUrl::new(self.url.clone()), 4)
+            .await
+            .expect("open store");
+        s.migrate().await.expect("migrate");
+        s
+    }
+
+    /// Drops a PostgreSQL test database (SQLite files go with their temp dir).
+    pub async fn cleanup(self) {
+        if let Some((admin, name)) = &self.pg {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+    }
+}
+
+/// A scratch directory holding a `relance.yaml` that points at a SQLite file in it.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+pub const MINIMAL_CONFIG: &str = "\
+database:
+  url: sqlite://ledger.db
+company:
+  name: Test SAS
+  currency: EUR
+  address: { country: FR }
+timezone: Europe/Paris
+late_payment:
+  reference_rates:
+    - { from: 2026-01-01, rate: \"2.15\" }
+    - { from: 2026-07-01, rate: \"2.15\" }
+";
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let w = Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        w.write("relance.yaml", MINIMAL_CONFIG);
+        w
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, content).expect("write file");
+        p
+    }
+
+    /// Runs `relance --config <workspace>/relance.yaml ARGS` in the workspace.
+    pub fn relance(&self, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_relance"))
+            .arg("--config")
+            .arg(self.path("relance.yaml"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RELANCE_DATABASE_URL")
+            .env_remove("RELANCE_CONFIG")
+            .env_remove("RELANCE_LOG")
+            .output()
+            .expect("run relance");
+        Run::from(out)
+    }
+}
+
+/// Runs the binary with exactly these arguments, in `dir`.
+pub fn relance_in(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RELANCE_DATABASE_URL")
+        .env_remove("RELANCE_CONFIG")
+        .output()
+        .expect("run relance");
+    Run::from(out)
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// The repository's root, for the shipped examples.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

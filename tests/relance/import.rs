@@ -1,0 +1,315 @@
+//! CSV imports through the binary.
+
+use crate::helpers::{postgres_admin_url, repo, say_postgres_skipped, TestDb, Workspace};
+
+fn copy_samples(w: &Workspace) {
+    for f in ["customers.csv", "invoices.csv", "payments.csv"] {
+        std::fs::copy(repo().join("examples/data").join(f), w.path(f)).expect("copy sample");
+    }
+}
+
+fn import_samples(w: &Workspace, extra: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for kind in ["customers", "invoices", "payments"] {
+        let file = format!("{kind}.csv");
+        let mut args = vec!["import", kind, file.as_str()];
+        args.extend_from_slice(extra);
+        out.push(w.relance(&args).expect_code(0).stdout.clone());
+    }
+    out
+}
+
+fn snapshot(w: &Workspace, extra: &[&str]) -> String {
+    let mut args = vec!["ledger", "--as-of", "2026-11-02", "--format", "json"];
+    args.extend_from_slice(extra);
+    let mut s = w.relance(&args).expect_code(0).stdout.clone();
+    for id in ["C0000001", "C0000003", "C0000017"] {
+        let mut args = vec!["customer", id, "--format", "json"];
+        args.extend_from_slice(extra);
+        let out = w.relance(&args).expect_code(0).stdout.clone();
+        s.push_str(&out);
+    }
+    s
+}
+
+#[test]
+fn importing_the_sample_files_twice_yields_the_same_ledger() {
+    let w = Workspace::new();
+    copy_samples(&w);
+    let first = import_samples(&w, &[]);
+    assert!(first[0].contains("30 rows read, 30 new"), "{}", first[0]);
+    let before = snapshot(&w, &[]);
+    let second = import_samples(&w, &[]);
+    assert!(
+        second[0].contains("0 new, 0 updated, 30 unchanged"),
+        "{}",
+        second[0]
+    );
+    assert!(
+        second[1].contains("0 new, 0 updated, 120 unchanged"),
+        "{}",
+        second[1]
+    );
+    assert!(
+        second[2].contains("0 new, 0 updated, 16 unchanged"),
+        "{}",
+        second[2]
+    );
+    assert_eq!(before, snapshot(&w, &[]));
+}
+
+#[tokio::test]
+async fn importing_the_sample_files_twice_on_postgres_yields_the_same_ledger() {
+    let Some(admin) = postgres_admin_url() else {
+        return say_postgres_skipped(
+            "importing_the_sample_files_twice_on_postgres_yields_the_same_ledger",
+        );
+    };
+    let db = TestDb::postgres(&admin).await;
+    let w = Workspace::new();
+    copy_samples(&w);
+    let url = db.url.clone();
+    let extra = ["--database-url", url.as_str()];
+    import_samples(&w, &extra);
+    let before = snapshot(&w, &extra);
+    let second = import_samples(&w, &extra);
+    assert!(second[1].contains("120 unchanged"), "{}", second[1]);
+    assert_eq!(before, snapshot(&w, &extra));
+    // The same files give the same ledger on SQLite.
+    let sqlite = Workspace::new();
+    copy_samples(&sqlite);
+    import_samples(&sqlite, &[]);
+    assert_eq!(before, snapshot(&sqlite, &[]));
+    db.cleanup().await;
+}
+
+fn thousand_invoices(bad_row: Option<usize>) -> String {
+    let mut s = String::from("number;customer;issue_date;due_date;amount\n");
+    for i in 1..=1000 {
+        let due = if Some(i) == bad_row {
+            "31/02/2026".to_string()
+        } else {
+            "31/03/2026".to_string()
+        };
+        s.push_str(&format!(
+            "F{i:05};C1;01/03/2026;{due};{},{:02}\n",
+            100 + i,
+            i % 100
+        ));
+    }
+    s
+}
+
+#[test]
+fn one_bad_row_among_a_thousand_rejects_the_file_and_names_the_row() {
+    let w = Workspace::new();
+    w.write(
+        "customers.csv",
+        "external_id,name,segment\nC1,Client Un,smb\n",
+    );
+    w.relance(&["import", "customers", "customers.csv"])
+        .expect_code(0);
+    w.write("invoices.csv", thousand_invoices(Some(537)));
+
+    let run = w.relance(&["import", "invoices", "invoices.csv"]);
+    run.expect_code(4);
+    // Row 537 is on line 538: the header is line 1.
+    assert!(
+        run.stderr
+            .contains("invoices.csv:538: column 'due_date': invalid date '31/02/2026'"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout
+            .contains("rejected, nothing written: 1 of 1000 rows are invalid"),
+        "{}",
+        run.stdout
+    );
+    let ledger = w
+        .relance(&["ledger", "--format", "json"])
+        .expect_code(0)
+        .stdout
+        .clone();
+    assert!(ledger.contains("\"invoices\": 0"), "{ledger}");
+
+    let run = w.relance(&["import", "invoices", "invoices.csv", "--skip-invalid"]);
+    run.expect_code(4);
+    assert!(
+        run.stdout
+            .contains("1000 rows read, 999 new, 0 updated, 0 unchanged, 1 rejected"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("invoices.csv:538"), "{}", run.stderr);
+    let ledger = w
+        .relance(&["ledger", "--format", "json"])
+        .expect_code(0)
+        .stdout
+        .clone();
+    assert!(ledger.contains("\"invoices\": 999"), "{ledger}");
+}
+
+#[test]
+fn latin9_tabs_decimal_commas_and_french_dates_are_read() {
+    let w = Workspace::new();
+    let text = "external_id\tname\tsegment\tcredit_limit\temails\tphones\tinsured\n\
+                C1\tSociété Générale des Forges\tkey_accounts\t1 234 567,89\ta@b.fr|c@d.fr\t+33 6 12 34 56 78\toui\n";
+    let (bytes, _, _) = encoding_rs::ISO_8859_15.encode(text);
+    w.write("customers.csv", bytes.as_ref());
+    let run = w.relance(&["import", "customers", "customers.csv"]);
+    run.expect_code(0);
+    let out = w
+        .relance(&["customer", "C1", "--format", "json"])
+        .expect_code(0)
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["customer"]["name"], "Société Générale des Forges");
+    assert_eq!(v["customer"]["credit_limit"], "1234567.89");
+    assert_eq!(
+        v["customer"]["emails"],
+        serde_json::json!(["a@b.fr", "c@d.fr"])
+    );
+    assert_eq!(v["customer"]["phones"], serde_json::json!(["+33612345678"]));
+    assert_eq!(v["customer"]["insurance"]["insured"], true);
+
+    w.write("invoices.csv", "number,customer,issue_date,due_date,amount,currency\nF1,C1,2026-03-01,15/04/2026,\"1.234,50\",eur\n");
+    w.relance(&["import", "invoices", "invoices.csv"])
+        .expect_code(0);
+    let out = w
+        .relance(&["customer", "C1", "--format", "json"])
+        .expect_code(0)
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["invoices"][0]["amount"], "1234.50");
+    assert_eq!(v["invoices"][0]["due_date"], "2026-04-15");
+}
+
+#[test]
+fn every_bad_row_is_reported_with_its_reason() {
+    let w = Workspace::new();
+    w.write(
+        "customers.csv",
+        "external_id;name;segment\nC1;Un;smb\nC2;Deux;smb\n",
+    );
+    w.relance(&["import", "customers", "customers.csv"])
+        .expect_code(0);
+    w.write(
+        "invoices.csv",
+        "number;customer;issue_date;due_date;amount;currency\n\
+         F1;C1;2026-03-01;2026-03-31;100;EUR\n\
+         F2;C9;2026-03-01;2026-03-31;100;EUR\n\
+         F1;C2;2026-03-01;2026-03-31;100;EUR\n\
+         F3;C1;2026-03-01;2026-02-01;100;EUR\n\
+         F4;C1;2026-03-01;2026-03-31;12.345;EUR\n\
+         F5;C1;2026-03-01;2026-03-31;100;EURO\n\
+         F6;C1;2026-03-01;2026-03-31;abc;EUR\n\
+         F7;C1;2026-03-01;2026-03-31\n",
+    );
+    let run = w.relance(&["import", "invoices", "invoices.csv"]);
+    run.expect_code(4);
+    for expected in [
+        "invoices.csv:3: column 'customer': unknown customer 'C9'",
+        "invoices.csv:4: column 'number': 'F1' appears twice in the file (first on line 2)",
+        "invoices.csv:5: column 'due_date': due date 2026-02-01 is before the issue date 2026-03-01",
+        "invoices.csv:6: column 'amount': amount 12.345 has more decimals than EUR allows (2)",
+        "invoices.csv:7: column 'currency': unknown currency 'EURO'",
+        "invoices.csv:8: column 'amount': invalid amount 'abc'",
+        "invoices.csv:9: 4 fields where the header has 6",
+    ] {
+        assert!(run.stderr.contains(expected), "missing «{expected}» in\n{}", run.stderr);
+    }
+    assert!(
+        run.stdout.contains("7 of 8 rows are invalid"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_file_without_a_required_column_is_refused() {
+    let w = Workspace::new();
+    w.write("customers.csv", "external_id,nom,segment\nC1,Un,smb\n");
+    let run = w.relance(&["import", "customers", "customers.csv"]);
+    run.expect_code(4);
+    assert!(
+        run.stderr
+            .contains("customers.csv:1: missing required column(s): name"),
+        "{}",
+        run.stderr
+    );
+    let missing = w.relance(&["import", "customers", "nope.csv"]);
+    missing.expect_code(4);
+    assert!(
+        missing.stderr.contains("cannot read nope.csv"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn payments_allocate_through_the_command_line() {
+    let w = Workspace::new();
+    w.write("customers.csv", "external_id,name,segment\nC1,Un,smb\n");
+    w.write(
+        "invoices.csv",
+        "number,customer,issue_date,due_date,amount\nF-10,C1,2026-01-01,2026-01-31,100.00\nF-11,C1,2026-02-01,2026-02-28,200.00\nF-12,C1,2026-03-01,2026-03-31,300.00\n",
+    );
+    w.write(
+        "payments.csv",
+        "id,customer,date,amount,reference,kind\nP1,C1,2026-03-05,50.00,VIR SEPA,payment\nP2,C1,2026-03-06,450.00,Factures F-12 F-11,payment\nP3,C1,2026-03-07,80.00,,credit_note\n",
+    );
+    for k in ["customers", "invoices"] {
+        w.relance(&["import", k, &format!("{k}.csv")])
+            .expect_code(0);
+    }
+    let run = w.relance(&["import", "payments", "payments.csv"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("3 rows read, 3 new"), "{}", run.stdout);
+    let out = w
+        .relance(&["customer", "C1", "--format", "json"])
+        .expect_code(0)
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let open: Vec<&str> = v["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["open_amount"].as_str().unwrap())
+        .collect();
+    // P1 50 → F-10 (oldest); P2 450 → F-12 300 then F-11 150; P3 80 → F-10 50, F-11 30.
+    assert_eq!(open, ["0.00", "20.00", "0.00"]);
+    assert_eq!(v["payments"][2]["unapplied"], "0.00");
+    let out = w
+        .relance(&["ledger", "--format", "json", "--as-of", "2026-03-10"])
+        .expect_code(0)
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["by_currency"][0]["open"], "20.00");
+    assert_eq!(v["by_currency"][0]["overdue"], "20.00");
+
+    // An overpayment settles the rest and leaves unapplied credit on the customer.
+    w.write(
+        "more.csv",
+        "id,customer,date,amount\nP4,C1,2026-03-08,100.00\n",
+    );
+    let run = w.relance(&["import", "payments", "more.csv"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("1 new") && run.stdout.contains("1 payment(s) left unapplied credit"),
+        "{}",
+        run.stdout
+    );
+    let out = w
+        .relance(&["ledger", "--format", "json"])
+        .expect_code(0)
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["by_currency"][0]["unapplied_credit"], "80.00");
+    assert_eq!(v["by_currency"][0]["open_invoices"], 0);
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the storage story on both backends through the library's public
+//! API, and the command line through the real binary.
+//!
+//! PostgreSQL runs are enabled by `RELANCE_TEST_POSTGRES_URL` (e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`); each test gets its own database.
+
+mod cli;
+mod config;
+mod helpers;
+mod import;
+mod store_story;
