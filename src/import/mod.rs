@@ -288,6 +288,7 @@ impl Importer<'_> {
         let rows = std::mem::take(batch);
         let mut customers = Vec::new();
         let mut invoices = Vec::new();
+        let mut payments = Vec::new();
         for (line, parsed) in rows {
             if let Some(key) = parsed.customer_key() {
                 if !self.customer_ids.contains_key(key) {
@@ -298,27 +299,23 @@ impl Importer<'_> {
             match parsed {
                 Parsed::Customer(c) => customers.push(*c),
                 Parsed::Invoice(i) => invoices.push((self.customer_ids[&i.customer], i)),
-                Parsed::Payment(p) => {
-                    if !self.writing() {
-                        continue;
-                    }
-                    let outcome = self
-                        .tx
-                        .record_payment(self.customer_ids[&p.customer], &p)
-                        .await?;
-                    match outcome.status {
-                        PaymentStatus::Inserted => self.written.inserted += 1,
-                        PaymentStatus::Updated => self.written.updated += 1,
-                        PaymentStatus::Unchanged => self.written.unchanged += 1,
-                    }
-                    if outcome.unapplied > rust_decimal::Decimal::ZERO {
-                        self.unapplied += 1;
-                    }
-                }
+                Parsed::Payment(p) => payments.push((self.customer_ids[&p.customer], p)),
             }
         }
         if !self.writing() {
             return Ok(());
+        }
+        if !payments.is_empty() {
+            for outcome in self.tx.record_payments(&payments).await? {
+                match outcome.status {
+                    PaymentStatus::Inserted => self.written.inserted += 1,
+                    PaymentStatus::Updated => self.written.updated += 1,
+                    PaymentStatus::Unchanged => self.written.unchanged += 1,
+                }
+                if outcome.unapplied > rust_decimal::Decimal::ZERO {
+                    self.unapplied += 1;
+                }
+            }
         }
         if !customers.is_empty() {
             self.written += self.tx.upsert_customers(&customers).await?;

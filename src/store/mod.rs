@@ -177,12 +177,23 @@ pub trait LedgerTx: Send {
     /// Disputes and pauses are not touched.
     async fn upsert_invoices(&mut self, batch: &[(i64, InvoiceRecord)]) -> Result<UpsertCounts>;
 
-    /// Records a payment or credit note and allocates it (see [`crate::domain::allocate`]).
+    /// Records payments or credit notes and allocates them in order
+    /// (see [`crate::domain::allocate`]); `customer_id` comes from [`Self::customer_ids`].
+    /// A payment id may appear once per batch.
+    async fn record_payments(&mut self, batch: &[(i64, Payment)]) -> Result<Vec<PaymentOutcome>>;
+
+    /// Records one payment: [`Self::record_payments`] for a batch of one.
     async fn record_payment(
         &mut self,
         customer_id: i64,
         payment: &Payment,
-    ) -> Result<PaymentOutcome>;
+    ) -> Result<PaymentOutcome> {
+        let mut out = self
+            .record_payments(&[(customer_id, payment.clone())])
+            .await?;
+        out.pop()
+            .ok_or_else(|| StoreError::Invalid("no outcome for the payment".into()))
+    }
 
     /// Pauses a customer's dunning, or lifts the pause with `None`.
     async fn set_customer_pause(&mut self, customer: &str, pause: Option<&Pause>) -> Result<()>;

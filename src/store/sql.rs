@@ -9,6 +9,24 @@
 /// Rows per multi-row statement: well under SQLite's 32,766 bound parameters.
 pub(crate) const BATCH_ROWS: usize = 500;
 
+/// `UPDATE invoices` adding what a batch of payments settled: `$1` is the time, then
+/// (invoice id, amount) pairs. Numbered parameters are reused in the three CASEs.
+pub(crate) fn settle_invoices_sql(pairs: usize) -> String {
+    let mut case = String::from("(CASE id");
+    let mut ids = Vec::with_capacity(pairs);
+    for i in 0..pairs {
+        let (id, amt) = (2 + 2 * i, 3 + 2 * i);
+        case.push_str(&format!(" WHEN ${id} THEN CAST(${amt} AS BIGINT)"));
+        ids.push(format!("${id}"));
+    }
+    case.push_str(" END)");
+    format!(
+        "UPDATE invoices SET allocated_minor = allocated_minor + {case}, open_minor = open_minor - {case}, \
+         status = CASE WHEN open_minor - {case} <= 0 THEN 'paid' ELSE status END, updated_at = $1 WHERE id IN ({})",
+        ids.join(", ")
+    )
+}
+
 macro_rules! ledger_sql {
     (store = $store:ident, tx = $tx:ident, db = $db:ty, backend = $backend:expr, distinct = $distinct:literal) => {
         /// A ledger transaction on this backend.
@@ -17,20 +35,6 @@ macro_rules! ledger_sql {
         }
 
         impl $tx {
-            async fn allocations_of(&mut self, payment_id: i64, cur: $crate::domain::Currency) -> $crate::store::Result<(Vec<(String, rust_decimal::Decimal)>, rust_decimal::Decimal)> {
-                let rows: Vec<(String, i64)> = sqlx::query_as(
-                    "SELECT i.number, a.amount_minor FROM allocations a JOIN invoices i ON i.id = a.invoice_id WHERE a.payment_id = $1 ORDER BY a.id",
-                )
-                .bind(payment_id)
-                .fetch_all(&mut *self.tx)
-                .await?;
-                let unapplied: i64 = sqlx::query_scalar("SELECT unapplied_minor FROM payments WHERE id = $1")
-                    .bind(payment_id)
-                    .fetch_one(&mut *self.tx)
-                    .await?;
-                Ok((rows.into_iter().map(|(n, m)| (n, cur.from_minor(m))).collect(), cur.from_minor(unapplied)))
-            }
-
             async fn reverse_allocations(&mut self, payment_id: i64, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
                 let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT invoice_id, amount_minor FROM allocations WHERE payment_id = $1")
                     .bind(payment_id)
@@ -190,105 +194,237 @@ macro_rules! ledger_sql {
                 Ok(counts)
             }
 
-            async fn record_payment(&mut self, customer_id: i64, p: &$crate::domain::Payment) -> $crate::store::Result<$crate::store::PaymentOutcome> {
-                use $crate::store::{PaymentOutcome, PaymentStatus};
-                let amount = p.currency.to_minor(p.amount).map_err(|e| $crate::store::StoreError::Invalid(format!("payment {}: {e}", p.external_id)))?;
+            async fn record_payments(&mut self, batch: &[(i64, $crate::domain::Payment)]) -> $crate::store::Result<Vec<$crate::store::PaymentOutcome>> {
+                use std::collections::{HashMap, HashSet};
+                use $crate::store::{PaymentOutcome, PaymentStatus, StoreError};
                 let now = chrono::Utc::now();
-                type Existing = (i64, i64, String, chrono::NaiveDate, String, i64, Option<String>);
-                let existing: Option<Existing> = sqlx::query_as(
-                    "SELECT id, customer_id, kind, date, currency, amount_minor, reference FROM payments WHERE external_id = $1",
-                )
-                .bind(&p.external_id)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-                let (payment_id, status) = match existing {
-                    Some((id, cid, kind, date, cur, amt, reference))
-                        if cid == customer_id && kind == p.kind.as_str() && date == p.date && cur == p.currency.code() && amt == amount && reference == p.reference =>
-                    {
-                        let (allocations, unapplied) = self.allocations_of(id, p.currency).await?;
-                        return Ok(PaymentOutcome { status: PaymentStatus::Unchanged, allocations, unapplied, by_reference: false });
+                let mut amounts = Vec::with_capacity(batch.len());
+                let mut ids = HashSet::new();
+                for (_, p) in batch {
+                    amounts.push(p.currency.to_minor(p.amount).map_err(|e| StoreError::Invalid(format!("payment {}: {e}", p.external_id)))?);
+                    if !ids.insert(p.external_id.as_str()) {
+                        return Err(StoreError::Invalid(format!("payment {} appears twice in one batch", p.external_id)));
                     }
-                    Some((id, ..)) => {
-                        self.reverse_allocations(id, now).await?;
-                        sqlx::query(
-                            "UPDATE payments SET customer_id = $1, kind = $2, date = $3, currency = $4, amount_minor = $5, unapplied_minor = $5, reference = $6, updated_at = $7 WHERE id = $8",
-                        )
-                        .bind(customer_id)
-                        .bind(p.kind.as_str())
-                        .bind(p.date)
-                        .bind(p.currency.code())
-                        .bind(amount)
-                        .bind(&p.reference)
-                        .bind(now)
-                        .bind(id)
-                        .execute(&mut *self.tx)
-                        .await?;
-                        (id, PaymentStatus::Updated)
+                }
+
+                // What is already known of these payments.
+                type Existing = (i64, String, i64, String, chrono::NaiveDate, String, i64, Option<String>);
+                let mut existing: HashMap<String, Existing> = HashMap::new();
+                for chunk in batch.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT id, external_id, customer_id, kind, date, currency, amount_minor, reference FROM payments WHERE external_id IN (",
+                    );
+                    let mut sep = qb.separated(", ");
+                    for (_, p) in chunk {
+                        sep.push_bind(p.external_id.clone());
                     }
-                    None => {
-                        let id: i64 = sqlx::query_scalar(
-                            "INSERT INTO payments (external_id, customer_id, kind, date, currency, amount_minor, unapplied_minor, reference, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $8) RETURNING id",
-                        )
-                        .bind(&p.external_id)
-                        .bind(customer_id)
-                        .bind(p.kind.as_str())
-                        .bind(p.date)
-                        .bind(p.currency.code())
-                        .bind(amount)
-                        .bind(&p.reference)
-                        .bind(now)
-                        .fetch_one(&mut *self.tx)
-                        .await?;
-                        (id, PaymentStatus::Inserted)
+                    qb.push(")");
+                    let rows: Vec<Existing> = qb.build_query_as().fetch_all(&mut *self.tx).await?;
+                    existing.extend(rows.into_iter().map(|r| (r.1.clone(), r)));
+                }
+
+                // Unchanged payments are left alone; changed ones have their allocations undone.
+                let mut status = Vec::with_capacity(batch.len());
+                let mut payment_ids: Vec<Option<i64>> = Vec::with_capacity(batch.len());
+                for ((cid, p), amount) in batch.iter().zip(&amounts) {
+                    match existing.get(&p.external_id) {
+                        Some((id, _, ecid, kind, date, cur, amt, reference))
+                            if ecid == cid && kind == p.kind.as_str() && *date == p.date && cur == p.currency.code() && amt == amount && *reference == p.reference =>
+                        {
+                            status.push(PaymentStatus::Unchanged);
+                            payment_ids.push(Some(*id));
+                        }
+                        Some((id, ..)) => {
+                            self.reverse_allocations(*id, now).await?;
+                            status.push(PaymentStatus::Updated);
+                            payment_ids.push(Some(*id));
+                        }
+                        None => {
+                            status.push(PaymentStatus::Inserted);
+                            payment_ids.push(None);
+                        }
                     }
+                }
+
+                // Open invoices of the customers that have something to allocate.
+                let customers: Vec<i64> = {
+                    let mut seen = HashSet::new();
+                    batch
+                        .iter()
+                        .zip(&status)
+                        .filter(|(_, s)| **s != PaymentStatus::Unchanged)
+                        .map(|((c, _), _)| *c)
+                        .filter(|c| seen.insert(*c))
+                        .collect()
                 };
-                type Open = (i64, String, chrono::NaiveDate, chrono::NaiveDate, i64, Option<String>);
-                let open: Vec<Open> = sqlx::query_as(
-                    "SELECT id, number, issue_date, due_date, open_minor, dispute_reason FROM invoices \
-                     WHERE customer_id = $1 AND currency = $2 AND status = 'open' AND open_minor > 0",
-                )
-                .bind(customer_id)
-                .bind(p.currency.code())
-                .fetch_all(&mut *self.tx)
-                .await?;
-                let items: Vec<$crate::domain::OpenItem> = open
-                    .into_iter()
-                    .map(|(invoice_id, number, issue_date, due_date, open_minor, dispute)| $crate::domain::OpenItem {
-                        invoice_id,
-                        number,
-                        issue_date,
-                        due_date,
-                        open_minor,
-                        disputed: dispute.is_some(),
-                    })
-                    .collect();
-                let alloc = $crate::domain::allocate(amount, p.reference.as_deref(), &items);
-                for (invoice_id, part) in &alloc.lines {
-                    sqlx::query("INSERT INTO allocations (payment_id, invoice_id, amount_minor, created_at) VALUES ($1, $2, $3, $4)")
-                        .bind(payment_id)
-                        .bind(invoice_id)
-                        .bind(part)
-                        .bind(now)
-                        .execute(&mut *self.tx)
-                        .await?;
+                type Open = (i64, i64, String, String, chrono::NaiveDate, chrono::NaiveDate, i64, Option<String>);
+                let mut open_by_customer: HashMap<(i64, String), Vec<$crate::domain::OpenItem>> = HashMap::new();
+                for chunk in customers.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT id, customer_id, currency, number, issue_date, due_date, open_minor, dispute_reason FROM invoices \
+                         WHERE status = 'open' AND open_minor > 0 AND customer_id IN (",
+                    );
+                    let mut sep = qb.separated(", ");
+                    for c in chunk {
+                        sep.push_bind(*c);
+                    }
+                    qb.push(")");
+                    let rows: Vec<Open> = qb.build_query_as().fetch_all(&mut *self.tx).await?;
+                    for (invoice_id, cid, cur, number, issue_date, due_date, open_minor, dispute) in rows {
+                        open_by_customer.entry((cid, cur)).or_default().push($crate::domain::OpenItem {
+                            invoice_id,
+                            number,
+                            issue_date,
+                            due_date,
+                            open_minor,
+                            disputed: dispute.is_some(),
+                        });
+                    }
+                }
+
+                // Allocate in batch order; later payments see what earlier ones settled.
+                let mut plans: Vec<Option<$crate::domain::Allocation>> = Vec::with_capacity(batch.len());
+                let mut numbers: HashMap<i64, String> = HashMap::new();
+                let mut per_invoice: HashMap<i64, i64> = HashMap::new();
+                for (((cid, p), amount), st) in batch.iter().zip(&amounts).zip(&status) {
+                    if *st == PaymentStatus::Unchanged {
+                        plans.push(None);
+                        continue;
+                    }
+                    let items = open_by_customer.entry((*cid, p.currency.code().to_string())).or_default();
+                    let alloc = $crate::domain::allocate(*amount, p.reference.as_deref(), items);
+                    for (invoice_id, part) in &alloc.lines {
+                        if let Some(item) = items.iter_mut().find(|i| i.invoice_id == *invoice_id) {
+                            item.open_minor -= part;
+                            numbers.insert(*invoice_id, item.number.clone());
+                        }
+                        *per_invoice.entry(*invoice_id).or_default() += part;
+                    }
+                    items.retain(|i| i.open_minor > 0);
+                    plans.push(Some(alloc));
+                }
+                let unapplied_of = |i: usize| plans[i].as_ref().map_or(amounts[i], |a| a.unapplied_minor);
+
+                // New payments, with their unapplied remainder.
+                let new_rows: Vec<usize> = (0..batch.len()).filter(|i| status[*i] == PaymentStatus::Inserted).collect();
+                for chunk in new_rows.chunks($crate::store::sql::BATCH_ROWS) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO payments (external_id, customer_id, kind, date, currency, amount_minor, unapplied_minor, reference, created_at, updated_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, i| {
+                        let (cid, p) = &batch[*i];
+                        b.push_bind(p.external_id.clone())
+                            .push_bind(*cid)
+                            .push_bind(p.kind.as_str())
+                            .push_bind(p.date)
+                            .push_bind(p.currency.code().to_string())
+                            .push_bind(amounts[*i])
+                            .push_bind(unapplied_of(*i))
+                            .push_bind(p.reference.clone())
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    qb.push(" RETURNING id, external_id");
+                    let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *self.tx).await?;
+                    let by_key: HashMap<String, i64> = rows.into_iter().map(|(id, k)| (k, id)).collect();
+                    for i in chunk {
+                        payment_ids[*i] = by_key.get(&batch[*i].1.external_id).copied();
+                    }
+                }
+                for i in (0..batch.len()).filter(|i| status[*i] == PaymentStatus::Updated) {
+                    let (cid, p) = &batch[i];
                     sqlx::query(
-                        "UPDATE invoices SET allocated_minor = allocated_minor + $1, open_minor = open_minor - $1, \
-                         status = CASE WHEN open_minor - $1 <= 0 THEN 'paid' ELSE status END, updated_at = $2 WHERE id = $3",
+                        "UPDATE payments SET customer_id = $1, kind = $2, date = $3, currency = $4, amount_minor = $5, unapplied_minor = $6, reference = $7, updated_at = $8 WHERE id = $9",
                     )
-                    .bind(part)
+                    .bind(*cid)
+                    .bind(p.kind.as_str())
+                    .bind(p.date)
+                    .bind(p.currency.code())
+                    .bind(amounts[i])
+                    .bind(unapplied_of(i))
+                    .bind(&p.reference)
                     .bind(now)
-                    .bind(invoice_id)
+                    .bind(payment_ids[i])
                     .execute(&mut *self.tx)
                     .await?;
                 }
-                sqlx::query("UPDATE payments SET unapplied_minor = $1 WHERE id = $2")
-                    .bind(alloc.unapplied_minor)
-                    .bind(payment_id)
-                    .execute(&mut *self.tx)
-                    .await?;
-                let (allocations, unapplied) = self.allocations_of(payment_id, p.currency).await?;
-                Ok(PaymentOutcome { status, allocations, unapplied, by_reference: alloc.by_reference })
+
+                // Allocation rows, then the invoices they settle (one row per invoice).
+                let lines: Vec<(i64, i64, i64)> = plans
+                    .iter()
+                    .zip(&payment_ids)
+                    .filter_map(|(plan, pid)| Some((plan.as_ref()?, (*pid)?)))
+                    .flat_map(|(plan, pid)| plan.lines.iter().map(move |(inv, amt)| (pid, *inv, *amt)))
+                    .collect();
+                for chunk in lines.chunks($crate::store::sql::BATCH_ROWS) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO allocations (payment_id, invoice_id, amount_minor, created_at) ");
+                    qb.push_values(chunk, |mut b, (pid, inv, amt)| {
+                        b.push_bind(*pid).push_bind(*inv).push_bind(*amt).push_bind(now);
+                    });
+                    qb.build().execute(&mut *self.tx).await?;
+                }
+                let settled: Vec<(i64, i64)> = per_invoice.into_iter().collect();
+                for chunk in settled.chunks($crate::store::sql::BATCH_ROWS) {
+                    // Driven by `id IN (...)`: an UPDATE ... FROM (VALUES ...) join lets
+                    // SQLite 3.46 choose a full scan of the invoices.
+                    let sql = $crate::store::sql::settle_invoices_sql(chunk.len());
+                    let mut q = sqlx::query(&sql).bind(now);
+                    for (inv, amt) in chunk {
+                        q = q.bind(*inv).bind(*amt);
+                    }
+                    q.execute(&mut *self.tx).await?;
+                }
+
+                // Outcomes; unchanged payments report the allocations they already had.
+                let unchanged: Vec<i64> = (0..batch.len()).filter(|i| plans[*i].is_none()).filter_map(|i| payment_ids[i]).collect();
+                let mut previous: HashMap<i64, Vec<(String, i64)>> = HashMap::new();
+                for chunk in unchanged.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT a.payment_id, i.number, a.amount_minor FROM allocations a JOIN invoices i ON i.id = a.invoice_id WHERE a.payment_id IN (",
+                    );
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(*id);
+                    }
+                    qb.push(") ORDER BY a.id");
+                    let rows: Vec<(i64, String, i64)> = qb.build_query_as().fetch_all(&mut *self.tx).await?;
+                    for (pid, number, amt) in rows {
+                        previous.entry(pid).or_default().push((number, amt));
+                    }
+                }
+                let mut unapplied_before: HashMap<i64, i64> = HashMap::new();
+                for chunk in unchanged.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id, unapplied_minor FROM payments WHERE id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(*id);
+                    }
+                    qb.push(")");
+                    let rows: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *self.tx).await?;
+                    unapplied_before.extend(rows);
+                }
+                let mut out = Vec::with_capacity(batch.len());
+                for (i, (_, p)) in batch.iter().enumerate() {
+                    let cur = p.currency;
+                    out.push(match &plans[i] {
+                        Some(plan) => PaymentOutcome {
+                            status: status[i],
+                            allocations: plan.lines.iter().map(|(inv, amt)| (numbers.get(inv).cloned().unwrap_or_default(), cur.from_minor(*amt))).collect(),
+                            unapplied: cur.from_minor(plan.unapplied_minor),
+                            by_reference: plan.by_reference,
+                        },
+                        None => {
+                            let id = payment_ids[i].unwrap_or_default();
+                            PaymentOutcome {
+                                status: status[i],
+                                allocations: previous.remove(&id).unwrap_or_default().into_iter().map(|(n, a)| (n, cur.from_minor(a))).collect(),
+                                unapplied: cur.from_minor(unapplied_before.get(&id).copied().unwrap_or_default()),
+                                by_reference: false,
+                            }
+                        }
+                    });
+                }
+                Ok(out)
             }
 
             async fn set_customer_pause(&mut self, customer: &str, pause: Option<&$crate::domain::Pause>) -> $crate::store::Result<()> {
