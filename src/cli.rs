@@ -64,7 +64,7 @@ pub struct Cli {
     pub database_url: Option<String>,
 
     /// Log format on stderr
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "RELANCE_LOG_FORMAT")]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "RELANCE_LOG_FORMAT", hide_env_values = true)]
     pub log_format: LogFormat,
 
     /// Log level (error, warn, info, debug, trace); RELANCE_LOG takes a full filter

@@ -125,6 +125,20 @@ pub struct CurrencyTotals {
     pub unapplied_credit: Decimal,
 }
 
+impl CurrencyTotals {
+    /// Zero totals, at the currency's scale (`0.00` for EUR).
+    pub fn zero(currency: crate::domain::Currency) -> CurrencyTotals {
+        let z = currency.from_minor(0);
+        CurrencyTotals {
+            currency: currency.to_string(),
+            open_invoices: 0,
+            open: z,
+            overdue: z,
+            unapplied_credit: z,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LedgerSummary {
     pub customers: u64,

@@ -703,16 +703,14 @@ macro_rules! ledger_sql {
                 let mut by: std::collections::BTreeMap<String, $crate::store::CurrencyTotals> = std::collections::BTreeMap::new();
                 for (code, n, o, od) in open {
                     let cur = $crate::store::rows::currency(&code)?;
-                    let t = by.entry(code.clone()).or_default();
-                    t.currency = code;
+                    let t = by.entry(code.clone()).or_insert_with(|| $crate::store::CurrencyTotals::zero(cur));
                     t.open_invoices = n as u64;
                     t.open = cur.from_minor(o);
                     t.overdue = cur.from_minor(od);
                 }
                 for (code, c) in credit {
                     let cur = $crate::store::rows::currency(&code)?;
-                    let t = by.entry(code.clone()).or_default();
-                    t.currency = code;
+                    let t = by.entry(code.clone()).or_insert_with(|| $crate::store::CurrencyTotals::zero(cur));
                     t.unapplied_credit = cur.from_minor(c);
                 }
                 Ok($crate::store::LedgerSummary {
