@@ -87,29 +87,7 @@ pub struct Company {
     pub signatory_title: Option<String>,
 }
 
-/// Statutory late-payment settings: a reference rate table (ECB main refinancing rate
-/// in force on 1 January and 1 July in France), a margin in points, and a fixed
-/// recovery indemnity per late invoice.
-#[derive(Debug, Clone)]
-pub struct LatePayment {
-    pub currency: Currency,
-    pub fixed_indemnity: Decimal,
-    pub margin_points: Decimal,
-    /// (first day, reference rate in percent), sorted by date.
-    pub reference_rates: Vec<(NaiveDate, Decimal)>,
-}
-
-impl LatePayment {
-    /// The annual late-payment rate in percent applicable on `date`
-    /// (reference rate of the period + margin), or `None` before the table starts.
-    pub fn rate_on(&self, date: NaiveDate) -> Option<Decimal> {
-        self.reference_rates
-            .iter()
-            .rev()
-            .find(|(from, _)| *from <= date)
-            .map(|(_, r)| *r + self.margin_points)
-    }
-}
+pub use crate::domain::LatePayment;
 
 #[derive(Debug, Clone)]
 pub struct Segment {
@@ -791,22 +769,5 @@ mod tests {
             normalise_database_url("postgres://h/db", Path::new("/etc")),
             "postgres://h/db"
         );
-    }
-
-    #[test]
-    fn rate_table_lookup() {
-        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        let l = LatePayment {
-            currency: Currency::EUR,
-            fixed_indemnity: Decimal::new(40, 0),
-            margin_points: Decimal::new(10, 0),
-            reference_rates: vec![
-                (d("2025-01-01"), Decimal::new(315, 2)),
-                (d("2025-07-01"), Decimal::new(215, 2)),
-            ],
-        };
-        assert_eq!(l.rate_on(d("2024-12-31")), None);
-        assert_eq!(l.rate_on(d("2025-06-30")), Some(Decimal::new(1315, 2)));
-        assert_eq!(l.rate_on(d("2025-07-01")), Some(Decimal::new(1215, 2)));
     }
 }

@@ -20,7 +20,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::config::DatabaseUrl;
-use crate::domain::{Customer, Dispute, Invoice, InvoiceRecord, Pause, Payment, PromiseToPay};
+use crate::domain::{
+    Account, Customer, Dispute, Invoice, InvoiceRecord, Pause, Payment, PromiseToPay,
+};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -148,6 +150,18 @@ pub struct LedgerSummary {
     pub by_currency: Vec<CurrencyTotals>,
 }
 
+/// Which accounts to read.
+#[derive(Debug, Clone, Default)]
+pub struct AccountFilter {
+    /// Only customers of these segments.
+    pub segments: Option<Vec<String>>,
+    /// Only this customer (external id).
+    pub customer: Option<String>,
+}
+
+/// A stream of account batches.
+pub type AccountStream<'a> = futures_util::stream::BoxStream<'a, Result<Vec<Account>>>;
+
 /// The ledger as persisted.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -172,6 +186,10 @@ pub trait Store: Send + Sync + 'static {
     async fn invoice(&self, number: &str) -> Result<Option<Invoice>>;
     async fn payments_of(&self, customer: &str) -> Result<Vec<PaymentView>>;
     async fn promises_of(&self, customer: &str) -> Result<Vec<PromiseToPay>>;
+    /// Accounts that have open invoices, in customer order, in batches of up to `batch`
+    /// customers. Memory is bounded by the batch, not by the portfolio.
+    fn accounts<'a>(&'a self, filter: &'a AccountFilter, batch: usize) -> AccountStream<'a>;
+
     /// Ledger totals as of `today` (for overdue amounts).
     async fn summary(&self, today: NaiveDate) -> Result<LedgerSummary>;
 

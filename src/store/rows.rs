@@ -31,6 +31,13 @@ fn pause(reason: Option<String>, until: Option<NaiveDate>) -> Option<Pause> {
 }
 
 #[derive(sqlx::FromRow)]
+pub(crate) struct CustomerRowWithId {
+    pub id: i64,
+    #[sqlx(flatten)]
+    pub row: CustomerRow,
+}
+
+#[derive(sqlx::FromRow)]
 pub(crate) struct CustomerRow {
     pub external_id: String,
     pub name: String,
@@ -309,4 +316,69 @@ impl CustomerBinds {
             tags: to_json(&c.tags),
         })
     }
+}
+
+/// An open invoice as the account stream reads it (the covering index's columns).
+pub(crate) type OpenInvoiceRow = (
+    i64,
+    i64,
+    String,
+    NaiveDate,
+    NaiveDate,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    Option<NaiveDate>,
+);
+
+pub(crate) const OPEN_INVOICE_COLUMNS: &str = "customer_id, id, number, issue_date, due_date, currency, amount_minor, open_minor, allocated_minor, dispute_reason, disputed_at, pause_reason, paused_until";
+
+/// Builds an invoice from an [`OpenInvoiceRow`]; the customer's external id is filled later.
+pub(crate) fn open_invoice(
+    r: OpenInvoiceRow,
+) -> Result<(i64, i64, i64, crate::domain::OpenInvoice)> {
+    let (
+        customer_id,
+        id,
+        number,
+        issue_date,
+        due_date,
+        cur,
+        amount,
+        open,
+        allocated,
+        dispute_reason,
+        disputed_at,
+        pause_reason,
+        paused_until,
+    ) = r;
+    let cur = currency(&cur)?;
+    let invoice = Invoice {
+        number,
+        customer: String::new(),
+        issue_date,
+        due_date,
+        currency: cur,
+        amount: cur.from_minor(amount),
+        open_amount: cur.from_minor(open),
+        status: InvoiceStatus::Open,
+        dispute: match (dispute_reason, disputed_at) {
+            (Some(reason), Some(opened_at)) => Some(Dispute { reason, opened_at }),
+            _ => None,
+        },
+        pause: pause(pause_reason, paused_until),
+    };
+    Ok((
+        customer_id,
+        id,
+        allocated,
+        crate::domain::OpenInvoice {
+            invoice,
+            payments: Vec::new(),
+        },
+    ))
 }

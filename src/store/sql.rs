@@ -592,6 +592,136 @@ macro_rules! ledger_sql {
             }
         }
 
+        impl $store {
+            /// Completes a batch of open invoices into accounts: customers, payments on
+            /// the invoices, unapplied credit, step history and promises, one query each.
+            async fn assemble_accounts(&self, rows: Vec<(i64, i64, i64, $crate::domain::OpenInvoice)>) -> $crate::store::Result<Vec<$crate::domain::Account>> {
+                use std::collections::HashMap;
+                let mut ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                ids.dedup();
+                let in_list = |qb: &mut sqlx::QueryBuilder<'_, $db>, values: &[i64]| {
+                    let mut sep = qb.separated(", ");
+                    for v in values {
+                        sep.push_bind(*v);
+                    }
+                    qb.push(")");
+                };
+
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!("SELECT id, {} FROM customers WHERE id IN (", $crate::store::rows::CUSTOMER_COLUMNS));
+                in_list(&mut qb, &ids);
+                let customers: Vec<$crate::store::rows::CustomerRowWithId> = qb.build_query_as().fetch_all(&self.pool).await?;
+                let mut customers: HashMap<i64, $crate::domain::Customer> =
+                    customers.into_iter().map(|c| Ok((c.id, $crate::domain::Customer::try_from(c.row)?))).collect::<$crate::store::Result<_>>()?;
+
+                // Payments that reduced the (partly paid) open invoices, with their dates.
+                let partly: Vec<i64> = rows.iter().filter(|r| r.2 > 0).map(|r| r.1).collect();
+                let mut paid: HashMap<i64, Vec<(chrono::NaiveDate, i64)>> = HashMap::new();
+                if !partly.is_empty() {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT a.invoice_id, p.date, a.amount_minor FROM allocations a JOIN payments p ON p.id = a.payment_id WHERE a.invoice_id IN (",
+                    );
+                    in_list(&mut qb, &partly);
+                    let list: Vec<(i64, chrono::NaiveDate, i64)> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    for (inv, date, amt) in list {
+                        paid.entry(inv).or_default().push((date, amt));
+                    }
+                }
+
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT customer_id, currency, CAST(SUM(unapplied_minor) AS BIGINT) FROM payments WHERE unapplied_minor > 0 AND customer_id IN (",
+                );
+                in_list(&mut qb, &ids);
+                qb.push(" GROUP BY customer_id, currency");
+                let credit: Vec<(i64, String, i64)> = qb.build_query_as().fetch_all(&self.pool).await?;
+
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT a.customer_id, i.number, a.kind, a.step, a.decided_on, a.status FROM actions a \
+                     JOIN action_invoices ai ON ai.action_id = a.id JOIN invoices i ON i.id = ai.invoice_id \
+                     WHERE i.status = 'open' AND a.status NOT IN ('cancelled', 'blocked', 'duplicate') AND a.customer_id IN (",
+                );
+                in_list(&mut qb, &ids);
+                qb.push(" ORDER BY a.customer_id, a.id");
+                let history: Vec<(i64, String, String, String, chrono::NaiveDate, String)> = qb.build_query_as().fetch_all(&self.pool).await?;
+
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT p.customer_id, p.id, p.promised_date, p.currency, p.amount_minor, p.status, p.note, p.created_at FROM promises p \
+                     WHERE p.status IN ('pending', 'broken') AND p.customer_id IN (",
+                );
+                in_list(&mut qb, &ids);
+                qb.push(" ORDER BY p.customer_id, p.id");
+                type PromiseTuple = (i64, i64, chrono::NaiveDate, String, i64, String, Option<String>, chrono::DateTime<chrono::Utc>);
+                let promises: Vec<PromiseTuple> = qb.build_query_as().fetch_all(&self.pool).await?;
+                let mut promise_invoices: HashMap<i64, Vec<String>> = HashMap::new();
+                if !promises.is_empty() {
+                    let pids: Vec<i64> = promises.iter().map(|p| p.1).collect();
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT pi.promise_id, i.number FROM promise_invoices pi JOIN invoices i ON i.id = pi.invoice_id WHERE pi.promise_id IN (",
+                    );
+                    in_list(&mut qb, &pids);
+                    let links: Vec<(i64, String)> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    for (pid, number) in links {
+                        promise_invoices.entry(pid).or_default().push(number);
+                    }
+                }
+
+                let mut accounts: Vec<$crate::domain::Account> = Vec::with_capacity(ids.len());
+                let mut index: HashMap<i64, usize> = HashMap::with_capacity(ids.len());
+                for (cid, invoice_id, _, mut open) in rows {
+                    let Some(pos) = index.get(&cid).copied().or_else(|| {
+                        let customer = customers.remove(&cid)?;
+                        accounts.push($crate::domain::Account {
+                            customer,
+                            invoices: Vec::new(),
+                            unapplied_credit: rust_decimal::Decimal::ZERO,
+                            history: Vec::new(),
+                            promises: Vec::new(),
+                        });
+                        index.insert(cid, accounts.len() - 1);
+                        Some(accounts.len() - 1)
+                    }) else {
+                        continue;
+                    };
+                    let cur = open.invoice.currency;
+                    open.invoice.customer = accounts[pos].customer.external_id.clone();
+                    if let Some(mut list) = paid.remove(&invoice_id) {
+                        list.sort();
+                        open.payments = list.into_iter().map(|(d, m)| (d, cur.from_minor(m))).collect();
+                    }
+                    accounts[pos].invoices.push(open);
+                }
+                for (cid, cur, minor) in credit {
+                    if let Some(&pos) = index.get(&cid) {
+                        let a = &mut accounts[pos];
+                        if a.customer.currency.code() == cur {
+                            a.unapplied_credit = a.customer.currency.from_minor(minor);
+                        }
+                    }
+                }
+                for (cid, number, kind, step, date, status) in history {
+                    if let Some(&pos) = index.get(&cid) {
+                        let kind = kind.parse().map_err($crate::store::StoreError::Corrupt)?;
+                        accounts[pos].history.push($crate::domain::StepRecord { invoice: number, kind, step, date, status });
+                    }
+                }
+                for (cid, id, promised_date, cur, amount, status, note, created_at) in promises {
+                    if let Some(&pos) = index.get(&cid) {
+                        let row = $crate::store::rows::PromiseRow {
+                            id,
+                            customer: accounts[pos].customer.external_id.clone(),
+                            promised_date,
+                            currency: cur,
+                            amount_minor: amount,
+                            status,
+                            note,
+                            created_at,
+                        };
+                        accounts[pos].promises.push(row.into_promise(promise_invoices.remove(&id).unwrap_or_default())?);
+                    }
+                }
+                Ok(accounts)
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             fn backend(&self) -> $crate::store::Backend {
@@ -680,6 +810,53 @@ macro_rules! ledger_sql {
                         r.into_promise(numbers)
                     })
                     .collect()
+            }
+
+            fn accounts<'a>(&'a self, filter: &'a $crate::store::AccountFilter, batch: usize) -> $crate::store::AccountStream<'a> {
+                Box::pin(async_stream::try_stream! {
+                    use futures_util::StreamExt;
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {} FROM invoices WHERE status = 'open' AND open_minor > 0",
+                        $crate::store::rows::OPEN_INVOICE_COLUMNS
+                    ));
+                    if let Some(segments) = &filter.segments {
+                        qb.push(" AND customer_id IN (SELECT id FROM customers WHERE segment IN (");
+                        let mut sep = qb.separated(", ");
+                        for s in segments {
+                            sep.push_bind(s.clone());
+                        }
+                        qb.push("))");
+                    }
+                    if let Some(c) = &filter.customer {
+                        qb.push(" AND customer_id IN (SELECT id FROM customers WHERE external_id = ");
+                        qb.push_bind(c.clone());
+                        qb.push(")");
+                    }
+                    qb.push(" ORDER BY customer_id, due_date, number");
+                    let mut rows = qb.build_query_as::<$crate::store::rows::OpenInvoiceRow>().fetch(&self.pool);
+                    // (customer id, invoice id, allocated, invoice) of the batch being filled.
+                    let mut pending: Vec<(i64, i64, i64, $crate::domain::OpenInvoice)> = Vec::new();
+                    let mut customers_in_batch = 0usize;
+                    let mut last_customer = None;
+                    loop {
+                        let next = rows.next().await.transpose()?;
+                        let boundary = match &next {
+                            Some(r) => last_customer != Some(r.0) && customers_in_batch >= batch.max(1),
+                            None => true,
+                        };
+                        if boundary && !pending.is_empty() {
+                            let done = std::mem::take(&mut pending);
+                            customers_in_batch = 0;
+                            yield self.assemble_accounts(done).await?;
+                        }
+                        let Some(r) = next else { break };
+                        if last_customer != Some(r.0) {
+                            customers_in_batch += 1;
+                            last_customer = Some(r.0);
+                        }
+                        pending.push($crate::store::rows::open_invoice(r)?);
+                    }
+                })
             }
 
             async fn summary(&self, today: chrono::NaiveDate) -> $crate::store::Result<$crate::store::LedgerSummary> {
