@@ -7,6 +7,7 @@
 //! - [`store`]: the ledger's storage, one [`store::Store`] trait with SQLite and
 //!   PostgreSQL implementations and one migrations folder per backend.
 //! - [`import`]: CSV imports of customers, invoices and payments.
+//! - [`scripting`]: rule scripts per segment (Rhai): facts in, decisions out.
 //! - [`cli`]: the command line; `main.rs` only maps its outcome to an exit code.
 //! - [`telemetry`]: logs, human or JSON.
 //!
@@ -18,5 +19,6 @@ pub mod config;
 pub mod domain;
 pub mod import;
 pub mod sample;
+pub mod scripting;
 pub mod store;
 pub mod telemetry;

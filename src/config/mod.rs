@@ -5,7 +5,7 @@
 mod env;
 pub mod raw;
 mod secret;
-mod yaml_index;
+pub(crate) mod yaml_index;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -100,6 +100,16 @@ pub struct Segment {
     pub description: Option<String>,
 }
 
+/// A credit-insurance policy customers can be covered by.
+#[derive(Debug, Clone)]
+pub struct Insurer {
+    pub key: String,
+    pub name: String,
+    pub policy_number: Option<String>,
+    /// Days after an invoice's due date by which an overdue must be declared.
+    pub declaration_deadline_days: i64,
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -112,6 +122,8 @@ pub struct Config {
     pub calendar: BusinessCalendar,
     pub late_payment: LatePayment,
     pub segments: BTreeMap<String, Segment>,
+    /// Credit-insurance policies, by key (what customers' `insurer_policy` names).
+    pub insurers: BTreeMap<String, Insurer>,
     /// Channel settings, typed by the channel modules.
     pub channels: Value,
     /// Non-fatal remarks found while validating (shown by `config check`).
@@ -183,6 +195,7 @@ const SECTIONS: &[&str] = &[
     "calendar",
     "late_payment",
     "segments",
+    "insurers",
     "channels",
 ];
 
@@ -401,6 +414,7 @@ impl Validator {
         let calendar = self.section::<raw::RawCalendar>(&root, "calendar");
         let late = self.section::<raw::RawLatePayment>(&root, "late_payment");
         let segments = self.section::<raw::RawSegments>(&root, "segments");
+        let insurers = self.section::<raw::RawInsurers>(&root, "insurers");
 
         let timezone = match root.get("timezone") {
             None | Some(Value::Null) => Some(chrono_tz::Europe::Paris),
@@ -429,6 +443,7 @@ impl Validator {
         let late = late.map(|l| self.late_payment(l, default_currency));
         let segments = segments.map(|s| self.segments(s, base_dir, source));
         let channels = root.get("channels").cloned().unwrap_or(Value::Null);
+        let insurers = insurers.map(|i| self.insurers(i));
 
         Some(Config {
             source: source.clone(),
@@ -439,6 +454,7 @@ impl Validator {
             calendar: calendar?,
             late_payment: late?,
             segments: segments?,
+            insurers: insurers?,
             channels,
             warnings: Vec::new(),
         })
@@ -619,6 +635,29 @@ impl Validator {
             margin_points,
             reference_rates: rates,
         }
+    }
+
+    fn insurers(&mut self, raw: raw::RawInsurers) -> BTreeMap<String, Insurer> {
+        let mut out = BTreeMap::new();
+        for (key, i) in raw {
+            let path = format!("insurers.{key}");
+            if !(1..=730).contains(&i.declaration_deadline_days) {
+                self.err(
+                    &format!("{path}.declaration_deadline_days"),
+                    "must be a number of days between 1 and 730",
+                );
+            }
+            out.insert(
+                key.clone(),
+                Insurer {
+                    key,
+                    name: i.name,
+                    policy_number: i.policy_number,
+                    declaration_deadline_days: i.declaration_deadline_days,
+                },
+            );
+        }
+        out
     }
 
     fn segments(

@@ -95,3 +95,13 @@ pub struct RawSegment {
 }
 
 pub type RawSegments = BTreeMap<String, RawSegment>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInsurer {
+    pub name: String,
+    pub policy_number: Option<String>,
+    pub declaration_deadline_days: i64,
+}
+
+pub type RawInsurers = BTreeMap<String, RawInsurer>;

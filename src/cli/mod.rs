@@ -12,6 +12,9 @@ use crate::import::{import_file, Encoding, ImportError, ImportKind, ImportOption
 use crate::store::{self, Store, StoreError};
 use crate::telemetry::{self, LogFormat};
 
+mod rules;
+pub use rules::{RulesCommand, RulesTestArgs, SimulateArgs, SimulateFormat};
+
 /// Process exit codes.
 pub mod exit {
     /// Success.
@@ -35,6 +38,8 @@ Examples:
   relance config check                       validate ./relance.yaml (or the embedded default)
   relance import customers examples/data/customers.csv
   relance ledger                             totals of the ledger
+  relance rules check                        compile the rule scripts
+  relance simulate --as-of 2026-12-01        what the rules would do, without doing it
   relance --config /etc/relance/relance.yaml --log-format json migrate
 
 Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 invalid configuration,
@@ -102,6 +107,14 @@ pub enum Command {
         after_help = "Example:\n  relance customer C0001\n  relance customer C0001 --format json"
     )]
     Customer(CustomerArgs),
+
+    /// Check and test the rule scripts
+    #[command(subcommand)]
+    Rules(RulesCommand),
+
+    /// Show what the rules would do on the ledger as of a date; writes and sends nothing
+    #[command(after_help = rules::SIMULATE_HELP)]
+    Simulate(SimulateArgs),
 
     /// Generate a sample portfolio as CSV files (seeded, reproducible)
     #[command(
@@ -204,7 +217,7 @@ pub struct SampleArgs {
     pub out: PathBuf,
 }
 
-fn parse_date_arg(s: &str) -> Result<NaiveDate, String> {
+pub(crate) fn parse_date_arg(s: &str) -> Result<NaiveDate, String> {
     crate::domain::parse_date(s)
 }
 
@@ -271,6 +284,9 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Import(args) => import(&cli, args).await,
         Command::Ledger(args) => ledger(&cli, args).await,
         Command::Customer(args) => customer(&cli, args).await,
+        Command::Rules(RulesCommand::Check) => rules::check(&cli),
+        Command::Rules(RulesCommand::Test(args)) => rules::test(&cli, args),
+        Command::Simulate(args) => rules::simulate(&cli, args).await,
     }
 }
 
@@ -305,7 +321,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, CliError> {
     Ok(store)
 }
 
-fn today(config: &Config) -> NaiveDate {
+pub(crate) fn today(config: &Config) -> NaiveDate {
     chrono::Utc::now()
         .with_timezone(&config.timezone)
         .date_naive()

@@ -1,0 +1,305 @@
+//! `relance rules check`, `relance rules test` and `relance simulate`.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use clap::{Args, Subcommand};
+
+use super::{exit, load_config, open_store, parse_date_arg, today, Cli, CliError};
+use crate::config::Config;
+use crate::scripting::{
+    pipeline, registry, testing, DecisionStatus, Evaluator, Limits, RuleRegistry,
+};
+use crate::store::AccountFilter;
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Compile every segment's script and report all errors as FILE:LINE:COLUMN
+    #[command(
+        after_help = "Example:\n  relance rules check\n\nExit code 4 when a script does not compile."
+    )]
+    Check,
+    /// Run the rule tests kept next to the scripts (rules/smb.test.yaml for rules/smb.rhai)
+    #[command(
+        after_help = "Example:\n  relance rules test\n  relance rules test --segment smb\n\nEach case gives a customer's facts and a date, and the decisions expected.\nExit code 4 when a case fails. The format is in docs/rules.md."
+    )]
+    Test(RulesTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RulesTestArgs {
+    /// Only the tests of this segment
+    #[arg(long)]
+    pub segment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Evaluate as if today were this date
+    #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
+    pub as_of: Option<NaiveDate>,
+    /// Only customers of this segment (repeatable)
+    #[arg(long, value_name = "SEGMENT")]
+    pub segment: Vec<String>,
+    /// Only this customer (external id)
+    #[arg(long, value_name = "ID")]
+    pub customer: Option<String>,
+    /// table for people, json for one object per line (documented in docs/rules.md)
+    #[arg(long, value_enum, default_value_t = SimulateFormat::Table)]
+    pub format: SimulateFormat,
+    /// Only decisions with this status (repeatable): planned, already-done, blocked, error
+    #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+    pub status: Vec<DecisionStatus>,
+    /// Worker threads evaluating rules [default: the number of cores]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimulateFormat {
+    Table,
+    Json,
+}
+
+fn parse_status(s: &str) -> Result<DecisionStatus, String> {
+    match s {
+        "planned" => Ok(DecisionStatus::Planned),
+        "already-done" => Ok(DecisionStatus::AlreadyDone),
+        "blocked" => Ok(DecisionStatus::Blocked),
+        "error" => Ok(DecisionStatus::Error),
+        other => Err(format!(
+            "'{other}' is not a status (planned, already-done, blocked, error)"
+        )),
+    }
+}
+
+pub(super) const SIMULATE_HELP: &str = "\
+Evaluates the ledger with the segments' rules as if it were --as-of, and prints what
+would be done. Writes nothing, sends nothing.
+
+Examples:
+  relance simulate --as-of 2026-12-01
+  relance simulate --as-of 2026-12-01 --segment smb --status planned
+  relance simulate --customer C0000017 --format json
+
+JSON lines carry customer, segment, kind, step, template, invoices, amount, currency,
+status (planned, already-done, blocked, error), detail, options, repeat, rule_file
+and rule_hash.";
+
+fn engine_for(config: &Config) -> rhai::Engine {
+    crate::scripting::engine::build(Arc::new(config.calendar.clone()), &Limits::default())
+}
+
+pub(super) fn check(cli: &Cli) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let (set, errors) = registry::load_all(&config, &engine_for(&config));
+    let mut ok: Vec<_> = set.by_segment.values().collect();
+    ok.sort_by(|a, b| a.segment.cmp(&b.segment));
+    for r in ok {
+        println!(
+            "{}: OK (segment {}, sha256 {})",
+            r.file,
+            r.segment,
+            &r.hash[..12]
+        );
+    }
+    for e in &errors {
+        eprintln!("{}", e.diagnostic.long());
+    }
+    if errors.is_empty() {
+        Ok(exit::OK)
+    } else {
+        eprintln!(
+            "{} script{} with errors",
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" }
+        );
+        Ok(exit::REJECTED)
+    }
+}
+
+pub(super) fn test(cli: &Cli, args: &RulesTestArgs) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let (set, errors) = registry::load_all(&config, &engine_for(&config));
+    for e in &errors {
+        eprintln!("{}", e.diagnostic.long());
+    }
+    let evaluator = Evaluator::new(&config, Limits::default());
+    let mut files = testing::discover(&config.segments);
+    if let Some(s) = &args.segment {
+        if !config.segments.contains_key(s) {
+            return Err(CliError::Input(format!(
+                "no segment '{s}' in the configuration"
+            )));
+        }
+        files.retain(|(seg, _)| seg == s);
+    }
+    if files.is_empty() {
+        println!(
+            "no rule tests found (they are kept next to the scripts, e.g. rules/smb.test.yaml)"
+        );
+        return Ok(if errors.is_empty() {
+            exit::OK
+        } else {
+            exit::REJECTED
+        });
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for (segment, path) in files {
+        let result = testing::run_file(&path, &segment, &set, &evaluator, config.company.currency);
+        if let Some(e) = result.error {
+            eprintln!("{e}");
+            failed += 1;
+            continue;
+        }
+        for case in result.cases {
+            let place = case
+                .line
+                .map_or(case.file.clone(), |l| format!("{}:{l}", case.file));
+            match case.failure {
+                None => {
+                    passed += 1;
+                    println!("ok    {place}: {}", case.name);
+                }
+                Some(diff) => {
+                    failed += 1;
+                    println!("FAIL  {place}: {}\n{diff}", case.name);
+                }
+            }
+        }
+    }
+    println!("\nrule tests: {passed} passed, {failed} failed");
+    Ok(if failed == 0 && errors.is_empty() {
+        exit::OK
+    } else {
+        exit::REJECTED
+    })
+}
+
+fn shorten(list: &[String], max: usize) -> String {
+    if list.len() <= max {
+        list.join(", ")
+    } else {
+        format!("{} +{}", list[..max].join(", "), list.len() - max)
+    }
+}
+
+pub(super) async fn simulate(cli: &Cli, args: &SimulateArgs) -> Result<u8, CliError> {
+    let config = Arc::new(load_config(cli)?);
+    for s in &args.segment {
+        if !config.segments.contains_key(s) {
+            return Err(CliError::Input(format!(
+                "no segment '{s}' in the configuration"
+            )));
+        }
+    }
+    let store = open_store(&config).await?;
+    let as_of = args.as_of.unwrap_or_else(|| today(&config));
+    let (registry, errors) = RuleRegistry::load(&config, engine_for(&config));
+    for e in &errors {
+        eprintln!("warning: {}", e.diagnostic.short());
+    }
+    let filter = AccountFilter {
+        segments: (!args.segment.is_empty()).then(|| args.segment.clone()),
+        customer: args.customer.clone(),
+    };
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let cfg = config.clone();
+    let make: Arc<dyn Fn() -> Evaluator + Send + Sync> =
+        Arc::new(move || Evaluator::new(&cfg, Limits::default()));
+    let opts = pipeline::PipelineOptions {
+        workers,
+        batch: 500,
+        today: as_of,
+    };
+    let format = args.format;
+    let statuses = args.status.clone();
+    let started = Instant::now();
+    let mut counts = [0u64; 4];
+    let progress = if format == SimulateFormat::Table
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let pb =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos} customers evaluated ({per_sec})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        pb
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if format == SimulateFormat::Table {
+        let _ = writeln!(
+            out,
+            "{:<12} {:<16} {:<16} {:<28} {:>12}  {:<12} DETAIL",
+            "CUSTOMER", "KIND", "STEP", "INVOICES", "AMOUNT", "STATUS"
+        );
+    }
+    let stats = pipeline::run(
+        store.clone(),
+        filter,
+        registry.current(),
+        make,
+        opts,
+        |outcomes| {
+            progress.inc(outcomes.len() as u64);
+            for o in outcomes {
+                for d in o.decisions {
+                    counts[match d.status {
+                        DecisionStatus::Planned => 0,
+                        DecisionStatus::AlreadyDone => 1,
+                        DecisionStatus::Blocked => 2,
+                        DecisionStatus::Error => 3,
+                    }] += 1;
+                    if !statuses.is_empty() && !statuses.contains(&d.status) {
+                        continue;
+                    }
+                    let _ = match format {
+                        SimulateFormat::Json => {
+                            writeln!(out, "{}", serde_json::to_string(&d).unwrap_or_default())
+                        }
+                        SimulateFormat::Table => writeln!(
+                            out,
+                            "{}",
+                            format!(
+                                "{:<12} {:<16} {:<16} {:<28} {:>12}  {:<12} {}",
+                                d.customer,
+                                d.kind.map_or("-", |k| k.as_str()),
+                                d.step.as_deref().unwrap_or("-"),
+                                shorten(&d.invoices, 2),
+                                if d.invoices.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("{} {}", d.amount, d.currency)
+                                },
+                                d.status.as_str(),
+                                d.detail
+                            )
+                            .trim_end()
+                        ),
+                    };
+                }
+            }
+            std::future::ready(Ok(()))
+        },
+    )
+    .await?;
+    progress.finish_and_clear();
+    let _ = out.flush();
+    drop(out);
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "simulated {} customers with {} open invoices as of {as_of} in {secs:.2} s: {} planned, {} already done, {} blocked, {} errors (nothing written, nothing sent)",
+        stats.customers, stats.invoices, counts[0], counts[1], counts[2], counts[3]
+    );
+    store.close().await;
+    Ok(exit::OK)
+}

@@ -1,0 +1,539 @@
+//! The Rhai engine rule scripts run in: built from `Engine::new_raw()` with only the
+//! packages rules need, every limit set in one place ([`Limits`]), no `eval`, no
+//! modules, strict variables, and the facts and constructors of the rule API.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{Datelike, NaiveDate};
+use rhai::packages::{
+    BasicArrayPackage, BasicMapPackage, BasicMathPackage, CorePackage, LogicPackage,
+    MoreStringPackage, Package,
+};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position, INT};
+use rust_decimal::Decimal;
+
+use super::actions::{self, ActionRequest};
+use super::facts::{CustomerFacts, Date, InvoiceFacts};
+use crate::domain::{ActionKind, BusinessCalendar};
+
+/// Resource limits for one customer's evaluation.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_expr_depth: usize,
+    pub max_function_expr_depth: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+    pub max_variables: usize,
+    /// Wall-clock budget per customer.
+    pub time_budget: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_operations: 200_000,
+            max_call_levels: 32,
+            max_expr_depth: 64,
+            max_function_expr_depth: 32,
+            max_string_size: 16 * 1024,
+            max_array_size: 10_000,
+            max_map_size: 1_000,
+            max_variables: 1_000,
+            time_budget: Duration::from_millis(100),
+        }
+    }
+}
+
+thread_local! {
+    /// Deadline of the evaluation running on this thread.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Sets the wall-clock deadline for evaluations on this thread (`None` clears it).
+pub(crate) fn set_deadline(deadline: Option<Instant>) {
+    DEADLINE.with(|d| d.set(deadline));
+}
+
+/// Message of the token `on_progress` stops a script with.
+pub(crate) const TIME_BUDGET_EXCEEDED: &str = "time budget exceeded";
+
+fn rt_err(msg: impl Into<String>) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        msg.into().into(),
+        Position::NONE,
+    ))
+}
+
+fn opt<T: Clone + Send + Sync + 'static>(v: Option<T>) -> Dynamic {
+    v.map_or(Dynamic::UNIT, Dynamic::from)
+}
+
+/// Builds an engine for rule scripts.
+pub fn build(calendar: Arc<BusinessCalendar>, limits: &Limits) -> Engine {
+    let mut engine = Engine::new_raw();
+    engine.register_global_module(CorePackage::new().as_shared_module());
+    engine.register_global_module(LogicPackage::new().as_shared_module());
+    engine.register_global_module(BasicMathPackage::new().as_shared_module());
+    engine.register_global_module(BasicArrayPackage::new().as_shared_module());
+    engine.register_global_module(BasicMapPackage::new().as_shared_module());
+    engine.register_global_module(MoreStringPackage::new().as_shared_module());
+    engine.disable_symbol("eval");
+    engine.set_strict_variables(true);
+    engine.set_fail_on_invalid_map_property(true);
+    engine.set_max_operations(limits.max_operations);
+    engine.set_max_call_levels(limits.max_call_levels);
+    engine.set_max_expr_depths(limits.max_expr_depth, limits.max_function_expr_depth);
+    engine.set_max_string_size(limits.max_string_size);
+    engine.set_max_array_size(limits.max_array_size);
+    engine.set_max_map_size(limits.max_map_size);
+    engine.set_max_variables(limits.max_variables);
+    engine.on_print(|s| tracing::debug!(target: "relance::rules", "print: {s}"));
+    engine.on_debug(|s, src, pos| tracing::debug!(target: "relance::rules", "debug: {}:{pos}: {s}", src.unwrap_or("")));
+    engine.on_progress(|ops| {
+        // Reading the clock costs more than an operation: look every 1024.
+        if ops % 1024 != 0 {
+            return None;
+        }
+        let late = DEADLINE.with(|d| d.get().is_some_and(|dl| Instant::now() > dl));
+        late.then(|| Dynamic::from(TIME_BUDGET_EXCEEDED))
+    });
+    register_dates(&mut engine, calendar);
+    register_customer(&mut engine);
+    register_invoice(&mut engine);
+    register_lists(&mut engine);
+    register_actions(&mut engine);
+    engine
+}
+
+fn register_dates(engine: &mut Engine, cal: Arc<BusinessCalendar>) {
+    engine.register_type_with_name::<Date>("Date");
+    engine.register_fn("-", |a: Date, b: Date| -> INT { (a.0 - b.0).num_days() });
+    engine.register_fn("+", |a: Date, n: INT| Date(a.0 + chrono::Duration::days(n)));
+    engine.register_fn("-", |a: Date, n: INT| Date(a.0 - chrono::Duration::days(n)));
+    engine.register_fn("==", |a: Date, b: Date| a == b);
+    engine.register_fn("!=", |a: Date, b: Date| a != b);
+    engine.register_fn("<", |a: Date, b: Date| a < b);
+    engine.register_fn("<=", |a: Date, b: Date| a <= b);
+    engine.register_fn(">", |a: Date, b: Date| a > b);
+    engine.register_fn(">=", |a: Date, b: Date| a >= b);
+    engine.register_fn("to_string", |d: &mut Date| d.0.to_string());
+    engine.register_fn("to_debug", |d: &mut Date| d.0.to_string());
+    engine.register_get("year", |d: &mut Date| -> INT { d.0.year().into() });
+    engine.register_get("month", |d: &mut Date| -> INT { d.0.month().into() });
+    engine.register_get("day", |d: &mut Date| -> INT { d.0.day().into() });
+    engine.register_get("weekday", |d: &mut Date| -> INT {
+        d.0.weekday().number_from_monday().into()
+    });
+    engine.register_fn("add_days", |d: Date, n: INT| {
+        Date(d.0 + chrono::Duration::days(n))
+    });
+    engine.register_fn("date", |s: &str| -> Result<Date, Box<EvalAltResult>> {
+        crate::domain::parse_date(s).map(Date).map_err(rt_err)
+    });
+    engine.register_fn(
+        "date",
+        |y: INT, m: INT, d: INT| -> Result<Date, Box<EvalAltResult>> {
+            let ok = |v: INT| u32::try_from(v).ok();
+            i32::try_from(y)
+                .ok()
+                .zip(ok(m).zip(ok(d)))
+                .and_then(|(y, (m, d))| NaiveDate::from_ymd_opt(y, m, d))
+                .map(Date)
+                .ok_or_else(|| rt_err(format!("date({y}, {m}, {d}) is not a valid date")))
+        },
+    );
+    let c = cal.clone();
+    engine.register_fn("is_business_day", move |d: Date| c.is_business_day(d.0));
+    let c = cal.clone();
+    engine.register_fn("next_business_day", move |d: Date| {
+        Date(c.next_business_day(d.0))
+    });
+    let c = cal.clone();
+    engine.register_fn("add_business_days", move |d: Date, n: INT| {
+        Date(c.add_business_days(d.0, n))
+    });
+    engine.register_fn("business_days_between", move |a: Date, b: Date| -> INT {
+        cal.business_days_between(a.0, b.0)
+    });
+}
+
+fn register_customer(engine: &mut Engine) {
+    engine.register_type_with_name::<CustomerFacts>("Customer");
+    engine.register_fn("to_string", |c: &mut CustomerFacts| {
+        format!("customer {}", c.0.id)
+    });
+    engine.register_fn("to_debug", |c: &mut CustomerFacts| {
+        format!("customer {}", c.0.id)
+    });
+    engine.register_get("id", |c: &mut CustomerFacts| c.0.id.clone());
+    engine.register_get("name", |c: &mut CustomerFacts| c.0.name.clone());
+    engine.register_get("legal_name", |c: &mut CustomerFacts| {
+        ImmutableString::from(c.0.account.customer.legal_name())
+    });
+    engine.register_get("segment", |c: &mut CustomerFacts| c.0.segment.clone());
+    engine.register_get("locale", |c: &mut CustomerFacts| {
+        ImmutableString::from(c.0.account.customer.locale.as_str())
+    });
+    engine.register_get("country", |c: &mut CustomerFacts| {
+        ImmutableString::from(c.0.account.customer.country.as_str())
+    });
+    engine.register_get("currency", |c: &mut CustomerFacts| {
+        ImmutableString::from(c.0.account.customer.currency.code())
+    });
+    engine.register_get("collector", |c: &mut CustomerFacts| {
+        opt(c
+            .0
+            .account
+            .customer
+            .collector
+            .clone()
+            .map(ImmutableString::from))
+    });
+    engine.register_get("tags", |c: &mut CustomerFacts| -> Array {
+        c.0.account
+            .customer
+            .tags
+            .iter()
+            .map(|t| Dynamic::from(ImmutableString::from(t.as_str())))
+            .collect()
+    });
+    engine.register_fn("has_tag", |c: &mut CustomerFacts, t: &str| {
+        c.0.account.customer.tags.iter().any(|x| x == t)
+    });
+    engine.register_get("has_email", |c: &mut CustomerFacts| {
+        !c.0.account.customer.emails.is_empty()
+    });
+    engine.register_get("has_mobile", |c: &mut CustomerFacts| {
+        c.0.account
+            .customer
+            .phones
+            .iter()
+            .any(|p| p.is_probably_mobile())
+    });
+    engine.register_get("credit_limit", |c: &mut CustomerFacts| {
+        opt(c.0.account.customer.credit_limit)
+    });
+    engine.register_get("exposure", |c: &mut CustomerFacts| c.0.exposure);
+    engine.register_get("overdue_total", |c: &mut CustomerFacts| c.0.overdue_total);
+    engine.register_get("not_due_total", |c: &mut CustomerFacts| c.0.not_due_total);
+    engine.register_get("oldest_overdue_days", |c: &mut CustomerFacts| -> INT {
+        c.0.oldest_overdue_days
+    });
+    engine.register_get("unapplied_credit", |c: &mut CustomerFacts| {
+        c.0.account.unapplied_credit
+    });
+    engine.register_get("insured", |c: &mut CustomerFacts| {
+        c.0.account.customer.insurance.insured
+    });
+    engine.register_get("cover_amount", |c: &mut CustomerFacts| {
+        opt(c.0.account.customer.insurance.cover_amount)
+    });
+    engine.register_get("insurer_deadline", |c: &mut CustomerFacts| {
+        opt(c.0.insurer_deadline.map(Date))
+    });
+    engine.register_get("days_to_insurer_deadline", |c: &mut CustomerFacts| {
+        opt(c
+            .0
+            .insurer_deadline
+            .map(|d| -> INT { (d - c.0.today).num_days() }))
+    });
+    engine.register_get("paused", |c: &mut CustomerFacts| c.0.paused);
+    engine.register_get("pause_reason", |c: &mut CustomerFacts| {
+        opt(c
+            .0
+            .account
+            .customer
+            .pause
+            .as_ref()
+            .filter(|_| c.0.paused)
+            .map(|p| ImmutableString::from(p.reason.as_str())))
+    });
+    engine.register_get("paused_until", |c: &mut CustomerFacts| {
+        opt(c
+            .0
+            .account
+            .customer
+            .pause
+            .as_ref()
+            .filter(|_| c.0.paused)
+            .and_then(|p| p.until)
+            .map(Date))
+    });
+    engine.register_get("promise", |c: &mut CustomerFacts| {
+        opt(c.0.active_promise.map(|i| promise_map(c, i, false)))
+    });
+    engine.register_get("broken_promise", |c: &mut CustomerFacts| {
+        opt(c.0.broken_promise.map(|i| promise_map(c, i, true)))
+    });
+    engine.register_get("last_contact_days", |c: &mut CustomerFacts| {
+        opt(c
+            .0
+            .last_contact
+            .map(|d| -> INT { (c.0.today - d).num_days() }))
+    });
+    engine.register_get("invoices", |c: &mut CustomerFacts| -> Array {
+        (0..c.0.invoices.len())
+            .map(|i| Dynamic::from(c.invoice(i)))
+            .collect()
+    });
+    engine.register_get("dunnable", |c: &mut CustomerFacts| -> Array {
+        (0..c.0.invoices.len())
+            .filter(|&i| c.0.invoices[i].blocked.is_none())
+            .map(|i| Dynamic::from(c.invoice(i)))
+            .collect()
+    });
+    engine.register_get("history", |c: &mut CustomerFacts| -> Array {
+        c.0.account
+            .history
+            .iter()
+            .map(|h| {
+                let mut m = Map::new();
+                m.insert("date".into(), Dynamic::from(Date(h.date)));
+                m.insert(
+                    "kind".into(),
+                    Dynamic::from(ImmutableString::from(h.kind.as_str())),
+                );
+                m.insert(
+                    "step".into(),
+                    Dynamic::from(ImmutableString::from(h.step.as_str())),
+                );
+                m.insert(
+                    "invoice".into(),
+                    Dynamic::from(ImmutableString::from(h.invoice.as_str())),
+                );
+                Dynamic::from_map(m)
+            })
+            .collect()
+    });
+}
+
+fn promise_map(c: &CustomerFacts, i: usize, broken: bool) -> Map {
+    let p = &c.0.account.promises[i];
+    let mut m = Map::new();
+    m.insert("date".into(), Dynamic::from(Date(p.promised_date)));
+    m.insert("amount".into(), Dynamic::from(p.amount));
+    m.insert("broken".into(), Dynamic::from(broken));
+    m.insert(
+        "invoices".into(),
+        Dynamic::from_array(
+            p.invoices
+                .iter()
+                .map(|n| Dynamic::from(ImmutableString::from(n.as_str())))
+                .collect(),
+        ),
+    );
+    m
+}
+
+fn register_invoice(engine: &mut Engine) {
+    engine.register_type_with_name::<InvoiceFacts>("Invoice");
+    engine.register_fn("to_string", |i: &mut InvoiceFacts| {
+        format!("invoice {}", i.fact().number)
+    });
+    engine.register_fn("to_debug", |i: &mut InvoiceFacts| {
+        format!("invoice {}", i.fact().number)
+    });
+    engine.register_get("number", |i: &mut InvoiceFacts| i.fact().number.clone());
+    engine.register_get("issue_date", |i: &mut InvoiceFacts| {
+        Date(i.open().invoice.issue_date)
+    });
+    engine.register_get("due_date", |i: &mut InvoiceFacts| {
+        Date(i.open().invoice.due_date)
+    });
+    engine.register_get("amount", |i: &mut InvoiceFacts| i.open().invoice.amount);
+    engine.register_get("open_amount", |i: &mut InvoiceFacts| {
+        i.open().invoice.open_amount
+    });
+    engine.register_get("currency", |i: &mut InvoiceFacts| {
+        ImmutableString::from(i.open().invoice.currency.code())
+    });
+    engine.register_get("days_overdue", |i: &mut InvoiceFacts| -> INT {
+        i.fact().days_overdue
+    });
+    engine.register_get("disputed", |i: &mut InvoiceFacts| {
+        i.open().invoice.dispute.is_some()
+    });
+    engine.register_get("dispute_reason", |i: &mut InvoiceFacts| {
+        opt(i
+            .open()
+            .invoice
+            .dispute
+            .as_ref()
+            .map(|d| ImmutableString::from(d.reason.as_str())))
+    });
+    engine.register_get("paused", |i: &mut InvoiceFacts| {
+        i.open()
+            .invoice
+            .pause
+            .as_ref()
+            .is_some_and(|p| p.active_on(i.c.today))
+    });
+    engine.register_get("promised", |i: &mut InvoiceFacts| {
+        i.fact().promised_until.is_some()
+    });
+    engine.register_get("blocked", |i: &mut InvoiceFacts| i.fact().blocked.is_some());
+    engine.register_get("blocked_reason", |i: &mut InvoiceFacts| {
+        opt(i.fact().blocked.clone().map(ImmutableString::from))
+    });
+    engine.register_get("steps", |i: &mut InvoiceFacts| -> Array {
+        i.fact()
+            .steps
+            .iter()
+            .map(|s| Dynamic::from(s.0.clone()))
+            .collect()
+    });
+    engine.register_fn("has_step", |i: &mut InvoiceFacts, step: &str| {
+        i.fact().steps.iter().any(|s| s.0.as_str() == step)
+    });
+    engine.register_fn("step_date", |i: &mut InvoiceFacts, step: &str| {
+        opt(i
+            .fact()
+            .steps
+            .iter()
+            .find(|s| s.0.as_str() == step)
+            .map(|s| Date(s.2)))
+    });
+    engine.register_fn("days_since", |i: &mut InvoiceFacts, step: &str| {
+        opt(i
+            .fact()
+            .steps
+            .iter()
+            .find(|s| s.0.as_str() == step)
+            .map(|s| -> INT { (i.c.today - s.2).num_days() }))
+    });
+    engine.register_fn("times_applied", |i: &mut InvoiceFacts, step: &str| -> INT {
+        i.fact()
+            .steps
+            .iter()
+            .find(|s| s.0.as_str() == step)
+            .map_or(0, |s| s.3.into())
+    });
+    engine.register_get(
+        "late_interest",
+        |i: &mut InvoiceFacts| -> Result<Decimal, Box<EvalAltResult>> {
+            i.interest().map_err(rt_err)
+        },
+    );
+    engine.register_get("indemnity", |i: &mut InvoiceFacts| i.indemnity());
+    engine.register_get(
+        "total_due",
+        |i: &mut InvoiceFacts| -> Result<Decimal, Box<EvalAltResult>> {
+            Ok(i.open().invoice.open_amount + i.interest().map_err(rt_err)? + i.indemnity())
+        },
+    );
+}
+
+fn invoices_of(list: &Array) -> impl Iterator<Item = (Dynamic, InvoiceFacts)> + '_ {
+    list.iter()
+        .filter_map(|d| d.clone().try_cast::<InvoiceFacts>().map(|i| (d.clone(), i)))
+}
+
+fn register_lists(engine: &mut Engine) {
+    engine.register_fn("overdue", |l: &mut Array, min_days: INT| -> Array {
+        invoices_of(l)
+            .filter(|(_, i)| i.fact().days_overdue >= min_days)
+            .map(|(d, _)| d)
+            .collect()
+    });
+    engine.register_fn(
+        "overdue_between",
+        |l: &mut Array, min: INT, max: INT| -> Array {
+            invoices_of(l)
+                .filter(|(_, i)| (min..=max).contains(&i.fact().days_overdue))
+                .map(|(d, _)| d)
+                .collect()
+        },
+    );
+    engine.register_fn("due_within", |l: &mut Array, days: INT| -> Array {
+        invoices_of(l)
+            .filter(|(_, i)| (-days..=0).contains(&i.fact().days_overdue))
+            .map(|(d, _)| d)
+            .collect()
+    });
+    engine.register_fn("with_step", |l: &mut Array, step: &str| -> Array {
+        invoices_of(l)
+            .filter(|(_, i)| i.fact().steps.iter().any(|s| s.0.as_str() == step))
+            .map(|(d, _)| d)
+            .collect()
+    });
+    engine.register_fn("without_step", |l: &mut Array, step: &str| -> Array {
+        invoices_of(l)
+            .filter(|(_, i)| !i.fact().steps.iter().any(|s| s.0.as_str() == step))
+            .map(|(d, _)| d)
+            .collect()
+    });
+    engine.register_fn("total", |l: &mut Array| -> Decimal {
+        invoices_of(l)
+            .map(|(_, i)| i.open().invoice.open_amount)
+            .sum()
+    });
+    engine.register_fn("max_days_overdue", |l: &mut Array| -> INT {
+        invoices_of(l)
+            .map(|(_, i)| i.fact().days_overdue)
+            .max()
+            .unwrap_or(0)
+    });
+    engine.register_fn("numbers", |l: &mut Array| -> Array {
+        invoices_of(l)
+            .map(|(_, i)| Dynamic::from(i.fact().number.clone()))
+            .collect()
+    });
+}
+
+fn register_actions(engine: &mut Engine) {
+    engine.register_type_with_name::<ActionRequest>("Action");
+    engine.register_fn("to_string", |a: &mut ActionRequest| {
+        format!("{} {}", a.kind, a.step)
+    });
+    engine.register_fn("to_debug", |a: &mut ActionRequest| {
+        format!("{} {} ({} invoices)", a.kind, a.step, a.invoices.len())
+    });
+    engine.register_get("kind", |a: &mut ActionRequest| {
+        ImmutableString::from(a.kind.as_str())
+    });
+    engine.register_get("step", |a: &mut ActionRequest| {
+        ImmutableString::from(a.step.as_str())
+    });
+    for (name, kind) in [("email", ActionKind::Email), ("sms", ActionKind::Sms)] {
+        engine.register_fn(name, move |t: ImmutableString, inv: Dynamic| {
+            actions::build(kind, Some(&t), &inv, None)
+        });
+        engine.register_fn(name, move |t: ImmutableString, inv: Dynamic, o: Map| {
+            actions::build(kind, Some(&t), &inv, Some(o))
+        });
+    }
+    let call = |reason: ImmutableString,
+                inv: Dynamic,
+                o: Option<Map>|
+     -> Result<ActionRequest, Box<EvalAltResult>> {
+        let mut a = actions::build(ActionKind::CallTask, None, &inv, o)?;
+        a.options.insert(
+            "reason".into(),
+            serde_json::Value::String(reason.to_string()),
+        );
+        Ok(a)
+    };
+    engine.register_fn("call_task", move |r: ImmutableString, inv: Dynamic| {
+        call(r, inv, None)
+    });
+    engine.register_fn(
+        "call_task",
+        move |r: ImmutableString, inv: Dynamic, o: Map| call(r, inv, Some(o)),
+    );
+    for (name, kind) in [
+        ("formal_notice", ActionKind::FormalNotice),
+        ("insurer_handover", ActionKind::InsurerHandover),
+    ] {
+        engine.register_fn(name, move |inv: Dynamic| {
+            actions::build(kind, None, &inv, None)
+        });
+        engine.register_fn(name, move |inv: Dynamic, o: Map| {
+            actions::build(kind, None, &inv, Some(o))
+        });
+    }
+}

@@ -1,0 +1,91 @@
+//! Evaluating one customer: facts → script → decisions.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use rhai::{Dynamic, Engine, Scope};
+
+use super::actions;
+use super::decide::{decide, Decision};
+use super::diagnostics::Diagnostic;
+use super::engine::{self, Limits};
+use super::facts::{CustomerFacts, Date, FactSettings};
+use super::registry::RuleSet;
+use crate::config::Config;
+use crate::domain::Account;
+
+/// Everything an evaluation needs besides the account. One per worker thread: Rhai
+/// engines scale with threads when each has its own.
+pub struct Evaluator {
+    pub engine: Engine,
+    pub settings: Arc<FactSettings>,
+    pub limits: Limits,
+}
+
+/// What evaluating one customer gave.
+pub struct Outcome {
+    pub facts: CustomerFacts,
+    pub decisions: Vec<Decision>,
+}
+
+impl Evaluator {
+    pub fn new(config: &Config, limits: Limits) -> Evaluator {
+        Evaluator {
+            engine: engine::build(Arc::new(config.calendar.clone()), &limits),
+            settings: Arc::new(fact_settings(config)),
+            limits,
+        }
+    }
+
+    /// Evaluates one account with its segment's script as of `today`.
+    pub fn evaluate(&self, rules: &RuleSet, account: Account, today: NaiveDate) -> Outcome {
+        let facts = CustomerFacts::new(account, today, self.settings.clone());
+        let segment = facts.account().customer.segment.clone();
+        let Some(rule) = rules.get(&segment) else {
+            let detail = format!("segment '{segment}' has no rule script in the configuration (or its script does not compile)");
+            let d = Decision::error(&facts, None, detail);
+            return Outcome {
+                facts,
+                decisions: vec![d],
+            };
+        };
+        let mut scope = Scope::new();
+        scope.push_constant("today", Date(today));
+        scope.push_constant("customer", facts.clone());
+        engine::set_deadline(Some(Instant::now() + self.limits.time_budget));
+        let result = self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &rule.ast);
+        engine::set_deadline(None);
+        let rule_ref = rule.rule_ref();
+        let decisions = match result {
+            Err(e) => {
+                let d = Diagnostic::runtime(&rule.file, &rule.source, &e, &self.limits);
+                tracing::warn!(customer = %facts.account().customer.external_id, error = %d.short(), "rule evaluation failed");
+                vec![Decision::error(&facts, Some(&rule_ref), d.short())]
+            }
+            Ok(value) => match actions::collect(value) {
+                Ok(requests) => decide(&facts, requests, &rule_ref),
+                Err(msg) => vec![Decision::error(
+                    &facts,
+                    Some(&rule_ref),
+                    format!("{}: {msg}", rule.file),
+                )],
+            },
+        };
+        Outcome { facts, decisions }
+    }
+}
+
+/// The facts settings a configuration implies.
+pub fn fact_settings(config: &Config) -> FactSettings {
+    FactSettings {
+        late_payment: Arc::new(config.late_payment.clone()),
+        insurer_deadlines: config
+            .insurers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.declaration_deadline_days))
+            .collect(),
+    }
+}

@@ -1,0 +1,28 @@
+//! Rule scripts: one Rhai script per customer segment decides, from a customer's
+//! facts, which dunning actions to take.
+//!
+//! - [`engine`]: the sandboxed engine and the rule API registered in it.
+//! - [`facts`]: what a script sees (`today`, `customer`), precomputed in Rust.
+//! - [`actions`]: what a script returns, built with `email(...)`, `sms(...)`...
+//! - [`decide`]: the engine's guarantees applied to a script's requests (idempotent
+//!   steps, blocked invoices) giving [`Decision`]s.
+//! - [`registry`]: compiling, hashing and hot-reloading scripts.
+//! - [`evaluate`]: one customer, end to end; [`pipeline`]: a portfolio, in parallel.
+//! - [`testing`]: `relance rules test` fixtures.
+
+pub mod actions;
+pub mod decide;
+pub mod diagnostics;
+pub mod engine;
+pub mod evaluate;
+pub mod facts;
+pub mod pipeline;
+pub mod registry;
+pub mod testing;
+
+pub use decide::{Decision, DecisionStatus, RuleRef};
+pub use diagnostics::Diagnostic;
+pub use engine::Limits;
+pub use evaluate::{Evaluator, Outcome};
+pub use facts::{CustomerFacts, FactSettings, FactsSnapshot};
+pub use registry::{RuleError, RuleRegistry, RuleSet};

@@ -1,0 +1,137 @@
+//! Evaluating a portfolio: accounts are read in batches (in customer order) by one
+//! task while worker threads, each with its own Rhai engine, evaluate them; outcomes
+//! reach the caller batch by batch, in customer order.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::NaiveDate;
+use futures_util::StreamExt;
+
+use super::evaluate::{Evaluator, Outcome};
+use super::registry::RuleSet;
+use crate::store::{AccountFilter, Store, StoreError};
+
+/// How a portfolio is evaluated.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    pub workers: usize,
+    /// Customers per batch.
+    pub batch: usize,
+    pub today: NaiveDate,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PipelineStats {
+    pub customers: u64,
+    pub invoices: u64,
+}
+
+type Job = (u64, Vec<crate::domain::Account>);
+
+/// Runs the pipeline; `sink` receives each batch of outcomes in customer order.
+///
+/// # Errors
+/// A store error while reading, or the first error `sink` returns.
+pub async fn run<F, Fut>(
+    store: Arc<dyn Store>,
+    filter: AccountFilter,
+    rules: Arc<RuleSet>,
+    make_evaluator: Arc<dyn Fn() -> Evaluator + Send + Sync>,
+    opts: PipelineOptions,
+    mut sink: F,
+) -> Result<PipelineStats, StoreError>
+where
+    F: FnMut(Vec<Outcome>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    let workers = opts.workers.max(1);
+    let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Job>(workers * 2);
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<(u64, Vec<Outcome>)>(workers * 2);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let mut threads = Vec::with_capacity(workers);
+    for n in 0..workers {
+        let job_rx = job_rx.clone();
+        let out_tx = out_tx.clone();
+        let rules = rules.clone();
+        let make = make_evaluator.clone();
+        let today = opts.today;
+        let handle = std::thread::Builder::new()
+            .name(format!("rules-{n}"))
+            .spawn(move || {
+                let evaluator = make();
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(mut rx) => rx.blocking_recv(),
+                        Err(_) => None,
+                    };
+                    let Some((seq, accounts)) = job else { break };
+                    let outcomes: Vec<Outcome> = accounts
+                        .into_iter()
+                        .map(|a| evaluator.evaluate(&rules, a, today))
+                        .collect();
+                    if out_tx.blocking_send((seq, outcomes)).is_err() {
+                        break;
+                    }
+                }
+            });
+        match handle {
+            Ok(h) => threads.push(h),
+            Err(e) => {
+                return Err(StoreError::Invalid(format!(
+                    "cannot start a rule worker thread: {e}"
+                )))
+            }
+        }
+    }
+    drop(out_tx);
+
+    let batch = opts.batch.max(1);
+    let reader = tokio::spawn(async move {
+        let mut stats = PipelineStats::default();
+        let mut stream = store.accounts(&filter, batch);
+        let mut seq = 0u64;
+        while let Some(next) = stream.next().await {
+            let accounts = next?;
+            stats.customers += accounts.len() as u64;
+            stats.invoices += accounts
+                .iter()
+                .map(|a| a.invoices.len() as u64)
+                .sum::<u64>();
+            if job_tx.send((seq, accounts)).await.is_err() {
+                break;
+            }
+            seq += 1;
+        }
+        Ok::<_, StoreError>(stats)
+    });
+
+    // Outcomes may arrive out of order: hold them until their turn.
+    let mut waiting: BTreeMap<u64, Vec<Outcome>> = BTreeMap::new();
+    let mut next_seq = 0u64;
+    let mut sink_result = Ok(());
+    while let Some((seq, outcomes)) = out_rx.recv().await {
+        waiting.insert(seq, outcomes);
+        while let Some(ready) = waiting.remove(&next_seq) {
+            next_seq += 1;
+            if sink_result.is_ok() {
+                sink_result = sink(ready).await;
+            }
+        }
+        if sink_result.is_err() {
+            break;
+        }
+    }
+    drop(out_rx);
+    let stats = match reader.await {
+        Ok(r) => r,
+        Err(e) => Err(StoreError::Invalid(format!(
+            "the account reader stopped: {e}"
+        ))),
+    };
+    for t in threads {
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
+    sink_result?;
+    stats
+}
