@@ -83,11 +83,14 @@ fn shipped(path: &Path) -> Option<&'static str> {
     }
 }
 
-/// A scope declaring the variables scripts may use, for compile-time checks.
+/// A scope declaring the variables scripts may use, for compile-time checks. They are
+/// declared as variables, not constants: the optimiser inlines constants of the compile
+/// scope into the AST, which would freeze these placeholders into the script. At run
+/// time they are constants, so a script cannot assign them.
 fn declared_scope() -> Scope<'static> {
     let mut scope = Scope::new();
-    scope.push_constant("today", Dynamic::UNIT);
-    scope.push_constant("customer", Dynamic::UNIT);
+    scope.push("today", Dynamic::UNIT);
+    scope.push("customer", Dynamic::UNIT);
     scope
 }
 

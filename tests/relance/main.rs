@@ -8,4 +8,5 @@ mod cli;
 mod config;
 mod helpers;
 mod import;
+mod rules;
 mod store_story;
