@@ -148,7 +148,14 @@ pub(super) fn test(cli: &Cli, args: &RulesTestArgs) -> Result<u8, CliError> {
     }
     let (mut passed, mut failed) = (0, 0);
     for (segment, path) in files {
-        let result = testing::run_file(&path, &segment, &set, &evaluator, config.company.currency);
+        let result = testing::run_file(
+            &path,
+            &config.base_dir,
+            &segment,
+            &set,
+            &evaluator,
+            config.company.currency,
+        );
         if let Some(e) = result.error {
             eprintln!("{e}");
             failed += 1;

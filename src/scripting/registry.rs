@@ -54,11 +54,17 @@ pub struct RuleError {
     pub diagnostic: Box<Diagnostic>,
 }
 
-/// Shown for a path: relative to the working directory when under it.
-pub fn display_path(p: &Path) -> String {
-    let rel = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| p.strip_prefix(&cwd).ok().map(Path::to_path_buf));
+/// A path as shown to people: relative to the working directory when under it, else
+/// relative to `base` (the configuration's directory) when under it, else as is.
+pub fn display_path(p: &Path, base: Option<&Path>) -> String {
+    let abs = |q: &Path| std::fs::canonicalize(q).unwrap_or_else(|_| q.to_path_buf());
+    let target = abs(p);
+    let cwd = std::env::current_dir().ok().map(|c| abs(&c));
+    let rel = cwd
+        .as_deref()
+        .and_then(|c| target.strip_prefix(c).ok())
+        .or_else(|| base.and_then(|b| target.strip_prefix(abs(b)).ok()))
+        .map(Path::to_path_buf);
     let shown = rel.unwrap_or_else(|| p.to_path_buf());
     let s = shown.display().to_string();
     s.strip_prefix("./").map(str::to_string).unwrap_or(s)
@@ -102,9 +108,10 @@ pub fn compile(
     engine: &Engine,
     segment: &str,
     path: &Path,
+    base: &Path,
     source: &str,
 ) -> Result<CompiledRule, RuleError> {
-    let file = display_path(path);
+    let file = display_path(path, Some(base));
     match engine.compile_with_scope(&declared_scope(), source) {
         Ok(mut ast) => {
             ast.set_source(file.as_str());
@@ -140,7 +147,7 @@ pub fn load_all(config: &Config, engine: &Engine) -> (RuleSet, Vec<RuleError>) {
     let mut set = RuleSet::default();
     let mut errors = Vec::new();
     for (name, seg) in &config.segments {
-        let file = display_path(&seg.rules);
+        let file = display_path(&seg.rules, Some(&config.base_dir));
         match read_source(config, &seg.rules) {
             Err(message) => errors.push(RuleError {
                 segment: name.clone(),
@@ -152,7 +159,7 @@ pub fn load_all(config: &Config, engine: &Engine) -> (RuleSet, Vec<RuleError>) {
                     source_line: None,
                 }),
             }),
-            Ok(source) => match compile(engine, name, &seg.rules, &source) {
+            Ok(source) => match compile(engine, name, &seg.rules, &config.base_dir, &source) {
                 Ok(rule) => {
                     set.by_segment.insert(name.clone(), Arc::new(rule));
                 }
@@ -215,7 +222,13 @@ impl RuleRegistry {
             if old.get(name).is_some_and(|r| r.hash == hash) {
                 continue;
             }
-            match compile(&self.engine, name, &seg.rules, &source) {
+            match compile(
+                &self.engine,
+                name,
+                &seg.rules,
+                &self.config.base_dir,
+                &source,
+            ) {
                 Ok(rule) => {
                     tracing::info!(segment = %name, file = %rule.file, hash = %&rule.hash[..12], "rule script reloaded");
                     next.insert(name.clone(), Arc::new(rule));

@@ -301,12 +301,13 @@ fn describe(
 /// Runs one test file against the script of `segment`.
 pub fn run_file(
     path: &Path,
+    base: &Path,
     segment: &str,
     rules: &RuleSet,
     evaluator: &Evaluator,
     currency: Currency,
 ) -> FileResult {
-    let file = super::registry::display_path(path);
+    let file = super::registry::display_path(path, Some(base));
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {

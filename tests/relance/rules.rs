@@ -436,3 +436,48 @@ fn the_shipped_rules_simulate_the_sample_portfolio() {
         );
     }
 }
+
+#[test]
+fn a_script_that_no_longer_compiles_is_rejected_and_the_previous_version_keeps_running() {
+    let w = workspace_with_rules(&[("smb", "email(\"v1\", customer.invoices)")]);
+    let config = relance::config::Config::load(Some(&w.path("relance.yaml"))).unwrap();
+    let engine = relance::scripting::engine::build(
+        std::sync::Arc::new(config.calendar.clone()),
+        &relance::scripting::Limits::default(),
+    );
+    let (registry, errors) = relance::scripting::RuleRegistry::load(&config, engine);
+    assert!(errors.is_empty());
+    let v1 = registry.current().get("smb").unwrap().hash.clone();
+
+    w.write("rules/smb.rhai", "email(\"v2\", customer.invoices");
+    let report = registry.reload();
+    assert!(report.reloaded.is_empty());
+    assert_eq!(report.rejected.len(), 1);
+    assert!(
+        report.rejected[0]
+            .diagnostic
+            .short()
+            .starts_with("rules/smb.rhai:1:"),
+        "{}",
+        report.rejected[0].diagnostic.short()
+    );
+    assert_eq!(
+        registry.current().get("smb").unwrap().hash,
+        v1,
+        "the previous version keeps running"
+    );
+
+    w.write("rules/smb.rhai", "email(\"v3\", customer.invoices)");
+    let report = registry.reload();
+    assert_eq!(report.reloaded, vec!["smb".to_string()]);
+    let v3 = registry.current().get("smb").unwrap().clone();
+    assert_ne!(v3.hash, v1);
+    assert_eq!(
+        v3.hash,
+        relance::scripting::registry::sha256_hex(b"email(\"v3\", customer.invoices)")
+    );
+    assert!(
+        registry.reload().reloaded.is_empty(),
+        "an unchanged file is not recompiled"
+    );
+}
