@@ -185,11 +185,12 @@ pub(super) fn test(cli: &Cli, args: &RulesTestArgs) -> Result<u8, CliError> {
     })
 }
 
-fn shorten(list: &[String], max: usize) -> String {
-    if list.len() <= max {
-        list.join(", ")
+fn shorten<T: AsRef<str>>(list: &[T], max: usize) -> String {
+    let names: Vec<&str> = list.iter().map(AsRef::as_ref).collect();
+    if names.len() <= max {
+        names.join(", ")
     } else {
-        format!("{} +{}", list[..max].join(", "), list.len() - max)
+        format!("{} +{}", names[..max].join(", "), names.len() - max)
     }
 }
 

@@ -4,15 +4,15 @@
 use rhai::{Array, Dynamic, EvalAltResult, ImmutableString, Map, Position};
 use serde_json::Value;
 
-use super::facts::{Date, InvoiceFacts};
+use super::facts::{Date, InvoiceFacts, InvoiceList};
 use crate::domain::ActionKind;
 
 /// One action a script asked for.
 #[derive(Debug, Clone)]
 pub struct ActionRequest {
     pub kind: ActionKind,
-    pub template: Option<String>,
-    pub step: String,
+    pub template: Option<ImmutableString>,
+    pub step: ImmutableString,
     /// Indexes into the customer's open invoices.
     pub invoices: Vec<usize>,
     /// Options other than `step` and `repeat_after_days`, as JSON.
@@ -58,18 +58,21 @@ pub fn to_json(v: &Dynamic) -> Value {
 
 /// The invoices an action names: an array of invoices, or one invoice.
 fn invoice_indexes(v: &Dynamic, what: &str) -> Result<Vec<usize>, Box<EvalAltResult>> {
-    if let Some(one) = v.clone().try_cast::<InvoiceFacts>() {
+    if let Some(list) = v.read_lock::<InvoiceList>() {
+        return Ok(list.indexes().collect());
+    }
+    if let Some(one) = v.read_lock::<InvoiceFacts>() {
         return Ok(vec![one.i]);
     }
-    let Some(list) = v.clone().try_cast::<Array>() else {
+    let Some(list) = v.read_lock::<Array>() else {
         return Err(err(format!(
-            "{what}: expected an invoice or an array of invoices, got {}",
+            "{what}: expected invoices (e.g. customer.dunnable.overdue(1)) or one invoice, got {}",
             v.type_name()
         )));
     };
     let mut out = Vec::with_capacity(list.len());
-    for item in list {
-        match item.try_cast::<InvoiceFacts>() {
+    for item in list.iter() {
+        match item.read_lock::<InvoiceFacts>() {
             Some(inv) => {
                 if !out.contains(&inv.i) {
                     out.push(inv.i);
@@ -86,18 +89,20 @@ fn invoice_indexes(v: &Dynamic, what: &str) -> Result<Vec<usize>, Box<EvalAltRes
     Ok(out)
 }
 
-/// Builds an action request, checking its options.
+/// Builds an action request, checking its options. An action naming no invoice is
+/// `()`, which scripts may return and the engine skips: rules can build every step
+/// unconditionally and stay cheap for customers with nothing at that stage.
 ///
 /// # Errors
 /// A script error naming the unknown option or the wrong value.
 pub fn build(
     kind: ActionKind,
-    template: Option<&str>,
+    template: Option<ImmutableString>,
     invoices: &Dynamic,
     options: Option<Map>,
-) -> Result<ActionRequest, Box<EvalAltResult>> {
+) -> Result<Dynamic, Box<EvalAltResult>> {
     let what = kind.as_str();
-    if let Some(t) = template {
+    if let Some(t) = &template {
         if t.trim().is_empty()
             || !t
                 .chars()
@@ -109,13 +114,15 @@ pub fn build(
         }
     }
     let invoices = invoice_indexes(invoices, what)?;
-    let mut step = template.map_or_else(|| kind.as_str().to_string(), str::to_string);
+    let mut step = template
+        .clone()
+        .unwrap_or_else(|| ImmutableString::from(kind.as_str()));
     let mut repeat_after_days = None;
     let mut opts = serde_json::Map::new();
     for (key, value) in options.unwrap_or_default() {
         match key.as_str() {
             "step" => match value.clone().try_cast::<ImmutableString>() {
-                Some(s) if !s.trim().is_empty() => step = s.to_string(),
+                Some(s) if !s.trim().is_empty() => step = s,
                 _ => {
                     return Err(err(format!(
                         "{what}: option 'step' must be a non-empty string"
@@ -124,15 +131,15 @@ pub fn build(
             },
             "repeat_after_days" => match value.as_int() {
                 Ok(n) if n >= 1 => repeat_after_days = Some(n),
-                _ => {
-                    return Err(err(format!(
+                _ => return Err(err(format!(
                     "{what}: option 'repeat_after_days' must be a whole number of days, at least 1"
-                )))
-                }
+                ))),
             },
             k if allowed_options(kind).contains(&k) => {
                 check_option(kind, k, &value)?;
-                opts.insert(k.to_string(), to_json(&value));
+                if !invoices.is_empty() {
+                    opts.insert(k.to_string(), to_json(&value));
+                }
             }
             k => {
                 let mut allowed = vec!["step", "repeat_after_days"];
@@ -144,14 +151,17 @@ pub fn build(
             }
         }
     }
-    Ok(ActionRequest {
+    if invoices.is_empty() {
+        return Ok(Dynamic::UNIT);
+    }
+    Ok(Dynamic::from(ActionRequest {
         kind,
-        template: template.map(str::to_string),
+        template,
         step,
         invoices,
         options: opts,
         repeat_after_days,
-    })
+    }))
 }
 
 fn check_option(kind: ActionKind, key: &str, v: &Dynamic) -> Result<(), Box<EvalAltResult>> {
@@ -203,10 +213,11 @@ pub fn collect(result: Dynamic) -> Result<Vec<ActionRequest>, String> {
     if result.is_unit() {
         return Ok(Vec::new());
     }
-    if let Some(a) = result.clone().try_cast::<ActionRequest>() {
-        return Ok(vec![a]);
+    if result.is::<ActionRequest>() {
+        return Ok(result.try_cast::<ActionRequest>().into_iter().collect());
     }
-    if let Some(list) = result.clone().try_cast::<Array>() {
+    if result.is::<Array>() {
+        let list = result.cast::<Array>();
         let mut out = Vec::with_capacity(list.len());
         for item in list {
             if item.is_unit() {

@@ -3,8 +3,9 @@
 //! a deliberate repeat) and that disputed, paused or promised invoices and paused
 //! customers never reach a channel.
 
-use std::collections::HashSet;
+use std::sync::Arc;
 
+use rhai::ImmutableString;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -39,20 +40,20 @@ impl DecisionStatus {
 /// The rule a decision came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleRef {
-    pub file: String,
-    pub hash: String,
+    pub file: Arc<str>,
+    pub hash: Arc<str>,
 }
 
 /// One outcome of evaluating a customer.
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
-    pub customer: String,
-    pub segment: String,
+    pub customer: Arc<str>,
+    pub segment: Arc<str>,
     /// `None` for an evaluation error.
     pub kind: Option<ActionKind>,
-    pub step: Option<String>,
-    pub template: Option<String>,
-    pub invoices: Vec<String>,
+    pub step: Option<Arc<str>>,
+    pub template: Option<Arc<str>>,
+    pub invoices: Vec<Arc<str>>,
     pub amount: Decimal,
     pub currency: Currency,
     pub status: DecisionStatus,
@@ -60,23 +61,23 @@ pub struct Decision {
     pub options: serde_json::Map<String, serde_json::Value>,
     /// How many times the step was applied to these invoices before (0 the first time).
     pub repeat: u32,
-    pub rule_file: Option<String>,
-    pub rule_hash: Option<String>,
+    pub rule_file: Option<Arc<str>>,
+    pub rule_hash: Option<Arc<str>>,
 }
 
 impl Decision {
     /// An evaluation error for a customer.
     pub fn error(facts: &CustomerFacts, rule: Option<&RuleRef>, detail: String) -> Decision {
-        let c = &facts.account().customer;
+        let c = &facts.0;
         Decision {
-            customer: c.external_id.clone(),
-            segment: c.segment.clone(),
+            customer: c.ext_id.clone(),
+            segment: c.seg.clone(),
             kind: None,
             step: None,
             template: None,
             invoices: Vec::new(),
             amount: Decimal::ZERO,
-            currency: c.currency,
+            currency: c.account.customer.currency,
             status: DecisionStatus::Error,
             detail,
             options: serde_json::Map::new(),
@@ -95,10 +96,9 @@ pub fn decide(
 ) -> Vec<Decision> {
     let inner = &facts.0;
     let today = inner.today;
-    let customer = &inner.account.customer;
     // (step, invoice) pairs planned earlier in this same evaluation.
-    let mut planned_now: HashSet<(String, usize)> = HashSet::new();
-    let mut out = Vec::new();
+    let mut planned_now: Vec<(ImmutableString, usize)> = Vec::new();
+    let mut out = Vec::with_capacity(requests.len());
     for req in requests {
         if req.invoices.is_empty() {
             continue;
@@ -113,11 +113,11 @@ pub fn decide(
                 blocked.push((i, reason.clone()));
                 continue;
             }
-            if planned_now.contains(&(req.step.clone(), i)) {
+            if planned_now.iter().any(|(s, n)| *n == i && *s == req.step) {
                 done.push((i, "planned twice by the rule in this run".to_string()));
                 continue;
             }
-            match f.steps.iter().find(|s| s.0.as_str() == req.step) {
+            match f.steps.iter().find(|s| s.0 == req.step) {
                 None => go.push(i),
                 Some((_, _, last, times)) => {
                     let age = (today - *last).num_days();
@@ -132,30 +132,32 @@ pub fn decide(
                 }
             }
         }
-        let make = |idx: &[usize], status: DecisionStatus, detail: String, repeat: u32| {
-            let invoices: Vec<String> = idx
-                .iter()
-                .map(|&i| inner.invoices[i].number.to_string())
-                .collect();
+        let step: Arc<str> = Arc::from(req.step.as_str());
+        let template: Option<Arc<str>> = req.template.as_ref().map(|t| Arc::from(t.as_str()));
+        let make = |idx: &[usize],
+                    status: DecisionStatus,
+                    detail: String,
+                    repeat: u32,
+                    options: serde_json::Map<String, serde_json::Value>| {
             let amount: Decimal = idx
                 .iter()
                 .map(|&i| inner.account.invoices[i].invoice.open_amount)
                 .sum();
-            let currency = idx.first().map_or(customer.currency, |&i| {
+            let currency = idx.first().map_or(inner.account.customer.currency, |&i| {
                 inner.account.invoices[i].invoice.currency
             });
             Decision {
-                customer: customer.external_id.clone(),
-                segment: customer.segment.clone(),
+                customer: inner.ext_id.clone(),
+                segment: inner.seg.clone(),
                 kind: Some(req.kind),
-                step: Some(req.step.clone()),
-                template: req.template.clone(),
-                invoices,
+                step: Some(step.clone()),
+                template: template.clone(),
+                invoices: idx.iter().map(|&i| Arc::from(inner.number(i))).collect(),
                 amount,
                 currency,
                 status,
                 detail,
-                options: req.options.clone(),
+                options,
                 repeat,
                 rule_file: Some(rule.file.clone()),
                 rule_hash: Some(rule.hash.clone()),
@@ -163,36 +165,59 @@ pub fn decide(
         };
         let describe = |list: &[(usize, String)]| {
             list.iter()
-                .map(|(i, r)| format!("{}: {r}", inner.invoices[*i].number))
+                .map(|(i, r)| format!("{}: {r}", inner.number(*i)))
                 .collect::<Vec<_>>()
                 .join("; ")
         };
-        if !go.is_empty() {
-            for &i in &go {
-                planned_now.insert((req.step.clone(), i));
-            }
-            let mut notes = Vec::new();
-            if !done.is_empty() {
-                notes.push(format!("left out, already done: {}", describe(&done)));
-            }
-            if !blocked.is_empty() {
-                notes.push(format!("left out, blocked: {}", describe(&blocked)));
-            }
-            out.push(make(
-                &go,
-                DecisionStatus::Planned,
-                notes.join(" | "),
-                repeat,
-            ));
-        }
         if !blocked.is_empty() {
             let idx: Vec<usize> = blocked.iter().map(|b| b.0).collect();
-            out.push(make(&idx, DecisionStatus::Blocked, describe(&blocked), 0));
+            out.push(make(
+                &idx,
+                DecisionStatus::Blocked,
+                describe(&blocked),
+                0,
+                req.options.clone(),
+            ));
         }
-        if go.is_empty() && !done.is_empty() {
-            let idx: Vec<usize> = done.iter().map(|b| b.0).collect();
-            out.push(make(&idx, DecisionStatus::AlreadyDone, describe(&done), 0));
+        if go.is_empty() {
+            if !done.is_empty() {
+                let idx: Vec<usize> = done.iter().map(|b| b.0).collect();
+                out.push(make(
+                    &idx,
+                    DecisionStatus::AlreadyDone,
+                    describe(&done),
+                    0,
+                    req.options.clone(),
+                ));
+            }
+            continue;
         }
+        for &i in &go {
+            planned_now.push((req.step.clone(), i));
+        }
+        let mut notes = Vec::new();
+        if !done.is_empty() {
+            notes.push(format!("left out, already done: {}", describe(&done)));
+        }
+        if !blocked.is_empty() {
+            notes.push(format!("left out, blocked: {}", describe(&blocked)));
+        }
+        let planned = make(
+            &go,
+            DecisionStatus::Planned,
+            notes.join(" | "),
+            repeat,
+            serde_json::Map::new(),
+        );
+        // The planned decision goes first, and takes the options without a copy.
+        let at = out.len() - usize::from(!blocked.is_empty());
+        out.insert(
+            at,
+            Decision {
+                options: req.options,
+                ..planned
+            },
+        );
     }
     out
 }

@@ -11,11 +11,14 @@ use rhai::packages::{
     BasicArrayPackage, BasicMapPackage, BasicMathPackage, CorePackage, LogicPackage,
     MoreStringPackage, Package,
 };
-use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position, INT};
+use rhai::{
+    Array, Dynamic, Engine, EvalAltResult, FnPtr, ImmutableString, Map, NativeCallContext,
+    Position, INT,
+};
 use rust_decimal::Decimal;
 
 use super::actions::{self, ActionRequest};
-use super::facts::{CustomerFacts, Date, InvoiceFacts};
+use super::facts::{CustomerFacts, Date, InvoiceFacts, InvoiceList};
 use crate::domain::{ActionKind, BusinessCalendar};
 
 /// Resource limits for one customer's evaluation.
@@ -105,6 +108,7 @@ pub fn build(calendar: Arc<BusinessCalendar>, limits: &Limits) -> Engine {
     register_dates(&mut engine, calendar);
     register_customer(&mut engine);
     register_invoice(&mut engine);
+    register_invoice_list(&mut engine);
     register_lists(&mut engine);
     register_actions(&mut engine);
     engine
@@ -165,17 +169,23 @@ fn register_dates(engine: &mut Engine, cal: Arc<BusinessCalendar>) {
 fn register_customer(engine: &mut Engine) {
     engine.register_type_with_name::<CustomerFacts>("Customer");
     engine.register_fn("to_string", |c: &mut CustomerFacts| {
-        format!("customer {}", c.0.id)
+        format!("customer {}", c.0.ext_id)
     });
     engine.register_fn("to_debug", |c: &mut CustomerFacts| {
-        format!("customer {}", c.0.id)
+        format!("customer {}", c.0.ext_id)
     });
-    engine.register_get("id", |c: &mut CustomerFacts| c.0.id.clone());
-    engine.register_get("name", |c: &mut CustomerFacts| c.0.name.clone());
+    engine.register_get("id", |c: &mut CustomerFacts| {
+        ImmutableString::from(&*c.0.ext_id)
+    });
+    engine.register_get("name", |c: &mut CustomerFacts| {
+        ImmutableString::from(c.0.account.customer.name.as_str())
+    });
     engine.register_get("legal_name", |c: &mut CustomerFacts| {
         ImmutableString::from(c.0.account.customer.legal_name())
     });
-    engine.register_get("segment", |c: &mut CustomerFacts| c.0.segment.clone());
+    engine.register_get("segment", |c: &mut CustomerFacts| {
+        ImmutableString::from(&*c.0.seg)
+    });
     engine.register_get("locale", |c: &mut CustomerFacts| {
         ImmutableString::from(c.0.account.customer.locale.as_str())
     });
@@ -276,16 +286,14 @@ fn register_customer(engine: &mut Engine) {
             .last_contact
             .map(|d| -> INT { (c.0.today - d).num_days() }))
     });
-    engine.register_get("invoices", |c: &mut CustomerFacts| -> Array {
-        (0..c.0.invoices.len())
-            .map(|i| Dynamic::from(c.invoice(i)))
-            .collect()
+    engine.register_get("invoices", |c: &mut CustomerFacts| {
+        InvoiceList::new(&c.0, 0..c.0.invoices.len() as u32)
     });
-    engine.register_get("dunnable", |c: &mut CustomerFacts| -> Array {
-        (0..c.0.invoices.len())
-            .filter(|&i| c.0.invoices[i].blocked.is_none())
-            .map(|i| Dynamic::from(c.invoice(i)))
-            .collect()
+    engine.register_get("dunnable", |c: &mut CustomerFacts| {
+        InvoiceList::new(
+            &c.0,
+            (0..c.0.invoices.len() as u32).filter(|&i| c.0.invoices[i as usize].blocked.is_none()),
+        )
     });
     engine.register_get("history", |c: &mut CustomerFacts| -> Array {
         c.0.account
@@ -333,12 +341,14 @@ fn promise_map(c: &CustomerFacts, i: usize, broken: bool) -> Map {
 fn register_invoice(engine: &mut Engine) {
     engine.register_type_with_name::<InvoiceFacts>("Invoice");
     engine.register_fn("to_string", |i: &mut InvoiceFacts| {
-        format!("invoice {}", i.fact().number)
+        format!("invoice {}", i.open().invoice.number)
     });
     engine.register_fn("to_debug", |i: &mut InvoiceFacts| {
-        format!("invoice {}", i.fact().number)
+        format!("invoice {}", i.open().invoice.number)
     });
-    engine.register_get("number", |i: &mut InvoiceFacts| i.fact().number.clone());
+    engine.register_get("number", |i: &mut InvoiceFacts| {
+        ImmutableString::from(i.open().invoice.number.as_str())
+    });
     engine.register_get("issue_date", |i: &mut InvoiceFacts| {
         Date(i.open().invoice.issue_date)
     });
@@ -428,9 +438,101 @@ fn register_invoice(engine: &mut Engine) {
     );
 }
 
+fn register_invoice_list(engine: &mut Engine) {
+    engine.register_type_with_name::<InvoiceList>("Invoices");
+    engine.register_iterator::<InvoiceList>();
+    let show = |l: &mut InvoiceList| {
+        format!(
+            "[{}]",
+            l.indexes()
+                .map(|i| l.c.number(i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    engine.register_fn("to_string", show);
+    engine.register_fn("to_debug", show);
+    engine.register_fn("len", |l: &mut InvoiceList| -> INT { l.len() as INT });
+    engine.register_fn("is_empty", |l: &mut InvoiceList| l.len() == 0);
+    engine.register_indexer_get(
+        |l: &mut InvoiceList, n: INT| -> Result<InvoiceFacts, Box<EvalAltResult>> {
+            let len = l.len() as INT;
+            let at = if n < 0 { len + n } else { n };
+            usize::try_from(at)
+                .ok()
+                .and_then(|at| l.get(at))
+                .ok_or_else(|| {
+                    rt_err(format!(
+                        "index {n} is out of range: the list has {len} invoices"
+                    ))
+                })
+        },
+    );
+    engine.register_fn("to_array", |l: &mut InvoiceList| -> Array {
+        l.clone().into_iter().map(Dynamic::from).collect()
+    });
+    engine.register_fn(
+        "filter",
+        |ctx: NativeCallContext,
+         l: &mut InvoiceList,
+         f: FnPtr|
+         -> Result<InvoiceList, Box<EvalAltResult>> {
+            let mut keep = Vec::with_capacity(l.len());
+            for i in l.indexes() {
+                if f.call_within_context::<bool>(&ctx, (InvoiceFacts { c: l.c.clone(), i },))? {
+                    keep.push(i as u32);
+                }
+            }
+            Ok(InvoiceList::new(&l.c, keep))
+        },
+    );
+    engine.register_fn("+", |a: InvoiceList, b: InvoiceList| -> InvoiceList {
+        let mut all: Vec<u32> = a.indexes().chain(b.indexes()).map(|i| i as u32).collect();
+        all.sort_unstable();
+        all.dedup();
+        InvoiceList::new(&a.c, all)
+    });
+    engine.register_fn("overdue", |l: &mut InvoiceList, min_days: INT| {
+        l.retain(|f, _| f.days_overdue >= min_days)
+    });
+    engine.register_fn(
+        "overdue_between",
+        |l: &mut InvoiceList, min: INT, max: INT| {
+            l.retain(|f, _| (min..=max).contains(&f.days_overdue))
+        },
+    );
+    engine.register_fn("due_within", |l: &mut InvoiceList, days: INT| {
+        l.retain(|f, _| (-days..=0).contains(&f.days_overdue))
+    });
+    engine.register_fn("with_step", |l: &mut InvoiceList, step: &str| {
+        l.retain(|f, _| f.steps.iter().any(|s| s.0.as_str() == step))
+    });
+    engine.register_fn("without_step", |l: &mut InvoiceList, step: &str| {
+        l.retain(|f, _| !f.steps.iter().any(|s| s.0.as_str() == step))
+    });
+    engine.register_fn("total", |l: &mut InvoiceList| -> Decimal {
+        l.indexes()
+            .map(|i| l.c.account.invoices[i].invoice.open_amount)
+            .sum()
+    });
+    engine.register_fn("max_days_overdue", |l: &mut InvoiceList| -> INT {
+        l.indexes()
+            .map(|i| l.c.invoices[i].days_overdue)
+            .max()
+            .unwrap_or(0)
+    });
+    engine.register_fn("numbers", |l: &mut InvoiceList| -> Array {
+        l.indexes()
+            .map(|i| Dynamic::from(ImmutableString::from(l.c.number(i))))
+            .collect()
+    });
+}
+
 fn invoices_of(list: &Array) -> impl Iterator<Item = (Dynamic, InvoiceFacts)> + '_ {
-    list.iter()
-        .filter_map(|d| d.clone().try_cast::<InvoiceFacts>().map(|i| (d.clone(), i)))
+    list.iter().filter_map(|d| {
+        d.read_lock::<InvoiceFacts>()
+            .map(|i| (d.clone(), i.clone()))
+    })
 }
 
 fn register_lists(engine: &mut Engine) {
@@ -480,7 +582,7 @@ fn register_lists(engine: &mut Engine) {
     });
     engine.register_fn("numbers", |l: &mut Array| -> Array {
         invoices_of(l)
-            .map(|(_, i)| Dynamic::from(i.fact().number.clone()))
+            .map(|(_, i)| Dynamic::from(ImmutableString::from(i.open().invoice.number.as_str())))
             .collect()
     });
 }
@@ -496,27 +598,30 @@ fn register_actions(engine: &mut Engine) {
     engine.register_get("kind", |a: &mut ActionRequest| {
         ImmutableString::from(a.kind.as_str())
     });
-    engine.register_get("step", |a: &mut ActionRequest| {
-        ImmutableString::from(a.step.as_str())
-    });
+    engine.register_get("step", |a: &mut ActionRequest| a.step.clone());
     for (name, kind) in [("email", ActionKind::Email), ("sms", ActionKind::Sms)] {
         engine.register_fn(name, move |t: ImmutableString, inv: Dynamic| {
-            actions::build(kind, Some(&t), &inv, None)
+            actions::build(kind, Some(t), &inv, None)
         });
         engine.register_fn(name, move |t: ImmutableString, inv: Dynamic, o: Map| {
-            actions::build(kind, Some(&t), &inv, Some(o))
+            actions::build(kind, Some(t), &inv, Some(o))
         });
     }
     let call = |reason: ImmutableString,
                 inv: Dynamic,
                 o: Option<Map>|
-     -> Result<ActionRequest, Box<EvalAltResult>> {
-        let mut a = actions::build(ActionKind::CallTask, None, &inv, o)?;
-        a.options.insert(
-            "reason".into(),
-            serde_json::Value::String(reason.to_string()),
-        );
-        Ok(a)
+     -> Result<Dynamic, Box<EvalAltResult>> {
+        let a = actions::build(ActionKind::CallTask, None, &inv, o)?;
+        Ok(match a.try_cast::<ActionRequest>() {
+            Some(mut a) => {
+                a.options.insert(
+                    "reason".into(),
+                    serde_json::Value::String(reason.to_string()),
+                );
+                Dynamic::from(a)
+            }
+            None => Dynamic::UNIT,
+        })
     };
     engine.register_fn("call_task", move |r: ImmutableString, inv: Dynamic| {
         call(r, inv, None)

@@ -25,7 +25,6 @@ pub struct FactSettings {
 }
 
 pub(crate) struct InvoiceFact {
-    pub number: ImmutableString,
     pub days_overdue: i64,
     /// Steps applied to this invoice: (step, kind, last date applied, times applied).
     pub steps: Vec<(ImmutableString, crate::domain::ActionKind, NaiveDate, u32)>,
@@ -39,9 +38,9 @@ pub(crate) struct Inner {
     pub today: NaiveDate,
     pub account: Account,
     pub settings: Arc<FactSettings>,
-    pub id: ImmutableString,
-    pub name: ImmutableString,
-    pub segment: ImmutableString,
+    /// The customer's ids, shared by its decisions.
+    pub ext_id: Arc<str>,
+    pub seg: Arc<str>,
     pub invoices: Vec<InvoiceFact>,
     pub exposure: Decimal,
     pub overdue_total: Decimal,
@@ -55,9 +54,116 @@ pub(crate) struct Inner {
     pub last_contact: Option<NaiveDate>,
 }
 
+impl Inner {
+    /// The number of the customer's `i`-th open invoice.
+    pub(crate) fn number(&self, i: usize) -> &str {
+        &self.account.invoices[i].invoice.number
+    }
+}
+
 /// `customer` in scripts.
 #[derive(Clone)]
 pub struct CustomerFacts(pub(crate) Arc<Inner>);
+
+/// A list of the customer's invoices in scripts (`customer.invoices`, filters): a
+/// handle and indexes, so filtering and passing lists around copies no invoice.
+/// Lists of up to 15 invoices (nearly all) need no allocation of their own.
+#[derive(Clone)]
+pub struct InvoiceList {
+    pub(crate) c: Arc<Inner>,
+    idx: Indexes,
+}
+
+#[derive(Clone)]
+enum Indexes {
+    Inline { len: u8, items: [u16; 15] },
+    Heap(Arc<[u32]>),
+}
+
+impl InvoiceList {
+    pub(crate) fn new(c: &Arc<Inner>, idx: impl IntoIterator<Item = u32>) -> InvoiceList {
+        let mut items = [0u16; 15];
+        let mut len = 0usize;
+        let mut iter = idx.into_iter();
+        for i in iter.by_ref() {
+            if len == items.len() || i > u32::from(u16::MAX) {
+                let all: Vec<u32> = items[..len]
+                    .iter()
+                    .map(|&x| u32::from(x))
+                    .chain(std::iter::once(i))
+                    .chain(iter)
+                    .collect();
+                return InvoiceList {
+                    c: c.clone(),
+                    idx: Indexes::Heap(all.into()),
+                };
+            }
+            items[len] = i as u16;
+            len += 1;
+        }
+        InvoiceList {
+            c: c.clone(),
+            idx: Indexes::Inline {
+                len: len as u8,
+                items,
+            },
+        }
+    }
+
+    /// Indexes into the customer's open invoices.
+    pub(crate) fn indexes(&self) -> impl Iterator<Item = usize> + '_ {
+        let (inline, heap): (&[u16], &[u32]) = match &self.idx {
+            Indexes::Inline { len, items } => (&items[..usize::from(*len)], &[]),
+            Indexes::Heap(all) => (&[], all),
+        };
+        inline
+            .iter()
+            .map(|&i| usize::from(i))
+            .chain(heap.iter().map(|&i| i as usize))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match &self.idx {
+            Indexes::Inline { len, .. } => usize::from(*len),
+            Indexes::Heap(all) => all.len(),
+        }
+    }
+
+    /// The invoices of the list matching `keep`.
+    pub(crate) fn retain(
+        &self,
+        keep: impl Fn(&InvoiceFact, &crate::domain::OpenInvoice) -> bool,
+    ) -> InvoiceList {
+        let c = &self.c;
+        InvoiceList::new(
+            c,
+            self.indexes()
+                .filter(|&i| keep(&c.invoices[i], &c.account.invoices[i]))
+                .map(|i| i as u32),
+        )
+    }
+
+    pub(crate) fn get(&self, n: usize) -> Option<InvoiceFacts> {
+        self.indexes().nth(n).map(|i| InvoiceFacts {
+            c: self.c.clone(),
+            i,
+        })
+    }
+}
+
+impl IntoIterator for InvoiceList {
+    type Item = InvoiceFacts;
+    type IntoIter = std::vec::IntoIter<InvoiceFacts>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.indexes()
+            .map(|i| InvoiceFacts {
+                c: self.c.clone(),
+                i,
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+}
 
 /// An invoice in scripts.
 #[derive(Clone)]
@@ -111,16 +217,11 @@ impl CustomerFacts {
         let paused = c.pause.as_ref().is_some_and(|p| p.active_on(today));
         // Promises: the latest pending one not yet due is in force; one whose date passed
         // with its invoices still open, or marked broken, is broken.
-        let open_numbers: std::collections::HashSet<&str> = account
-            .invoices
-            .iter()
-            .map(|o| o.invoice.number.as_str())
-            .collect();
+        let is_open = |n: &String| account.invoices.iter().any(|o| &o.invoice.number == n);
         let mut active_promise = None;
         let mut broken_promise = None;
         for (i, p) in account.promises.iter().enumerate() {
-            let still_open = p.invoices.is_empty()
-                || p.invoices.iter().any(|n| open_numbers.contains(n.as_str()));
+            let still_open = p.invoices.is_empty() || p.invoices.iter().any(is_open);
             match p.status {
                 PromiseStatus::Pending if p.promised_date >= today => active_promise = Some(i),
                 PromiseStatus::Pending if still_open => broken_promise = Some(i),
@@ -133,14 +234,20 @@ impl CustomerFacts {
             (p.promised_date, p.invoices.as_slice())
         });
 
-        let mut steps_by_invoice: HashMap<
-            &str,
-            Vec<(ImmutableString, crate::domain::ActionKind, NaiveDate, u32)>,
-        > = HashMap::new();
+        // Few invoices and steps per customer: a vector beats hashing here.
+        type Steps = Vec<(ImmutableString, crate::domain::ActionKind, NaiveDate, u32)>;
+        let mut steps_by_invoice: Vec<(&str, Steps)> = Vec::new();
         let mut last_contact: Option<NaiveDate> = None;
         for h in &account.history {
             last_contact = Some(last_contact.map_or(h.date, |d: NaiveDate| d.max(h.date)));
-            let list = steps_by_invoice.entry(h.invoice.as_str()).or_default();
+            let pos = match steps_by_invoice.iter().position(|(n, _)| *n == h.invoice) {
+                Some(p) => p,
+                None => {
+                    steps_by_invoice.push((h.invoice.as_str(), Vec::new()));
+                    steps_by_invoice.len() - 1
+                }
+            };
+            let list = &mut steps_by_invoice[pos].1;
             match list.iter_mut().find(|s| s.0.as_str() == h.step) {
                 Some(s) => {
                     s.2 = s.2.max(h.date);
@@ -188,10 +295,11 @@ impl CustomerFacts {
                 promised_until.map(|d| format!("promise to pay by {d}"))
             };
             invoices.push(InvoiceFact {
-                number: inv.number.as_str().into(),
                 days_overdue,
                 steps: steps_by_invoice
-                    .remove(inv.number.as_str())
+                    .iter_mut()
+                    .find(|(n, _)| *n == inv.number)
+                    .map(|(_, v)| std::mem::take(v))
                     .unwrap_or_default(),
                 blocked,
                 promised_until,
@@ -213,9 +321,8 @@ impl CustomerFacts {
         };
         let inner = Inner {
             today,
-            id: c.external_id.as_str().into(),
-            name: c.name.as_str().into(),
-            segment: c.segment.as_str().into(),
+            ext_id: Arc::from(c.external_id.as_str()),
+            seg: Arc::from(c.segment.as_str()),
             invoices,
             exposure,
             overdue_total,
@@ -240,20 +347,13 @@ impl CustomerFacts {
         self.0.today
     }
 
-    pub(crate) fn invoice(&self, i: usize) -> InvoiceFacts {
-        InvoiceFacts {
-            c: self.0.clone(),
-            i,
-        }
-    }
-
     /// A compact summary of the facts, stored with each decision to answer
     /// "why was this sent?".
     pub fn snapshot(&self) -> FactsSnapshot {
         let c = &self.0;
         FactsSnapshot {
             today: c.today,
-            segment: c.segment.to_string(),
+            segment: c.seg.to_string(),
             exposure: c.exposure,
             overdue_total: c.overdue_total,
             not_due_total: c.not_due_total,
@@ -271,7 +371,7 @@ impl CustomerFacts {
                 .iter()
                 .zip(&c.account.invoices)
                 .map(|(f, o)| InvoiceSnapshot {
-                    number: f.number.to_string(),
+                    number: o.invoice.number.clone(),
                     due_date: o.invoice.due_date,
                     open_amount: o.invoice.open_amount,
                     days_overdue: f.days_overdue,

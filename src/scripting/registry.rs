@@ -24,14 +24,13 @@ pub struct CompiledRule {
     pub hash: String,
     pub source: Arc<str>,
     pub ast: Arc<AST>,
+    /// File and hash as decisions carry them.
+    pub rule: RuleRef,
 }
 
 impl CompiledRule {
     pub fn rule_ref(&self) -> RuleRef {
-        RuleRef {
-            file: self.file.clone(),
-            hash: self.hash.clone(),
-        }
+        self.rule.clone()
     }
 }
 
@@ -115,13 +114,19 @@ pub fn compile(
     match engine.compile_with_scope(&declared_scope(), source) {
         Ok(mut ast) => {
             ast.set_source(file.as_str());
+            let hash = sha256_hex(source.as_bytes());
+            let rule = RuleRef {
+                file: Arc::from(file.as_str()),
+                hash: Arc::from(hash.as_str()),
+            };
             Ok(CompiledRule {
                 segment: segment.to_string(),
                 path: path.to_path_buf(),
-                hash: sha256_hex(source.as_bytes()),
+                hash,
                 file,
                 source: Arc::from(source),
                 ast: Arc::new(ast),
+                rule,
             })
         }
         Err(e) => Err(RuleError {

@@ -279,13 +279,13 @@ fn account_of(case: &Case, segment: &str, currency: Currency) -> Result<Account,
     })
 }
 
-fn describe(
+fn describe<T: AsRef<str>>(
     kind: Option<ActionKind>,
     step: Option<&str>,
-    invoices: &[String],
+    invoices: &[T],
     status: DecisionStatus,
 ) -> String {
-    let mut inv = invoices.to_vec();
+    let mut inv: Vec<&str> = invoices.iter().map(AsRef::as_ref).collect();
     inv.sort();
     match kind {
         Some(k) => format!(
@@ -361,17 +361,19 @@ fn check(expected: &[Expected], got: &[super::Decision]) -> Option<String> {
     let mut unmatched: Vec<&super::Decision> = got.iter().collect();
     let mut missing = Vec::new();
     for e in expected {
-        let mut want = e.invoices.clone();
-        want.sort();
+        let mut want: Vec<&str> = e.invoices.iter().map(String::as_str).collect();
+        want.sort_unstable();
         let pos = unmatched.iter().position(|d| {
-            let mut inv = d.invoices.clone();
-            inv.sort();
+            let mut inv: Vec<&str> = d.invoices.iter().map(AsRef::as_ref).collect();
+            inv.sort_unstable();
             d.status == e.status
                 && e.kind.is_none_or(|k| d.kind == Some(k))
-                && e.step.as_ref().is_none_or(|s| d.step.as_ref() == Some(s))
+                && e.step
+                    .as_ref()
+                    .is_none_or(|s| d.step.as_deref() == Some(s.as_str()))
                 && e.template
                     .as_ref()
-                    .is_none_or(|t| d.template.as_ref() == Some(t))
+                    .is_none_or(|t| d.template.as_deref() == Some(t.as_str()))
                 && (e.invoices.is_empty() && e.kind.is_none() || inv == want)
                 && e.detail_contains
                     .as_ref()

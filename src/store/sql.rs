@@ -859,6 +859,25 @@ macro_rules! ledger_sql {
                 })
             }
 
+            async fn scan_open_invoices(&self) -> $crate::store::Result<(u64, u64)> {
+                use futures_util::StreamExt;
+                let sql = format!(
+                    "SELECT {} FROM invoices WHERE status = 'open' AND open_minor > 0 ORDER BY customer_id, due_date, number",
+                    $crate::store::rows::OPEN_INVOICE_COLUMNS
+                );
+                let mut rows = sqlx::query_as::<_, $crate::store::rows::OpenInvoiceRow>(&sql).fetch(&self.pool);
+                let (mut invoices, mut customers, mut last) = (0u64, 0u64, None);
+                while let Some(row) = rows.next().await {
+                    let row = row?;
+                    invoices += 1;
+                    if last != Some(row.0) {
+                        customers += 1;
+                        last = Some(row.0);
+                    }
+                }
+                Ok((invoices, customers))
+            }
+
             async fn summary(&self, today: chrono::NaiveDate) -> $crate::store::Result<$crate::store::LedgerSummary> {
                 let count = |table: &'static str| format!("SELECT COUNT(*) FROM {table}");
                 let customers: i64 = sqlx::query_scalar(&count("customers")).fetch_one(&self.pool).await?;
