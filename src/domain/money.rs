@@ -82,10 +82,11 @@ impl Currency {
     /// # Errors
     /// [`MoneyError::UnknownCurrency`] when the code is not a known ISO 4217 currency.
     pub fn parse(code: &str) -> Result<Currency, MoneyError> {
-        let upper = code.trim().to_ascii_uppercase();
+        let code_t = code.trim();
+        // Called for every row read: compare without allocating.
         CURRENCIES
             .iter()
-            .find(|(c, _)| *c == upper)
+            .find(|(c, _)| c.eq_ignore_ascii_case(code_t))
             .map(|(c, e)| {
                 let b = c.as_bytes();
                 Currency {

@@ -475,6 +475,9 @@ pub async fn import_file(
         };
         tx.record_import(&record, chrono::Utc::now()).await?;
         tx.commit().await?;
+        if written.inserted + written.updated > 0 {
+            store.refresh_statistics().await?;
+        }
     } else {
         tx.rollback().await?;
     }

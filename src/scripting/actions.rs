@@ -131,9 +131,11 @@ pub fn build(
             },
             "repeat_after_days" => match value.as_int() {
                 Ok(n) if n >= 1 => repeat_after_days = Some(n),
-                _ => return Err(err(format!(
+                _ => {
+                    return Err(err(format!(
                     "{what}: option 'repeat_after_days' must be a whole number of days, at least 1"
-                ))),
+                )))
+                }
             },
             k if allowed_options(kind).contains(&k) => {
                 check_option(kind, k, &value)?;

@@ -41,9 +41,8 @@ impl Evaluator {
     /// Evaluates one account with its segment's script as of `today`.
     pub fn evaluate(&self, rules: &RuleSet, account: Account, today: NaiveDate) -> Outcome {
         let facts = CustomerFacts::new(account, today, self.settings.clone());
-        let segment = facts.account().customer.segment.clone();
-        let Some(rule) = rules.get(&segment) else {
-            let detail = format!("segment '{segment}' has no rule script in the configuration (or its script does not compile)");
+        let Some(rule) = rules.get(&facts.0.seg) else {
+            let detail = format!("segment '{}' has no rule script in the configuration (or its script does not compile)", facts.0.seg);
             let d = Decision::error(&facts, None, detail);
             return Outcome {
                 facts,

@@ -170,6 +170,10 @@ pub trait Store: Send + Sync + 'static {
     /// Applies pending migrations; returns how many were applied.
     async fn migrate(&self) -> Result<usize>;
 
+    /// Refreshes the query planner's statistics, after a bulk change: without them
+    /// PostgreSQL plans the per-batch reads of a tick as full scans.
+    async fn refresh_statistics(&self) -> Result<()>;
+
     /// Starts a unit of work.
     async fn begin(&self) -> Result<Box<dyn LedgerTx>>;
 

@@ -4,6 +4,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::ConnectOptions;
 use sqlx::{PgPool, Postgres};
 
 use super::sql::ledger_sql;
@@ -16,12 +17,20 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    const WRITE_CACHE: &'static str = "";
+    const READ_CACHE: &'static str = "";
+    const REFRESH_STATISTICS: &'static str =
+        "ANALYZE customers, invoices, payments, allocations, promises";
+
     /// Connects to the server the URL names.
     ///
     /// # Errors
     /// When the server cannot be reached or refuses the connection.
     pub async fn connect(url: &str, max_connections: u32) -> Result<PostgresStore> {
-        let options = PgConnectOptions::from_str(url)?.application_name("relance");
+        // A tick streams a whole table in one statement: slow by nature, not news.
+        let options = PgConnectOptions::from_str(url)?
+            .application_name("relance")
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))

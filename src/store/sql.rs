@@ -581,12 +581,18 @@ macro_rules! ledger_sql {
                 Ok(())
             }
 
-            async fn commit(self: Box<Self>) -> $crate::store::Result<()> {
+            async fn commit(mut self: Box<Self>) -> $crate::store::Result<()> {
+                if !$store::READ_CACHE.is_empty() {
+                    sqlx::query($store::READ_CACHE).execute(&mut *self.tx).await?;
+                }
                 self.tx.commit().await?;
                 Ok(())
             }
 
-            async fn rollback(self: Box<Self>) -> $crate::store::Result<()> {
+            async fn rollback(mut self: Box<Self>) -> $crate::store::Result<()> {
+                if !$store::READ_CACHE.is_empty() {
+                    sqlx::query($store::READ_CACHE).execute(&mut *self.tx).await?;
+                }
                 self.tx.rollback().await?;
                 Ok(())
             }
@@ -595,8 +601,10 @@ macro_rules! ledger_sql {
         impl $store {
             /// Completes a batch of open invoices into accounts: customers, payments on
             /// the invoices, unapplied credit, step history and promises, one query each.
-            async fn assemble_accounts(&self, rows: Vec<(i64, i64, i64, $crate::domain::OpenInvoice)>) -> $crate::store::Result<Vec<$crate::domain::Account>> {
+            /// Its queries run concurrently, each on its own connection.
+            async fn assemble_accounts(pool: sqlx::Pool<$db>, rows: Vec<(i64, i64, i64, $crate::domain::OpenInvoice)>) -> $crate::store::Result<Vec<$crate::domain::Account>> {
                 use std::collections::HashMap;
+                type E = $crate::store::StoreError;
                 let mut ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
                 ids.dedup();
                 let in_list = |qb: &mut sqlx::QueryBuilder<'_, $db>, values: &[i64]| {
@@ -606,62 +614,79 @@ macro_rules! ledger_sql {
                     }
                     qb.push(")");
                 };
+                let pool = &pool;
+                let (ids_ref, in_list) = (&ids, &in_list);
 
-                let mut qb = sqlx::QueryBuilder::<$db>::new(format!("SELECT id, {} FROM customers WHERE id IN (", $crate::store::rows::CUSTOMER_COLUMNS));
-                in_list(&mut qb, &ids);
-                let customers: Vec<$crate::store::rows::CustomerRowWithId> = qb.build_query_as().fetch_all(&self.pool).await?;
-                let mut customers: HashMap<i64, $crate::domain::Customer> =
-                    customers.into_iter().map(|c| Ok((c.id, $crate::domain::Customer::try_from(c.row)?))).collect::<$crate::store::Result<_>>()?;
-
+                let customers_q = async move {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!("SELECT id, {} FROM customers WHERE id IN (", $crate::store::rows::CUSTOMER_COLUMNS));
+                    in_list(&mut qb, ids_ref);
+                    let rows: Vec<$crate::store::rows::CustomerRowWithId> = qb.build_query_as().fetch_all(pool).await?;
+                    Ok::<_, E>(rows)
+                };
                 // Payments that reduced the (partly paid) open invoices, with their dates.
                 let partly: Vec<i64> = rows.iter().filter(|r| r.2 > 0).map(|r| r.1).collect();
-                let mut paid: HashMap<i64, Vec<(chrono::NaiveDate, i64)>> = HashMap::new();
-                if !partly.is_empty() {
+                let paid_q = async {
+                    if partly.is_empty() {
+                        return Ok::<_, E>(Vec::new());
+                    }
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "SELECT a.invoice_id, p.date, a.amount_minor FROM allocations a JOIN payments p ON p.id = a.payment_id WHERE a.invoice_id IN (",
                     );
                     in_list(&mut qb, &partly);
-                    let list: Vec<(i64, chrono::NaiveDate, i64)> = qb.build_query_as().fetch_all(&self.pool).await?;
-                    for (inv, date, amt) in list {
-                        paid.entry(inv).or_default().push((date, amt));
-                    }
-                }
-
-                let mut qb = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT customer_id, currency, CAST(SUM(unapplied_minor) AS BIGINT) FROM payments WHERE unapplied_minor > 0 AND customer_id IN (",
-                );
-                in_list(&mut qb, &ids);
-                qb.push(" GROUP BY customer_id, currency");
-                let credit: Vec<(i64, String, i64)> = qb.build_query_as().fetch_all(&self.pool).await?;
-
-                let mut qb = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT a.customer_id, i.number, a.kind, a.step, a.decided_on, a.status FROM actions a \
-                     JOIN action_invoices ai ON ai.action_id = a.id JOIN invoices i ON i.id = ai.invoice_id \
-                     WHERE i.status = 'open' AND a.status NOT IN ('cancelled', 'blocked', 'duplicate') AND a.customer_id IN (",
-                );
-                in_list(&mut qb, &ids);
-                qb.push(" ORDER BY a.customer_id, a.id");
-                let history: Vec<(i64, String, String, String, chrono::NaiveDate, String)> = qb.build_query_as().fetch_all(&self.pool).await?;
-
-                let mut qb = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT p.customer_id, p.id, p.promised_date, p.currency, p.amount_minor, p.status, p.note, p.created_at FROM promises p \
-                     WHERE p.status IN ('pending', 'broken') AND p.customer_id IN (",
-                );
-                in_list(&mut qb, &ids);
-                qb.push(" ORDER BY p.customer_id, p.id");
-                type PromiseTuple = (i64, i64, chrono::NaiveDate, String, i64, String, Option<String>, chrono::DateTime<chrono::Utc>);
-                let promises: Vec<PromiseTuple> = qb.build_query_as().fetch_all(&self.pool).await?;
-                let mut promise_invoices: HashMap<i64, Vec<String>> = HashMap::new();
-                if !promises.is_empty() {
-                    let pids: Vec<i64> = promises.iter().map(|p| p.1).collect();
+                    let list: Vec<(i64, chrono::NaiveDate, i64)> = qb.build_query_as().fetch_all(pool).await?;
+                    Ok(list)
+                };
+                let credit_q = async move {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT pi.promise_id, i.number FROM promise_invoices pi JOIN invoices i ON i.id = pi.invoice_id WHERE pi.promise_id IN (",
+                        "SELECT customer_id, currency, CAST(SUM(unapplied_minor) AS BIGINT) FROM payments WHERE unapplied_minor > 0 AND customer_id IN (",
                     );
-                    in_list(&mut qb, &pids);
-                    let links: Vec<(i64, String)> = qb.build_query_as().fetch_all(&self.pool).await?;
-                    for (pid, number) in links {
-                        promise_invoices.entry(pid).or_default().push(number);
+                    in_list(&mut qb, ids_ref);
+                    qb.push(" GROUP BY customer_id, currency");
+                    let rows: Vec<(i64, String, i64)> = qb.build_query_as().fetch_all(pool).await?;
+                    Ok::<_, E>(rows)
+                };
+                let history_q = async move {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT a.customer_id, i.number, a.kind, a.step, a.decided_on, a.status FROM actions a \
+                         JOIN action_invoices ai ON ai.action_id = a.id JOIN invoices i ON i.id = ai.invoice_id \
+                         WHERE i.status = 'open' AND a.status NOT IN ('cancelled', 'blocked', 'duplicate') AND a.customer_id IN (",
+                    );
+                    in_list(&mut qb, ids_ref);
+                    qb.push(" ORDER BY a.customer_id, a.id");
+                    let rows: Vec<(i64, String, String, String, chrono::NaiveDate, String)> = qb.build_query_as().fetch_all(pool).await?;
+                    Ok::<_, E>(rows)
+                };
+                type PromiseTuple = (i64, i64, chrono::NaiveDate, String, i64, String, Option<String>, chrono::DateTime<chrono::Utc>);
+                let promises_q = async move {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT p.customer_id, p.id, p.promised_date, p.currency, p.amount_minor, p.status, p.note, p.created_at FROM promises p \
+                         WHERE p.status IN ('pending', 'broken') AND p.customer_id IN (",
+                    );
+                    in_list(&mut qb, ids_ref);
+                    qb.push(" ORDER BY p.customer_id, p.id");
+                    let promises: Vec<PromiseTuple> = qb.build_query_as().fetch_all(pool).await?;
+                    let mut links: Vec<(i64, String)> = Vec::new();
+                    if !promises.is_empty() {
+                        let pids: Vec<i64> = promises.iter().map(|p| p.1).collect();
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT pi.promise_id, i.number FROM promise_invoices pi JOIN invoices i ON i.id = pi.invoice_id WHERE pi.promise_id IN (",
+                        );
+                        in_list(&mut qb, &pids);
+                        links = qb.build_query_as().fetch_all(pool).await?;
                     }
+                    Ok::<_, E>((promises, links))
+                };
+                let (customers, paid_rows, credit, history, (promises, links)) = tokio::try_join!(customers_q, paid_q, credit_q, history_q, promises_q)?;
+
+                let mut customers: HashMap<i64, $crate::domain::Customer> =
+                    customers.into_iter().map(|c| Ok((c.id, $crate::domain::Customer::try_from(c.row)?))).collect::<$crate::store::Result<_>>()?;
+                let mut paid: HashMap<i64, Vec<(chrono::NaiveDate, i64)>> = HashMap::new();
+                for (inv, date, amt) in paid_rows {
+                    paid.entry(inv).or_default().push((date, amt));
+                }
+                let mut promise_invoices: HashMap<i64, Vec<String>> = HashMap::new();
+                for (pid, number) in links {
+                    promise_invoices.entry(pid).or_default().push(number);
                 }
 
                 let mut accounts: Vec<$crate::domain::Account> = Vec::with_capacity(ids.len());
@@ -732,8 +757,17 @@ macro_rules! ledger_sql {
                 self.run_migrations().await
             }
 
+            async fn refresh_statistics(&self) -> $crate::store::Result<()> {
+                sqlx::query(Self::REFRESH_STATISTICS).execute(&self.pool).await?;
+                Ok(())
+            }
+
             async fn begin(&self) -> $crate::store::Result<Box<dyn $crate::store::LedgerTx>> {
-                Ok(Box::new($tx { tx: self.pool.begin().await? }))
+                let mut tx = self.pool.begin().await?;
+                if !Self::WRITE_CACHE.is_empty() {
+                    sqlx::query(Self::WRITE_CACHE).execute(&mut *tx).await?;
+                }
+                Ok(Box::new($tx { tx }))
             }
 
             async fn customer(&self, external_id: &str) -> $crate::store::Result<Option<$crate::domain::Customer>> {
@@ -838,6 +872,7 @@ macro_rules! ledger_sql {
                     let mut pending: Vec<(i64, i64, i64, $crate::domain::OpenInvoice)> = Vec::new();
                     let mut customers_in_batch = 0usize;
                     let mut last_customer = None;
+                    let mut inflight: Option<tokio::task::JoinHandle<$crate::store::Result<Vec<$crate::domain::Account>>>> = None;
                     loop {
                         let next = rows.next().await.transpose()?;
                         let boundary = match &next {
@@ -845,9 +880,13 @@ macro_rules! ledger_sql {
                             None => true,
                         };
                         if boundary && !pending.is_empty() {
+                            // Assemble this batch while the next one is read.
                             let done = std::mem::take(&mut pending);
                             customers_in_batch = 0;
-                            yield self.assemble_accounts(done).await?;
+                            let next_batch = tokio::spawn(Self::assemble_accounts(self.pool.clone(), done));
+                            if let Some(previous) = inflight.replace(next_batch) {
+                                yield previous.await.map_err(|e| $crate::store::StoreError::Invalid(format!("account reader: {e}")))??;
+                            }
                         }
                         let Some(r) = next else { break };
                         if last_customer != Some(r.0) {
@@ -855,6 +894,9 @@ macro_rules! ledger_sql {
                             last_customer = Some(r.0);
                         }
                         pending.push($crate::store::rows::open_invoice(r)?);
+                    }
+                    if let Some(last) = inflight.take() {
+                        yield last.await.map_err(|e| $crate::store::StoreError::Invalid(format!("account reader: {e}")))??;
                     }
                 })
             }

@@ -4,6 +4,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions;
 use sqlx::{Sqlite, SqlitePool};
 
 use super::sql::ledger_sql;
@@ -16,6 +17,13 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    const REFRESH_STATISTICS: &'static str = "PRAGMA optimize";
+    /// A write transaction touches many pages: with a small page cache SQLite spills
+    /// dirty pages to the WAL mid-transaction, several times slower. Reads need no more
+    /// than the default (the OS caches the file), so only writers get the large cache.
+    const WRITE_CACHE: &'static str = "PRAGMA cache_size = -65536";
+    const READ_CACHE: &'static str = "PRAGMA cache_size = -8192";
+
     /// Opens (creating if needed) the database file the URL names.
     ///
     /// # Errors
@@ -27,10 +35,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
-            // Imports touch many pages in one transaction: the 2 MiB default makes SQLite
-            // spill dirty pages to the WAL mid-transaction, several times slower.
-            .pragma("cache_size", "-65536")
-            .pragma("temp_store", "memory");
+            .pragma("cache_size", "-8192")
+            .pragma("temp_store", "memory")
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .connect_with(options)
