@@ -18,9 +18,12 @@ pub fn init(format: LogFormat, default_level: &str) {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(format!("{default_level},sqlx=warn")));
+    // Colours only on a terminal: escape codes in a log file or a journal are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = match format {
         LogFormat::Human => builder.with_target(false).try_init(),
         LogFormat::Json => builder

@@ -55,6 +55,18 @@ macro_rules! ledger_sql {
                 Ok(())
             }
 
+            /// Sets (or clears, with `None`) a collector's state: a reason and a date.
+            async fn set_reason<T>(&mut self, sql: &str, reason: Option<String>, date: Option<T>, what: &'static str, key: &str) -> $crate::store::Result<()>
+            where
+                T: for<'q> sqlx::Encode<'q, $db> + sqlx::Type<$db> + Send + 'static,
+            {
+                let n = sqlx::query(sql).bind(reason).bind(date).bind(chrono::Utc::now()).bind(key).execute(&mut *self.tx).await?.rows_affected();
+                if n == 0 {
+                    return Err($crate::store::StoreError::NotFound { what, key: key.to_string() });
+                }
+                Ok(())
+            }
+
             async fn count_existing(&mut self, table: &str, key: &str, keys: &[&str]) -> $crate::store::Result<u64> {
                 let mut qb = sqlx::QueryBuilder::<$db>::new(format!("SELECT COUNT(*) FROM {table} WHERE {key} IN ("));
                 let mut sep = qb.separated(", ");
@@ -428,48 +440,18 @@ macro_rules! ledger_sql {
             }
 
             async fn set_customer_pause(&mut self, customer: &str, pause: Option<&$crate::domain::Pause>) -> $crate::store::Result<()> {
-                let n = sqlx::query("UPDATE customers SET pause_reason = $1, paused_until = $2, updated_at = $3 WHERE external_id = $4")
-                    .bind(pause.map(|p| p.reason.clone()))
-                    .bind(pause.and_then(|p| p.until))
-                    .bind(chrono::Utc::now())
-                    .bind(customer)
-                    .execute(&mut *self.tx)
-                    .await?
-                    .rows_affected();
-                if n == 0 {
-                    return Err($crate::store::StoreError::NotFound { what: "customer", key: customer.to_string() });
-                }
-                Ok(())
+                let sql = "UPDATE customers SET pause_reason = $1, paused_until = $2, updated_at = $3 WHERE external_id = $4";
+                self.set_reason(sql, pause.map(|p| p.reason.clone()), pause.and_then(|p| p.until), "customer", customer).await
             }
 
             async fn set_invoice_pause(&mut self, number: &str, pause: Option<&$crate::domain::Pause>) -> $crate::store::Result<()> {
-                let n = sqlx::query("UPDATE invoices SET pause_reason = $1, paused_until = $2, updated_at = $3 WHERE number = $4")
-                    .bind(pause.map(|p| p.reason.clone()))
-                    .bind(pause.and_then(|p| p.until))
-                    .bind(chrono::Utc::now())
-                    .bind(number)
-                    .execute(&mut *self.tx)
-                    .await?
-                    .rows_affected();
-                if n == 0 {
-                    return Err($crate::store::StoreError::NotFound { what: "invoice", key: number.to_string() });
-                }
-                Ok(())
+                let sql = "UPDATE invoices SET pause_reason = $1, paused_until = $2, updated_at = $3 WHERE number = $4";
+                self.set_reason(sql, pause.map(|p| p.reason.clone()), pause.and_then(|p| p.until), "invoice", number).await
             }
 
             async fn set_invoice_dispute(&mut self, number: &str, dispute: Option<&$crate::domain::Dispute>) -> $crate::store::Result<()> {
-                let n = sqlx::query("UPDATE invoices SET dispute_reason = $1, disputed_at = $2, updated_at = $3 WHERE number = $4")
-                    .bind(dispute.map(|d| d.reason.clone()))
-                    .bind(dispute.map(|d| d.opened_at))
-                    .bind(chrono::Utc::now())
-                    .bind(number)
-                    .execute(&mut *self.tx)
-                    .await?
-                    .rows_affected();
-                if n == 0 {
-                    return Err($crate::store::StoreError::NotFound { what: "invoice", key: number.to_string() });
-                }
-                Ok(())
+                let sql = "UPDATE invoices SET dispute_reason = $1, disputed_at = $2, updated_at = $3 WHERE number = $4";
+                self.set_reason(sql, dispute.map(|d| d.reason.clone()), dispute.map(|d| d.opened_at), "invoice", number).await
             }
 
             async fn add_promise(&mut self, p: &$crate::store::NewPromise, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
