@@ -8,17 +8,23 @@
 //!   PostgreSQL implementations and one migrations folder per backend.
 //! - [`import`]: CSV imports of customers, invoices and payments.
 //! - [`scripting`]: rule scripts per segment (Rhai): facts in, decisions out.
+//! - [`scheduler`]: ticks: decisions written to the action log, idempotently.
+//! - [`outbox`]: claiming, delivering and retrying planned actions.
+//! - [`channels`]: delivery transports behind one trait.
 //! - [`cli`]: the command line; `main.rs` only maps its outcome to an exit code.
 //! - [`telemetry`]: logs, human or JSON.
 //!
 //! Data flows one way: ingest → ledger → (tick) facts → rule → decisions → outbox →
 //! channel → delivery record.
 
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod import;
+pub mod outbox;
 pub mod sample;
+pub mod scheduler;
 pub mod scripting;
 pub mod store;
 pub mod telemetry;

@@ -12,7 +12,9 @@ use crate::import::{import_file, Encoding, ImportError, ImportKind, ImportOption
 use crate::store::{self, Store, StoreError};
 use crate::telemetry::{self, LogFormat};
 
+mod daemon;
 mod rules;
+pub use daemon::{channels_for, dispatcher_for, ActionsCommand, DispatchArgs, ListArgs, TickArgs};
 pub use rules::{RulesCommand, RulesTestArgs, SimulateArgs, SimulateFormat};
 
 /// Process exit codes.
@@ -115,6 +117,18 @@ pub enum Command {
     /// Show what the rules would do on the ledger as of a date; writes and sends nothing
     #[command(after_help = rules::SIMULATE_HELP)]
     Simulate(SimulateArgs),
+
+    /// Run the rules now and write the planned actions to the action log
+    #[command(after_help = daemon::TICK_HELP)]
+    Tick(TickArgs),
+
+    /// Deliver the planned actions that are due
+    #[command(after_help = daemon::DISPATCH_HELP)]
+    Dispatch(DispatchArgs),
+
+    /// The action log: list, show, retry, cancel
+    #[command(subcommand)]
+    Actions(ActionsCommand),
 
     /// Generate a sample portfolio as CSV files (seeded, reproducible)
     #[command(
@@ -287,6 +301,9 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Rules(RulesCommand::Check) => rules::check(&cli),
         Command::Rules(RulesCommand::Test(args)) => rules::test(&cli, args),
         Command::Simulate(args) => rules::simulate(&cli, args).await,
+        Command::Tick(args) => daemon::tick(&cli, args).await,
+        Command::Dispatch(args) => daemon::dispatch(&cli, args).await,
+        Command::Actions(cmd) => daemon::actions(&cli, cmd).await,
     }
 }
 

@@ -6,9 +6,11 @@
 //! Writes go through a [`LedgerTx`] unit of work: an import or an API batch is one
 //! transaction, committed whole or not at all.
 
+pub mod actions;
 mod postgres;
 mod rows;
 mod sql;
+mod sql_actions;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -24,6 +26,10 @@ use crate::domain::{
     Account, Customer, Dispute, Invoice, InvoiceRecord, Pause, Payment, PromiseToPay,
 };
 
+pub use actions::{
+    ActionDetail, ActionEvent, ActionFilter, ActionRow, ActionStatus, ClaimedAction, Completion,
+    NewAction, RecordCounts, TickRecord,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -201,6 +207,68 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ledger totals as of `today` (for overdue amounts).
     async fn summary(&self, today: NaiveDate) -> Result<LedgerSummary>;
+
+    // --- The action log.
+
+    /// Records decisions; a decision whose key is already recorded is a no-op (and an
+    /// event on the existing action). One transaction.
+    async fn record_actions(&self, batch: &[NewAction], now: DateTime<Utc>)
+        -> Result<RecordCounts>;
+    /// Claims the next due action for delivery, marking it `sending` under a lease.
+    async fn claim_action(
+        &self,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ClaimedAction>>;
+    /// Why a claimed action must not be sent any more (paid, disputed, paused,
+    /// promised since the decision), if so.
+    async fn stale_reason(&self, action_id: i64, today: NaiveDate) -> Result<Option<String>>;
+    /// Records how a delivery attempt ended; `false` when the lease was lost.
+    async fn complete_action(
+        &self,
+        action_id: i64,
+        owner: &str,
+        completion: &Completion,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Actions whose lease expired mid-send: resent, or held for the kinds in `hold`.
+    async fn reclaim_expired(
+        &self,
+        now: DateTime<Utc>,
+        hold: &[crate::domain::ActionKind],
+    ) -> Result<Vec<(i64, ActionStatus)>>;
+    /// Puts a dead, held, cancelled or failed action back in the queue.
+    async fn retry_action(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
+    /// Cancels an action not yet sent.
+    async fn cancel_action(&self, id: i64, reason: &str, now: DateTime<Utc>) -> Result<()>;
+    async fn list_actions(&self, filter: &ActionFilter) -> Result<Vec<ActionRow>>;
+    async fn action(&self, id: i64) -> Result<Option<ActionDetail>>;
+
+    // --- Ticks.
+    async fn start_tick(
+        &self,
+        segment: &str,
+        scheduled_for: DateTime<Utc>,
+        trigger: &str,
+        as_of: NaiveDate,
+        instance: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64>;
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_tick(
+        &self,
+        id: i64,
+        status: &str,
+        customers: i64,
+        planned: i64,
+        blocked: i64,
+        errors: i64,
+        detail: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The last finished tick of a segment.
+    async fn last_tick(&self, segment: &str) -> Result<Option<TickRecord>>;
 
     async fn close(&self);
 }

@@ -8,6 +8,7 @@ use sqlx::ConnectOptions;
 use sqlx::{PgPool, Postgres};
 
 use super::sql::ledger_sql;
+use super::sql_actions::actions_sql;
 use super::{Backend, Result};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -19,6 +20,11 @@ pub struct PostgresStore {
 impl PostgresStore {
     const WRITE_CACHE: &'static str = "";
     const READ_CACHE: &'static str = "";
+    /// Claims the oldest due action (see `sql_actions.rs`).
+    const CLAIM_SQL: &'static str = "UPDATE actions SET status = 'sending', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+         WHERE id = (SELECT id FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
+         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status IN ('planned', 'retrying') \
+         RETURNING id, idempotency_key, customer_id, kind, step, template, options, currency, amount_minor, attempts, decided_on";
     const REFRESH_STATISTICS: &'static str =
         "ANALYZE customers, invoices, payments, allocations, promises";
 
@@ -60,3 +66,4 @@ ledger_sql!(
     backend = Backend::Postgres,
     distinct = "IS DISTINCT FROM"
 );
+actions_sql!(store = PostgresStore, db = Postgres);

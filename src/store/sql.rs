@@ -942,6 +942,54 @@ macro_rules! ledger_sql {
                 })
             }
 
+            async fn record_actions(&self, batch: &[$crate::store::NewAction], now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<$crate::store::RecordCounts> {
+                self.record_actions_sql(batch, now).await
+            }
+
+            async fn claim_action(&self, owner: &str, lease_until: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<Option<$crate::store::ClaimedAction>> {
+                self.claim_action_sql(owner, lease_until, now).await
+            }
+
+            async fn stale_reason(&self, action_id: i64, today: chrono::NaiveDate) -> $crate::store::Result<Option<String>> {
+                self.stale_reason_sql(action_id, today).await
+            }
+
+            async fn complete_action(&self, action_id: i64, owner: &str, completion: &$crate::store::Completion, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<bool> {
+                self.complete_action_sql(action_id, owner, completion, now).await
+            }
+
+            async fn reclaim_expired(&self, now: chrono::DateTime<chrono::Utc>, hold: &[$crate::domain::ActionKind]) -> $crate::store::Result<Vec<(i64, $crate::store::ActionStatus)>> {
+                self.reclaim_expired_sql(now, hold).await
+            }
+
+            async fn retry_action(&self, id: i64, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
+                self.set_action_status_sql(id, &["dead", "held", "cancelled", "retrying"], "planned", "requeued by an operator", now).await
+            }
+
+            async fn cancel_action(&self, id: i64, reason: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
+                self.set_action_status_sql(id, &["planned", "retrying", "held", "dead"], "cancelled", reason, now).await
+            }
+
+            async fn list_actions(&self, filter: &$crate::store::ActionFilter) -> $crate::store::Result<Vec<$crate::store::ActionRow>> {
+                self.list_actions_sql(filter).await
+            }
+
+            async fn action(&self, id: i64) -> $crate::store::Result<Option<$crate::store::ActionDetail>> {
+                self.action_detail_sql(id).await
+            }
+
+            async fn start_tick(&self, segment: &str, scheduled_for: chrono::DateTime<chrono::Utc>, trigger: &str, as_of: chrono::NaiveDate, instance: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
+                self.start_tick_sql(segment, scheduled_for, trigger, as_of, instance, now).await
+            }
+
+            async fn finish_tick(&self, id: i64, status: &str, customers: i64, planned: i64, blocked: i64, errors: i64, detail: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
+                self.finish_tick_sql(id, status, customers, planned, blocked, errors, detail, now).await
+            }
+
+            async fn last_tick(&self, segment: &str) -> $crate::store::Result<Option<$crate::store::TickRecord>> {
+                self.last_tick_sql(segment).await
+            }
+
             async fn close(&self) {
                 self.pool.close().await;
             }

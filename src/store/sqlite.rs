@@ -8,6 +8,7 @@ use sqlx::ConnectOptions;
 use sqlx::{Sqlite, SqlitePool};
 
 use super::sql::ledger_sql;
+use super::sql_actions::actions_sql;
 use super::{Backend, Result};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -17,6 +18,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Claims the oldest due action (see `sql_actions.rs`).
+    const CLAIM_SQL: &'static str = "UPDATE actions SET status = 'sending', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+         WHERE id = (SELECT id FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
+         ORDER BY id LIMIT 1) AND status IN ('planned', 'retrying') \
+         RETURNING id, idempotency_key, customer_id, kind, step, template, options, currency, amount_minor, attempts, decided_on";
     const REFRESH_STATISTICS: &'static str = "PRAGMA optimize";
     /// A write transaction touches many pages: with a small page cache SQLite spills
     /// dirty pages to the WAL mid-transaction, several times slower. Reads need no more
@@ -66,3 +72,4 @@ ledger_sql!(
     backend = Backend::Sqlite,
     distinct = "IS NOT"
 );
+actions_sql!(store = SqliteStore, db = Sqlite);

@@ -1,0 +1,92 @@
+//! The `outbox/` folder transport: each action becomes a JSON file describing exactly
+//! what would be sent. The embedded default uses it for every kind, so nothing leaves
+//! the machine until real transports are configured.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::{Channel, Delivered, DeliveryError, OnInterrupted};
+use crate::domain::ActionKind;
+use crate::store::ClaimedAction;
+
+pub struct OutboxDir {
+    dir: PathBuf,
+}
+
+impl OutboxDir {
+    pub fn new(dir: impl Into<PathBuf>) -> OutboxDir {
+        OutboxDir { dir: dir.into() }
+    }
+}
+
+#[async_trait]
+impl Channel for OutboxDir {
+    fn name(&self) -> &str {
+        "outbox"
+    }
+
+    /// Files are written under a name derived from the action: a resend overwrites the
+    /// same file, so resending is always safe here.
+    fn on_interrupted(&self) -> OnInterrupted {
+        OnInterrupted::Resend
+    }
+
+    async fn deliver(&self, a: &ClaimedAction) -> Result<Delivered, DeliveryError> {
+        let c = &a.customer;
+        let recipients = match a.kind {
+            ActionKind::Email | ActionKind::FormalNotice => json!(c.emails),
+            ActionKind::Sms => json!(c
+                .phones
+                .iter()
+                .filter(|p| p.is_probably_mobile())
+                .collect::<Vec<_>>()),
+            ActionKind::CallTask => json!(c.phones),
+            ActionKind::InsurerHandover => json!(c.insurance.policy),
+        };
+        let body = json!({
+            "message_id": a.key,
+            "action_id": a.id,
+            "attempt": a.attempt,
+            "kind": a.kind,
+            "step": a.step,
+            "template": a.template,
+            "decided_on": a.decided_on,
+            "customer": { "id": c.external_id, "name": c.name, "locale": c.locale, "collector": c.collector },
+            "recipients": recipients,
+            "invoices": a.invoices.iter().map(|i| json!({
+                "number": i.number, "issue_date": i.issue_date, "due_date": i.due_date,
+                "amount": i.amount, "open_amount": i.open_amount, "currency": i.currency,
+            })).collect::<Vec<_>>(),
+            "amount": a.amount,
+            "currency": a.currency,
+            "options": a.options,
+        });
+        let dir = self.dir.join(a.kind.as_str());
+        let safe: String = c
+            .external_id
+            .chars()
+            .map(|ch| {
+                if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' {
+                    ch
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = dir.join(format!("{:08}-{safe}.json", a.id));
+        let tmp = dir.join(format!(".{:08}.tmp", a.id));
+        let text = serde_json::to_string_pretty(&body).unwrap_or_default();
+        let io = |e: std::io::Error| DeliveryError::Temporary {
+            message: format!("cannot write {}: {e}", path.display()),
+            retry_after: None,
+        };
+        tokio::fs::create_dir_all(&dir).await.map_err(io)?;
+        tokio::fs::write(&tmp, text).await.map_err(io)?;
+        tokio::fs::rename(&tmp, &path).await.map_err(io)?;
+        Ok(Delivered {
+            provider_ref: path.display().to_string(),
+        })
+    }
+}

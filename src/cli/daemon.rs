@@ -1,0 +1,341 @@
+//! `relance tick`, `relance dispatch` and `relance actions ...`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use clap::{Args, Subcommand};
+
+use super::{exit, load_config, open_store, parse_date_arg, today, Cli, CliError, OutputFormat};
+use crate::channels::{Channels, OutboxDir};
+use crate::config::Config;
+use crate::domain::ActionKind;
+use crate::outbox::{instance_name, Dispatcher, RetryPolicy, Step};
+use crate::scheduler::run_tick;
+use crate::scripting::{Limits, RuleRegistry};
+use crate::store::{ActionFilter, ActionStatus, Store};
+
+#[derive(Debug, Args)]
+pub struct TickArgs {
+    /// Only this segment (repeatable) [default: every configured segment]
+    #[arg(long, value_name = "SEGMENT")]
+    pub segment: Vec<String>,
+    /// Decide as of this date [default: today in the configured time zone]
+    #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
+    pub as_of: Option<NaiveDate>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct DispatchArgs {
+    /// Deliver at most one action
+    #[arg(long)]
+    pub once: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActionsCommand {
+    /// List the action log
+    #[command(
+        after_help = "Examples:\n  relance actions list --status planned\n  relance actions list --customer C0000017 --since 2026-11-01 --format json"
+    )]
+    List(ListArgs),
+    /// One action: why it was decided (rule, hash, facts) and every attempt
+    #[command(after_help = "Example:\n  relance actions show 42")]
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Put a dead, held or cancelled action back in the queue
+    #[command(after_help = "Example:\n  relance actions retry 42")]
+    Retry { id: i64 },
+    /// Cancel an action that was not sent
+    #[command(after_help = "Example:\n  relance actions cancel 42 --reason \"paid by cheque\"")]
+    Cancel {
+        id: i64,
+        #[arg(long, default_value = "cancelled by an operator")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub customer: Option<String>,
+    #[arg(long, value_parser = |s: &str| s.parse::<ActionStatus>())]
+    pub status: Option<ActionStatus>,
+    #[arg(long, value_parser = |s: &str| s.parse::<ActionKind>())]
+    pub kind: Option<ActionKind>,
+    /// Created on or after this date
+    #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
+    pub since: Option<NaiveDate>,
+    /// Only actions after this id (to page through)
+    #[arg(long, value_name = "ID")]
+    pub after: Option<i64>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+pub(super) const TICK_HELP: &str = "\
+Evaluates each segment's customers with its rules, as the daemon does on schedule, and
+writes the planned actions to the action log (nothing is sent: `relance dispatch` or
+`relance serve` deliver them). Running it twice plans nothing twice.
+
+Examples:
+  relance tick
+  relance tick --segment smb --as-of 2026-12-01";
+
+pub(super) const DISPATCH_HELP: &str = "\
+Delivers the planned actions that are due through their channels, until none is left
+(or one with --once). Until channels are configured, actions are written as JSON files
+into the outbox/ folder.
+
+Example:
+  relance dispatch";
+
+/// The channels a configuration sets up: for now the outbox folder for every kind.
+pub fn channels_for(config: &Config) -> Channels {
+    let dir = config
+        .channels
+        .get("outbox_dir")
+        .and_then(|v| v.as_str())
+        .unwrap_or("outbox");
+    Channels::all(Arc::new(OutboxDir::new(config.base_dir.join(dir))))
+}
+
+pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Dispatcher {
+    Dispatcher {
+        store,
+        channels: channels_for(config),
+        owner: instance_name(),
+        lease: Duration::from_secs(60),
+        retry: RetryPolicy::default(),
+        timezone: config.timezone,
+    }
+}
+
+pub(super) async fn tick(cli: &Cli, args: &TickArgs) -> Result<u8, CliError> {
+    let config = Arc::new(load_config(cli)?);
+    for s in &args.segment {
+        if !config.segments.contains_key(s) {
+            return Err(CliError::Input(format!(
+                "no segment '{s}' in the configuration"
+            )));
+        }
+    }
+    let store = open_store(&config).await?;
+    let engine =
+        crate::scripting::engine::build(Arc::new(config.calendar.clone()), &Limits::default());
+    let (registry, errors) = RuleRegistry::load(&config, engine);
+    for e in &errors {
+        eprintln!("warning: {}", e.diagnostic.short());
+    }
+    let as_of = args.as_of.unwrap_or_else(|| today(&config));
+    let segments: Vec<String> = if args.segment.is_empty() {
+        config.segments.keys().cloned().collect()
+    } else {
+        args.segment.clone()
+    };
+    let mut reports = Vec::new();
+    for seg in segments {
+        let r = run_tick(
+            store.clone(),
+            config.clone(),
+            registry.current(),
+            &seg,
+            as_of,
+            Utc::now(),
+            "manual",
+            &instance_name(),
+        )
+        .await?;
+        if args.format == OutputFormat::Text {
+            println!(
+                "{seg}: {} customers, {} new planned actions, {} already planned, {} already done, {} blocked, {} errors",
+                r.customers, r.planned, r.duplicates, r.already_done, r.blocked, r.errors
+            );
+        }
+        reports.push(r);
+    }
+    if args.format == OutputFormat::Json {
+        println!("{}", serde_json::to_string(&reports).unwrap_or_default());
+    }
+    store.close().await;
+    Ok(if errors.is_empty() {
+        exit::OK
+    } else {
+        exit::REJECTED
+    })
+}
+
+pub(super) async fn dispatch(cli: &Cli, args: &DispatchArgs) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let store = open_store(&config).await?;
+    let d = dispatcher_for(&config, store.clone());
+    let steps = if args.once {
+        match d.try_execute_once().await? {
+            Step::Idle => Vec::new(),
+            s => vec![s],
+        }
+    } else {
+        d.drain().await?
+    };
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string(&steps).unwrap_or_default()),
+        OutputFormat::Text => {
+            for s in &steps {
+                match s {
+                    Step::Sent { id, provider_ref } => {
+                        println!("action {id}: sent ({provider_ref})")
+                    }
+                    Step::Retrying { id, error } => println!("action {id}: will retry ({error})"),
+                    Step::Dead { id, error } => println!("action {id}: dead ({error})"),
+                    Step::Cancelled { id, reason } => println!("action {id}: cancelled ({reason})"),
+                    Step::LeaseLost { id } => println!("action {id}: taken over by another worker"),
+                    Step::Idle => {}
+                }
+            }
+            if steps.is_empty() {
+                println!("nothing to send");
+            }
+        }
+    }
+    store.close().await;
+    Ok(exit::OK)
+}
+
+pub(super) async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let store = open_store(&config).await?;
+    let result = match cmd {
+        ActionsCommand::List(a) => {
+            let since = a.since.and_then(|d| d.and_hms_opt(0, 0, 0)).and_then(|t| {
+                t.and_local_timezone(config.timezone)
+                    .earliest()
+                    .map(|t| t.with_timezone(&Utc))
+            });
+            let filter = ActionFilter {
+                customer: a.customer.clone(),
+                status: a.status,
+                kind: a.kind,
+                since,
+                after_id: a.after,
+                limit: a.limit.clamp(1, 10_000),
+            };
+            let rows = store.list_actions(&filter).await?;
+            match a.format {
+                OutputFormat::Json => {
+                    for r in &rows {
+                        println!("{}", serde_json::to_string(r).unwrap_or_default());
+                    }
+                }
+                OutputFormat::Text => {
+                    println!(
+                        "{:>6}  {:<10} {:<12} {:<16} {:<16} {:<10} {:>3}  {:<24} {:>12}",
+                        "ID",
+                        "DECIDED",
+                        "CUSTOMER",
+                        "KIND",
+                        "STEP",
+                        "STATUS",
+                        "TRY",
+                        "INVOICES",
+                        "AMOUNT"
+                    );
+                    for r in &rows {
+                        let inv = if r.invoices.len() > 2 {
+                            format!("{} +{}", r.invoices[..2].join(", "), r.invoices.len() - 2)
+                        } else {
+                            r.invoices.join(", ")
+                        };
+                        println!(
+                            "{:>6}  {:<10} {:<12} {:<16} {:<16} {:<10} {:>3}  {:<24} {:>12}",
+                            r.id,
+                            r.decided_on,
+                            r.customer,
+                            r.kind.as_str(),
+                            r.step,
+                            r.status.as_str(),
+                            r.attempts,
+                            inv,
+                            format!("{} {}", r.amount, r.currency)
+                        );
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        ActionsCommand::Show { id, format } => match store.action(*id).await? {
+            None => Err(CliError::Input(format!("no action {id}"))),
+            Some(d) => {
+                match format {
+                    OutputFormat::Json => {
+                        println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default())
+                    }
+                    OutputFormat::Text => {
+                        let r = &d.row;
+                        println!(
+                            "action {} — {} {} for {} ({})",
+                            r.id,
+                            r.kind.as_str(),
+                            r.step,
+                            r.customer,
+                            r.status.as_str()
+                        );
+                        println!(
+                            "  decided on {} by {} (sha256 {})",
+                            r.decided_on,
+                            r.rule_file,
+                            r.rule_hash.get(..12).unwrap_or(&r.rule_hash)
+                        );
+                        println!(
+                            "  invoices: {} — {} {}",
+                            r.invoices.join(", "),
+                            r.amount,
+                            r.currency
+                        );
+                        println!("  key: {}", r.key);
+                        if let Some(p) = &r.provider_ref {
+                            println!("  provider reference: {p}");
+                        }
+                        println!("  options: {}", d.options);
+                        println!("  facts: {}", d.facts);
+                        println!("  history:");
+                        for e in &d.events {
+                            println!(
+                                "    {}  {:<10} attempt {}  {}{}",
+                                e.at.format("%Y-%m-%d %H:%M:%S"),
+                                e.status,
+                                e.attempt,
+                                e.detail.as_deref().unwrap_or(""),
+                                e.provider_ref
+                                    .as_deref()
+                                    .map(|p| format!(" [{p}]"))
+                                    .unwrap_or_default()
+                            );
+                        }
+                    }
+                }
+                Ok(exit::OK)
+            }
+        },
+        ActionsCommand::Retry { id } => {
+            store.retry_action(*id, Utc::now()).await?;
+            println!("action {id} requeued");
+            Ok(exit::OK)
+        }
+        ActionsCommand::Cancel { id, reason } => {
+            store.cancel_action(*id, reason, Utc::now()).await?;
+            println!("action {id} cancelled");
+            Ok(exit::OK)
+        }
+    };
+    store.close().await;
+    result
+}

@@ -1,0 +1,267 @@
+//! The outbox: planned actions are claimed with a lease, re-checked against the ledger,
+//! delivered through their channel outside any transaction, and their outcome recorded.
+//! Failures are retried with exponential backoff and jitter, then dead-lettered.
+//!
+//! The window no system can close — a crash after the channel accepted a message and
+//! before the outcome was recorded — is made visible and safe: the action is marked
+//! `sending` (with an event) before the send, an expired lease is reclaimed, and the
+//! resend carries the same idempotency key; channels that must not resend blindly
+//! (formal notices, insurer handovers) hold such actions for an operator instead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::channels::{Channels, DeliveryError};
+use crate::store::{Completion, Store, StoreError};
+
+/// Retry policy.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_attempts: i64,
+    pub base: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            base: Duration::from_secs(30),
+            max_delay: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before attempt `attempt + 1`: base × 2^(attempt-1), capped, ±20 % jitter.
+    pub fn delay(&self, attempt: i64, jitter_seed: u64) -> Duration {
+        let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        let raw = self
+            .base
+            .saturating_mul(2u32.saturating_pow(exp))
+            .min(self.max_delay);
+        // Cheap, deterministic per action and attempt: enough to spread retries apart.
+        let spread = (jitter_seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33) % 401; // 0..=400
+        let factor = 800 + spread; // 0.8 .. 1.2
+        Duration::from_millis((raw.as_millis() as u64).saturating_mul(factor) / 1000)
+    }
+}
+
+/// What one step of the dispatcher did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Step {
+    /// Nothing due.
+    Idle,
+    Sent {
+        id: i64,
+        provider_ref: String,
+    },
+    Retrying {
+        id: i64,
+        error: String,
+    },
+    Dead {
+        id: i64,
+        error: String,
+    },
+    Cancelled {
+        id: i64,
+        reason: String,
+    },
+    /// Another worker took the action over (our lease expired mid-send).
+    LeaseLost {
+        id: i64,
+    },
+}
+
+pub struct Dispatcher {
+    pub store: Arc<dyn Store>,
+    pub channels: Channels,
+    /// Who holds leases: host and process, so a log line says which instance sent.
+    pub owner: String,
+    pub lease: Duration,
+    pub retry: RetryPolicy,
+    pub timezone: chrono_tz::Tz,
+}
+
+impl Dispatcher {
+    /// Reclaims expired leases, then claims, checks and delivers at most one action.
+    ///
+    /// # Errors
+    /// Database errors; delivery errors are outcomes, not errors.
+    pub async fn try_execute_once(&self) -> Result<Step, StoreError> {
+        let now = Utc::now();
+        for (id, status) in self
+            .store
+            .reclaim_expired(now, &self.channels.held_kinds())
+            .await?
+        {
+            tracing::warn!(action = id, status = %status, "send interrupted (lease expired), reclaimed");
+        }
+        let lease_until = now
+            + chrono::Duration::from_std(self.lease)
+                .unwrap_or_else(|_| chrono::Duration::seconds(60));
+        let Some(action) = self
+            .store
+            .claim_action(&self.owner, lease_until, now)
+            .await?
+        else {
+            return Ok(Step::Idle);
+        };
+        let id = action.id;
+        if std::env::var("RELANCE_FAILPOINT").as_deref() == Ok("dispatch-after-claim") {
+            // Crash injection for tests of lease recovery: die holding the lease.
+            std::process::abort();
+        }
+        let today = now.with_timezone(&self.timezone).date_naive();
+        if let Some(reason) = self.store.stale_reason(id, today).await? {
+            return self
+                .finish(
+                    id,
+                    Completion::Cancelled {
+                        reason: reason.clone(),
+                    },
+                    Step::Cancelled { id, reason },
+                )
+                .await;
+        }
+        let Some(channel) = self.channels.get(action.kind) else {
+            let error = format!("no channel configured for {}", action.kind);
+            return self
+                .finish(
+                    id,
+                    Completion::Dead {
+                        error: error.clone(),
+                    },
+                    Step::Dead { id, error },
+                )
+                .await;
+        };
+        let span = tracing::info_span!("deliver", action = id, kind = %action.kind, customer = %action.customer.external_id, attempt = action.attempt);
+        let _enter = span.enter();
+        match channel.deliver(&action).await {
+            Ok(d) => {
+                tracing::info!(channel = channel.name(), provider_ref = %d.provider_ref, "sent");
+                self.finish(
+                    id,
+                    Completion::Sent {
+                        provider_ref: d.provider_ref.clone(),
+                    },
+                    Step::Sent {
+                        id,
+                        provider_ref: d.provider_ref,
+                    },
+                )
+                .await
+            }
+            Err(DeliveryError::Permanent { message }) => {
+                tracing::warn!(channel = channel.name(), error = %message, "permanent failure, dead-lettered");
+                self.finish(
+                    id,
+                    Completion::Dead {
+                        error: message.clone(),
+                    },
+                    Step::Dead { id, error: message },
+                )
+                .await
+            }
+            Err(DeliveryError::Temporary {
+                message,
+                retry_after,
+            }) => {
+                if action.attempt >= self.retry.max_attempts {
+                    let error = format!("{message} (gave up after {} attempts)", action.attempt);
+                    tracing::warn!(channel = channel.name(), error = %error, "dead-lettered");
+                    return self
+                        .finish(
+                            id,
+                            Completion::Dead {
+                                error: error.clone(),
+                            },
+                            Step::Dead { id, error },
+                        )
+                        .await;
+                }
+                let delay = retry_after.unwrap_or_else(|| {
+                    self.retry
+                        .delay(action.attempt, id as u64 ^ action.attempt as u64)
+                });
+                let at: DateTime<Utc> =
+                    Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                tracing::info!(channel = channel.name(), error = %message, retry_at = %at, "temporary failure, will retry");
+                self.finish(
+                    id,
+                    Completion::Retry {
+                        at,
+                        error: message.clone(),
+                    },
+                    Step::Retrying { id, error: message },
+                )
+                .await
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        id: i64,
+        completion: Completion,
+        step: Step,
+    ) -> Result<Step, StoreError> {
+        if self
+            .store
+            .complete_action(id, &self.owner, &completion, Utc::now())
+            .await?
+        {
+            Ok(step)
+        } else {
+            tracing::warn!(
+                action = id,
+                "lease lost before the outcome was recorded; another worker owns the action"
+            );
+            Ok(Step::LeaseLost { id })
+        }
+    }
+
+    /// Runs steps until nothing is due; returns what was done.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn drain(&self) -> Result<Vec<Step>, StoreError> {
+        let mut done = Vec::new();
+        loop {
+            match self.try_execute_once().await? {
+                Step::Idle => return Ok(done),
+                s => done.push(s),
+            }
+        }
+    }
+}
+
+/// An owner name for leases: host and process id.
+pub fn instance_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let p = RetryPolicy::default();
+        let d1 = p.delay(1, 7).as_secs_f64();
+        let d3 = p.delay(3, 7).as_secs_f64();
+        assert!((24.0..=36.0).contains(&d1), "{d1}");
+        assert!((96.0..=144.0).contains(&d3), "{d3}");
+        assert!(p.delay(40, 1) <= Duration::from_secs_f64(6.0 * 3600.0 * 1.2));
+        assert_ne!(p.delay(2, 1), p.delay(2, 2), "jitter spreads retries");
+    }
+}

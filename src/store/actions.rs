@@ -1,0 +1,231 @@
+//! The action log as stored: decisions, their delivery, and every status change.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::domain::{ActionKind, Customer, Invoice};
+
+/// Where an action stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionStatus {
+    /// Decided, waiting to be sent (possibly not before `next_attempt_at`).
+    Planned,
+    /// Claimed by a worker, being sent (with a lease).
+    Sending,
+    /// The channel accepted it.
+    Sent,
+    /// A send failed temporarily; another attempt is scheduled.
+    Retrying,
+    /// Failed for good (permanent error or attempts exhausted): dead letter.
+    Dead,
+    /// Not sent: the facts changed (paid, disputed, paused) or an operator cancelled it.
+    Cancelled,
+    /// Decided but blocked (disputed, paused, promised): never sent.
+    Blocked,
+    /// A send was interrupted and the channel holds such actions for an operator.
+    Held,
+    /// The rule failed for the customer.
+    Error,
+}
+
+impl ActionStatus {
+    pub const ALL: [ActionStatus; 9] = [
+        ActionStatus::Planned,
+        ActionStatus::Sending,
+        ActionStatus::Sent,
+        ActionStatus::Retrying,
+        ActionStatus::Dead,
+        ActionStatus::Cancelled,
+        ActionStatus::Blocked,
+        ActionStatus::Held,
+        ActionStatus::Error,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ActionStatus::Planned => "planned",
+            ActionStatus::Sending => "sending",
+            ActionStatus::Sent => "sent",
+            ActionStatus::Retrying => "retrying",
+            ActionStatus::Dead => "dead",
+            ActionStatus::Cancelled => "cancelled",
+            ActionStatus::Blocked => "blocked",
+            ActionStatus::Held => "held",
+            ActionStatus::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for ActionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ActionStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ActionStatus::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown status '{s}' (expected one of: {})",
+                    ActionStatus::ALL.map(|s| s.as_str()).join(", ")
+                )
+            })
+    }
+}
+
+/// A decision to record.
+#[derive(Debug, Clone)]
+pub struct NewAction {
+    /// Deterministic: a second identical decision is a no-op.
+    pub key: String,
+    pub customer: String,
+    pub segment: String,
+    pub kind: ActionKind,
+    pub step: String,
+    pub template: Option<String>,
+    /// JSON object.
+    pub options: String,
+    pub currency: String,
+    pub amount_minor: i64,
+    pub rule_file: String,
+    pub rule_hash: String,
+    /// JSON snapshot of the facts the rule saw.
+    pub facts: String,
+    pub decided_on: NaiveDate,
+    /// planned, blocked or error.
+    pub status: ActionStatus,
+    pub detail: Option<String>,
+    pub invoices: Vec<String>,
+}
+
+/// What recording a batch of decisions did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RecordCounts {
+    pub recorded: u64,
+    /// Identical decisions already recorded (a re-run, or another instance).
+    pub duplicates: u64,
+}
+
+/// An action claimed for delivery, with what the channel needs.
+#[derive(Debug, Clone)]
+pub struct ClaimedAction {
+    pub id: i64,
+    pub key: String,
+    pub customer: Customer,
+    pub kind: ActionKind,
+    pub step: String,
+    pub template: Option<String>,
+    pub options: serde_json::Value,
+    pub invoices: Vec<Invoice>,
+    pub currency: String,
+    pub amount: Decimal,
+    /// This attempt's number (1 the first time).
+    pub attempt: i64,
+    pub decided_on: NaiveDate,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    Sent {
+        provider_ref: String,
+    },
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
+    Cancelled {
+        reason: String,
+    },
+    /// Not now (quiet hours, contact budget): back to planned, not before `until`.
+    Deferred {
+        until: DateTime<Utc>,
+        reason: String,
+    },
+}
+
+/// One row of the action log.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionRow {
+    pub id: i64,
+    pub key: String,
+    pub customer: String,
+    pub segment: String,
+    pub kind: ActionKind,
+    pub step: String,
+    pub template: Option<String>,
+    pub status: ActionStatus,
+    pub attempts: i64,
+    pub amount: Decimal,
+    pub currency: String,
+    pub invoices: Vec<String>,
+    pub rule_file: String,
+    pub rule_hash: String,
+    pub decided_on: NaiveDate,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub provider_ref: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A status change or delivery attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionEvent {
+    pub at: DateTime<Utc>,
+    pub status: String,
+    pub attempt: i64,
+    pub detail: Option<String>,
+    pub provider_ref: Option<String>,
+}
+
+/// One action with its facts snapshot, options and history.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionDetail {
+    #[serde(flatten)]
+    pub row: ActionRow,
+    pub options: serde_json::Value,
+    pub facts: serde_json::Value,
+    pub events: Vec<ActionEvent>,
+}
+
+/// Which actions to list.
+#[derive(Debug, Clone, Default)]
+pub struct ActionFilter {
+    pub customer: Option<String>,
+    pub status: Option<ActionStatus>,
+    pub kind: Option<ActionKind>,
+    pub since: Option<DateTime<Utc>>,
+    /// Only ids greater than this (cursor).
+    pub after_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// A tick as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct TickRecord {
+    pub id: i64,
+    pub segment: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub trigger: String,
+    pub as_of: NaiveDate,
+    pub status: String,
+    pub customers: i64,
+    pub planned: i64,
+    pub blocked: i64,
+    pub errors: i64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,463 @@
+//! The action log's SQL, shared by both backends like `sql.rs`. Only claiming differs:
+//! PostgreSQL skips rows other instances hold (`FOR UPDATE SKIP LOCKED`); SQLite has
+//! one writer, so a conditional update is enough.
+
+macro_rules! actions_sql {
+    (store = $store:ident, db = $db:ty) => {
+        impl $store {
+            async fn event(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                action_id: i64,
+                status: &str,
+                attempt: i64,
+                detail: Option<&str>,
+                provider_ref: Option<&str>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                sqlx::query("INSERT INTO action_events (action_id, at, status, attempt, detail, provider_ref) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(action_id)
+                    .bind(now)
+                    .bind(status)
+                    .bind(attempt)
+                    .bind(detail)
+                    .bind(provider_ref)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn record_actions_sql(
+                &self,
+                batch: &[$crate::store::actions::NewAction],
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<$crate::store::actions::RecordCounts> {
+                use std::collections::HashMap;
+                let mut counts = $crate::store::actions::RecordCounts::default();
+                if batch.is_empty() {
+                    return Ok(counts);
+                }
+                let mut tx = self.pool.begin().await?;
+                // Internal ids of the customers and invoices the batch names.
+                let mut customers: Vec<&str> = batch.iter().map(|a| a.customer.as_str()).collect();
+                customers.sort_unstable();
+                customers.dedup();
+                let mut customer_ids: HashMap<String, i64> = HashMap::new();
+                for chunk in customers.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT external_id, id FROM customers WHERE external_id IN (");
+                    let mut sep = qb.separated(", ");
+                    for c in chunk {
+                        sep.push_bind(c.to_string());
+                    }
+                    qb.push(")");
+                    let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    customer_ids.extend(rows);
+                }
+                let mut numbers: Vec<&str> = batch.iter().flat_map(|a| a.invoices.iter().map(String::as_str)).collect();
+                numbers.sort_unstable();
+                numbers.dedup();
+                let mut invoice_ids: HashMap<String, i64> = HashMap::new();
+                for chunk in numbers.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT number, id FROM invoices WHERE number IN (");
+                    let mut sep = qb.separated(", ");
+                    for n in chunk {
+                        sep.push_bind(n.to_string());
+                    }
+                    qb.push(")");
+                    let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    invoice_ids.extend(rows);
+                }
+                for a in batch {
+                    let Some(&cid) = customer_ids.get(&a.customer) else { continue };
+                    let inserted: Option<i64> = sqlx::query_scalar(
+                        "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, decided_on, status, last_error, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                    )
+                    .bind(&a.key)
+                    .bind(cid)
+                    .bind(&a.segment)
+                    .bind(a.kind.as_str())
+                    .bind(&a.step)
+                    .bind(&a.template)
+                    .bind(&a.options)
+                    .bind(&a.currency)
+                    .bind(a.amount_minor)
+                    .bind(&a.rule_file)
+                    .bind(&a.rule_hash)
+                    .bind(&a.facts)
+                    .bind(a.decided_on)
+                    .bind(a.status.as_str())
+                    .bind(&a.detail)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match inserted {
+                        Some(id) => {
+                            counts.recorded += 1;
+                            for n in &a.invoices {
+                                if let Some(&iid) = invoice_ids.get(n) {
+                                    sqlx::query("INSERT INTO action_invoices (action_id, invoice_id) VALUES ($1, $2)").bind(id).bind(iid).execute(&mut *tx).await?;
+                                }
+                            }
+                            Self::event(&mut tx, id, a.status.as_str(), 0, a.detail.as_deref(), None, now).await?;
+                        }
+                        None => {
+                            // The same decision again: the first one stands; the log says so.
+                            counts.duplicates += 1;
+                            let id: i64 = sqlx::query_scalar("SELECT id FROM actions WHERE idempotency_key = $1").bind(&a.key).fetch_one(&mut *tx).await?;
+                            Self::event(&mut tx, id, "duplicate", 0, Some("the same decision was taken again; not recorded twice"), None, now).await?;
+                        }
+                    }
+                }
+                tx.commit().await?;
+                Ok(counts)
+            }
+
+            pub(crate) async fn claim_action_sql(
+                &self,
+                owner: &str,
+                lease_until: chrono::DateTime<chrono::Utc>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<Option<$crate::store::actions::ClaimedAction>> {
+                type Claimed = (i64, String, i64, String, String, Option<String>, String, String, i64, i64, chrono::NaiveDate);
+                let mut tx = self.pool.begin().await?;
+                let row: Option<Claimed> = sqlx::query_as(Self::CLAIM_SQL).bind(owner).bind(lease_until).bind(now).fetch_optional(&mut *tx).await?;
+                let Some((id, key, customer_id, kind, step, template, options, currency, amount_minor, attempt, decided_on)) = row else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                Self::event(&mut tx, id, "sending", attempt, Some(&format!("claimed by {owner}")), None, now).await?;
+                let sql = format!("SELECT {} FROM customers WHERE id = $1", $crate::store::rows::CUSTOMER_COLUMNS);
+                let c: $crate::store::rows::CustomerRow = sqlx::query_as(&sql).bind(customer_id).fetch_one(&mut *tx).await?;
+                let sql = format!("{} JOIN action_invoices ai ON ai.invoice_id = i.id WHERE ai.action_id = $1 ORDER BY i.due_date, i.number", $crate::store::rows::INVOICE_SELECT);
+                let invoices: Vec<$crate::store::rows::InvoiceRow> = sqlx::query_as(&sql).bind(id).fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                let cur = $crate::store::rows::currency(&currency)?;
+                Ok(Some($crate::store::actions::ClaimedAction {
+                    id,
+                    key,
+                    customer: $crate::domain::Customer::try_from(c)?,
+                    kind: kind.parse().map_err($crate::store::StoreError::Corrupt)?,
+                    step,
+                    template,
+                    options: serde_json::from_str(&options).unwrap_or(serde_json::Value::Null),
+                    invoices: invoices.into_iter().map($crate::domain::Invoice::try_from).collect::<$crate::store::Result<_>>()?,
+                    currency,
+                    amount: cur.from_minor(amount_minor),
+                    attempt,
+                    decided_on,
+                }))
+            }
+
+            pub(crate) async fn stale_reason_sql(&self, action_id: i64, today: chrono::NaiveDate) -> $crate::store::Result<Option<String>> {
+                type Row = (String, String, i64, Option<String>, Option<String>, Option<chrono::NaiveDate>, Option<String>, Option<chrono::NaiveDate>);
+                let rows: Vec<Row> = sqlx::query_as(
+                    "SELECT i.number, i.status, i.open_minor, i.dispute_reason, i.pause_reason, i.paused_until, c.pause_reason, c.paused_until \
+                     FROM action_invoices ai JOIN invoices i ON i.id = ai.invoice_id JOIN customers c ON c.id = i.customer_id WHERE ai.action_id = $1",
+                )
+                .bind(action_id)
+                .fetch_all(&self.pool)
+                .await?;
+                let active = |until: &Option<chrono::NaiveDate>| until.is_none_or(|u| today <= u);
+                for (number, status, open, dispute, pause, until, cpause, cuntil) in &rows {
+                    if let Some(r) = cpause.as_ref().filter(|_| active(cuntil)) {
+                        return Ok(Some(format!("customer paused: {r}")));
+                    }
+                    if status != "open" || *open <= 0 {
+                        return Ok(Some(format!("invoice {number} is {}", if status == "open" { "paid" } else { status.as_str() })));
+                    }
+                    if let Some(r) = dispute {
+                        return Ok(Some(format!("invoice {number} disputed: {r}")));
+                    }
+                    if let Some(r) = pause.as_ref().filter(|_| active(until)) {
+                        return Ok(Some(format!("invoice {number} paused: {r}")));
+                    }
+                }
+                let promised: Option<(String, chrono::NaiveDate)> = sqlx::query_as(
+                    "SELECT i.number, p.promised_date FROM action_invoices ai JOIN promise_invoices pi ON pi.invoice_id = ai.invoice_id \
+                     JOIN promises p ON p.id = pi.promise_id JOIN invoices i ON i.id = ai.invoice_id \
+                     WHERE ai.action_id = $1 AND p.status = 'pending' AND p.promised_date >= $2 LIMIT 1",
+                )
+                .bind(action_id)
+                .bind(today)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(promised.map(|(n, d)| format!("invoice {n} promised to be paid by {d}")))
+            }
+
+            pub(crate) async fn complete_action_sql(
+                &self,
+                action_id: i64,
+                owner: &str,
+                completion: &$crate::store::actions::Completion,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
+                use $crate::store::actions::Completion as C;
+                let (status, next, provider_ref, error): (&str, Option<chrono::DateTime<chrono::Utc>>, Option<&str>, Option<&str>) = match completion {
+                    C::Sent { provider_ref } => ("sent", None, Some(provider_ref), None),
+                    C::Retry { at, error } => ("retrying", Some(*at), None, Some(error)),
+                    C::Dead { error } => ("dead", None, None, Some(error)),
+                    C::Cancelled { reason } => ("cancelled", None, None, Some(reason)),
+                    C::Deferred { until, reason } => ("planned", Some(*until), None, Some(reason)),
+                };
+                let mut tx = self.pool.begin().await?;
+                // Deferring is not an attempt: give it back.
+                let undo = i64::from(matches!(completion, C::Deferred { .. } | C::Cancelled { .. }));
+                let attempt: Option<i64> = sqlx::query_scalar(
+                    "UPDATE actions SET status = $1, next_attempt_at = $2, provider_ref = COALESCE($3, provider_ref), last_error = $4, \
+                     lease_owner = NULL, lease_until = NULL, attempts = attempts - $5, updated_at = $6 \
+                     WHERE id = $7 AND status = 'sending' AND lease_owner = $8 RETURNING attempts",
+                )
+                .bind(status)
+                .bind(next)
+                .bind(provider_ref)
+                .bind(error)
+                .bind(undo)
+                .bind(now)
+                .bind(action_id)
+                .bind(owner)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(attempt) = attempt else {
+                    // The lease expired and another worker took the action over.
+                    tx.rollback().await?;
+                    return Ok(false);
+                };
+                let detail = match completion {
+                    C::Retry { at, error } => Some(format!("{error}; next attempt at {}", at.to_rfc3339())),
+                    C::Deferred { until, reason } => Some(format!("{reason}; not before {}", until.to_rfc3339())),
+                    C::Dead { error } | C::Cancelled { reason: error } => Some(error.clone()),
+                    C::Sent { .. } => None,
+                };
+                Self::event(&mut tx, action_id, status, attempt + undo, detail.as_deref(), provider_ref, now).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            pub(crate) async fn reclaim_expired_sql(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                hold: &[$crate::domain::ActionKind],
+            ) -> $crate::store::Result<Vec<(i64, $crate::store::actions::ActionStatus)>> {
+                let expired: Vec<(i64, String, i64)> = sqlx::query_as("SELECT id, kind, attempts FROM actions WHERE status = 'sending' AND lease_until < $1")
+                    .bind(now)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut out = Vec::new();
+                for (id, kind, attempts) in expired {
+                    let held = hold.iter().any(|k| k.as_str() == kind);
+                    let (status, detail) = if held {
+                        ("held", "the send was interrupted (lease expired); held for an operator: `relance actions retry` resends it with the same message id")
+                    } else {
+                        ("retrying", "the send was interrupted (lease expired); resending with the same message id")
+                    };
+                    let mut tx = self.pool.begin().await?;
+                    let n = sqlx::query(
+                        "UPDATE actions SET status = $1, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL, updated_at = $2 WHERE id = $3 AND status = 'sending' AND lease_until < $2",
+                    )
+                    .bind(status)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if n == 1 {
+                        Self::event(&mut tx, id, status, attempts, Some(detail), None, now).await?;
+                        out.push((id, status.parse().map_err($crate::store::StoreError::Corrupt)?));
+                    }
+                    tx.commit().await?;
+                }
+                Ok(out)
+            }
+
+            pub(crate) async fn set_action_status_sql(
+                &self,
+                id: i64,
+                from: &[&str],
+                to: &str,
+                detail: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let current: Option<(String, i64)> = sqlx::query_as("SELECT status, attempts FROM actions WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+                let Some((status, attempts)) = current else {
+                    return Err($crate::store::StoreError::NotFound { what: "action", key: id.to_string() });
+                };
+                if !from.contains(&status.as_str()) {
+                    return Err($crate::store::StoreError::Invalid(format!("action {id} is {status}; only an action that is {} can be set to {to}", from.join(" or "))));
+                }
+                sqlx::query("UPDATE actions SET status = $1, next_attempt_at = NULL, updated_at = $2 WHERE id = $3").bind(to).bind(now).bind(id).execute(&mut *tx).await?;
+                Self::event(&mut tx, id, to, attempts, Some(detail), None, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            pub(crate) async fn list_actions_sql(&self, f: &$crate::store::actions::ActionFilter) -> $crate::store::Result<Vec<$crate::store::actions::ActionRow>> {
+                type Row = (
+                    i64, String, String, String, String, String, Option<String>, String, i64, i64, String, String, String, chrono::NaiveDate,
+                );
+                type Row2 = (Option<chrono::DateTime<chrono::Utc>>, Option<String>, Option<String>, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>);
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT a.id, a.idempotency_key, c.external_id, a.segment, a.kind, a.step, a.template, a.status, a.attempts, a.amount_minor, a.currency, a.rule_file, a.rule_hash, a.decided_on, \
+                     a.next_attempt_at, a.provider_ref, a.last_error, a.created_at, a.updated_at FROM actions a JOIN customers c ON c.id = a.customer_id WHERE 1 = 1",
+                );
+                if let Some(c) = &f.customer {
+                    qb.push(" AND c.external_id = ").push_bind(c.clone());
+                }
+                if let Some(s) = f.status {
+                    qb.push(" AND a.status = ").push_bind(s.as_str());
+                }
+                if let Some(k) = f.kind {
+                    qb.push(" AND a.kind = ").push_bind(k.as_str());
+                }
+                if let Some(t) = f.since {
+                    qb.push(" AND a.created_at >= ").push_bind(t);
+                }
+                if let Some(a) = f.after_id {
+                    qb.push(" AND a.id > ").push_bind(a);
+                }
+                qb.push(" ORDER BY a.id LIMIT ").push_bind(i64::from(f.limit.max(1)));
+                use sqlx::Row as _;
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let base: Row = (
+                        r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?, r.try_get(6)?,
+                        r.try_get(7)?, r.try_get(8)?, r.try_get(9)?, r.try_get(10)?, r.try_get(11)?, r.try_get(12)?, r.try_get(13)?,
+                    );
+                    let more: Row2 = (r.try_get(14)?, r.try_get(15)?, r.try_get(16)?, r.try_get(17)?, r.try_get(18)?);
+                    let cur = $crate::store::rows::currency(&base.10)?;
+                    out.push($crate::store::actions::ActionRow {
+                        id: base.0,
+                        key: base.1,
+                        customer: base.2,
+                        segment: base.3,
+                        kind: base.4.parse().map_err($crate::store::StoreError::Corrupt)?,
+                        step: base.5,
+                        template: base.6,
+                        status: base.7.parse().map_err($crate::store::StoreError::Corrupt)?,
+                        attempts: base.8,
+                        amount: cur.from_minor(base.9),
+                        currency: base.10,
+                        invoices: Vec::new(),
+                        rule_file: base.11,
+                        rule_hash: base.12,
+                        decided_on: base.13,
+                        next_attempt_at: more.0,
+                        provider_ref: more.1,
+                        last_error: more.2,
+                        created_at: more.3,
+                        updated_at: more.4,
+                    });
+                }
+                if !out.is_empty() {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT ai.action_id, i.number FROM action_invoices ai JOIN invoices i ON i.id = ai.invoice_id WHERE ai.action_id IN (");
+                    let mut sep = qb.separated(", ");
+                    for a in &out {
+                        sep.push_bind(a.id);
+                    }
+                    qb.push(") ORDER BY i.due_date, i.number");
+                    let links: Vec<(i64, String)> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    for (id, n) in links {
+                        if let Some(a) = out.iter_mut().find(|a| a.id == id) {
+                            a.invoices.push(n);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+
+            pub(crate) async fn action_detail_sql(&self, id: i64) -> $crate::store::Result<Option<$crate::store::actions::ActionDetail>> {
+                let filter = $crate::store::actions::ActionFilter { after_id: Some(id - 1), limit: 1, ..Default::default() };
+                let Some(row) = self.list_actions_sql(&filter).await?.into_iter().find(|a| a.id == id) else { return Ok(None) };
+                let (options, facts): (String, String) = sqlx::query_as("SELECT options, facts FROM actions WHERE id = $1").bind(id).fetch_one(&self.pool).await?;
+                let events: Vec<(chrono::DateTime<chrono::Utc>, String, i64, Option<String>, Option<String>)> =
+                    sqlx::query_as("SELECT at, status, attempt, detail, provider_ref FROM action_events WHERE action_id = $1 ORDER BY id").bind(id).fetch_all(&self.pool).await?;
+                Ok(Some($crate::store::actions::ActionDetail {
+                    row,
+                    options: serde_json::from_str(&options).unwrap_or(serde_json::Value::Null),
+                    facts: serde_json::from_str(&facts).unwrap_or(serde_json::Value::Null),
+                    events: events
+                        .into_iter()
+                        .map(|(at, status, attempt, detail, provider_ref)| $crate::store::actions::ActionEvent { at, status, attempt, detail, provider_ref })
+                        .collect(),
+                }))
+            }
+
+            pub(crate) async fn start_tick_sql(
+                &self,
+                segment: &str,
+                scheduled_for: chrono::DateTime<chrono::Utc>,
+                trigger: &str,
+                as_of: chrono::NaiveDate,
+                instance: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<i64> {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO ticks (segment, scheduled_for, trigger, as_of, instance, status, started_at) VALUES ($1, $2, $3, $4, $5, 'running', $6) RETURNING id",
+                )
+                .bind(segment)
+                .bind(scheduled_for)
+                .bind(trigger)
+                .bind(as_of)
+                .bind(instance)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(id)
+            }
+
+            #[allow(clippy::too_many_arguments)]
+            pub(crate) async fn finish_tick_sql(
+                &self,
+                id: i64,
+                status: &str,
+                customers: i64,
+                planned: i64,
+                blocked: i64,
+                errors: i64,
+                detail: Option<&str>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                sqlx::query("UPDATE ticks SET status = $1, customers = $2, planned = $3, blocked = $4, errors = $5, detail = $6, finished_at = $7 WHERE id = $8")
+                    .bind(status)
+                    .bind(customers)
+                    .bind(planned)
+                    .bind(blocked)
+                    .bind(errors)
+                    .bind(detail)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn last_tick_sql(&self, segment: &str) -> $crate::store::Result<Option<$crate::store::actions::TickRecord>> {
+                type Row = (i64, String, chrono::DateTime<chrono::Utc>, String, chrono::NaiveDate, String, i64, i64, i64, i64, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>);
+                let row: Option<Row> = sqlx::query_as(
+                    "SELECT id, segment, scheduled_for, trigger, as_of, status, customers, planned, blocked, errors, started_at, finished_at FROM ticks \
+                     WHERE segment = $1 AND status = 'done' ORDER BY scheduled_for DESC, id DESC LIMIT 1",
+                )
+                .bind(segment)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|r| $crate::store::actions::TickRecord {
+                    id: r.0,
+                    segment: r.1,
+                    scheduled_for: r.2,
+                    trigger: r.3,
+                    as_of: r.4,
+                    status: r.5,
+                    customers: r.6,
+                    planned: r.7,
+                    blocked: r.8,
+                    errors: r.9,
+                    started_at: r.10,
+                    finished_at: r.11,
+                }))
+            }
+        }
+    };
+}
+
+pub(crate) use actions_sql;
