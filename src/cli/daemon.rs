@@ -1,7 +1,6 @@
 //! `relance tick`, `relance dispatch` and `relance actions ...`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 use clap::{Args, Subcommand};
@@ -114,8 +113,12 @@ pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Dispatcher {
         store,
         channels: channels_for(config),
         owner: instance_name(),
-        lease: Duration::from_secs(60),
-        retry: RetryPolicy::default(),
+        lease: config.dispatch.lease,
+        retry: RetryPolicy {
+            max_attempts: config.dispatch.max_attempts,
+            base: config.dispatch.backoff_base,
+            max_delay: config.dispatch.backoff_max,
+        },
         timezone: config.timezone,
     }
 }

@@ -110,6 +110,16 @@ pub struct Insurer {
     pub declaration_deadline_days: i64,
 }
 
+/// How planned actions are delivered.
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    /// How long a worker may hold an action it is sending before another reclaims it.
+    pub lease: std::time::Duration,
+    pub max_attempts: i64,
+    pub backoff_base: std::time::Duration,
+    pub backoff_max: std::time::Duration,
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -124,6 +134,7 @@ pub struct Config {
     pub segments: BTreeMap<String, Segment>,
     /// Credit-insurance policies, by key (what customers' `insurer_policy` names).
     pub insurers: BTreeMap<String, Insurer>,
+    pub dispatch: DispatchConfig,
     /// Channel settings, typed by the channel modules.
     pub channels: Value,
     /// Non-fatal remarks found while validating (shown by `config check`).
@@ -196,6 +207,7 @@ const SECTIONS: &[&str] = &[
     "late_payment",
     "segments",
     "insurers",
+    "dispatch",
     "channels",
 ];
 
@@ -415,6 +427,7 @@ impl Validator {
         let late = self.section::<raw::RawLatePayment>(&root, "late_payment");
         let segments = self.section::<raw::RawSegments>(&root, "segments");
         let insurers = self.section::<raw::RawInsurers>(&root, "insurers");
+        let dispatch = self.section::<raw::RawDispatch>(&root, "dispatch");
 
         let timezone = match root.get("timezone") {
             None | Some(Value::Null) => Some(chrono_tz::Europe::Paris),
@@ -444,6 +457,7 @@ impl Validator {
         let segments = segments.map(|s| self.segments(s, base_dir, source));
         let channels = root.get("channels").cloned().unwrap_or(Value::Null);
         let insurers = insurers.map(|i| self.insurers(i));
+        let dispatch = dispatch.map(|d| self.dispatch(d));
 
         Some(Config {
             source: source.clone(),
@@ -455,6 +469,7 @@ impl Validator {
             late_payment: late?,
             segments: segments?,
             insurers: insurers?,
+            dispatch: dispatch?,
             channels,
             warnings: Vec::new(),
         })
@@ -634,6 +649,24 @@ impl Validator {
             fixed_indemnity,
             margin_points,
             reference_rates: rates,
+        }
+    }
+
+    fn dispatch(&mut self, d: raw::RawDispatch) -> DispatchConfig {
+        use std::time::Duration;
+        let lease = d.lease_seconds.unwrap_or(60);
+        if lease == 0 {
+            self.err("dispatch.lease_seconds", "must be at least 1");
+        }
+        let max_attempts = d.max_attempts.unwrap_or(8);
+        if !(1..=100).contains(&max_attempts) {
+            self.err("dispatch.max_attempts", "must be between 1 and 100");
+        }
+        DispatchConfig {
+            lease: Duration::from_secs(lease.max(1)),
+            max_attempts: max_attempts.clamp(1, 100),
+            backoff_base: Duration::from_secs(d.backoff_base_seconds.unwrap_or(30)),
+            backoff_max: Duration::from_secs(d.backoff_max_seconds.unwrap_or(6 * 3600)),
         }
     }
 

@@ -105,3 +105,12 @@ pub struct RawInsurer {
 }
 
 pub type RawInsurers = BTreeMap<String, RawInsurer>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDispatch {
+    pub lease_seconds: Option<u64>,
+    pub max_attempts: Option<i64>,
+    pub backoff_base_seconds: Option<u64>,
+    pub backoff_max_seconds: Option<u64>,
+}

@@ -189,3 +189,20 @@ impl Run {
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A workspace whose configuration maps each named segment to `rules/<segment>.rhai`,
+/// with `extra` appended to the configuration.
+pub fn workspace_with_rules_and(rules: &[(&str, &str)], extra: &str) -> Workspace {
+    let w = Workspace::new();
+    std::fs::create_dir_all(w.path("rules")).unwrap();
+    let mut config = format!("{MINIMAL_CONFIG}insurers:\n  coface-fr:\n    name: Coface\n    declaration_deadline_days: 90\nsegments:\n");
+    for (segment, source) in rules {
+        w.write(&format!("rules/{segment}.rhai"), source);
+        config.push_str(&format!(
+            "  {segment}:\n    rules: rules/{segment}.rhai\n    schedule: \"0 0 9 * * Mon-Fri\"\n"
+        ));
+    }
+    config.push_str(extra);
+    w.write("relance.yaml", config);
+    w
+}

@@ -6,6 +6,7 @@
 
 mod cli;
 mod config;
+mod daemon;
 mod helpers;
 mod import;
 mod rules;

@@ -1,22 +1,11 @@
 //! Rule scripts through the binary: `rules check`, `rules test` and `simulate`.
 
 use crate::helpers::{
-    postgres_admin_url, relance_in, repo, say_postgres_skipped, TestDb, Workspace, MINIMAL_CONFIG,
+    postgres_admin_url, relance_in, repo, say_postgres_skipped, TestDb, Workspace,
 };
 
-/// A workspace whose configuration maps each named segment to `rules/<segment>.rhai`.
 fn workspace_with_rules(rules: &[(&str, &str)]) -> Workspace {
-    let w = Workspace::new();
-    std::fs::create_dir_all(w.path("rules")).unwrap();
-    let mut config = format!("{MINIMAL_CONFIG}insurers:\n  coface-fr:\n    name: Coface\n    declaration_deadline_days: 90\nsegments:\n");
-    for (segment, source) in rules {
-        w.write(&format!("rules/{segment}.rhai"), source);
-        config.push_str(&format!(
-            "  {segment}:\n    rules: rules/{segment}.rhai\n    schedule: \"0 0 9 * * Mon-Fri\"\n"
-        ));
-    }
-    w.write("relance.yaml", config);
-    w
+    crate::helpers::workspace_with_rules_and(rules, "")
 }
 
 #[test]

@@ -1,0 +1,271 @@
+//! The action log and delivery through the binary: ticks are idempotent, each action is
+//! delivered once, facts that changed cancel an action, interrupted sends and failing
+//! transports recover.
+
+use crate::helpers::{workspace_with_rules_and, Workspace};
+
+const RULE: &str = "email(\"reminder_1\", customer.dunnable.overdue(1))";
+
+fn ledger(extra_config: &str) -> Workspace {
+    let w = workspace_with_rules_and(&[("smb", RULE)], extra_config);
+    w.write("customers.csv", "external_id,name,segment,emails\nC1,Un,smb,a@un.example\nC2,Deux,smb,b@deux.example\nC3,Trois,smb,c@trois.example\n");
+    w.write(
+        "invoices.csv",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,100.00\nF2,C1,2026-01-01,2026-02-10,50.00\nF3,C2,2026-01-01,2026-02-15,70.00\nF4,C3,2026-01-01,2026-04-30,10.00\n",
+    );
+    w.relance(&["import", "customers", "customers.csv"])
+        .expect_code(0);
+    w.relance(&["import", "invoices", "invoices.csv"])
+        .expect_code(0);
+    w
+}
+
+fn outbox_files(w: &Workspace, kind: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(w.path("outbox").join(kind))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn statuses(w: &Workspace) -> Vec<String> {
+    let out = w
+        .relance(&["actions", "list", "--format", "json"])
+        .expect_code(0)
+        .stdout
+        .clone();
+    out.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_tick_run_twice_plans_once_and_each_action_is_delivered_once() {
+    let w = ledger("");
+    let first = w.relance(&["tick", "--as-of", "2026-03-02"]);
+    first.expect_code(0);
+    assert!(
+        first
+            .stdout
+            .contains("smb: 3 customers, 2 new planned actions, 0 already planned, 0 already done"),
+        "{}",
+        first.stdout
+    );
+    let second = w.relance(&["tick", "--as-of", "2026-03-02"]);
+    assert!(
+        second
+            .stdout
+            .contains("smb: 3 customers, 0 new planned actions, 0 already planned, 2 already done"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(statuses(&w), ["planned", "planned"]);
+
+    let run = w.relance(&["dispatch"]);
+    run.expect_code(0);
+    assert_eq!(
+        run.stdout
+            .lines()
+            .filter(|l| l.contains(": sent ("))
+            .count(),
+        2,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(outbox_files(&w, "email").len(), 2);
+    w.relance(&["dispatch"])
+        .expect_code(0)
+        .stdout
+        .contains("nothing to send")
+        .then_some(())
+        .expect("queue drained");
+    assert_eq!(statuses(&w), ["sent", "sent"]);
+
+    // The delivered message names the customer's invoices and carries the idempotency key.
+    let body: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(w.path("outbox/email").join(&outbox_files(&w, "email")[0]))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["customer"]["id"], "C1");
+    assert_eq!(body["invoices"].as_array().unwrap().len(), 2);
+    assert!(body["message_id"].as_str().unwrap().starts_with("planned:"));
+
+    // Why was it sent? The rule, its hash and the facts are in the log.
+    let show = w
+        .relance(&["actions", "show", "1", "--format", "json"])
+        .expect_code(0)
+        .stdout
+        .clone();
+    let d: serde_json::Value = serde_json::from_str(&show).unwrap();
+    assert_eq!(d["rule_file"], "rules/smb.rhai");
+    assert_eq!(d["rule_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(d["facts"]["overdue_total"], "150.00");
+    let events: Vec<&str> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["planned", "sending", "sent"]);
+}
+
+#[test]
+fn a_payment_recorded_between_decision_and_dispatch_cancels_the_action() {
+    let w = ledger("");
+    w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
+    w.write(
+        "payments.csv",
+        "id,customer,date,amount,reference\nP1,C2,2026-03-02,70.00,F3\n",
+    );
+    w.relance(&["import", "payments", "payments.csv"])
+        .expect_code(0);
+    let run = w.relance(&["dispatch"]);
+    assert!(
+        run.stdout.contains("cancelled (invoice F3 is paid)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        outbox_files(&w, "email").len(),
+        1,
+        "only C1's reminder went out"
+    );
+    let rows = w
+        .relance(&[
+            "actions",
+            "list",
+            "--status",
+            "cancelled",
+            "--format",
+            "json",
+        ])
+        .expect_code(0)
+        .stdout
+        .clone();
+    let row: serde_json::Value = serde_json::from_str(rows.lines().next().unwrap()).unwrap();
+    assert_eq!(row["customer"], "C2");
+    assert_eq!(row["last_error"], "invoice F3 is paid");
+}
+
+#[test]
+fn a_process_that_dies_after_claiming_is_recovered_by_lease_expiry_and_sends_once() {
+    let w = ledger("dispatch:\n  lease_seconds: 1\n  backoff_base_seconds: 0\n");
+    w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
+    // Crash injection: the process aborts right after claiming, holding the lease.
+    let crashed = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args([
+            "--config",
+            w.path("relance.yaml").to_str().unwrap(),
+            "dispatch",
+            "--once",
+        ])
+        .current_dir(w.dir.path())
+        .env("RELANCE_FAILPOINT", "dispatch-after-claim")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success());
+    assert_eq!(statuses(&w), ["sending", "planned"]);
+    assert!(outbox_files(&w, "email").is_empty());
+
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let run = w.relance(&["dispatch"]);
+    assert_eq!(
+        run.stdout
+            .lines()
+            .filter(|l| l.contains(": sent ("))
+            .count(),
+        2,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        outbox_files(&w, "email").len(),
+        2,
+        "each action delivered exactly once"
+    );
+    let d: serde_json::Value = serde_json::from_str(
+        &w.relance(&["actions", "show", "1", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    let events: Vec<&str> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        ["planned", "sending", "retrying", "sending", "sent"]
+    );
+    assert_eq!(d["attempts"], 2);
+}
+
+#[test]
+fn a_transport_failing_three_times_then_succeeding_delivers_once() {
+    let w = ledger("dispatch:\n  backoff_base_seconds: 0\n  max_attempts: 5\n");
+    // The outbox folder cannot be created while a file stands in its way.
+    w.write("outbox", "not a folder");
+    w.relance(&["tick", "--as-of", "2026-03-02", "--segment", "smb"])
+        .expect_code(0);
+    for attempt in 1..=3 {
+        let run = w.relance(&["dispatch", "--once"]);
+        assert!(
+            run.stdout.contains("will retry (cannot write"),
+            "attempt {attempt}: {}",
+            run.stdout
+        );
+    }
+    std::fs::remove_file(w.path("outbox")).unwrap();
+    let run = w.relance(&["dispatch"]);
+    assert_eq!(
+        run.stdout
+            .lines()
+            .filter(|l| l.contains(": sent ("))
+            .count(),
+        2,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(outbox_files(&w, "email").len(), 2);
+    let d: serde_json::Value = serde_json::from_str(
+        &w.relance(&["actions", "show", "1", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(d["attempts"], 4);
+    assert_eq!(d["status"], "sent");
+}
+
+#[test]
+fn attempts_exhausted_dead_letter_and_an_operator_can_requeue() {
+    let w = ledger("dispatch:\n  backoff_base_seconds: 0\n  max_attempts: 2\n");
+    w.write("outbox", "not a folder");
+    w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
+    w.relance(&["dispatch"]).expect_code(0);
+    assert_eq!(statuses(&w), ["dead", "dead"]);
+    std::fs::remove_file(w.path("outbox")).unwrap();
+    w.relance(&["actions", "retry", "1"]).expect_code(0);
+    w.relance(&["actions", "cancel", "2", "--reason", "paid by cheque"])
+        .expect_code(0);
+    w.relance(&["dispatch"]).expect_code(0);
+    assert_eq!(statuses(&w), ["sent", "cancelled"]);
+    let again = w.relance(&["actions", "cancel", "1"]);
+    again.expect_code(4);
+    assert!(
+        again.stderr.contains("action 1 is sent"),
+        "{}",
+        again.stderr
+    );
+}
