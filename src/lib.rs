@@ -11,6 +11,7 @@
 //! - [`scheduler`]: ticks: decisions written to the action log, idempotently.
 //! - [`outbox`]: claiming, delivering and retrying planned actions.
 //! - [`channels`]: delivery transports behind one trait.
+//! - [`runtime`]: `relance serve`: the loops, wired with graceful shutdown.
 //! - [`cli`]: the command line; `main.rs` only maps its outcome to an exit code.
 //! - [`telemetry`]: logs, human or JSON.
 //!
@@ -23,6 +24,7 @@ pub mod config;
 pub mod domain;
 pub mod import;
 pub mod outbox;
+pub mod runtime;
 pub mod sample;
 pub mod scheduler;
 pub mod scripting;

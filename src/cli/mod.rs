@@ -14,7 +14,9 @@ use crate::telemetry::{self, LogFormat};
 
 mod daemon;
 mod rules;
-pub use daemon::{channels_for, dispatcher_for, ActionsCommand, DispatchArgs, ListArgs, TickArgs};
+pub use daemon::{
+    channels_for, dispatcher_for, ActionsCommand, DispatchArgs, ListArgs, ServeArgs, TickArgs,
+};
 pub use rules::{RulesCommand, RulesTestArgs, SimulateArgs, SimulateFormat};
 
 /// Process exit codes.
@@ -117,6 +119,10 @@ pub enum Command {
     /// Show what the rules would do on the ledger as of a date; writes and sends nothing
     #[command(after_help = rules::SIMULATE_HELP)]
     Simulate(SimulateArgs),
+
+    /// Run the service: scheduled ticks, delivery, rule reloading
+    #[command(after_help = daemon::SERVE_HELP)]
+    Serve(ServeArgs),
 
     /// Run the rules now and write the planned actions to the action log
     #[command(after_help = daemon::TICK_HELP)]
@@ -280,7 +286,15 @@ impl From<ImportError> for CliError {
 /// # Errors
 /// A [`CliError`] whose message is printed and whose code is the process exit code.
 pub async fn run(cli: Cli) -> Result<u8, CliError> {
-    telemetry::init(cli.log_format, cli.log_level.as_deref().unwrap_or("warn"));
+    let default_level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    telemetry::init(
+        cli.log_format,
+        cli.log_level.as_deref().unwrap_or(default_level),
+    );
     match &cli.command {
         Command::Config(ConfigCommand::Default) => {
             print!("{EMBEDDED_DEFAULT}");
@@ -301,6 +315,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Rules(RulesCommand::Check) => rules::check(&cli),
         Command::Rules(RulesCommand::Test(args)) => rules::test(&cli, args),
         Command::Simulate(args) => rules::simulate(&cli, args).await,
+        Command::Serve(args) => daemon::serve(&cli, args).await,
         Command::Tick(args) => daemon::tick(&cli, args).await,
         Command::Dispatch(args) => daemon::dispatch(&cli, args).await,
         Command::Actions(cmd) => daemon::actions(&cli, cmd).await,

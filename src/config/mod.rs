@@ -721,7 +721,10 @@ impl Validator {
                 // The embedded default names the shipped rules relative to the working
                 // directory; elsewhere it still serves the commands that need no rules.
                 match source {
-                    Source::Embedded => self.warn(&format!("{path}.rules"), msg),
+                    Source::Embedded => self.warn(
+                        &format!("{path}.rules"),
+                        format!("{msg}; using the copy shipped with relance"),
+                    ),
                     Source::File(_) => self.err(&format!("{path}.rules"), msg),
                 }
             }

@@ -269,3 +269,62 @@ fn attempts_exhausted_dead_letter_and_an_operator_can_requeue() {
         again.stderr
     );
 }
+
+/// Starts `relance serve`, waits until `ready`, stops it with SIGTERM; returns its stderr.
+fn serve_until(w: &Workspace, ready: impl FnMut() -> bool) -> String {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args([
+            "--config",
+            w.path("relance.yaml").to_str().unwrap(),
+            "serve",
+            "--grace",
+            "5",
+        ])
+        .current_dir(w.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = ready;
+    let start = std::time::Instant::now();
+    while !ready() {
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "timed out waiting for the service; its log:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    stderr
+}
+
+#[test]
+fn serve_ticks_delivers_and_stops_cleanly_and_a_restart_sends_nothing_twice() {
+    let w = ledger("");
+    // Served as of today, when all three customers are late: three reminders.
+    let log = serve_until(&w, || outbox_files(&w, "email").len() == 3);
+    assert!(
+        log.contains("first start for this segment: ticking now"),
+        "{log}"
+    );
+    assert!(
+        log.contains("shutting down: no new work is claimed") && log.contains("stopped"),
+        "{log}"
+    );
+    let log = serve_until(&w, || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        true
+    });
+    assert!(!log.contains("ticking now"), "{log}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(outbox_files(&w, "email").len(), 3);
+    assert_eq!(statuses(&w), ["sent", "sent", "sent"]);
+}

@@ -1,0 +1,315 @@
+//! `relance serve`: the scheduler, the dispatch workers and the rule reloader in one
+//! process, every loop shutdown-aware (a `CancellationToken` checked between units of
+//! work, a `TaskTracker` awaited within a grace period).
+//!
+//! Scheduling policy: each segment ticks on its cron schedule in the configured time
+//! zone, one tick at a time per segment. At start, if a schedule slot passed since the
+//! segment's last finished tick (the service was down), one catch-up tick runs at once
+//! for the latest missed slot, not one per missed slot; a segment that never ticked
+//! ticks once at start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::outbox::{Dispatcher, Step};
+use crate::scheduler::run_tick;
+use crate::scripting::RuleRegistry;
+use crate::store::{Store, StoreError};
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub dispatch_workers: usize,
+    /// Time given to in-flight work at shutdown.
+    pub grace: Duration,
+    /// How often rule files are checked for changes.
+    pub reload_every: Duration,
+    /// Idle dispatch workers poll the queue this often.
+    pub poll_every: Duration,
+    pub instance: String,
+}
+
+/// The latest schedule slot at or before `now` and after `since`, if any.
+pub fn missed_slot(
+    schedule: &cron::Schedule,
+    tz: chrono_tz::Tz,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    schedule
+        .after(&since.with_timezone(&tz))
+        .take_while(|t| t.with_timezone(&Utc) <= now)
+        .last()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The next slot after `now`.
+pub fn next_slot(
+    schedule: &cron::Schedule,
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    schedule
+        .after(&now.with_timezone(&tz))
+        .next()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+async fn tick_segment(
+    store: &Arc<dyn Store>,
+    config: &Arc<Config>,
+    registry: &RuleRegistry,
+    segment: &str,
+    slot: DateTime<Utc>,
+    trigger: &str,
+    instance: &str,
+) {
+    let as_of = slot
+        .with_timezone(&config.timezone)
+        .date_naive()
+        .max(Utc::now().with_timezone(&config.timezone).date_naive());
+    if let Err(e) = run_tick(
+        store.clone(),
+        config.clone(),
+        registry.current(),
+        segment,
+        as_of,
+        slot,
+        trigger,
+        instance,
+    )
+    .await
+    {
+        tracing::error!(segment, error = %e, "tick failed; the next slot will try again");
+    }
+}
+
+/// The scheduler: catch-up once, then each segment on its schedule.
+async fn scheduler(
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+    registry: Arc<RuleRegistry>,
+    instance: String,
+    cancel: CancellationToken,
+) -> Result<(), StoreError> {
+    let tz = config.timezone;
+    let now = Utc::now();
+    for (name, seg) in &config.segments {
+        match store.last_tick(name).await?.map(|t| t.scheduled_for) {
+            // Never ticked (first start): tick once now rather than wait for the next slot.
+            None => {
+                tracing::info!(segment = %name, "first start for this segment: ticking now");
+                tick_segment(&store, &config, &registry, name, now, "catch-up", &instance).await;
+            }
+            Some(last) => {
+                if let Some(slot) = missed_slot(&seg.schedule, tz, last, now) {
+                    tracing::info!(segment = %name, slot = %slot, "catching up the tick missed while stopped");
+                    tick_segment(
+                        &store, &config, &registry, name, slot, "catch-up", &instance,
+                    )
+                    .await;
+                }
+            }
+        }
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+    }
+    loop {
+        let now = Utc::now();
+        let next = config
+            .segments
+            .iter()
+            .filter_map(|(name, s)| next_slot(&s.schedule, tz, now).map(|t| (t, name.clone())))
+            .min();
+        let Some((at, segment)) = next else {
+            cancel.cancelled().await;
+            return Ok(());
+        };
+        let wait = (at - now).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+        // Every segment due at this instant ticks, one after the other.
+        for (name, s) in &config.segments {
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+            if name == &segment || next_slot(&s.schedule, tz, now) == Some(at) {
+                tick_segment(&store, &config, &registry, name, at, "schedule", &instance).await;
+            }
+        }
+    }
+}
+
+async fn dispatch_worker(dispatcher: Arc<Dispatcher>, poll: Duration, cancel: CancellationToken) {
+    while !cancel.is_cancelled() {
+        match dispatcher.try_execute_once().await {
+            Ok(Step::Idle) => {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(poll) => {}
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "dispatch failed; retrying shortly");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(poll * 5) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn reloader(registry: Arc<RuleRegistry>, every: Duration, cancel: CancellationToken) {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hup_fut = async {
+            match hup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup_fut = std::future::pending::<()>();
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+            _ = hup_fut => tracing::info!("SIGHUP: reloading rule scripts"),
+        }
+        // Errors are logged by the registry; the previous versions keep running.
+        let _ = registry.reload();
+    }
+}
+
+/// Runs the service until `shutdown` completes, then stops claiming work and gives
+/// in-flight work `grace` to finish.
+///
+/// # Errors
+/// A database error at start.
+pub async fn launch(
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    registry: Arc<RuleRegistry>,
+    dispatcher: Arc<Dispatcher>,
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), StoreError> {
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn({
+        let (store, config, registry, instance, cancel) = (
+            store.clone(),
+            config.clone(),
+            registry.clone(),
+            opts.instance.clone(),
+            cancel.clone(),
+        );
+        async move {
+            if let Err(e) = scheduler(store, config, registry, instance, cancel).await {
+                tracing::error!(error = %e, "scheduler stopped");
+            }
+        }
+    });
+    for _ in 0..opts.dispatch_workers.max(1) {
+        tracker.spawn(dispatch_worker(
+            dispatcher.clone(),
+            opts.poll_every,
+            cancel.clone(),
+        ));
+    }
+    tracker.spawn(reloader(
+        registry.clone(),
+        opts.reload_every,
+        cancel.clone(),
+    ));
+    tracker.close();
+    tracing::info!(instance = %opts.instance, segments = config.segments.len(), workers = opts.dispatch_workers, "relance is running");
+
+    shutdown.await;
+    tracing::info!(
+        grace_seconds = opts.grace.as_secs(),
+        "shutting down: no new work is claimed"
+    );
+    cancel.cancel();
+    if tokio::time::timeout(opts.grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        // Actions still sending keep their lease; another instance (or the next start)
+        // reclaims them when it expires.
+        tracing::warn!(
+            "grace period over with work in flight; its leases will expire and be reclaimed"
+        );
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A future completing on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled: a stop requested during start-up is
+/// honoured too.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {}
+                _ = wait(int) => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn missed_slots_are_caught_up_once_with_the_latest() {
+        let s = cron::Schedule::from_str("0 0 9 * * Mon-Fri").unwrap();
+        let tz = chrono_tz::Europe::Paris;
+        let t = |x: &str| DateTime::parse_from_rfc3339(x).unwrap().with_timezone(&Utc);
+        // Stopped from Friday evening to Tuesday noon: Monday 9:00 and Tuesday 9:00 were
+        // missed; one catch-up, for Tuesday.
+        let slot =
+            missed_slot(&s, tz, t("2026-11-20T08:00:00Z"), t("2026-11-24T11:00:00Z")).unwrap();
+        assert_eq!(slot, t("2026-11-24T08:00:00Z"));
+        assert_eq!(
+            missed_slot(&s, tz, t("2026-11-24T08:00:00Z"), t("2026-11-24T11:00:00Z")),
+            None
+        );
+        assert_eq!(
+            next_slot(&s, tz, t("2026-11-24T11:00:00Z")),
+            Some(t("2026-11-25T08:00:00Z"))
+        );
+    }
+}
