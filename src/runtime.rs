@@ -148,6 +148,57 @@ async fn scheduler(
     }
 }
 
+/// Schedules while this instance leads; otherwise tries to take the role every few
+/// seconds. Losing the role (its connection died) stops scheduling at once.
+async fn leader_loop(
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+    registry: Arc<RuleRegistry>,
+    instance: String,
+    cancel: CancellationToken,
+) {
+    let retry = Duration::from_secs(2);
+    while !cancel.is_cancelled() {
+        let lead = match store.try_lead().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check the scheduler role");
+                None
+            }
+        };
+        let Some(mut lead) = lead else {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(retry) => continue,
+            }
+        };
+        tracing::info!(instance = %instance, "this instance schedules the ticks");
+        let stop = cancel.child_token();
+        let watch = async {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(retry) => {}
+                }
+                if !lead.still_held().await {
+                    tracing::warn!(instance = %instance, "scheduler role lost; another instance may take over");
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            r = scheduler(store.clone(), config.clone(), registry.clone(), instance.clone(), stop.clone()) => {
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "scheduler stopped");
+                }
+            }
+            _ = watch => {}
+        }
+        stop.cancel();
+        drop(lead);
+    }
+}
+
 async fn dispatch_worker(dispatcher: Arc<Dispatcher>, poll: Duration, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
         match dispatcher.try_execute_once().await {
@@ -209,20 +260,13 @@ pub async fn launch(
 ) -> Result<(), StoreError> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    tracker.spawn({
-        let (store, config, registry, instance, cancel) = (
-            store.clone(),
-            config.clone(),
-            registry.clone(),
-            opts.instance.clone(),
-            cancel.clone(),
-        );
-        async move {
-            if let Err(e) = scheduler(store, config, registry, instance, cancel).await {
-                tracing::error!(error = %e, "scheduler stopped");
-            }
-        }
-    });
+    tracker.spawn(leader_loop(
+        store.clone(),
+        config.clone(),
+        registry.clone(),
+        opts.instance.clone(),
+        cancel.clone(),
+    ));
     for _ in 0..opts.dispatch_workers.max(1) {
         tracker.spawn(dispatch_worker(
             dispatcher.clone(),

@@ -168,6 +168,13 @@ pub struct AccountFilter {
 /// A stream of account batches.
 pub type AccountStream<'a> = futures_util::stream::BoxStream<'a, Result<Vec<Account>>>;
 
+/// Being the one instance that schedules ticks. Dropping it gives the role up.
+#[async_trait]
+pub trait Leadership: Send {
+    /// Whether the role is still held (the connection holding it is alive).
+    async fn still_held(&mut self) -> bool;
+}
+
 /// The ledger as persisted.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -175,6 +182,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies pending migrations; returns how many were applied.
     async fn migrate(&self) -> Result<usize>;
+
+    /// Tries to become the instance that schedules ticks: `None` when another instance
+    /// is. On PostgreSQL a session advisory lock on a dedicated connection: when the
+    /// holder dies, its connection closes and another instance takes over at its next
+    /// try. SQLite serves one instance, which always leads.
+    async fn try_lead(&self) -> Result<Option<Box<dyn Leadership>>>;
 
     /// Refreshes the query planner's statistics, after a bulk change: without them
     /// PostgreSQL plans the per-batch reads of a tick as full scans.

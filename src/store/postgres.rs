@@ -15,6 +15,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 pub struct PostgresStore {
     pool: PgPool,
+    options: PgConnectOptions,
 }
 
 impl PostgresStore {
@@ -40,9 +41,9 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, options })
     }
 
     async fn run_migrations(&self) -> Result<usize> {
@@ -67,3 +68,39 @@ ledger_sql!(
     distinct = "IS DISTINCT FROM"
 );
 actions_sql!(store = PostgresStore, db = Postgres);
+
+/// Key of the advisory lock the scheduling instance holds ("relance" in ASCII).
+const SCHEDULER_LOCK: i64 = 0x0072_656c_616e_6365;
+
+/// The scheduler role, held by a session advisory lock on a connection of its own.
+struct AdvisoryLock {
+    conn: sqlx::PgConnection,
+}
+
+#[async_trait::async_trait]
+impl super::Leadership for AdvisoryLock {
+    async fn still_held(&mut self) -> bool {
+        sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = ($1 & 4294967295)::oid AND granted)")
+            .bind(SCHEDULER_LOCK)
+            .fetch_one(&mut self.conn)
+            .await
+            .unwrap_or(false)
+    }
+}
+
+impl PostgresStore {
+    pub(crate) async fn try_lead_impl(&self) -> Result<Option<Box<dyn super::Leadership>>> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect_with(&self.options).await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(SCHEDULER_LOCK)
+            .fetch_one(&mut conn)
+            .await?;
+        if got {
+            Ok(Some(Box::new(AdvisoryLock { conn })))
+        } else {
+            let _ = conn.close().await;
+            Ok(None)
+        }
+    }
+}

@@ -739,6 +739,10 @@ macro_rules! ledger_sql {
                 self.run_migrations().await
             }
 
+            async fn try_lead(&self) -> $crate::store::Result<Option<Box<dyn $crate::store::Leadership>>> {
+                self.try_lead_impl().await
+            }
+
             async fn refresh_statistics(&self) -> $crate::store::Result<()> {
                 sqlx::query(Self::REFRESH_STATISTICS).execute(&self.pool).await?;
                 Ok(())

@@ -73,3 +73,19 @@ ledger_sql!(
     distinct = "IS NOT"
 );
 actions_sql!(store = SqliteStore, db = Sqlite);
+
+/// SQLite serves one instance: it always leads.
+struct SoleInstance;
+
+#[async_trait::async_trait]
+impl super::Leadership for SoleInstance {
+    async fn still_held(&mut self) -> bool {
+        true
+    }
+}
+
+impl SqliteStore {
+    pub(crate) async fn try_lead_impl(&self) -> Result<Option<Box<dyn super::Leadership>>> {
+        Ok(Some(Box::new(SoleInstance)))
+    }
+}

@@ -328,3 +328,131 @@ fn serve_ticks_delivers_and_stops_cleanly_and_a_restart_sends_nothing_twice() {
     assert_eq!(outbox_files(&w, "email").len(), 3);
     assert_eq!(statuses(&w), ["sent", "sent", "sent"]);
 }
+
+#[tokio::test]
+async fn two_instances_on_postgres_deliver_each_action_once_with_one_scheduler_and_take_over() {
+    let Some(admin) = crate::helpers::postgres_admin_url() else {
+        return crate::helpers::say_postgres_skipped(
+            "two_instances_on_postgres_deliver_each_action_once_with_one_scheduler_and_take_over",
+        );
+    };
+    let db = crate::helpers::TestDb::postgres(&admin).await;
+    // Ticks every two seconds, so that both instances keep deciding while they dispatch.
+    let w = workspace_with_rules_and(&[("smb", RULE)], "");
+    let config = std::fs::read_to_string(w.path("relance.yaml"))
+        .unwrap()
+        .replace("\"0 0 9 * * Mon-Fri\"", "\"*/2 * * * * *\"");
+    w.write("relance.yaml", config);
+    let mut customers = String::from("external_id,name,segment,emails\n");
+    let mut invoices = String::from("number,customer,issue_date,due_date,amount\n");
+    for i in 1..=40 {
+        customers.push_str(&format!("C{i},Client {i},smb,c{i}@client.example\n"));
+        invoices.push_str(&format!("F{i},C{i},2026-01-01,2026-01-31,{i}.00\n"));
+    }
+    w.write("customers.csv", customers);
+    w.write("invoices.csv", invoices);
+    let url = db.url.clone();
+    for k in ["customers", "invoices"] {
+        w.relance(&["--database-url", &url, "import", k, &format!("{k}.csv")])
+            .expect_code(0);
+    }
+    let start = |name: &str| {
+        let log = std::fs::File::create(w.path(name)).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+            .args([
+                "--config",
+                w.path("relance.yaml").to_str().unwrap(),
+                "--database-url",
+                &url,
+                "serve",
+                "--grace",
+                "5",
+            ])
+            .current_dir(w.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    let leads = |name: &str| {
+        std::fs::read_to_string(w.path(name))
+            .unwrap_or_default()
+            .matches("this instance schedules the ticks")
+            .count()
+    };
+    let mut a = start("a.log");
+    let mut b = start("b.log");
+
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let sent = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(DISTINCT action_id) FROM action_events WHERE status = 'sent'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sent().await < 40 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all delivered: {}",
+            sent().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Let both keep ticking and dispatching a little: nothing new may appear.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let actions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM actions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        actions, 40,
+        "one action per customer, however many ticks and instances"
+    );
+    let twice: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT action_id FROM action_events WHERE status = 'sent' GROUP BY action_id HAVING COUNT(*) > 1) x")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(twice, 0, "an action was sent twice");
+    assert_eq!(outbox_files(&w, "email").len(), 40);
+    let senders: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT detail) FROM action_events WHERE status = 'sending'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(senders >= 1);
+    assert_eq!(
+        leads("a.log") + leads("b.log"),
+        1,
+        "exactly one instance schedules"
+    );
+
+    // Kill the leader without warning: the other takes over within seconds.
+    let (leader, other_log) = if leads("a.log") == 1 {
+        (&mut a, "b.log")
+    } else {
+        (&mut b, "a.log")
+    };
+    leader.kill().unwrap();
+    let _ = leader.wait();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while leads(other_log) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no takeover:\n{}",
+            std::fs::read_to_string(w.path(other_log)).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let survivor = if other_log == "a.log" { &mut a } else { &mut b };
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(survivor.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(survivor.wait().unwrap().code(), Some(0));
+    // Both are reaped (a second wait returns the status already collected).
+    let _ = (a.wait(), b.wait());
+    pool.close().await;
+    db.cleanup().await;
+}
