@@ -602,7 +602,7 @@ macro_rules! ledger_sql {
                 let customers_q = async move {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(format!("SELECT id, {} FROM customers WHERE id IN (", $crate::store::rows::CUSTOMER_COLUMNS));
                     in_list(&mut qb, ids_ref);
-                    let rows: Vec<$crate::store::rows::CustomerRowWithId> = qb.build_query_as().fetch_all(pool).await?;
+                    let rows: Vec<$crate::store::rows::CustomerRowWithId> = qb.build_query_as().persistent(false).fetch_all(pool).await?;
                     Ok::<_, E>(rows)
                 };
                 // Payments that reduced the (partly paid) open invoices, with their dates.
@@ -615,7 +615,7 @@ macro_rules! ledger_sql {
                         "SELECT a.invoice_id, p.date, a.amount_minor FROM allocations a JOIN payments p ON p.id = a.payment_id WHERE a.invoice_id IN (",
                     );
                     in_list(&mut qb, &partly);
-                    let list: Vec<(i64, chrono::NaiveDate, i64)> = qb.build_query_as().fetch_all(pool).await?;
+                    let list: Vec<(i64, chrono::NaiveDate, i64)> = qb.build_query_as().persistent(false).fetch_all(pool).await?;
                     Ok(list)
                 };
                 let credit_q = async move {
@@ -624,7 +624,7 @@ macro_rules! ledger_sql {
                     );
                     in_list(&mut qb, ids_ref);
                     qb.push(" GROUP BY customer_id, currency");
-                    let rows: Vec<(i64, String, i64)> = qb.build_query_as().fetch_all(pool).await?;
+                    let rows: Vec<(i64, String, i64)> = qb.build_query_as().persistent(false).fetch_all(pool).await?;
                     Ok::<_, E>(rows)
                 };
                 let history_q = async move {
@@ -635,7 +635,7 @@ macro_rules! ledger_sql {
                     );
                     in_list(&mut qb, ids_ref);
                     qb.push(" ORDER BY a.customer_id, a.id");
-                    let rows: Vec<(i64, String, String, String, chrono::NaiveDate, String)> = qb.build_query_as().fetch_all(pool).await?;
+                    let rows: Vec<(i64, String, String, String, chrono::NaiveDate, String)> = qb.build_query_as().persistent(false).fetch_all(pool).await?;
                     Ok::<_, E>(rows)
                 };
                 type PromiseTuple = (i64, i64, chrono::NaiveDate, String, i64, String, Option<String>, chrono::DateTime<chrono::Utc>);
@@ -646,7 +646,7 @@ macro_rules! ledger_sql {
                     );
                     in_list(&mut qb, ids_ref);
                     qb.push(" ORDER BY p.customer_id, p.id");
-                    let promises: Vec<PromiseTuple> = qb.build_query_as().fetch_all(pool).await?;
+                    let promises: Vec<PromiseTuple> = qb.build_query_as().persistent(false).fetch_all(pool).await?;
                     let mut links: Vec<(i64, String)> = Vec::new();
                     if !promises.is_empty() {
                         let pids: Vec<i64> = promises.iter().map(|p| p.1).collect();
@@ -654,7 +654,7 @@ macro_rules! ledger_sql {
                             "SELECT pi.promise_id, i.number FROM promise_invoices pi JOIN invoices i ON i.id = pi.invoice_id WHERE pi.promise_id IN (",
                         );
                         in_list(&mut qb, &pids);
-                        links = qb.build_query_as().fetch_all(pool).await?;
+                        links = qb.build_query_as().persistent(false).fetch_all(pool).await?;
                     }
                     Ok::<_, E>((promises, links))
                 };

@@ -49,7 +49,7 @@ macro_rules! actions_sql {
                         sep.push_bind(c.to_string());
                     }
                     qb.push(")");
-                    let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    let rows: Vec<(String, i64)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                     customer_ids.extend(rows);
                 }
                 let mut numbers: Vec<&str> = batch.iter().flat_map(|a| a.invoices.iter().map(String::as_str)).collect();
@@ -63,50 +63,84 @@ macro_rules! actions_sql {
                         sep.push_bind(n.to_string());
                     }
                     qb.push(")");
-                    let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    let rows: Vec<(String, i64)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                     invoice_ids.extend(rows);
                 }
-                for a in batch {
-                    let Some(&cid) = customer_ids.get(&a.customer) else { continue };
-                    let inserted: Option<i64> = sqlx::query_scalar(
-                        "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, decided_on, status, last_error, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-                    )
-                    .bind(&a.key)
-                    .bind(cid)
-                    .bind(&a.segment)
-                    .bind(a.kind.as_str())
-                    .bind(&a.step)
-                    .bind(&a.template)
-                    .bind(&a.options)
-                    .bind(&a.currency)
-                    .bind(a.amount_minor)
-                    .bind(&a.rule_file)
-                    .bind(&a.rule_hash)
-                    .bind(&a.facts)
-                    .bind(a.decided_on)
-                    .bind(a.status.as_str())
-                    .bind(&a.detail)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    match inserted {
-                        Some(id) => {
-                            counts.recorded += 1;
-                            for n in &a.invoices {
-                                if let Some(&iid) = invoice_ids.get(n) {
-                                    sqlx::query("INSERT INTO action_invoices (action_id, invoice_id) VALUES ($1, $2)").bind(id).bind(iid).execute(&mut *tx).await?;
-                                }
-                            }
-                            Self::event(&mut tx, id, a.status.as_str(), 0, a.detail.as_deref(), None, now).await?;
-                        }
-                        None => {
-                            // The same decision again: the first one stands; the log says so.
-                            counts.duplicates += 1;
-                            let id: i64 = sqlx::query_scalar("SELECT id FROM actions WHERE idempotency_key = $1").bind(&a.key).fetch_one(&mut *tx).await?;
-                            Self::event(&mut tx, id, "duplicate", 0, Some("the same decision was taken again; not recorded twice"), None, now).await?;
-                        }
+                // Actions, many per statement; the keys already recorded come back missing.
+                let rows: Vec<(&$crate::store::actions::NewAction, i64)> =
+                    batch.iter().filter_map(|a| customer_ids.get(&a.customer).map(|&cid| (a, cid))).collect();
+                let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
+                for chunk in rows.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, decided_on, status, last_error, created_at, updated_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, (a, cid)| {
+                        b.push_bind(a.key.clone())
+                            .push_bind(*cid)
+                            .push_bind(a.segment.clone())
+                            .push_bind(a.kind.as_str())
+                            .push_bind(a.step.clone())
+                            .push_bind(a.template.clone())
+                            .push_bind(a.options.clone())
+                            .push_bind(a.currency.clone())
+                            .push_bind(a.amount_minor)
+                            .push_bind(a.rule_file.clone())
+                            .push_bind(a.rule_hash.clone())
+                            .push_bind(a.facts.clone())
+                            .push_bind(a.decided_on)
+                            .push_bind(a.status.as_str())
+                            .push_bind(a.detail.clone())
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    qb.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key");
+                    // Row counts vary from batch to batch: caching each shape would fill
+                    // the statement cache with large one-off statements.
+                    let inserted: Vec<(i64, String)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
+                    ids.extend(inserted.into_iter().map(|(id, k)| (k, id)));
+                }
+                let duplicates: Vec<&str> = rows.iter().map(|(a, _)| a.key.as_str()).filter(|k| !ids.contains_key(*k)).collect();
+                let mut existing: HashMap<String, i64> = HashMap::new();
+                for chunk in duplicates.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT idempotency_key, id FROM actions WHERE idempotency_key IN (");
+                    let mut sep = qb.separated(", ");
+                    for k in chunk {
+                        sep.push_bind(k.to_string());
                     }
+                    qb.push(")");
+                    let found: Vec<(String, i64)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
+                    existing.extend(found);
+                }
+                counts.recorded = ids.len() as u64;
+                counts.duplicates = duplicates.len() as u64;
+
+                // Invoice links of the new actions, and one event per action.
+                let links: Vec<(i64, i64)> = rows
+                    .iter()
+                    .filter_map(|(a, _)| ids.get(&a.key).map(|&id| (a, id)))
+                    .flat_map(|(a, id)| a.invoices.iter().filter_map(|n| invoice_ids.get(n)).map(move |&iid| (id, iid)))
+                    .collect();
+                for chunk in links.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO action_invoices (action_id, invoice_id) ");
+                    qb.push_values(chunk, |mut b, (id, iid)| {
+                        b.push_bind(*id).push_bind(*iid);
+                    });
+                    qb.build().persistent(false).execute(&mut *tx).await?;
+                }
+                let duplicate_note = "the same decision was taken again; not recorded twice";
+                let events: Vec<(i64, &str, Option<&str>)> = rows
+                    .iter()
+                    .filter_map(|(a, _)| match ids.get(&a.key) {
+                        Some(&id) => Some((id, a.status.as_str(), a.detail.as_deref())),
+                        None => existing.get(&a.key).map(|&id| (id, "duplicate", Some(duplicate_note))),
+                    })
+                    .collect();
+                for chunk in events.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO action_events (action_id, at, status, attempt, detail) ");
+                    qb.push_values(chunk, |mut b, (id, status, detail)| {
+                        b.push_bind(*id).push_bind(now).push_bind(*status).push_bind(0i64).push_bind(detail.map(str::to_string));
+                    });
+                    qb.build().persistent(false).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(counts)
