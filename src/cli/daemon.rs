@@ -111,6 +111,9 @@ pub fn channels_for(config: &Config) -> Channels {
 pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Dispatcher {
     Dispatcher {
         store,
+        windows: config.dispatch.quiet_hours.clone(),
+        budget: config.dispatch.contact_budget.clone(),
+        calendar: config.calendar.clone(),
         channels: channels_for(config),
         owner: instance_name(),
         lease: config.dispatch.lease,
@@ -201,6 +204,7 @@ pub(super) async fn dispatch(cli: &Cli, args: &DispatchArgs) -> Result<u8, CliEr
                     Step::Dead { id, error } => println!("action {id}: dead ({error})"),
                     Step::Cancelled { id, reason } => println!("action {id}: cancelled ({reason})"),
                     Step::LeaseLost { id } => println!("action {id}: taken over by another worker"),
+                    Step::Deferred { id, reason } => println!("action {id}: deferred ({reason})"),
                     Step::Idle => {}
                 }
             }

@@ -110,9 +110,27 @@ pub struct Insurer {
     pub declaration_deadline_days: i64,
 }
 
+/// When actions of a kind may be delivered, in the configured time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryWindow {
+    pub from: chrono::NaiveTime,
+    pub to: chrono::NaiveTime,
+    pub business_days_only: bool,
+}
+
+/// At most `max_contacts` deliveries of `kinds` per customer over `per_days` days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactBudget {
+    pub max_contacts: u32,
+    pub per_days: u32,
+    pub kinds: Vec<crate::domain::ActionKind>,
+}
+
 /// How planned actions are delivered.
 #[derive(Debug, Clone)]
 pub struct DispatchConfig {
+    pub quiet_hours: BTreeMap<crate::domain::ActionKind, DeliveryWindow>,
+    pub contact_budget: Option<ContactBudget>,
     /// How long a worker may hold an action it is sending before another reclaims it.
     pub lease: std::time::Duration,
     pub max_attempts: i64,
@@ -662,7 +680,69 @@ impl Validator {
         if !(1..=100).contains(&max_attempts) {
             self.err("dispatch.max_attempts", "must be between 1 and 100");
         }
+        let mut quiet_hours = BTreeMap::new();
+        for (kind, w) in &d.quiet_hours {
+            let path = format!("dispatch.quiet_hours.{kind}");
+            let Ok(k) = kind.parse::<crate::domain::ActionKind>() else {
+                self.err(&path, format!("'{kind}' is not an action kind (email, sms, call_task, formal_notice, insurer_handover)"));
+                continue;
+            };
+            let time = |t: &str| chrono::NaiveTime::parse_from_str(t, "%H:%M").ok();
+            match (time(&w.from), time(&w.to)) {
+                (Some(from), Some(to)) if from < to => {
+                    quiet_hours.insert(
+                        k,
+                        DeliveryWindow {
+                            from,
+                            to,
+                            business_days_only: w.business_days_only,
+                        },
+                    );
+                }
+                (Some(_), Some(_)) => self.err(
+                    &path,
+                    "'from' must be before 'to' (e.g. from: \"09:00\", to: \"19:00\")",
+                ),
+                _ => self.err(
+                    &path,
+                    "times are written HH:MM, e.g. from: \"09:00\", to: \"19:00\"",
+                ),
+            }
+        }
+        let contact_budget = d.contact_budget.and_then(|b| {
+            if b.max_contacts == 0 || b.per_days == 0 {
+                self.err(
+                    "dispatch.contact_budget",
+                    "max_contacts and per_days must be at least 1",
+                );
+                return None;
+            }
+            let kinds: Vec<crate::domain::ActionKind> = match &b.kinds {
+                None => vec![
+                    crate::domain::ActionKind::Email,
+                    crate::domain::ActionKind::Sms,
+                    crate::domain::ActionKind::CallTask,
+                ],
+                Some(list) => list
+                    .iter()
+                    .filter_map(|k| match k.parse() {
+                        Ok(k) => Some(k),
+                        Err(e) => {
+                            self.err("dispatch.contact_budget.kinds", e);
+                            None
+                        }
+                    })
+                    .collect(),
+            };
+            Some(ContactBudget {
+                max_contacts: b.max_contacts,
+                per_days: b.per_days,
+                kinds,
+            })
+        });
         DispatchConfig {
+            quiet_hours,
+            contact_budget,
             lease: Duration::from_secs(lease.max(1)),
             max_attempts: max_attempts.clamp(1, 100),
             backoff_base: Duration::from_secs(d.backoff_base_seconds.unwrap_or(30)),

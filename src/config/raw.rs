@@ -109,8 +109,32 @@ pub type RawInsurers = BTreeMap<String, RawInsurer>;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDispatch {
+    #[serde(default)]
+    pub quiet_hours: BTreeMap<String, RawWindow>,
+    pub contact_budget: Option<RawBudget>,
     pub lease_seconds: Option<u64>,
     pub max_attempts: Option<i64>,
     pub backoff_base_seconds: Option<u64>,
     pub backoff_max_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    pub from: String,
+    pub to: String,
+    #[serde(default = "yes")]
+    pub business_days_only: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    pub max_contacts: u32,
+    pub per_days: u32,
+    pub kinds: Option<Vec<String>>,
 }

@@ -56,6 +56,11 @@ impl RetryPolicy {
 pub enum Step {
     /// Nothing due.
     Idle,
+    /// Not now (delivery hours, contact budget): back in the queue for later.
+    Deferred {
+        id: i64,
+        reason: String,
+    },
     Sent {
         id: i64,
         provider_ref: String,
@@ -80,6 +85,11 @@ pub enum Step {
 
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
+    /// When each kind may be delivered (absent: any time).
+    pub windows:
+        std::collections::BTreeMap<crate::domain::ActionKind, crate::config::DeliveryWindow>,
+    pub budget: Option<crate::config::ContactBudget>,
+    pub calendar: crate::domain::BusinessCalendar,
     pub channels: Channels,
     /// Who holds leases: host and process, so a log line says which instance sent.
     pub owner: String,
@@ -128,6 +138,61 @@ impl Dispatcher {
                     Step::Cancelled { id, reason },
                 )
                 .await;
+        }
+        if let Some(w) = self.windows.get(&action.kind) {
+            if let Some(until) = next_allowed(now, self.timezone, w, &self.calendar) {
+                let reason = format!(
+                    "outside the delivery hours for {} ({}–{}{})",
+                    action.kind,
+                    w.from.format("%H:%M"),
+                    w.to.format("%H:%M"),
+                    if w.business_days_only {
+                        " on business days"
+                    } else {
+                        ""
+                    }
+                );
+                return self
+                    .finish(
+                        id,
+                        Completion::Deferred {
+                            until,
+                            reason: reason.clone(),
+                        },
+                        Step::Deferred { id, reason },
+                    )
+                    .await;
+            }
+        }
+        if let Some(b) = self
+            .budget
+            .as_ref()
+            .filter(|b| b.kinds.contains(&action.kind))
+        {
+            let window = chrono::Duration::days(i64::from(b.per_days));
+            let sent = self
+                .store
+                .recent_contacts(&action.customer.external_id, &b.kinds, now - window)
+                .await?;
+            if sent.len() >= b.max_contacts as usize {
+                // Room again when the oldest contact that fills the budget leaves the window.
+                let until = sent[sent.len() - b.max_contacts as usize] + window;
+                let reason = format!(
+                    "contact budget reached: {} contacts in the last {} days",
+                    sent.len(),
+                    b.per_days
+                );
+                return self
+                    .finish(
+                        id,
+                        Completion::Deferred {
+                            until,
+                            reason: reason.clone(),
+                        },
+                        Step::Deferred { id, reason },
+                    )
+                    .await;
+            }
         }
         let Some(channel) = self.channels.get(action.kind) else {
             let error = format!("no channel configured for {}", action.kind);
@@ -242,6 +307,36 @@ impl Dispatcher {
     }
 }
 
+/// The next start of the delivery window after `now`, or `None` when `now` is inside it.
+pub fn next_allowed(
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    w: &crate::config::DeliveryWindow,
+    cal: &crate::domain::BusinessCalendar,
+) -> Option<DateTime<Utc>> {
+    use chrono::TimeZone;
+    let local = now.with_timezone(&tz);
+    let day_ok = |d: chrono::NaiveDate| !w.business_days_only || cal.is_business_day(d);
+    let (date, time) = (local.date_naive(), local.time());
+    if day_ok(date) && w.from <= time && time < w.to {
+        return None;
+    }
+    let mut d = if day_ok(date) && time < w.from {
+        date
+    } else {
+        date + chrono::Duration::days(1)
+    };
+    for _ in 0..370 {
+        if day_ok(d) {
+            if let Some(t) = tz.from_local_datetime(&d.and_time(w.from)).earliest() {
+                return Some(t.with_timezone(&Utc));
+            }
+        }
+        d += chrono::Duration::days(1);
+    }
+    None
+}
+
 /// An owner name for leases: host and process id.
 pub fn instance_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
@@ -253,6 +348,39 @@ pub fn instance_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deliveries_outside_the_window_wait_for_the_next_business_day_slot() {
+        let w = crate::config::DeliveryWindow {
+            from: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            to: chrono::NaiveTime::from_hms_opt(19, 0, 0).unwrap(),
+            business_days_only: true,
+        };
+        let cal = crate::domain::BusinessCalendar::default();
+        let tz = chrono_tz::Europe::Paris;
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // Monday 23 Nov 2026, 10:00 in Paris: inside.
+        assert_eq!(next_allowed(t("2026-11-23T09:00:00Z"), tz, &w, &cal), None);
+        // 20:00 Monday → Tuesday 09:00.
+        assert_eq!(
+            next_allowed(t("2026-11-23T19:00:00Z"), tz, &w, &cal),
+            Some(t("2026-11-24T08:00:00Z"))
+        );
+        // 07:00 Tuesday → the same day at 09:00.
+        assert_eq!(
+            next_allowed(t("2026-11-24T06:00:00Z"), tz, &w, &cal),
+            Some(t("2026-11-24T08:00:00Z"))
+        );
+        // Friday evening → Monday; and 24 Dec 2026 evening skips Christmas and the weekend.
+        assert_eq!(
+            next_allowed(t("2026-11-27T19:00:00Z"), tz, &w, &cal),
+            Some(t("2026-11-30T08:00:00Z"))
+        );
+        assert_eq!(
+            next_allowed(t("2026-12-24T19:00:00Z"), tz, &w, &cal),
+            Some(t("2026-12-28T08:00:00Z"))
+        );
+    }
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {

@@ -256,6 +256,13 @@ pub trait Store: Send + Sync + 'static {
     /// Cancels an action not yet sent.
     async fn cancel_action(&self, id: i64, reason: &str, now: DateTime<Utc>) -> Result<()>;
     async fn list_actions(&self, filter: &ActionFilter) -> Result<Vec<ActionRow>>;
+    /// When the customer was sent actions of these kinds since `since`, oldest first.
+    async fn recent_contacts(
+        &self,
+        customer: &str,
+        kinds: &[crate::domain::ActionKind],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>>;
     async fn action(&self, id: i64) -> Result<Option<ActionDetail>>;
 
     // --- Ticks.

@@ -978,6 +978,23 @@ macro_rules! ledger_sql {
                 self.list_actions_sql(filter).await
             }
 
+            async fn recent_contacts(&self, customer: &str, kinds: &[$crate::domain::ActionKind], since: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<Vec<chrono::DateTime<chrono::Utc>>> {
+                if kinds.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT e.at FROM action_events e JOIN actions a ON a.id = e.action_id JOIN customers c ON c.id = a.customer_id WHERE e.status = 'sent' AND c.external_id = ",
+                );
+                qb.push_bind(customer.to_string()).push(" AND e.at >= ").push_bind(since).push(" AND a.kind IN (");
+                let mut sep = qb.separated(", ");
+                for k in kinds {
+                    sep.push_bind(k.as_str());
+                }
+                qb.push(") ORDER BY e.at");
+                let times: Vec<(chrono::DateTime<chrono::Utc>,)> = qb.build_query_as().fetch_all(&self.pool).await?;
+                Ok(times.into_iter().map(|t| t.0).collect())
+            }
+
             async fn action(&self, id: i64) -> $crate::store::Result<Option<$crate::store::ActionDetail>> {
                 self.action_detail_sql(id).await
             }

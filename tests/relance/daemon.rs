@@ -456,3 +456,63 @@ async fn two_instances_on_postgres_deliver_each_action_once_with_one_scheduler_a
     pool.close().await;
     db.cleanup().await;
 }
+
+#[test]
+fn the_contact_budget_defers_what_goes_over_it() {
+    let w = workspace_with_rules_and(
+        &[("smb", "let late = customer.dunnable.overdue(1); [email(\"reminder_1\", late), sms(\"sms_reminder\", late)]")],
+        "dispatch:\n  contact_budget: { max_contacts: 1, per_days: 7 }\n",
+    );
+    w.write(
+        "customers.csv",
+        "external_id,name,segment,emails,phones\nC1,Un,smb,a@un.example,+33612345678\n",
+    );
+    w.write(
+        "invoices.csv",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,100.00\n",
+    );
+    w.relance(&["import", "customers", "customers.csv"])
+        .expect_code(0);
+    w.relance(&["import", "invoices", "invoices.csv"])
+        .expect_code(0);
+    w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
+    let run = w.relance(&["dispatch"]);
+    assert!(run.stdout.contains("action 1: sent"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("action 2: deferred (contact budget reached: 1 contacts in the last 7 days)"),
+        "{}",
+        run.stdout
+    );
+    let rows = w
+        .relance(&["actions", "list", "--format", "json"])
+        .stdout
+        .clone();
+    let second: serde_json::Value = serde_json::from_str(rows.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(second["status"], "planned");
+    assert_eq!(second["attempts"], 0, "a deferral is not an attempt");
+    assert!(second["next_attempt_at"].is_string());
+    assert!(
+        w.relance(&["dispatch"]).stdout.contains("nothing to send"),
+        "deferred until the budget allows it"
+    );
+}
+
+#[test]
+fn bad_delivery_hours_are_configuration_errors() {
+    let w = workspace_with_rules_and(&[("smb", RULE)], "dispatch:\n  quiet_hours:\n    sms: { from: \"19:00\", to: \"09:00\" }\n    fax: { from: \"09:00\", to: \"10:00\" }\n");
+    let run = w.relance(&["config", "check"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr
+            .contains("dispatch.quiet_hours.sms: 'from' must be before 'to'"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("dispatch.quiet_hours.fax: 'fax' is not an action kind"),
+        "{}",
+        run.stderr
+    );
+}
