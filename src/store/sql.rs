@@ -581,6 +581,19 @@ macro_rules! ledger_sql {
         }
 
         impl $store {
+            /// Applies this backend's pending migrations (its `MIGRATOR`).
+            async fn run_migrations(&self) -> $crate::store::Result<usize> {
+                let applied = |pool: &sqlx::Pool<$db>| {
+                    let pool = pool.clone();
+                    async move {
+                        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(&pool).await.map_or(0, |n| n as usize)
+                    }
+                };
+                let before = applied(&self.pool).await;
+                MIGRATOR.run(&self.pool).await?;
+                Ok(applied(&self.pool).await - before)
+            }
+
             /// Completes a batch of open invoices into accounts: customers, payments on
             /// the invoices, unapplied credit, step history and promises, one query each.
             /// Its queries run concurrently, each on its own connection.

@@ -50,19 +50,6 @@ impl SqliteStore {
             .await?;
         Ok(SqliteStore { pool })
     }
-
-    async fn run_migrations(&self) -> Result<usize> {
-        let before = applied(&self.pool).await;
-        MIGRATOR.run(&self.pool).await?;
-        Ok(applied(&self.pool).await - before)
-    }
-}
-
-async fn applied(pool: &SqlitePool) -> usize {
-    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(pool)
-        .await
-        .map_or(0, |n| n as usize)
 }
 
 ledger_sql!(
