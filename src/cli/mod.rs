@@ -93,7 +93,10 @@ pub enum Command {
     Migrate,
 
     /// Check or print the configuration
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  relance config check\n  relance config default > relance.yaml"
+    )]
     Config(ConfigCommand),
 
     /// Import customers, invoices or payments from CSV files
@@ -113,7 +116,10 @@ pub enum Command {
     Customer(CustomerArgs),
 
     /// Check and test the rule scripts
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  relance rules check\n  relance rules test --segment smb"
+    )]
     Rules(RulesCommand),
 
     /// Show what the rules would do on the ledger as of a date; writes and sends nothing
@@ -133,7 +139,10 @@ pub enum Command {
     Dispatch(DispatchArgs),
 
     /// The action log: list, show, retry, cancel
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  relance actions list --status dead\n  relance actions show 42\n  relance actions retry 42"
+    )]
     Actions(ActionsCommand),
 
     /// Generate a sample portfolio as CSV files (seeded, reproducible)

@@ -257,9 +257,11 @@ impl CustomerFacts {
             }
         }
 
-        let mut exposure = Decimal::ZERO;
-        let mut overdue_total = Decimal::ZERO;
-        let mut not_due_total = Decimal::ZERO;
+        // Zero at the currency's scale, so that snapshots read 0.00, not 0.
+        let zero = c.currency.from_minor(0);
+        let mut exposure = zero;
+        let mut overdue_total = zero;
+        let mut not_due_total = zero;
         let mut oldest_overdue_days = 0;
         let mut oldest_due: Option<NaiveDate> = None;
         let mut invoices = Vec::with_capacity(account.invoices.len());

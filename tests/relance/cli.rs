@@ -11,6 +11,19 @@ const COMMANDS: &[&[&str]] = &[
     &["ledger"],
     &["customer"],
     &["sample"],
+    &["config"],
+    &["rules"],
+    &["actions"],
+    &["rules", "check"],
+    &["rules", "test"],
+    &["simulate"],
+    &["serve"],
+    &["tick"],
+    &["dispatch"],
+    &["actions", "list"],
+    &["actions", "show"],
+    &["actions", "retry"],
+    &["actions", "cancel"],
 ];
 
 #[test]
