@@ -39,6 +39,7 @@ rules per customer segment, scheduled reminders, formal notices and credit-insur
 
 const AFTER_HELP: &str = "\
 Examples:
+  relance serve                              run the service (scheduled ticks, delivery)
   relance config check                       validate ./relance.yaml (or the embedded default)
   relance import customers examples/data/customers.csv
   relance ledger                             totals of the ledger
