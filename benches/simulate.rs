@@ -10,10 +10,11 @@
 //! Targets: the whole evaluation (load + rules) within 3x the read; rule evaluation at
 //! most 10 µs per customer on one core.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod common;
 
 use futures_util::StreamExt;
 use relance::config::{Config, DatabaseUrl, Source, EMBEDDED_DEFAULT};
@@ -26,22 +27,6 @@ const AS_OF: &str = "2026-11-02";
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env_u32(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn relance(args: &[&str]) {
-    let status = Command::new(env!("CARGO_BIN_EXE_relance"))
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run relance");
-    assert!(status.success(), "relance {args:?} failed");
-}
-
 /// Peak resident memory of this process so far, in MB.
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -52,13 +37,6 @@ fn peak_rss_mb() -> f64 {
         .and_then(|kb| kb.parse::<f64>().ok())
         .unwrap_or(0.0)
         / 1024.0
-}
-
-fn import(data: &Path, url: &str) {
-    for k in ["customers", "invoices", "payments"] {
-        let f = data.join(format!("{k}.csv")).display().to_string();
-        relance(&["--database-url", url, "import", k, &f]);
-    }
 }
 
 struct Figures {
@@ -188,29 +166,11 @@ fn report(backend: &str, f: &Figures) {
 }
 
 fn main() {
-    let customers = env_u32("BENCH_CUSTOMERS", 100_000);
-    let invoices = env_u32("BENCH_INVOICES", 1_000_000);
+    let customers = common::env_u32("BENCH_CUSTOMERS", 100_000);
+    let invoices = common::env_u32("BENCH_INVOICES", 1_000_000);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let target = root.join("target").join("bench-data");
-    std::fs::create_dir_all(&target).unwrap();
-    let data = target.join(format!("portfolio-{customers}-{invoices}-seed42"));
-    if !data.join("payments.csv").exists() {
-        eprintln!("generating the portfolio into {}", data.display());
-        let d = data.display().to_string();
-        relance(&[
-            "sample",
-            "--customers",
-            &customers.to_string(),
-            "--invoices",
-            &invoices.to_string(),
-            "--seed",
-            "42",
-            "--as-of",
-            AS_OF,
-            "--out",
-            &d,
-        ]);
-    }
+    let target = common::bench_dir();
+    let data = common::portfolio(customers, invoices, AS_OF);
     // The shipped configuration and rules, as `relance simulate` in a checkout uses them.
     let config_path = root.join("relance.yaml");
     let mut config = Config::from_yaml(Source::File(config_path), EMBEDDED_DEFAULT, &|_| None)
@@ -226,7 +186,7 @@ fn main() {
     {
         let _ = std::fs::remove_file(&db);
         eprintln!("importing into {}", db.display());
-        import(&data, &url);
+        common::import(&data, &url);
         std::fs::write(
             target.join(format!("simulate-{customers}-{invoices}.ready")),
             "",
@@ -249,21 +209,9 @@ fn main() {
         .filter(|s| !s.is_empty())
     {
         let name = format!("relance_bench_sim_{}", std::process::id());
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(b, _)| b)
-            .to_string();
-        let pg_url = format!("{base}/{name}");
-        rt.block_on(async {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        });
+        let pg_url = common::create_pg_database(&admin, &name);
         eprintln!("importing into PostgreSQL");
-        import(&data, &pg_url);
+        common::import(&data, &pg_url);
         let mut pg_config = (*config).clone();
         pg_config.database.url = DatabaseUrl::new(pg_url);
         let pg_config = Arc::new(pg_config);
@@ -274,13 +222,7 @@ fn main() {
             f
         });
         report("PostgreSQL", &figures);
-        rt.block_on(async {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut c)
-                .await;
-        });
+        common::drop_pg_database(&admin, &name);
     } else {
         println!("\nPostgreSQL: skipped (set RELANCE_BENCH_POSTGRES_URL to run it)");
     }
