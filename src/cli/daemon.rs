@@ -98,6 +98,23 @@ into the outbox/ folder.
 Example:
   relance dispatch";
 
+/// Warns about customers whose segment has no script: they are never evaluated.
+pub async fn report_unscripted(
+    store: &dyn Store,
+    config: &Config,
+) -> Result<Vec<(String, i64)>, CliError> {
+    let orphans: Vec<(String, i64)> = store
+        .segments_with_open_invoices()
+        .await?
+        .into_iter()
+        .filter(|(s, _)| !config.segments.contains_key(s))
+        .collect();
+    for (segment, customers) in &orphans {
+        tracing::warn!(segment = %segment, customers, "customers with open invoices are in a segment with no rule script in the configuration: they are not dunned");
+    }
+    Ok(orphans)
+}
+
 /// The channels a configuration sets up: for now the outbox folder for every kind.
 pub fn channels_for(config: &Config) -> Channels {
     let dir = config
@@ -148,6 +165,16 @@ pub(super) async fn tick(cli: &Cli, args: &TickArgs) -> Result<u8, CliError> {
     } else {
         args.segment.clone()
     };
+    let orphans = if args.segment.is_empty() {
+        report_unscripted(store.as_ref(), &config).await?
+    } else {
+        Vec::new()
+    };
+    if args.format == OutputFormat::Text {
+        for (segment, customers) in &orphans {
+            eprintln!("warning: {customers} customer(s) with open invoices in segment '{segment}', which has no rule script: not evaluated");
+        }
+    }
     let mut reports = Vec::new();
     for seg in segments {
         let r = run_tick(
@@ -414,6 +441,7 @@ pub(super) async fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, CliError> {
     for e in &errors {
         tracing::error!(segment = %e.segment, error = %e.diagnostic.short(), "rule script does not compile; its customers get an error until it is fixed");
     }
+    report_unscripted(store.as_ref(), &config).await?;
     let dispatcher = Arc::new(dispatcher_for(&config, store.clone()));
     let opts = crate::runtime::ServeOptions {
         dispatch_workers: args.workers,

@@ -218,6 +218,9 @@ pub trait Store: Send + Sync + 'static {
     /// the benchmarks. Returns (invoices, customers).
     async fn scan_open_invoices(&self) -> Result<(u64, u64)>;
 
+    /// Customers with open invoices, by segment: (segment, customers).
+    async fn segments_with_open_invoices(&self) -> Result<Vec<(String, i64)>>;
+
     /// Ledger totals as of `today` (for overdue amounts).
     async fn summary(&self, today: NaiveDate) -> Result<LedgerSummary>;
 

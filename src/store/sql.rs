@@ -900,6 +900,16 @@ macro_rules! ledger_sql {
                 })
             }
 
+            async fn segments_with_open_invoices(&self) -> $crate::store::Result<Vec<(String, i64)>> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT c.segment, COUNT(DISTINCT c.id) FROM customers c JOIN invoices i ON i.customer_id = c.id \
+                     WHERE i.status = 'open' AND i.open_minor > 0 GROUP BY c.segment ORDER BY c.segment",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows)
+            }
+
             async fn scan_open_invoices(&self) -> $crate::store::Result<(u64, u64)> {
                 use futures_util::StreamExt;
                 let sql = format!(

@@ -516,3 +516,20 @@ fn bad_delivery_hours_are_configuration_errors() {
         run.stderr
     );
 }
+
+#[test]
+fn a_tick_reports_customers_whose_segment_has_no_script() {
+    let w = ledger("");
+    w.write("more.csv", "external_id,name,segment\nC9,Neuf,export\n");
+    w.write(
+        "more-invoices.csv",
+        "number,customer,issue_date,due_date,amount\nF9,C9,2026-01-01,2026-01-31,10\n",
+    );
+    w.relance(&["import", "customers", "more.csv"])
+        .expect_code(0);
+    w.relance(&["import", "invoices", "more-invoices.csv"])
+        .expect_code(0);
+    let run = w.relance(&["tick", "--as-of", "2026-03-02"]);
+    run.expect_code(0);
+    assert!(run.stderr.contains("warning: 1 customer(s) with open invoices in segment 'export', which has no rule script: not evaluated"), "{}", run.stderr);
+}
