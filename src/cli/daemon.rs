@@ -131,6 +131,8 @@ pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Dispatcher {
         windows: config.dispatch.quiet_hours.clone(),
         budget: config.dispatch.contact_budget.clone(),
         calendar: config.calendar.clone(),
+        rate_limits: config.dispatch.rate_limits.clone(),
+        recent: Default::default(),
         channels: channels_for(config),
         owner: instance_name(),
         lease: config.dispatch.lease,

@@ -131,6 +131,8 @@ pub struct ContactBudget {
 pub struct DispatchConfig {
     pub quiet_hours: BTreeMap<crate::domain::ActionKind, DeliveryWindow>,
     pub contact_budget: Option<ContactBudget>,
+    /// Deliveries per minute and per instance, by kind.
+    pub rate_limits: BTreeMap<crate::domain::ActionKind, u32>,
     /// How long a worker may hold an action it is sending before another reclaims it.
     pub lease: std::time::Duration,
     pub max_attempts: i64,
@@ -740,9 +742,21 @@ impl Validator {
                 kinds,
             })
         });
+        let mut rate_limits = BTreeMap::new();
+        for (kind, per_minute) in &d.rate_limits {
+            let path = format!("dispatch.rate_limits.{kind}");
+            match kind.parse::<crate::domain::ActionKind>() {
+                Err(e) => self.err(&path, e),
+                Ok(_) if *per_minute == 0 => self.err(&path, "must be at least 1 per minute"),
+                Ok(k) => {
+                    rate_limits.insert(k, *per_minute);
+                }
+            }
+        }
         DispatchConfig {
             quiet_hours,
             contact_budget,
+            rate_limits,
             lease: Duration::from_secs(lease.max(1)),
             max_attempts: max_attempts.clamp(1, 100),
             backoff_base: Duration::from_secs(d.backoff_base_seconds.unwrap_or(30)),

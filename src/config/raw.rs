@@ -112,6 +112,8 @@ pub struct RawDispatch {
     #[serde(default)]
     pub quiet_hours: BTreeMap<String, RawWindow>,
     pub contact_budget: Option<RawBudget>,
+    #[serde(default)]
+    pub rate_limits: BTreeMap<String, u32>,
     pub lease_seconds: Option<u64>,
     pub max_attempts: Option<i64>,
     pub backoff_base_seconds: Option<u64>,

@@ -90,6 +90,14 @@ pub struct Dispatcher {
         std::collections::BTreeMap<crate::domain::ActionKind, crate::config::DeliveryWindow>,
     pub budget: Option<crate::config::ContactBudget>,
     pub calendar: crate::domain::BusinessCalendar,
+    /// Deliveries per minute by kind, and when this instance's last ones went out.
+    pub rate_limits: std::collections::BTreeMap<crate::domain::ActionKind, u32>,
+    pub recent: std::sync::Mutex<
+        std::collections::HashMap<
+            crate::domain::ActionKind,
+            std::collections::VecDeque<DateTime<Utc>>,
+        >,
+    >,
     pub channels: Channels,
     /// Who holds leases: host and process, so a log line says which instance sent.
     pub owner: String,
@@ -194,6 +202,21 @@ impl Dispatcher {
                     .await;
             }
         }
+        if let Some(&per_minute) = self.rate_limits.get(&action.kind) {
+            if let Some(until) = self.rate_limited(action.kind, per_minute, now) {
+                let reason = format!("rate limit: {per_minute} {} per minute", action.kind);
+                return self
+                    .finish(
+                        id,
+                        Completion::Deferred {
+                            until,
+                            reason: reason.clone(),
+                        },
+                        Step::Deferred { id, reason },
+                    )
+                    .await;
+            }
+        }
         let Some(channel) = self.channels.get(action.kind) else {
             let error = format!("no channel configured for {}", action.kind);
             return self
@@ -269,6 +292,27 @@ impl Dispatcher {
                 .await
             }
         }
+    }
+
+    /// When the next delivery of `kind` is allowed, if the last minute's are used up;
+    /// otherwise counts this one in.
+    fn rate_limited(
+        &self,
+        kind: crate::domain::ActionKind,
+        per_minute: u32,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let mut recent = self.recent.lock().ok()?;
+        let sent = recent.entry(kind).or_default();
+        let minute = chrono::Duration::seconds(60);
+        while sent.front().is_some_and(|t| *t <= now - minute) {
+            sent.pop_front();
+        }
+        if sent.len() >= per_minute as usize {
+            return sent.front().map(|t| *t + minute);
+        }
+        sent.push_back(now);
+        None
     }
 
     async fn finish(

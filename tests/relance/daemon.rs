@@ -533,3 +533,21 @@ fn a_tick_reports_customers_whose_segment_has_no_script() {
     run.expect_code(0);
     assert!(run.stderr.contains("warning: 1 customer(s) with open invoices in segment 'export', which has no rule script: not evaluated"), "{}", run.stderr);
 }
+
+#[test]
+fn a_rate_limit_defers_what_exceeds_it() {
+    let w = ledger("dispatch:\n  rate_limits: { email: 2 }\n");
+    w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
+    // C3's invoice is late by then too: three reminders, two allowed this minute.
+    let run = w.relance(&["tick", "--as-of", "2026-06-02"]);
+    run.expect_code(0);
+    let run = w.relance(&["dispatch"]);
+    assert_eq!(run.stdout.matches(": sent (").count(), 2, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("deferred (rate limit: 2 email per minute)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(outbox_files(&w, "email").len(), 2);
+}
