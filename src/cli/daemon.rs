@@ -5,13 +5,16 @@ use std::sync::Arc;
 use chrono::{NaiveDate, Utc};
 use clap::{Args, Subcommand};
 
-use super::{exit, load_config, open_store, parse_date_arg, today, Cli, CliError, OutputFormat};
+use super::{
+    check_segments, engine_for, exit, load_config, open_store, parse_date_arg, today, Cli,
+    CliError, OutputFormat,
+};
 use crate::channels::{Channels, OutboxDir};
 use crate::config::Config;
 use crate::domain::ActionKind;
 use crate::outbox::{instance_name, Dispatcher, RetryPolicy, Step};
 use crate::scheduler::run_tick;
-use crate::scripting::{Limits, RuleRegistry};
+use crate::scripting::RuleRegistry;
 use crate::store::{ActionFilter, ActionStatus, Store};
 
 #[derive(Debug, Args)]
@@ -147,17 +150,9 @@ pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Dispatcher {
 
 pub(super) async fn tick(cli: &Cli, args: &TickArgs) -> Result<u8, CliError> {
     let config = Arc::new(load_config(cli)?);
-    for s in &args.segment {
-        if !config.segments.contains_key(s) {
-            return Err(CliError::Input(format!(
-                "no segment '{s}' in the configuration"
-            )));
-        }
-    }
+    check_segments(&config, &args.segment)?;
     let store = open_store(&config).await?;
-    let engine =
-        crate::scripting::engine::build(Arc::new(config.calendar.clone()), &Limits::default());
-    let (registry, errors) = RuleRegistry::load(&config, engine);
+    let (registry, errors) = RuleRegistry::load(&config, engine_for(&config));
     for e in &errors {
         eprintln!("warning: {}", e.diagnostic.short());
     }
@@ -437,9 +432,7 @@ pub(super) async fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, CliError> {
     {
         seed_sample(store.as_ref(), &config).await?;
     }
-    let engine =
-        crate::scripting::engine::build(Arc::new(config.calendar.clone()), &Limits::default());
-    let (registry, errors) = RuleRegistry::load(&config, engine);
+    let (registry, errors) = RuleRegistry::load(&config, engine_for(&config));
     for e in &errors {
         tracing::error!(segment = %e.segment, error = %e.diagnostic.short(), "rule script does not compile; its customers get an error until it is fixed");
     }

@@ -363,6 +363,24 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, CliError> {
     Ok(store)
 }
 
+/// The sandboxed engine rule scripts run in, for this configuration's calendar.
+pub(crate) fn engine_for(config: &Config) -> rhai::Engine {
+    crate::scripting::engine::build(
+        Arc::new(config.calendar.clone()),
+        &crate::scripting::Limits::default(),
+    )
+}
+
+/// Refuses segment names the configuration does not have.
+pub(crate) fn check_segments(config: &Config, segments: &[String]) -> Result<(), CliError> {
+    match segments.iter().find(|s| !config.segments.contains_key(*s)) {
+        Some(s) => Err(CliError::Input(format!(
+            "no segment '{s}' in the configuration"
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn today(config: &Config) -> NaiveDate {
     chrono::Utc::now()
         .with_timezone(&config.timezone)

@@ -7,8 +7,9 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 
-use super::{exit, load_config, open_store, parse_date_arg, today, Cli, CliError};
-use crate::config::Config;
+use super::{
+    check_segments, engine_for, exit, load_config, open_store, parse_date_arg, today, Cli, CliError,
+};
 use crate::scripting::{
     pipeline, registry, testing, DecisionStatus, Evaluator, Limits, RuleRegistry,
 };
@@ -87,10 +88,6 @@ Examples:
 JSON lines carry customer, segment, kind, step, template, invoices, amount, currency,
 status (planned, already-done, blocked, error), detail, options, repeat, rule_file
 and rule_hash.";
-
-fn engine_for(config: &Config) -> rhai::Engine {
-    crate::scripting::engine::build(Arc::new(config.calendar.clone()), &Limits::default())
-}
 
 pub(super) fn check(cli: &Cli) -> Result<u8, CliError> {
     let config = load_config(cli)?;
@@ -196,13 +193,7 @@ fn shorten<T: AsRef<str>>(list: &[T], max: usize) -> String {
 
 pub(super) async fn simulate(cli: &Cli, args: &SimulateArgs) -> Result<u8, CliError> {
     let config = Arc::new(load_config(cli)?);
-    for s in &args.segment {
-        if !config.segments.contains_key(s) {
-            return Err(CliError::Input(format!(
-                "no segment '{s}' in the configuration"
-            )));
-        }
-    }
+    check_segments(&config, &args.segment)?;
     let store = open_store(&config).await?;
     let as_of = args.as_of.unwrap_or_else(|| today(&config));
     let (registry, errors) = RuleRegistry::load(&config, engine_for(&config));

@@ -160,16 +160,7 @@ impl Dispatcher {
                         ""
                     }
                 );
-                return self
-                    .finish(
-                        id,
-                        Completion::Deferred {
-                            until,
-                            reason: reason.clone(),
-                        },
-                        Step::Deferred { id, reason },
-                    )
-                    .await;
+                return self.defer(id, until, reason).await;
             }
         }
         if let Some(b) = self
@@ -190,31 +181,13 @@ impl Dispatcher {
                     sent.len(),
                     b.per_days
                 );
-                return self
-                    .finish(
-                        id,
-                        Completion::Deferred {
-                            until,
-                            reason: reason.clone(),
-                        },
-                        Step::Deferred { id, reason },
-                    )
-                    .await;
+                return self.defer(id, until, reason).await;
             }
         }
         if let Some(&per_minute) = self.rate_limits.get(&action.kind) {
             if let Some(until) = self.rate_limited(action.kind, per_minute, now) {
                 let reason = format!("rate limit: {per_minute} {} per minute", action.kind);
-                return self
-                    .finish(
-                        id,
-                        Completion::Deferred {
-                            until,
-                            reason: reason.clone(),
-                        },
-                        Step::Deferred { id, reason },
-                    )
-                    .await;
+                return self.defer(id, until, reason).await;
             }
         }
         let Some(channel) = self.channels.get(action.kind) else {
@@ -313,6 +286,24 @@ impl Dispatcher {
         }
         sent.push_back(now);
         None
+    }
+
+    /// Back in the queue, not before `until`, with the reason logged.
+    async fn defer(
+        &self,
+        id: i64,
+        until: DateTime<Utc>,
+        reason: String,
+    ) -> Result<Step, StoreError> {
+        self.finish(
+            id,
+            Completion::Deferred {
+                until,
+                reason: reason.clone(),
+            },
+            Step::Deferred { id, reason },
+        )
+        .await
     }
 
     async fn finish(

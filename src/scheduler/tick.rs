@@ -174,8 +174,16 @@ async fn tick_body(
         let mut batch = Vec::new();
         if let Ok(mut r) = sink_report.lock() {
             for o in &outcomes {
-                let facts =
-                    serde_json::to_string(&o.facts.snapshot()).unwrap_or_else(|_| "{}".into());
+                // Already-done decisions are not recorded: no snapshot for them.
+                let recorded = o
+                    .decisions
+                    .iter()
+                    .any(|d| d.status != DecisionStatus::AlreadyDone);
+                let facts = if recorded {
+                    serde_json::to_string(&o.facts.snapshot()).unwrap_or_else(|_| "{}".into())
+                } else {
+                    String::new()
+                };
                 for d in &o.decisions {
                     match d.status {
                         DecisionStatus::AlreadyDone => r.already_done += 1,

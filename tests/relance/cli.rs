@@ -117,3 +117,36 @@ fn sample_generation_is_reproducible() {
             .expect_code(0);
     }
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_on_stderr() {
+    let w = Workspace::new();
+    w.write("customers.csv", "external_id,name,segment\nC1,Un,smb\n");
+    let run = w.relance(&[
+        "--log-format",
+        "json",
+        "--log-level",
+        "info",
+        "import",
+        "customers",
+        "customers.csv",
+    ]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("1 rows read, 1 new"),
+        "command output stays on stdout: {}",
+        run.stdout
+    );
+    let lines: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "import finished" && l["level"] == "INFO"),
+        "{}",
+        run.stderr
+    );
+}
