@@ -551,3 +551,50 @@ fn a_rate_limit_defers_what_exceeds_it() {
     );
     assert_eq!(outbox_files(&w, "email").len(), 2);
 }
+
+#[test]
+fn serve_reloads_rule_scripts_and_keeps_the_previous_one_when_a_new_one_does_not_compile() {
+    let w = ledger("");
+    let log_path = w.path("serve.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args([
+            "--config",
+            w.path("relance.yaml").to_str().unwrap(),
+            "serve",
+            "--grace",
+            "5",
+        ])
+        .current_dir(w.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let wait = |what: &str, child: &mut std::process::Child| {
+        let start = std::time::Instant::now();
+        while !log().contains(what) {
+            if start.elapsed() > std::time::Duration::from_secs(15) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no «{what}» in the log:\n{}", log());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait("relance is running", &mut child);
+    w.write("rules/smb.rhai", "email(\"reminder_1\", customer.dunnable");
+    wait(
+        "rule script rejected: it does not compile; the previous version keeps running",
+        &mut child,
+    );
+    w.write(
+        "rules/smb.rhai",
+        "email(\"reminder_2\", customer.dunnable.overdue(1))",
+    );
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
+    wait("SIGHUP: reloading rule scripts", &mut child);
+    wait("rule script reloaded", &mut child);
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{}", log());
+}
