@@ -26,6 +26,8 @@ impl PostgresStore {
          WHERE id = (SELECT id FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
          ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status IN ('planned', 'retrying') \
          RETURNING id, idempotency_key, customer_id, kind, step, template, options, currency, amount_minor, attempts, decided_on";
+    /// PostgreSQL locks rows as it goes: a plain BEGIN.
+    const BEGIN_WRITE: &'static str = "BEGIN";
     const REFRESH_STATISTICS: &'static str =
         "ANALYZE customers, invoices, payments, allocations, promises";
 

@@ -762,7 +762,7 @@ macro_rules! ledger_sql {
             }
 
             async fn begin(&self) -> $crate::store::Result<Box<dyn $crate::store::LedgerTx>> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 if !Self::WRITE_CACHE.is_empty() {
                     sqlx::query(Self::WRITE_CACHE).execute(&mut *tx).await?;
                 }

@@ -36,7 +36,7 @@ macro_rules! actions_sql {
                 if batch.is_empty() {
                     return Ok(counts);
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 // Internal ids of the customers and invoices the batch names.
                 let mut customers: Vec<&str> = batch.iter().map(|a| a.customer.as_str()).collect();
                 customers.sort_unstable();
@@ -153,7 +153,7 @@ macro_rules! actions_sql {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::Result<Option<$crate::store::actions::ClaimedAction>> {
                 type Claimed = (i64, String, i64, String, String, Option<String>, String, String, i64, i64, chrono::NaiveDate);
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 let row: Option<Claimed> = sqlx::query_as(Self::CLAIM_SQL).bind(owner).bind(lease_until).bind(now).fetch_optional(&mut *tx).await?;
                 let Some((id, key, customer_id, kind, step, template, options, currency, amount_minor, attempt, decided_on)) = row else {
                     tx.rollback().await?;
@@ -233,7 +233,7 @@ macro_rules! actions_sql {
                     C::Cancelled { reason } => ("cancelled", None, None, Some(reason)),
                     C::Deferred { until, reason } => ("planned", Some(*until), None, Some(reason)),
                 };
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 // Deferring is not an attempt: give it back.
                 let undo = i64::from(matches!(completion, C::Deferred { .. } | C::Cancelled { .. }));
                 let attempt: Option<i64> = sqlx::query_scalar(
@@ -284,7 +284,7 @@ macro_rules! actions_sql {
                     } else {
                         ("retrying", "the send was interrupted (lease expired); resending with the same message id")
                     };
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                     let n = sqlx::query(
                         "UPDATE actions SET status = $1, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL, updated_at = $2 WHERE id = $3 AND status = 'sending' AND lease_until < $2",
                     )
@@ -311,7 +311,7 @@ macro_rules! actions_sql {
                 detail: &str,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 let current: Option<(String, i64)> = sqlx::query_as("SELECT status, attempts FROM actions WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
                 let Some((status, attempts)) = current else {
                     return Err($crate::store::StoreError::NotFound { what: "action", key: id.to_string() });

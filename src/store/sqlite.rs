@@ -23,6 +23,10 @@ impl SqliteStore {
          WHERE id = (SELECT id FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
          ORDER BY id LIMIT 1) AND status IN ('planned', 'retrying') \
          RETURNING id, idempotency_key, customer_id, kind, step, template, options, currency, amount_minor, attempts, decided_on";
+    /// Write transactions take the write lock up front: a deferred one that reads and
+    /// then writes fails at once ("database is locked", the busy timeout does not
+    /// apply) when another connection wrote in between.
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const REFRESH_STATISTICS: &'static str = "PRAGMA optimize";
     /// A write transaction touches many pages: with a small page cache SQLite spills
     /// dirty pages to the WAL mid-transaction, several times slower. Reads need no more

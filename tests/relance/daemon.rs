@@ -598,3 +598,46 @@ fn serve_reloads_rule_scripts_and_keeps_the_previous_one_when_a_new_one_does_not
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(0), "{}", log());
 }
+
+/// Regression: on SQLite a deferred transaction that read and then wrote failed at once
+/// with "database is locked" when another connection had written in between (a tick
+/// racing the dispatch workers). Write transactions now begin IMMEDIATE.
+#[test]
+fn ticks_and_dispatch_writing_at_once_do_not_fail_with_database_is_locked() {
+    let w = ledger("dispatch:\n  backoff_base_seconds: 0\n");
+    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args([
+            "--config",
+            w.path("relance.yaml").to_str().unwrap(),
+            "serve",
+            "--grace",
+            "5",
+        ])
+        .current_dir(w.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut failures = Vec::new();
+    for day in [
+        "2026-03-02",
+        "2026-03-09",
+        "2026-03-16",
+        "2026-03-23",
+        "2026-03-30",
+        "2026-04-06",
+    ] {
+        let run = w.relance(&["tick", "--as-of", day]);
+        if run.code != 0 || run.stderr.contains("locked") {
+            failures.push(format!("{day}: {}", run.stderr));
+        }
+        w.relance(&["dispatch"]);
+    }
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(serve.id() as libc::pid_t, libc::SIGTERM) };
+    let out = serve.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(!log.contains("database is locked"), "{log}");
+    assert_eq!(out.status.code(), Some(0));
+}
