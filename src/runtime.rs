@@ -60,15 +60,19 @@ pub fn next_slot(
         .map(|t| t.with_timezone(&Utc))
 }
 
-async fn tick_segment(
+/// Ticks `segments` (due at the same slot) in one pass over the ledger.
+async fn tick_segments(
     store: &Arc<dyn Store>,
     config: &Arc<Config>,
     registry: &RuleRegistry,
-    segment: &str,
+    segments: &[String],
     slot: DateTime<Utc>,
     trigger: &str,
     instance: &str,
 ) {
+    if segments.is_empty() {
+        return;
+    }
     let as_of = slot
         .with_timezone(&config.timezone)
         .date_naive()
@@ -77,7 +81,7 @@ async fn tick_segment(
         store.clone(),
         config.clone(),
         registry.current(),
-        segment,
+        segments,
         as_of,
         slot,
         trigger,
@@ -85,7 +89,7 @@ async fn tick_segment(
     )
     .await
     {
-        tracing::error!(segment, error = %e, "tick failed; the next slot will try again");
+        tracing::error!(segments = %segments.join(","), error = %e, "tick failed; the next slot will try again");
     }
 }
 
@@ -99,26 +103,42 @@ async fn scheduler(
 ) -> Result<(), StoreError> {
     let tz = config.timezone;
     let now = Utc::now();
+    // Segments catching up the same slot tick together, in one pass.
+    let mut first_start = Vec::new();
+    let mut missed: std::collections::BTreeMap<DateTime<Utc>, Vec<String>> = Default::default();
     for (name, seg) in &config.segments {
         match store.last_tick(name).await?.map(|t| t.scheduled_for) {
             // Never ticked (first start): tick once now rather than wait for the next slot.
             None => {
                 tracing::info!(segment = %name, "first start for this segment: ticking now");
-                tick_segment(&store, &config, &registry, name, now, "catch-up", &instance).await;
+                first_start.push(name.clone());
             }
             Some(last) => {
                 if let Some(slot) = missed_slot(&seg.schedule, tz, last, now) {
                     tracing::info!(segment = %name, slot = %slot, "catching up the tick missed while stopped");
-                    tick_segment(
-                        &store, &config, &registry, name, slot, "catch-up", &instance,
-                    )
-                    .await;
+                    missed.entry(slot).or_default().push(name.clone());
                 }
             }
         }
+    }
+    tick_segments(
+        &store,
+        &config,
+        &registry,
+        &first_start,
+        now,
+        "catch-up",
+        &instance,
+    )
+    .await;
+    for (slot, segments) in &missed {
         if cancel.is_cancelled() {
             return Ok(());
         }
+        tick_segments(
+            &store, &config, &registry, segments, *slot, "catch-up", &instance,
+        )
+        .await;
     }
     loop {
         let now = Utc::now();
@@ -136,15 +156,17 @@ async fn scheduler(
             _ = cancel.cancelled() => return Ok(()),
             _ = tokio::time::sleep(wait) => {}
         }
-        // Every segment due at this instant ticks, one after the other.
-        for (name, s) in &config.segments {
-            if cancel.is_cancelled() {
-                return Ok(());
-            }
-            if name == &segment || next_slot(&s.schedule, tz, now) == Some(at) {
-                tick_segment(&store, &config, &registry, name, at, "schedule", &instance).await;
-            }
+        if cancel.is_cancelled() {
+            return Ok(());
         }
+        // Every segment due at this instant ticks, in one pass.
+        let due: Vec<String> = config
+            .segments
+            .iter()
+            .filter(|(name, s)| *name == &segment || next_slot(&s.schedule, tz, now) == Some(at))
+            .map(|(name, _)| name.clone())
+            .collect();
+        tick_segments(&store, &config, &registry, &due, at, "schedule", &instance).await;
     }
 }
 

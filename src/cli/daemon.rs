@@ -172,26 +172,24 @@ pub(super) async fn tick(cli: &Cli, args: &TickArgs) -> Result<u8, CliError> {
             eprintln!("warning: {customers} customer(s) with open invoices in segment '{segment}', which has no rule script: not evaluated");
         }
     }
-    let mut reports = Vec::new();
-    for seg in segments {
-        let r = run_tick(
-            store.clone(),
-            config.clone(),
-            registry.current(),
-            &seg,
-            as_of,
-            Utc::now(),
-            "manual",
-            &instance_name(),
-        )
-        .await?;
-        if args.format == OutputFormat::Text {
+    let reports = run_tick(
+        store.clone(),
+        config.clone(),
+        registry.current(),
+        &segments,
+        as_of,
+        Utc::now(),
+        "manual",
+        &instance_name(),
+    )
+    .await?;
+    if args.format == OutputFormat::Text {
+        for r in &reports {
             println!(
-                "{seg}: {} customers, {} new planned actions, {} already planned, {} already done, {} blocked, {} errors",
-                r.customers, r.planned, r.duplicates, r.already_done, r.blocked, r.errors
+                "{}: {} customers, {} new planned actions, {} already planned, {} already done, {} blocked, {} errors",
+                r.segment, r.customers, r.planned, r.duplicates, r.already_done, r.blocked, r.errors
             );
         }
-        reports.push(r);
     }
     if args.format == OutputFormat::Json {
         println!("{}", serde_json::to_string(&reports).unwrap_or_default());

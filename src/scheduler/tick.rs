@@ -5,6 +5,7 @@
 //! one, or two instances deciding at once never produce a second action. Blocked and
 //! error decisions are logged at most once a day each.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -63,7 +64,7 @@ pub fn action_key(d: &Decision, as_of: NaiveDate) -> String {
     )
 }
 
-fn new_action(d: &Decision, facts: &str, as_of: NaiveDate) -> Option<NewAction> {
+fn new_action(d: &Decision, facts: &(Arc<str>, Arc<str>), as_of: NaiveDate) -> Option<NewAction> {
     let status = match d.status {
         DecisionStatus::Planned => ActionStatus::Planned,
         DecisionStatus::Blocked => ActionStatus::Blocked,
@@ -84,7 +85,8 @@ fn new_action(d: &Decision, facts: &str, as_of: NaiveDate) -> Option<NewAction> 
         amount_minor: d.currency.to_minor(d.amount).unwrap_or(0),
         rule_file: d.rule_file.as_deref().unwrap_or("").to_string(),
         rule_hash: d.rule_hash.as_deref().unwrap_or("").to_string(),
-        facts: facts.to_string(),
+        facts: facts.0.clone(),
+        facts_sha256: facts.1.clone(),
         decided_on: as_of,
         status,
         detail: (!d.detail.is_empty()).then(|| d.detail.clone()),
@@ -92,66 +94,80 @@ fn new_action(d: &Decision, facts: &str, as_of: NaiveDate) -> Option<NewAction> 
     })
 }
 
-/// Runs one tick of `segment` as of `as_of`.
+/// Runs one tick of each of `segments` as of `as_of`, in one pass over the ledger: the
+/// open invoices are read once for all of them. Each segment gets its own tick record
+/// and report, in the order given.
 ///
 /// # Errors
-/// A database error; the tick is then recorded as failed.
+/// A database error; the ticks are then recorded as failed.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_tick(
     store: Arc<dyn Store>,
     config: Arc<Config>,
     rules: Arc<RuleSet>,
-    segment: &str,
+    segments: &[String],
     as_of: NaiveDate,
     scheduled_for: DateTime<Utc>,
     trigger: &str,
     instance: &str,
-) -> Result<TickReport, StoreError> {
-    let tick_id = store
-        .start_tick(segment, scheduled_for, trigger, as_of, instance, Utc::now())
-        .await?;
-    let result = tick_body(store.clone(), config, rules, segment, as_of).await;
+) -> Result<Vec<TickReport>, StoreError> {
+    let mut tick_ids = Vec::with_capacity(segments.len());
+    for segment in segments {
+        tick_ids.push(
+            store
+                .start_tick(segment, scheduled_for, trigger, as_of, instance, Utc::now())
+                .await?,
+        );
+    }
+    let result = tick_body(store.clone(), config, rules, segments, as_of).await;
     let now = Utc::now();
     match &result {
-        Ok(r) => {
-            store
-                .finish_tick(
-                    tick_id,
-                    "done",
-                    r.customers as i64,
-                    r.planned as i64,
-                    r.blocked as i64,
-                    r.errors as i64,
-                    None,
-                    now,
-                )
-                .await?;
-            tracing::info!(segment, %as_of, customers = r.customers, planned = r.planned, duplicates = r.duplicates, blocked = r.blocked, errors = r.errors, "tick done");
+        Ok(reports) => {
+            for (r, tick_id) in reports.iter().zip(&tick_ids) {
+                store
+                    .finish_tick(
+                        *tick_id,
+                        "done",
+                        r.customers as i64,
+                        r.planned as i64,
+                        r.blocked as i64,
+                        r.errors as i64,
+                        None,
+                        now,
+                    )
+                    .await?;
+                tracing::info!(segment = %r.segment, %as_of, customers = r.customers, planned = r.planned, duplicates = r.duplicates, blocked = r.blocked, errors = r.errors, "tick done");
+            }
         }
         Err(e) => {
-            let _ = store
-                .finish_tick(tick_id, "failed", 0, 0, 0, 0, Some(&e.to_string()), now)
-                .await;
-            tracing::error!(segment, %as_of, error = %e, "tick failed");
+            for (segment, tick_id) in segments.iter().zip(&tick_ids) {
+                let _ = store
+                    .finish_tick(*tick_id, "failed", 0, 0, 0, 0, Some(&e.to_string()), now)
+                    .await;
+                tracing::error!(%segment, %as_of, error = %e, "tick failed");
+            }
         }
     }
     result
 }
 
+/// Per-segment counts while a pass runs.
+type Reports = Arc<Mutex<HashMap<String, TickReport>>>;
+
 async fn tick_body(
     store: Arc<dyn Store>,
     config: Arc<Config>,
     rules: Arc<RuleSet>,
-    segment: &str,
+    segments: &[String],
     as_of: NaiveDate,
-) -> Result<TickReport, StoreError> {
+) -> Result<Vec<TickReport>, StoreError> {
     // Promises whose date passed become broken (or kept) before the rules look.
     let mut tx = store.begin().await?;
     tx.refresh_promises(as_of, Utc::now()).await?;
     tx.commit().await?;
 
     let filter = AccountFilter {
-        segments: Some(vec![segment.to_string()]),
+        segments: Some(segments.to_vec()),
         customer: None,
     };
     let cfg = config.clone();
@@ -163,26 +179,47 @@ async fn tick_body(
         batch: 500,
         today: as_of,
     };
-    let report = Arc::new(Mutex::new(TickReport {
-        segment: segment.to_string(),
-        as_of: Some(as_of),
-        ..Default::default()
-    }));
+    let reports: Reports = Arc::new(Mutex::new(
+        segments
+            .iter()
+            .map(|s| {
+                let r = TickReport {
+                    segment: s.clone(),
+                    as_of: Some(as_of),
+                    ..Default::default()
+                };
+                (s.clone(), r)
+            })
+            .collect(),
+    ));
     let writer = store.clone();
-    let sink_report = report.clone();
-    let stats = pipeline::run(store.clone(), filter, rules, make, opts, move |outcomes| {
+    let sink_reports = reports.clone();
+    // Actions recorded by this pass, and the count at which the planner's statistics of
+    // the action log are next refreshed: a first tick on a large ledger grows the log
+    // from nothing, and stale statistics turn the per-batch history reads into scans.
+    let growth = Arc::new(Mutex::new((0u64, 10_000u64)));
+    pipeline::run(store.clone(), filter, rules, make, opts, move |outcomes| {
         let mut batch = Vec::new();
-        if let Ok(mut r) = sink_report.lock() {
+        if let Ok(mut reports) = sink_reports.lock() {
             for o in &outcomes {
+                let account = o.facts.account();
+                let Some(r) = reports.get_mut(account.customer.segment.as_str()) else {
+                    continue;
+                };
+                r.customers += 1;
+                r.invoices += account.invoices.len() as u64;
                 // Already-done decisions are not recorded: no snapshot for them.
                 let recorded = o
                     .decisions
                     .iter()
                     .any(|d| d.status != DecisionStatus::AlreadyDone);
-                let facts = if recorded {
-                    serde_json::to_string(&o.facts.snapshot()).unwrap_or_else(|_| "{}".into())
+                let facts: (Arc<str>, Arc<str>) = if recorded {
+                    let json =
+                        serde_json::to_string(&o.facts.snapshot()).unwrap_or_else(|_| "{}".into());
+                    let sha = sha256_hex(json.as_bytes());
+                    (json.into(), sha.into())
                 } else {
-                    String::new()
+                    (Arc::from(""), Arc::from(""))
                 };
                 for d in &o.decisions {
                     match d.status {
@@ -195,24 +232,40 @@ async fn tick_body(
                 }
             }
         }
-        let planned: u64 = batch
-            .iter()
-            .filter(|a| a.status == ActionStatus::Planned)
-            .count() as u64;
-        let (writer, report) = (writer.clone(), sink_report.clone());
+        let (writer, reports, growth) = (writer.clone(), sink_reports.clone(), growth.clone());
         async move {
             let counts = writer.record_actions(&batch, Utc::now()).await?;
-            if let Ok(mut r) = report.lock() {
-                // Duplicates are decisions already logged; the rest of the planned ones are new.
-                r.duplicates += counts.duplicates;
-                r.planned += planned.saturating_sub(counts.duplicates);
+            let refresh = growth.lock().is_ok_and(|mut g| {
+                g.0 += counts.recorded;
+                let due = g.0 >= g.1;
+                if due {
+                    g.1 = g.0.saturating_mul(4);
+                }
+                due
+            });
+            if refresh {
+                writer.refresh_action_statistics().await?;
+            }
+            if let Ok(mut reports) = reports.lock() {
+                // Duplicates are decisions already logged; the other planned ones are new.
+                for a in batch.iter().filter(|a| a.status == ActionStatus::Planned) {
+                    if let Some(r) = reports.get_mut(a.segment.as_str()) {
+                        if counts.duplicate_keys.contains(&a.key) {
+                            r.duplicates += 1;
+                        } else {
+                            r.planned += 1;
+                        }
+                    }
+                }
             }
             Ok::<_, StoreError>(())
         }
     })
     .await?;
-    let mut r = report.lock().map(|r| r.clone()).unwrap_or_default();
-    r.customers = stats.customers;
-    r.invoices = stats.invoices;
-    Ok(r)
+    store.refresh_action_statistics().await?;
+    let mut reports = reports.lock().map(|r| r.clone()).unwrap_or_default();
+    Ok(segments
+        .iter()
+        .filter_map(|s| reports.remove(s.as_str()))
+        .collect())
 }

@@ -98,8 +98,10 @@ pub struct NewAction {
     pub amount_minor: i64,
     pub rule_file: String,
     pub rule_hash: String,
-    /// JSON snapshot of the facts the rule saw.
-    pub facts: String,
+    /// JSON snapshot of the facts the rule saw, shared by the customer's actions of one
+    /// evaluation, and its SHA-256 (hex) under which it is stored once.
+    pub facts: std::sync::Arc<str>,
+    pub facts_sha256: std::sync::Arc<str>,
     pub decided_on: NaiveDate,
     /// planned, blocked or error.
     pub status: ActionStatus,
@@ -108,11 +110,13 @@ pub struct NewAction {
 }
 
 /// What recording a batch of decisions did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RecordCounts {
     pub recorded: u64,
     /// Identical decisions already recorded (a re-run, or another instance).
     pub duplicates: u64,
+    /// The keys of those duplicates.
+    pub duplicate_keys: std::collections::HashSet<String>,
 }
 
 /// An action claimed for delivery, with what the channel needs.

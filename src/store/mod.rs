@@ -192,6 +192,8 @@ pub trait Store: Send + Sync + 'static {
     /// Refreshes the query planner's statistics, after a bulk change: without them
     /// PostgreSQL plans the per-batch reads of a tick as full scans.
     async fn refresh_statistics(&self) -> Result<()>;
+    /// Refreshes the planner's statistics of the action log, which a tick grows fast.
+    async fn refresh_action_statistics(&self) -> Result<()>;
 
     /// Starts a unit of work.
     async fn begin(&self) -> Result<Box<dyn LedgerTx>>;

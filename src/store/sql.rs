@@ -594,6 +594,73 @@ macro_rules! ledger_sql {
                 Ok(applied(&self.pool).await - before)
             }
 
+            /// The accounts of about the next `batch` customers with open invoices after
+            /// customer id `after`, and the last customer id read (`None` when there are no
+            /// more). One statement reads a range of the covering index, limited in rows;
+            /// the last customer it reached is left for the next batch unless it is the only
+            /// one, whose invoices are then read to the end.
+            async fn load_account_batch(
+                pool: sqlx::Pool<$db>,
+                filter: std::sync::Arc<$crate::store::AccountFilter>,
+                after: Option<i64>,
+                batch: i64,
+            ) -> $crate::store::Result<(Vec<$crate::domain::Account>, Option<i64>)> {
+                const INVOICES_PER_CUSTOMER: i64 = 10;
+                let select = |after: Option<i64>, only: Option<i64>, limit: Option<i64>| {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {} FROM invoices WHERE status = 'open' AND open_minor > 0",
+                        $crate::store::rows::OPEN_INVOICE_COLUMNS
+                    ));
+                    if let Some(after) = after {
+                        qb.push(" AND customer_id > ");
+                        qb.push_bind(after);
+                    }
+                    if let Some(only) = only {
+                        qb.push(" AND customer_id = ");
+                        qb.push_bind(only);
+                    }
+                    // A correlated test rather than `IN (SELECT ...)`: the index range on
+                    // invoices drives the statement, customers are probed by primary key.
+                    if let Some(segments) = &filter.segments {
+                        qb.push(" AND EXISTS (SELECT 1 FROM customers c WHERE c.id = invoices.customer_id AND c.segment IN (");
+                        let mut sep = qb.separated(", ");
+                        for s in segments {
+                            sep.push_bind(s.clone());
+                        }
+                        qb.push("))");
+                    }
+                    if let Some(c) = &filter.customer {
+                        qb.push(" AND EXISTS (SELECT 1 FROM customers c WHERE c.id = invoices.customer_id AND c.external_id = ");
+                        qb.push_bind(c.clone());
+                        qb.push(")");
+                    }
+                    qb.push(" ORDER BY customer_id, due_date, number");
+                    if let Some(limit) = limit {
+                        qb.push(" LIMIT ");
+                        qb.push_bind(limit);
+                    }
+                    qb
+                };
+                let limit = batch.saturating_mul(INVOICES_PER_CUSTOMER);
+                let mut rows: Vec<$crate::store::rows::OpenInvoiceRow> =
+                    select(after, None, Some(limit)).build_query_as().fetch_all(&pool).await?;
+                let Some(last) = rows.last().map(|r| r.0) else { return Ok((Vec::new(), None)) };
+                if rows.len() as i64 == limit {
+                    if rows.first().map(|r| r.0) == Some(last) {
+                        // One customer fills the batch: read all of its invoices.
+                        rows = select(None, Some(last), None).build_query_as().fetch_all(&pool).await?;
+                    } else {
+                        // The last customer may have more invoices: it starts the next batch.
+                        while rows.last().map(|r| r.0) == Some(last) {
+                            rows.pop();
+                        }
+                    }
+                }
+                let last = rows.last().map(|r| r.0);
+                let rows = rows.into_iter().map($crate::store::rows::open_invoice).collect::<$crate::store::Result<Vec<_>>>()?;
+                Ok((Self::assemble_accounts(pool, rows).await?, last))
+            }
+
             /// Completes a batch of open invoices into accounts: customers, payments on
             /// the invoices, unapplied credit, step history and promises, one query each.
             /// Its queries run concurrently, each on its own connection.
@@ -640,14 +707,15 @@ macro_rules! ledger_sql {
                     let rows: Vec<(i64, String, i64)> = qb.build_query_as().persistent(false).fetch_all(pool).await?;
                     Ok::<_, E>(rows)
                 };
+                // The steps already taken for the batch's customers; only those on invoices
+                // still open matter to the rules.
                 let history_q = async move {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT a.customer_id, i.number, a.kind, a.step, a.decided_on, a.status FROM actions a \
-                         JOIN action_invoices ai ON ai.action_id = a.id JOIN invoices i ON i.id = ai.invoice_id \
-                         WHERE i.status = 'open' AND a.status NOT IN ('cancelled', 'blocked', 'duplicate') AND a.customer_id IN (",
+                        "SELECT customer_id, invoice_numbers, kind, step, decided_on, status FROM actions \
+                         WHERE status NOT IN ('cancelled', 'blocked', 'duplicate') AND customer_id IN (",
                     );
                     in_list(&mut qb, ids_ref);
-                    qb.push(" ORDER BY a.customer_id, a.id");
+                    qb.push(" ORDER BY customer_id, id");
                     let rows: Vec<(i64, String, String, String, chrono::NaiveDate, String)> = qb.build_query_as().persistent(false).fetch_all(pool).await?;
                     Ok::<_, E>(rows)
                 };
@@ -717,9 +785,16 @@ macro_rules! ledger_sql {
                         }
                     }
                 }
-                for (cid, number, kind, step, date, status) in history {
-                    if let Some(&pos) = index.get(&cid) {
-                        let kind = kind.parse().map_err($crate::store::StoreError::Corrupt)?;
+                for (cid, numbers, kind, step, date, status) in history {
+                    let Some(&pos) = index.get(&cid) else { continue };
+                    let numbers: Vec<String> = serde_json::from_str(&numbers)
+                        .map_err(|e| $crate::store::StoreError::Corrupt(format!("action invoice numbers '{numbers}': {e}")))?;
+                    let kind: $crate::domain::ActionKind = kind.parse().map_err($crate::store::StoreError::Corrupt)?;
+                    for number in numbers {
+                        if !accounts[pos].invoices.iter().any(|o| AsRef::<str>::as_ref(&o.invoice.number) == number.as_str()) {
+                            continue;
+                        }
+                        let (step, status) = (step.clone(), status.clone());
                         accounts[pos].history.push($crate::domain::StepRecord { invoice: number, kind, step, date, status });
                     }
                 }
@@ -754,6 +829,11 @@ macro_rules! ledger_sql {
 
             async fn try_lead(&self) -> $crate::store::Result<Option<Box<dyn $crate::store::Leadership>>> {
                 self.try_lead_impl().await
+            }
+
+            async fn refresh_action_statistics(&self) -> $crate::store::Result<()> {
+                sqlx::query(Self::REFRESH_ACTION_STATISTICS).execute(&self.pool).await?;
+                Ok(())
             }
 
             async fn refresh_statistics(&self) -> $crate::store::Result<()> {
@@ -846,56 +926,24 @@ macro_rules! ledger_sql {
             }
 
             fn accounts<'a>(&'a self, filter: &'a $crate::store::AccountFilter, batch: usize) -> $crate::store::AccountStream<'a> {
+                // Batches of customers in id order, each read by short statements (keyset
+                // pagination) rather than one statement over the whole portfolio: no
+                // snapshot is held for the length of a tick, so SQLite's WAL can be
+                // checkpointed while the tick writes. The next batch is read while the
+                // caller works on the current one.
                 Box::pin(async_stream::try_stream! {
-                    use futures_util::StreamExt;
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                        "SELECT {} FROM invoices WHERE status = 'open' AND open_minor > 0",
-                        $crate::store::rows::OPEN_INVOICE_COLUMNS
-                    ));
-                    if let Some(segments) = &filter.segments {
-                        qb.push(" AND customer_id IN (SELECT id FROM customers WHERE segment IN (");
-                        let mut sep = qb.separated(", ");
-                        for s in segments {
-                            sep.push_bind(s.clone());
-                        }
-                        qb.push("))");
-                    }
-                    if let Some(c) = &filter.customer {
-                        qb.push(" AND customer_id IN (SELECT id FROM customers WHERE external_id = ");
-                        qb.push_bind(c.clone());
-                        qb.push(")");
-                    }
-                    qb.push(" ORDER BY customer_id, due_date, number");
-                    let mut rows = qb.build_query_as::<$crate::store::rows::OpenInvoiceRow>().fetch(&self.pool);
-                    // (customer id, invoice id, allocated, invoice) of the batch being filled.
-                    let mut pending: Vec<(i64, i64, i64, $crate::domain::OpenInvoice)> = Vec::new();
-                    let mut customers_in_batch = 0usize;
-                    let mut last_customer = None;
-                    let mut inflight: Option<tokio::task::JoinHandle<$crate::store::Result<Vec<$crate::domain::Account>>>> = None;
+                    let filter = std::sync::Arc::new(filter.clone());
+                    let load = |after: Option<i64>| {
+                        tokio::spawn(Self::load_account_batch(self.pool.clone(), filter.clone(), after, batch.max(1) as i64))
+                    };
+                    let mut next = load(None);
                     loop {
-                        let next = rows.next().await.transpose()?;
-                        let boundary = match &next {
-                            Some(r) => last_customer != Some(r.0) && customers_in_batch >= batch.max(1),
-                            None => true,
-                        };
-                        if boundary && !pending.is_empty() {
-                            // Assemble this batch while the next one is read.
-                            let done = std::mem::take(&mut pending);
-                            customers_in_batch = 0;
-                            let next_batch = tokio::spawn(Self::assemble_accounts(self.pool.clone(), done));
-                            if let Some(previous) = inflight.replace(next_batch) {
-                                yield previous.await.map_err(|e| $crate::store::StoreError::Invalid(format!("account reader: {e}")))??;
-                            }
-                        }
-                        let Some(r) = next else { break };
-                        if last_customer != Some(r.0) {
-                            customers_in_batch += 1;
-                            last_customer = Some(r.0);
-                        }
-                        pending.push($crate::store::rows::open_invoice(r)?);
-                    }
-                    if let Some(last) = inflight.take() {
-                        yield last.await.map_err(|e| $crate::store::StoreError::Invalid(format!("account reader: {e}")))??;
+                        let (accounts, last) = next
+                            .await
+                            .map_err(|e| $crate::store::StoreError::Invalid(format!("account reader: {e}")))??;
+                        let Some(last) = last else { break };
+                        next = load(Some(last));
+                        yield accounts;
                     }
                 })
             }

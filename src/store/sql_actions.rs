@@ -26,6 +26,29 @@ macro_rules! actions_sql {
                 Ok(())
             }
 
+            /// The invoice numbers an action covers.
+            async fn invoice_numbers_of(conn: &mut <$db as sqlx::Database>::Connection, action_id: i64) -> $crate::store::Result<Vec<String>> {
+                let (numbers,): (String,) = sqlx::query_as("SELECT invoice_numbers FROM actions WHERE id = $1").bind(action_id).fetch_one(&mut *conn).await?;
+                Self::parse_numbers(&numbers)
+            }
+
+            fn parse_numbers(json: &str) -> $crate::store::Result<Vec<String>> {
+                serde_json::from_str(json).map_err(|e| $crate::store::StoreError::Corrupt(format!("action invoice numbers '{json}': {e}")))
+            }
+
+            /// `v1, v2, ...)` — an empty list matches nothing.
+            fn push_list(qb: &mut sqlx::QueryBuilder<'_, $db>, values: &[String]) {
+                if values.is_empty() {
+                    qb.push("NULL)");
+                    return;
+                }
+                let mut sep = qb.separated(", ");
+                for v in values {
+                    sep.push_bind(v.clone());
+                }
+                qb.push(")");
+            }
+
             pub(crate) async fn record_actions_sql(
                 &self,
                 batch: &[$crate::store::actions::NewAction],
@@ -52,27 +75,13 @@ macro_rules! actions_sql {
                     let rows: Vec<(String, i64)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                     customer_ids.extend(rows);
                 }
-                let mut numbers: Vec<&str> = batch.iter().flat_map(|a| a.invoices.iter().map(String::as_str)).collect();
-                numbers.sort_unstable();
-                numbers.dedup();
-                let mut invoice_ids: HashMap<String, i64> = HashMap::new();
-                for chunk in numbers.chunks(1000) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT number, id FROM invoices WHERE number IN (");
-                    let mut sep = qb.separated(", ");
-                    for n in chunk {
-                        sep.push_bind(n.to_string());
-                    }
-                    qb.push(")");
-                    let rows: Vec<(String, i64)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
-                    invoice_ids.extend(rows);
-                }
                 // Actions, many per statement; the keys already recorded come back missing.
                 let rows: Vec<(&$crate::store::actions::NewAction, i64)> =
                     batch.iter().filter_map(|a| customer_ids.get(&a.customer).map(|&cid| (a, cid))).collect();
                 let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
                 for chunk in rows.chunks(500) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, decided_on, status, last_error, created_at, updated_at) ",
+                        "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, facts_sha256, invoice_numbers, decided_on, status, last_error, created_at, updated_at) ",
                     );
                     qb.push_values(chunk, |mut b, (a, cid)| {
                         b.push_bind(a.key.clone())
@@ -86,7 +95,9 @@ macro_rules! actions_sql {
                             .push_bind(a.amount_minor)
                             .push_bind(a.rule_file.clone())
                             .push_bind(a.rule_hash.clone())
-                            .push_bind(a.facts.clone())
+                            .push_bind("")
+                            .push_bind(a.facts_sha256.to_string())
+                            .push_bind(serde_json::to_string(&a.invoices).unwrap_or_else(|_| "[]".into()))
                             .push_bind(a.decided_on)
                             .push_bind(a.status.as_str())
                             .push_bind(a.detail.clone())
@@ -98,6 +109,23 @@ macro_rules! actions_sql {
                     // the statement cache with large one-off statements.
                     let inserted: Vec<(i64, String)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                     ids.extend(inserted.into_iter().map(|(id, k)| (k, id)));
+                }
+                // One snapshot per distinct facts of the new actions; an identical one may
+                // already be stored.
+                let mut snapshots: Vec<(&str, &str)> = rows
+                    .iter()
+                    .filter(|(a, _)| ids.contains_key(&a.key))
+                    .map(|(a, _)| (&*a.facts_sha256, &*a.facts))
+                    .collect();
+                snapshots.sort_unstable_by_key(|s| s.0);
+                snapshots.dedup_by_key(|s| s.0);
+                for chunk in snapshots.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO facts_snapshots (sha256, snapshot) ");
+                    qb.push_values(chunk, |mut b, (sha, json)| {
+                        b.push_bind(sha.to_string()).push_bind(json.to_string());
+                    });
+                    qb.push(" ON CONFLICT (sha256) DO NOTHING");
+                    qb.build().persistent(false).execute(&mut *tx).await?;
                 }
                 let duplicates: Vec<&str> = rows.iter().map(|(a, _)| a.key.as_str()).filter(|k| !ids.contains_key(*k)).collect();
                 let mut existing: HashMap<String, i64> = HashMap::new();
@@ -113,20 +141,9 @@ macro_rules! actions_sql {
                 }
                 counts.recorded = ids.len() as u64;
                 counts.duplicates = duplicates.len() as u64;
+                counts.duplicate_keys = duplicates.iter().map(|k| k.to_string()).collect();
 
-                // Invoice links of the new actions, and one event per action.
-                let links: Vec<(i64, i64)> = rows
-                    .iter()
-                    .filter_map(|(a, _)| ids.get(&a.key).map(|&id| (a, id)))
-                    .flat_map(|(a, id)| a.invoices.iter().filter_map(|n| invoice_ids.get(n)).map(move |&iid| (id, iid)))
-                    .collect();
-                for chunk in links.chunks(1000) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO action_invoices (action_id, invoice_id) ");
-                    qb.push_values(chunk, |mut b, (id, iid)| {
-                        b.push_bind(*id).push_bind(*iid);
-                    });
-                    qb.build().persistent(false).execute(&mut *tx).await?;
-                }
+                // One event per action.
                 let duplicate_note = "the same decision was taken again; not recorded twice";
                 let events: Vec<(i64, &str, Option<&str>)> = rows
                     .iter()
@@ -162,8 +179,11 @@ macro_rules! actions_sql {
                 Self::event(&mut tx, id, "sending", attempt, Some(&format!("claimed by {owner}")), None, now).await?;
                 let sql = format!("SELECT {} FROM customers WHERE id = $1", $crate::store::rows::CUSTOMER_COLUMNS);
                 let c: $crate::store::rows::CustomerRow = sqlx::query_as(&sql).bind(customer_id).fetch_one(&mut *tx).await?;
-                let sql = format!("{} JOIN action_invoices ai ON ai.invoice_id = i.id WHERE ai.action_id = $1 ORDER BY i.due_date, i.number", $crate::store::rows::INVOICE_SELECT);
-                let invoices: Vec<$crate::store::rows::InvoiceRow> = sqlx::query_as(&sql).bind(id).fetch_all(&mut *tx).await?;
+                let numbers = Self::invoice_numbers_of(&mut tx, id).await?;
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!("{} WHERE i.number IN (", $crate::store::rows::INVOICE_SELECT));
+                Self::push_list(&mut qb, &numbers);
+                qb.push(" ORDER BY i.due_date, i.number");
+                let invoices: Vec<$crate::store::rows::InvoiceRow> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                 tx.commit().await?;
                 let cur = $crate::store::rows::currency(&currency)?;
                 Ok(Some($crate::store::actions::ClaimedAction {
@@ -184,13 +204,14 @@ macro_rules! actions_sql {
 
             pub(crate) async fn stale_reason_sql(&self, action_id: i64, today: chrono::NaiveDate) -> $crate::store::Result<Option<String>> {
                 type Row = (String, String, i64, Option<String>, Option<String>, Option<chrono::NaiveDate>, Option<String>, Option<chrono::NaiveDate>);
-                let rows: Vec<Row> = sqlx::query_as(
+                let mut conn = self.pool.acquire().await?;
+                let numbers = Self::invoice_numbers_of(&mut conn, action_id).await?;
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
                     "SELECT i.number, i.status, i.open_minor, i.dispute_reason, i.pause_reason, i.paused_until, c.pause_reason, c.paused_until \
-                     FROM action_invoices ai JOIN invoices i ON i.id = ai.invoice_id JOIN customers c ON c.id = i.customer_id WHERE ai.action_id = $1",
-                )
-                .bind(action_id)
-                .fetch_all(&self.pool)
-                .await?;
+                     FROM invoices i JOIN customers c ON c.id = i.customer_id WHERE i.number IN (",
+                );
+                Self::push_list(&mut qb, &numbers);
+                let rows: Vec<Row> = qb.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
                 let active = |until: &Option<chrono::NaiveDate>| until.is_none_or(|u| today <= u);
                 for (number, status, open, dispute, pause, until, cpause, cuntil) in &rows {
                     if let Some(r) = cpause.as_ref().filter(|_| active(cuntil)) {
@@ -206,15 +227,16 @@ macro_rules! actions_sql {
                         return Ok(Some(format!("invoice {number} paused: {r}")));
                     }
                 }
-                let promised: Option<(String, chrono::NaiveDate)> = sqlx::query_as(
-                    "SELECT i.number, p.promised_date FROM action_invoices ai JOIN promise_invoices pi ON pi.invoice_id = ai.invoice_id \
-                     JOIN promises p ON p.id = pi.promise_id JOIN invoices i ON i.id = ai.invoice_id \
-                     WHERE ai.action_id = $1 AND p.status = 'pending' AND p.promised_date >= $2 LIMIT 1",
-                )
-                .bind(action_id)
-                .bind(today)
-                .fetch_optional(&self.pool)
-                .await?;
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT i.number, p.promised_date FROM promise_invoices pi \
+                     JOIN promises p ON p.id = pi.promise_id JOIN invoices i ON i.id = pi.invoice_id \
+                     WHERE p.status = 'pending' AND p.promised_date >= ",
+                );
+                qb.push_bind(today);
+                qb.push(" AND i.number IN (");
+                Self::push_list(&mut qb, &numbers);
+                qb.push(" LIMIT 1");
+                let promised: Option<(String, chrono::NaiveDate)> = qb.build_query_as().persistent(false).fetch_optional(&mut *conn).await?;
                 Ok(promised.map(|(n, d)| format!("invoice {n} promised to be paid by {d}")))
             }
 
@@ -332,7 +354,7 @@ macro_rules! actions_sql {
                 type Row2 = (Option<chrono::DateTime<chrono::Utc>>, Option<String>, Option<String>, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>);
                 let mut qb = sqlx::QueryBuilder::<$db>::new(
                     "SELECT a.id, a.idempotency_key, c.external_id, a.segment, a.kind, a.step, a.template, a.status, a.attempts, a.amount_minor, a.currency, a.rule_file, a.rule_hash, a.decided_on, \
-                     a.next_attempt_at, a.provider_ref, a.last_error, a.created_at, a.updated_at FROM actions a JOIN customers c ON c.id = a.customer_id WHERE 1 = 1",
+                     a.next_attempt_at, a.provider_ref, a.last_error, a.created_at, a.updated_at, a.invoice_numbers FROM actions a JOIN customers c ON c.id = a.customer_id WHERE 1 = 1",
                 );
                 if let Some(c) = &f.customer {
                     qb.push(" AND c.external_id = ").push_bind(c.clone());
@@ -359,6 +381,7 @@ macro_rules! actions_sql {
                         r.try_get(7)?, r.try_get(8)?, r.try_get(9)?, r.try_get(10)?, r.try_get(11)?, r.try_get(12)?, r.try_get(13)?,
                     );
                     let more: Row2 = (r.try_get(14)?, r.try_get(15)?, r.try_get(16)?, r.try_get(17)?, r.try_get(18)?);
+                    let numbers: String = r.try_get(19)?;
                     let cur = $crate::store::rows::currency(&base.10)?;
                     out.push($crate::store::actions::ActionRow {
                         id: base.0,
@@ -372,7 +395,7 @@ macro_rules! actions_sql {
                         attempts: base.8,
                         amount: cur.from_minor(base.9),
                         currency: base.10,
-                        invoices: Vec::new(),
+                        invoices: Self::parse_numbers(&numbers)?,
                         rule_file: base.11,
                         rule_hash: base.12,
                         decided_on: base.13,
@@ -383,27 +406,13 @@ macro_rules! actions_sql {
                         updated_at: more.4,
                     });
                 }
-                if !out.is_empty() {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT ai.action_id, i.number FROM action_invoices ai JOIN invoices i ON i.id = ai.invoice_id WHERE ai.action_id IN (");
-                    let mut sep = qb.separated(", ");
-                    for a in &out {
-                        sep.push_bind(a.id);
-                    }
-                    qb.push(") ORDER BY i.due_date, i.number");
-                    let links: Vec<(i64, String)> = qb.build_query_as().fetch_all(&self.pool).await?;
-                    for (id, n) in links {
-                        if let Some(a) = out.iter_mut().find(|a| a.id == id) {
-                            a.invoices.push(n);
-                        }
-                    }
-                }
                 Ok(out)
             }
 
             pub(crate) async fn action_detail_sql(&self, id: i64) -> $crate::store::Result<Option<$crate::store::actions::ActionDetail>> {
                 let filter = $crate::store::actions::ActionFilter { after_id: Some(id - 1), limit: 1, ..Default::default() };
                 let Some(row) = self.list_actions_sql(&filter).await?.into_iter().find(|a| a.id == id) else { return Ok(None) };
-                let (options, facts): (String, String) = sqlx::query_as("SELECT options, facts FROM actions WHERE id = $1").bind(id).fetch_one(&self.pool).await?;
+                let (options, facts): (String, String) = sqlx::query_as("SELECT a.options, COALESCE(f.snapshot, a.facts) FROM actions a LEFT JOIN facts_snapshots f ON f.sha256 = a.facts_sha256 WHERE a.id = $1").bind(id).fetch_one(&self.pool).await?;
                 let events: Vec<(chrono::DateTime<chrono::Utc>, String, i64, Option<String>, Option<String>)> =
                     sqlx::query_as("SELECT at, status, attempt, detail, provider_ref FROM action_events WHERE action_id = $1 ORDER BY id").bind(id).fetch_all(&self.pool).await?;
                 Ok(Some($crate::store::actions::ActionDetail {

@@ -28,6 +28,7 @@ impl SqliteStore {
     /// apply) when another connection wrote in between.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const REFRESH_STATISTICS: &'static str = "PRAGMA optimize";
+    const REFRESH_ACTION_STATISTICS: &'static str = "PRAGMA optimize";
     /// A write transaction touches many pages: with a small page cache SQLite spills
     /// dirty pages to the WAL mid-transaction, several times slower. Reads need no more
     /// than the default (the OS caches the file), so only writers get the large cache.
