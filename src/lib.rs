@@ -29,4 +29,6 @@ pub mod sample;
 pub mod scheduler;
 pub mod scripting;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
+pub mod templates;

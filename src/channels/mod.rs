@@ -1,7 +1,11 @@
 //! Delivery channels behind one trait. Until real transports are configured, every
 //! action goes to the `outbox/` folder transport, which writes what would be sent.
 
+mod call_task;
+mod email;
 mod outbox_dir;
+mod sms;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +13,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use call_task::CallTaskChannel;
+pub use email::EmailChannel;
 pub use outbox_dir::OutboxDir;
+pub use sms::SmsChannel;
 
 use crate::domain::ActionKind;
 use crate::store::ClaimedAction;
@@ -42,6 +49,68 @@ pub enum DeliveryError {
     /// Retrying will not help (rejected recipient, invalid request).
     #[error("{message}")]
     Permanent { message: String },
+    /// The action cannot be sent as it stands (no email address, no mobile number, no
+    /// template for the customer's locale): blocked until someone fixes the data.
+    #[error("{reason}")]
+    Blocked { reason: String },
+}
+
+/// A failed HTTP exchange as a [`DeliveryError`]: 408, 425, 429 and 5xx are temporary,
+/// other statuses permanent.
+pub(crate) fn http_error(
+    url: &str,
+    status: u16,
+    body: &str,
+    retry_after: Option<Duration>,
+) -> DeliveryError {
+    let excerpt: String = body.chars().take(300).collect();
+    let message = format!("{url} answered {status}: {}", excerpt.trim());
+    if status == 408 || status == 425 || status == 429 || status >= 500 {
+        DeliveryError::Temporary {
+            message,
+            retry_after,
+        }
+    } else {
+        DeliveryError::Permanent { message }
+    }
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
+}
+
+/// A transport error without the URL's secrets (reqwest prints the URL it was given).
+pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
 }
 
 /// A way of delivering one kind of action.

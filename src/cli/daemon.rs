@@ -118,25 +118,52 @@ pub async fn report_unscripted(
     Ok(orphans)
 }
 
-/// The channels a configuration sets up: for now the outbox folder for every kind.
-pub fn channels_for(config: &Config) -> Channels {
-    let dir = config
-        .channels
-        .get("outbox_dir")
-        .and_then(|v| v.as_str())
-        .unwrap_or("outbox");
-    Channels::all(Arc::new(OutboxDir::new(config.base_dir.join(dir))))
+/// The channels a configuration sets up: the configured transports, and the `outbox/`
+/// folder for every kind without one.
+///
+/// # Errors
+/// When a transport cannot be set up (TLS parameters for the SMTP host).
+pub fn channels_for(config: &Config, store: Arc<dyn Store>) -> Result<Channels, CliError> {
+    use crate::channels::{CallTaskChannel, EmailChannel, SmsChannel};
+    use crate::domain::ActionKind;
+    let mut channels = Channels::all(Arc::new(OutboxDir::new(config.channels.outbox_dir.clone())));
+    let templates = Arc::new(crate::templates::Templates::new(
+        &config.channels.templates_dir,
+    ));
+    if let Some(email) = &config.channels.email {
+        let channel = EmailChannel::new(email, &config.company, templates.clone())
+            .map_err(|e| CliError::Failure(format!("channels.email: {e}")))?;
+        channels.set(ActionKind::Email, Arc::new(channel));
+    }
+    if let Some(sms) = &config.channels.sms {
+        channels.set(
+            ActionKind::Sms,
+            Arc::new(SmsChannel::new(sms, &config.company, templates.clone())),
+        );
+    }
+    channels.set(
+        ActionKind::CallTask,
+        Arc::new(CallTaskChannel::new(
+            store,
+            &config.channels.call_tasks,
+            &config.calendar,
+        )),
+    );
+    Ok(channels)
 }
 
-pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Dispatcher {
-    Dispatcher {
+/// # Errors
+/// See [`channels_for`].
+pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Result<Dispatcher, CliError> {
+    let channels = channels_for(config, store.clone())?;
+    Ok(Dispatcher {
         store,
         windows: config.dispatch.quiet_hours.clone(),
         budget: config.dispatch.contact_budget.clone(),
         calendar: config.calendar.clone(),
         rate_limits: config.dispatch.rate_limits.clone(),
         recent: Default::default(),
-        channels: channels_for(config),
+        channels,
         owner: instance_name(),
         lease: config.dispatch.lease,
         retry: RetryPolicy {
@@ -145,7 +172,7 @@ pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Dispatcher {
             max_delay: config.dispatch.backoff_max,
         },
         timezone: config.timezone,
-    }
+    })
 }
 
 pub(super) async fn tick(cli: &Cli, args: &TickArgs) -> Result<u8, CliError> {
@@ -205,7 +232,7 @@ pub(super) async fn tick(cli: &Cli, args: &TickArgs) -> Result<u8, CliError> {
 pub(super) async fn dispatch(cli: &Cli, args: &DispatchArgs) -> Result<u8, CliError> {
     let config = load_config(cli)?;
     let store = open_store(&config).await?;
-    let d = dispatcher_for(&config, store.clone());
+    let d = dispatcher_for(&config, store.clone())?;
     let steps = if args.once {
         match d.try_execute_once().await? {
             Step::Idle => Vec::new(),
@@ -224,6 +251,8 @@ pub(super) async fn dispatch(cli: &Cli, args: &DispatchArgs) -> Result<u8, CliEr
                     }
                     Step::Retrying { id, error } => println!("action {id}: will retry ({error})"),
                     Step::Dead { id, error } => println!("action {id}: dead ({error})"),
+                    Step::Failed { id, error } => println!("action {id}: failed ({error})"),
+                    Step::Blocked { id, reason } => println!("action {id}: blocked ({reason})"),
                     Step::Cancelled { id, reason } => println!("action {id}: cancelled ({reason})"),
                     Step::LeaseLost { id } => println!("action {id}: taken over by another worker"),
                     Step::Deferred { id, reason } => println!("action {id}: deferred ({reason})"),
@@ -395,10 +424,23 @@ Examples:
 
 /// Loads a generated sample portfolio (dated around today) into an empty ledger.
 async fn seed_sample(store: &dyn Store, config: &Config) -> Result<(), CliError> {
-    let dir = std::env::temp_dir().join(format!("relance-sample-{}", std::process::id()));
+    seed_portfolio(store, config, 30, 120).await?;
+    tracing::info!("empty ledger: loaded the sample portfolio (30 customers, 120 invoices) for the embedded default configuration");
+    Ok(())
+}
+
+/// Imports a generated portfolio (seed 7) as of today.
+pub(super) async fn seed_portfolio(
+    store: &dyn Store,
+    config: &Config,
+    customers: u32,
+    invoices: u32,
+) -> Result<(), CliError> {
+    let dir =
+        std::env::temp_dir().join(format!("relance-sample-{}-{customers}", std::process::id()));
     let spec = crate::sample::PortfolioSpec {
-        customers: 30,
-        invoices: 120,
+        customers,
+        invoices,
         seed: 7,
         as_of: today(config),
     };
@@ -414,7 +456,6 @@ async fn seed_sample(store: &dyn Store, config: &Config) -> Result<(), CliError>
         crate::import::import_file(store, kind, &file, &opts).await?;
     }
     let _ = std::fs::remove_dir_all(&dir);
-    tracing::info!("empty ledger: loaded the sample portfolio (30 customers, 120 invoices) for the embedded default configuration");
     Ok(())
 }
 
@@ -435,7 +476,7 @@ pub(super) async fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, CliError> {
         tracing::error!(segment = %e.segment, error = %e.diagnostic.short(), "rule script does not compile; its customers get an error until it is fixed");
     }
     report_unscripted(store.as_ref(), &config).await?;
-    let dispatcher = Arc::new(dispatcher_for(&config, store.clone()));
+    let dispatcher = Arc::new(dispatcher_for(&config, store.clone())?);
     let opts = crate::runtime::ServeOptions {
         dispatch_workers: args.workers,
         grace: std::time::Duration::from_secs(args.grace),

@@ -14,6 +14,7 @@ use crate::telemetry::{self, LogFormat};
 
 mod daemon;
 mod rules;
+mod tasks;
 pub use daemon::{
     channels_for, dispatcher_for, ActionsCommand, DispatchArgs, ListArgs, ServeArgs, TickArgs,
 };
@@ -145,6 +146,13 @@ pub enum Command {
         after_help = "Examples:\n  relance actions list --status dead\n  relance actions show 42\n  relance actions retry 42"
     )]
     Actions(ActionsCommand),
+
+    /// Call tasks for collectors: list them, record how a call went
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  relance tasks list --status open\n  relance tasks complete 12 --outcome promise --promise-date 2026-12-05"
+    )]
+    Tasks(tasks::TasksCommand),
 
     /// Generate a sample portfolio as CSV files (seeded, reproducible)
     #[command(
@@ -322,13 +330,14 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Import(args) => import(&cli, args).await,
         Command::Ledger(args) => ledger(&cli, args).await,
         Command::Customer(args) => customer(&cli, args).await,
-        Command::Rules(RulesCommand::Check) => rules::check(&cli),
+        Command::Rules(RulesCommand::Check) => rules::check(&cli).await,
         Command::Rules(RulesCommand::Test(args)) => rules::test(&cli, args),
         Command::Simulate(args) => rules::simulate(&cli, args).await,
         Command::Serve(args) => daemon::serve(&cli, args).await,
         Command::Tick(args) => daemon::tick(&cli, args).await,
         Command::Dispatch(args) => daemon::dispatch(&cli, args).await,
         Command::Actions(cmd) => daemon::actions(&cli, cmd).await,
+        Command::Tasks(cmd) => tasks::tasks(&cli, cmd).await,
     }
 }
 

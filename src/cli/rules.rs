@@ -19,7 +19,7 @@ use crate::store::AccountFilter;
 pub enum RulesCommand {
     /// Compile every segment's script and report all errors as FILE:LINE:COLUMN
     #[command(
-        after_help = "Example:\n  relance rules check\n\nExit code 4 when a script does not compile."
+        after_help = "Example:\n  relance rules check\n\nAlso renders every email and SMS template the scripts use, in French and English,\nwith the decisions the rules take on a generated sample portfolio: a missing template\nor an unknown variable is an error; an SMS longer than channels.sms.max_segments is a\nwarning.\n\nExit code 4 when a script does not compile or a template does not render."
     )]
     Check,
     /// Run the rule tests kept next to the scripts (rules/smb.test.yaml for rules/smb.rhai)
@@ -89,7 +89,7 @@ JSON lines carry customer, segment, kind, step, template, invoices, amount, curr
 status (planned, already-done, blocked, error), detail, options, repeat, rule_file
 and rule_hash.";
 
-pub(super) fn check(cli: &Cli) -> Result<u8, CliError> {
+pub(super) async fn check(cli: &Cli) -> Result<u8, CliError> {
     let config = load_config(cli)?;
     let (set, errors) = registry::load_all(&config, &engine_for(&config));
     let mut ok: Vec<_> = set.by_segment.values().collect();
@@ -105,16 +105,200 @@ pub(super) fn check(cli: &Cli) -> Result<u8, CliError> {
     for e in &errors {
         eprintln!("{}", e.diagnostic.long());
     }
-    if errors.is_empty() {
+    let report = check_templates(&config, &set).await?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    if report.errors.is_empty() {
+        println!(
+            "templates: OK ({} rendered, {} sample decisions)",
+            report.rendered, report.decisions
+        );
+    }
+    if errors.is_empty() && report.errors.is_empty() {
         Ok(exit::OK)
     } else {
-        eprintln!(
-            "{} script{} with errors",
-            errors.len(),
-            if errors.len() == 1 { "" } else { "s" }
-        );
+        if !errors.is_empty() {
+            eprintln!(
+                "{} script{} with errors",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+        }
+        if !report.errors.is_empty() {
+            eprintln!(
+                "{} template error{}",
+                report.errors.len(),
+                if report.errors.len() == 1 { "" } else { "s" }
+            );
+        }
         Ok(exit::REJECTED)
     }
+}
+
+#[derive(Debug, Default)]
+struct TemplateReport {
+    errors: Vec<String>,
+    warnings: Vec<String>,
+    rendered: usize,
+    decisions: usize,
+}
+
+/// Template names a script names literally: `email("name"` and `sms("name"`.
+fn literal_templates(source: &str, function: &str) -> Vec<String> {
+    let needle = format!("{function}(\"");
+    let mut out = Vec::new();
+    let mut rest = source;
+    while let Some(pos) = rest.find(&needle) {
+        let before = rest[..pos].chars().last();
+        rest = &rest[pos + needle.len()..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        if let Some(end) = rest.find('"') {
+            out.push(rest[..end].to_string());
+        }
+    }
+    out
+}
+
+/// Renders the templates the rules use with the decisions they take on a sample.
+async fn check_templates(
+    config: &crate::config::Config,
+    rules: &crate::scripting::RuleSet,
+) -> Result<TemplateReport, CliError> {
+    use crate::domain::{ActionKind, Locale};
+    use crate::templates::{sms_length, MessageContext, Templates};
+    use futures_util::StreamExt;
+    use std::collections::BTreeMap;
+
+    let mut report = TemplateReport::default();
+    let templates = Templates::new(&config.channels.templates_dir);
+    let as_of = today(config);
+    // Sample decisions: a generated portfolio in a scratch database.
+    let dir = tempdir_for_check()?;
+    let url =
+        crate::config::DatabaseUrl::new(format!("sqlite://{}", dir.join("check.db").display()));
+    let store = crate::store::open(&url, 2).await?;
+    store.migrate().await?;
+    super::daemon::seed_portfolio(store.as_ref(), config, 300, 1500).await?;
+    let evaluator = Evaluator::new(config, Limits::default());
+    // (kind, template) -> contexts of the sample decisions using it.
+    let mut uses: BTreeMap<(ActionKind, String), Vec<MessageContext>> = BTreeMap::new();
+    let filter = AccountFilter::default();
+    let mut stream = store.accounts(&filter, 200);
+    while let Some(batch) = stream.next().await {
+        for account in batch? {
+            let outcome = evaluator.evaluate(rules, account, as_of);
+            let account = outcome.facts.account();
+            for d in &outcome.decisions {
+                let Some(kind) = d
+                    .kind
+                    .filter(|k| matches!(k, ActionKind::Email | ActionKind::Sms))
+                else {
+                    continue;
+                };
+                if d.status != DecisionStatus::Planned {
+                    continue;
+                }
+                report.decisions += 1;
+                let name = d
+                    .template
+                    .as_deref()
+                    .or(d.step.as_deref())
+                    .unwrap_or("")
+                    .to_string();
+                let invoices: Vec<crate::domain::Invoice> = account
+                    .invoices
+                    .iter()
+                    .filter(|o| d.invoices.iter().any(|n| n.as_ref() == o.invoice.number))
+                    .map(|o| o.invoice.clone())
+                    .collect();
+                let ctx = MessageContext::new(
+                    &config.company,
+                    &account.customer,
+                    &invoices,
+                    d.step.as_deref().unwrap_or(""),
+                    as_of,
+                );
+                let list = uses.entry((kind, name)).or_default();
+                if list.len() < 50 {
+                    list.push(ctx);
+                }
+            }
+        }
+    }
+    drop(stream);
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    // Names only a script's text shows (a branch the sample did not reach).
+    for rule in rules.by_segment.values() {
+        for (function, kind) in [("email", ActionKind::Email), ("sms", ActionKind::Sms)] {
+            for name in literal_templates(&rule.source, function) {
+                uses.entry((kind, name)).or_default();
+            }
+        }
+    }
+    let fallback = uses.values().find_map(|v| v.first().cloned());
+    let max_segments = config.channels.sms.as_ref().map_or(2, |s| s.max_segments) as usize;
+    for ((kind, name), contexts) in &uses {
+        for locale in [Locale::Fr, Locale::En] {
+            let samples: Vec<&MessageContext> = if contexts.is_empty() {
+                fallback.iter().collect()
+            } else {
+                contexts.iter().collect()
+            };
+            if samples.is_empty() {
+                continue;
+            }
+            let mut worst: Option<(usize, &'static str, String)> = None;
+            for ctx in samples {
+                let lang = if locale == Locale::Fr { "fr" } else { "en" };
+                let result = match kind {
+                    ActionKind::Email => templates.email(name, locale, ctx).map(|_| ()),
+                    _ => templates.sms(name, locale, ctx).map(|text| {
+                        let l = sms_length(&text);
+                        if l.segments > worst.as_ref().map_or(0, |w| w.0) {
+                            worst = Some((
+                                l.segments,
+                                l.encoding,
+                                format!("{} ({lang})", ctx.customer.id),
+                            ));
+                        }
+                    }),
+                };
+                report.rendered += 1;
+                if let Err(e) = result {
+                    report
+                        .errors
+                        .push(format!("{kind} template '{name}' ({lang}): {e}"));
+                    break;
+                }
+            }
+            if let Some((segments, encoding, customer)) = worst {
+                if segments > max_segments {
+                    report.warnings.push(format!(
+                        "sms template '{name}' takes {segments} {encoding} segments for sample customer {customer}, more than channels.sms.max_segments ({max_segments})"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn tempdir_for_check() -> Result<std::path::PathBuf, CliError> {
+    let dir = std::env::temp_dir().join(format!(
+        "relance-check-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::Failure(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
 }
 
 pub(super) fn test(cli: &Cli, args: &RulesTestArgs) -> Result<u8, CliError> {

@@ -2,6 +2,7 @@
 //! references are expanded ([`env`]), then everything is validated at once into a
 //! [`Config`]. Every problem is reported together, each with its YAML path and line.
 
+pub mod channels;
 mod env;
 pub mod raw;
 mod secret;
@@ -156,7 +157,7 @@ pub struct Config {
     pub insurers: BTreeMap<String, Insurer>,
     pub dispatch: DispatchConfig,
     /// Channel settings, typed by the channel modules.
-    pub channels: Value,
+    pub channels: channels::ChannelsConfig,
     /// Non-fatal remarks found while validating (shown by `config check`).
     pub warnings: Vec<Issue>,
 }
@@ -475,7 +476,19 @@ impl Validator {
         let default_currency = company.as_ref().map_or(Currency::EUR, |c| c.currency);
         let late = late.map(|l| self.late_payment(l, default_currency));
         let segments = segments.map(|s| self.segments(s, base_dir, source));
-        let channels = root.get("channels").cloned().unwrap_or(Value::Null);
+        let channels = self
+            .section::<channels::RawChannels>(&root, "channels")
+            .map(|raw| {
+                let mut problems = Vec::new();
+                let mut c =
+                    channels::build(raw, &mut |path, msg| problems.push((path.to_string(), msg)));
+                for (path, msg) in problems {
+                    self.err(&path, msg);
+                }
+                c.outbox_dir = base_dir.join(&c.outbox_dir);
+                c.templates_dir = base_dir.join(&c.templates_dir);
+                c
+            });
         let insurers = insurers.map(|i| self.insurers(i));
         let dispatch = dispatch.map(|d| self.dispatch(d));
 
@@ -490,7 +503,7 @@ impl Validator {
             segments: segments?,
             insurers: insurers?,
             dispatch: dispatch?,
-            channels,
+            channels: channels?,
             warnings: Vec::new(),
         })
     }

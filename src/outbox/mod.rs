@@ -73,6 +73,16 @@ pub enum Step {
         id: i64,
         error: String,
     },
+    /// Refused for good by the channel.
+    Failed {
+        id: i64,
+        error: String,
+    },
+    /// Cannot be sent as it stands (no address, no mobile number, no template).
+    Blocked {
+        id: i64,
+        reason: String,
+    },
     Cancelled {
         id: i64,
         reason: String,
@@ -220,13 +230,24 @@ impl Dispatcher {
                 .await
             }
             Err(DeliveryError::Permanent { message }) => {
-                tracing::warn!(channel = channel.name(), error = %message, "permanent failure, dead-lettered");
+                tracing::warn!(channel = channel.name(), error = %message, "permanent failure, not retried");
                 self.finish(
                     id,
-                    Completion::Dead {
+                    Completion::Failed {
                         error: message.clone(),
                     },
-                    Step::Dead { id, error: message },
+                    Step::Failed { id, error: message },
+                )
+                .await
+            }
+            Err(DeliveryError::Blocked { reason }) => {
+                tracing::warn!(channel = channel.name(), reason = %reason, "blocked");
+                self.finish(
+                    id,
+                    Completion::Blocked {
+                        reason: reason.clone(),
+                    },
+                    Step::Blocked { id, reason },
                 )
                 .await
             }

@@ -21,7 +21,9 @@ pub enum ActionStatus {
     Sent,
     /// A send failed temporarily; another attempt is scheduled.
     Retrying,
-    /// Failed for good (permanent error or attempts exhausted): dead letter.
+    /// Refused for good by the channel (a permanent error): not retried.
+    Failed,
+    /// Attempts exhausted: dead letter.
     Dead,
     /// Not sent: the facts changed (paid, disputed, paused) or an operator cancelled it.
     Cancelled,
@@ -34,11 +36,12 @@ pub enum ActionStatus {
 }
 
 impl ActionStatus {
-    pub const ALL: [ActionStatus; 9] = [
+    pub const ALL: [ActionStatus; 10] = [
         ActionStatus::Planned,
         ActionStatus::Sending,
         ActionStatus::Sent,
         ActionStatus::Retrying,
+        ActionStatus::Failed,
         ActionStatus::Dead,
         ActionStatus::Cancelled,
         ActionStatus::Blocked,
@@ -52,6 +55,7 @@ impl ActionStatus {
             ActionStatus::Sending => "sending",
             ActionStatus::Sent => "sent",
             ActionStatus::Retrying => "retrying",
+            ActionStatus::Failed => "failed",
             ActionStatus::Dead => "dead",
             ActionStatus::Cancelled => "cancelled",
             ActionStatus::Blocked => "blocked",
@@ -149,6 +153,14 @@ pub enum Completion {
     },
     Dead {
         error: String,
+    },
+    /// Refused for good by the channel.
+    Failed {
+        error: String,
+    },
+    /// Cannot be sent as it stands (no address, no mobile number).
+    Blocked {
+        reason: String,
     },
     Cancelled {
         reason: String,

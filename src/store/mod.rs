@@ -12,6 +12,7 @@ mod rows;
 mod sql;
 mod sql_actions;
 mod sqlite;
+pub mod tasks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -270,6 +271,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<DateTime<Utc>>>;
     async fn action(&self, id: i64) -> Result<Option<ActionDetail>>;
 
+    // --- Call tasks.
+    /// Creates the task of a `call_task` action; creating it again returns the same id.
+    async fn create_call_task(&self, task: &tasks::NewCallTask, now: DateTime<Utc>) -> Result<i64>;
+    async fn call_tasks(&self, filter: &tasks::TaskFilter) -> Result<Vec<tasks::CallTask>>;
+    async fn call_task(&self, id: i64) -> Result<Option<tasks::CallTask>>;
+
     // --- Ticks.
     async fn start_tick(
         &self,
@@ -338,6 +345,15 @@ pub trait LedgerTx: Send {
 
     /// Records a promise to pay; returns its id.
     async fn add_promise(&mut self, promise: &NewPromise, now: DateTime<Utc>) -> Result<i64>;
+    /// Marks an open call task done with its outcome.
+    async fn complete_call_task(
+        &mut self,
+        id: i64,
+        outcome: tasks::CallOutcome,
+        note: Option<&str>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
     /// Marks pending promises kept or broken as of `today`; returns how many changed.
     async fn refresh_promises(&mut self, today: NaiveDate, now: DateTime<Utc>) -> Result<u64>;
 

@@ -449,6 +449,31 @@ macro_rules! ledger_sql {
                 self.set_reason(sql, pause.map(|p| p.reason.clone()), pause.and_then(|p| p.until), "invoice", number).await
             }
 
+            async fn complete_call_task(
+                &mut self,
+                id: i64,
+                outcome: $crate::store::tasks::CallOutcome,
+                note: Option<&str>,
+                by: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                let status: Option<String> = sqlx::query_scalar("SELECT status FROM call_tasks WHERE id = $1").bind(id).fetch_optional(&mut *self.tx).await?;
+                match status.as_deref() {
+                    None => return Err($crate::store::StoreError::NotFound { what: "call task", key: id.to_string() }),
+                    Some("open") => {}
+                    Some(s) => return Err($crate::store::StoreError::Invalid(format!("call task {id} is already {s}"))),
+                }
+                sqlx::query("UPDATE call_tasks SET status = 'done', outcome = $1, note = $2, completed_by = $3, completed_at = $4 WHERE id = $5 AND status = 'open'")
+                    .bind(outcome.as_str())
+                    .bind(note)
+                    .bind(by)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
             async fn set_invoice_dispute(&mut self, number: &str, dispute: Option<&$crate::domain::Dispute>) -> $crate::store::Result<()> {
                 let sql = "UPDATE invoices SET dispute_reason = $1, disputed_at = $2, updated_at = $3 WHERE number = $4";
                 self.set_reason(sql, dispute.map(|d| d.reason.clone()), dispute.map(|d| d.opened_at), "invoice", number).await
@@ -1038,7 +1063,7 @@ macro_rules! ledger_sql {
             }
 
             async fn retry_action(&self, id: i64, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
-                self.set_action_status_sql(id, &["dead", "held", "cancelled", "retrying"], "planned", "requeued by an operator", now).await
+                self.set_action_status_sql(id, &["dead", "failed", "blocked", "held", "cancelled", "retrying"], "planned", "requeued by an operator", now).await
             }
 
             async fn cancel_action(&self, id: i64, reason: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
@@ -1064,6 +1089,18 @@ macro_rules! ledger_sql {
                 qb.push(") ORDER BY e.at");
                 let times: Vec<(chrono::DateTime<chrono::Utc>,)> = qb.build_query_as().fetch_all(&self.pool).await?;
                 Ok(times.into_iter().map(|t| t.0).collect())
+            }
+
+            async fn create_call_task(&self, task: &$crate::store::tasks::NewCallTask, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
+                self.create_call_task_sql(task, now).await
+            }
+
+            async fn call_tasks(&self, filter: &$crate::store::tasks::TaskFilter) -> $crate::store::Result<Vec<$crate::store::tasks::CallTask>> {
+                self.call_tasks_sql(filter, None).await
+            }
+
+            async fn call_task(&self, id: i64) -> $crate::store::Result<Option<$crate::store::tasks::CallTask>> {
+                Ok(self.call_tasks_sql(&$crate::store::tasks::TaskFilter { limit: 1, ..Default::default() }, Some(id)).await?.pop())
             }
 
             async fn action(&self, id: i64) -> $crate::store::Result<Option<$crate::store::ActionDetail>> {

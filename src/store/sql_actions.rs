@@ -49,6 +49,75 @@ macro_rules! actions_sql {
                 qb.push(")");
             }
 
+            pub(crate) async fn create_call_task_sql(&self, t: &$crate::store::tasks::NewCallTask, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
+                let customer_id: Option<i64> = sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1").bind(&t.customer).fetch_optional(&mut *tx).await?;
+                let customer_id = customer_id.ok_or_else(|| $crate::store::StoreError::NotFound { what: "customer", key: t.customer.clone() })?;
+                sqlx::query(
+                    "INSERT INTO call_tasks (action_id, customer_id, invoice_numbers, reason, priority, assignee, due_on, status, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) ON CONFLICT (action_id) DO NOTHING",
+                )
+                .bind(t.action_id)
+                .bind(customer_id)
+                .bind(serde_json::to_string(&t.invoices).unwrap_or_else(|_| "[]".into()))
+                .bind(&t.reason)
+                .bind(&t.priority)
+                .bind(&t.assignee)
+                .bind(t.due_on)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let id: i64 = sqlx::query_scalar("SELECT id FROM call_tasks WHERE action_id = $1").bind(t.action_id).fetch_one(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            pub(crate) async fn call_tasks_sql(&self, f: &$crate::store::tasks::TaskFilter, id: Option<i64>) -> $crate::store::Result<Vec<$crate::store::tasks::CallTask>> {
+                type Row = (i64, i64, String, String, String, String, String, Option<String>, chrono::NaiveDate, String, Option<String>, Option<String>, Option<String>, Option<chrono::DateTime<chrono::Utc>>, chrono::DateTime<chrono::Utc>);
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT t.id, t.action_id, c.external_id, c.name, t.invoice_numbers, t.reason, t.priority, t.assignee, t.due_on, t.status, t.outcome, t.note, t.completed_by, t.completed_at, t.created_at \
+                     FROM call_tasks t JOIN customers c ON c.id = t.customer_id WHERE 1 = 1",
+                );
+                if let Some(id) = id {
+                    qb.push(" AND t.id = ").push_bind(id);
+                }
+                if let Some(a) = &f.assignee {
+                    qb.push(" AND t.assignee = ").push_bind(a.clone());
+                }
+                if let Some(s) = &f.status {
+                    qb.push(" AND t.status = ").push_bind(s.clone());
+                }
+                if let Some(d) = f.due_by {
+                    qb.push(" AND t.due_on <= ").push_bind(d);
+                }
+                if let Some(c) = &f.customer {
+                    qb.push(" AND c.external_id = ").push_bind(c.clone());
+                }
+                qb.push(" ORDER BY t.status DESC, t.due_on, t.id LIMIT ").push_bind(i64::from(f.limit.max(1)));
+                let rows: Vec<Row> = qb.build_query_as().fetch_all(&self.pool).await?;
+                rows.into_iter()
+                    .map(|r| {
+                        Ok($crate::store::tasks::CallTask {
+                            id: r.0,
+                            action_id: r.1,
+                            customer: r.2,
+                            customer_name: r.3,
+                            invoices: Self::parse_numbers(&r.4)?,
+                            reason: r.5,
+                            priority: r.6,
+                            assignee: r.7,
+                            due_on: r.8,
+                            status: r.9,
+                            outcome: r.10,
+                            note: r.11,
+                            completed_by: r.12,
+                            completed_at: r.13,
+                            created_at: r.14,
+                        })
+                    })
+                    .collect()
+            }
+
             pub(crate) async fn record_actions_sql(
                 &self,
                 batch: &[$crate::store::actions::NewAction],
@@ -252,6 +321,8 @@ macro_rules! actions_sql {
                     C::Sent { provider_ref } => ("sent", None, Some(provider_ref), None),
                     C::Retry { at, error } => ("retrying", Some(*at), None, Some(error)),
                     C::Dead { error } => ("dead", None, None, Some(error)),
+                    C::Failed { error } => ("failed", None, None, Some(error)),
+                    C::Blocked { reason } => ("blocked", None, None, Some(reason)),
                     C::Cancelled { reason } => ("cancelled", None, None, Some(reason)),
                     C::Deferred { until, reason } => ("planned", Some(*until), None, Some(reason)),
                 };
@@ -281,7 +352,7 @@ macro_rules! actions_sql {
                 let detail = match completion {
                     C::Retry { at, error } => Some(format!("{error}; next attempt at {}", at.to_rfc3339())),
                     C::Deferred { until, reason } => Some(format!("{reason}; not before {}", until.to_rfc3339())),
-                    C::Dead { error } | C::Cancelled { reason: error } => Some(error.clone()),
+                    C::Dead { error } | C::Failed { error } | C::Blocked { reason: error } | C::Cancelled { reason: error } => Some(error.clone()),
                     C::Sent { .. } => None,
                 };
                 Self::event(&mut tx, action_id, status, attempt + undo, detail.as_deref(), provider_ref, now).await?;

@@ -1,0 +1,421 @@
+//! The `channels:` section: which transport delivers each kind of action. A kind with no
+//! transport configured goes to the `outbox/` folder, so nothing leaves the machine until
+//! a transport is written down.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Secret;
+
+/// Transports, validated.
+#[derive(Debug, Clone)]
+pub struct ChannelsConfig {
+    /// Where kinds without a transport write what they would send.
+    pub outbox_dir: PathBuf,
+    /// Message templates (email, SMS); the shipped ones are used when absent.
+    pub templates_dir: PathBuf,
+    pub email: Option<EmailConfig>,
+    pub sms: Option<SmsConfig>,
+    pub call_tasks: CallTasksConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    pub smtp: SmtpConfig,
+    /// `Name <address>` or an address.
+    pub from: String,
+    /// Used when the customer has no collector with an email address.
+    pub reply_to: Option<String>,
+    /// A copy of every message, for the archive.
+    pub bcc: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// STARTTLS on the submission port (587), required.
+    Starttls,
+    /// Implicit TLS (SMTPS, 465).
+    Tls,
+    /// No encryption: a local relay only.
+    Plain,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub timeout: Duration,
+    /// Connections kept open and reused.
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmsConfig {
+    pub provider: SmsProvider,
+    /// `rules check` warns when a rendering needs more segments than this.
+    pub max_segments: u32,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum SmsProvider {
+    Twilio {
+        account_sid: String,
+        auth_token: Secret,
+        from: String,
+        base_url: String,
+    },
+    Brevo {
+        api_key: Secret,
+        sender: String,
+        base_url: String,
+    },
+    /// Any gateway: a URL, a method, headers and a body template.
+    Http {
+        url: String,
+        method: String,
+        headers: BTreeMap<String, Secret>,
+        /// A template rendered with `to`, `text`, `idempotency_key`, `customer`.
+        body: String,
+        content_type: String,
+        /// JSON pointer to the message id in the response (e.g. `/id`).
+        id_pointer: Option<String>,
+    },
+}
+
+impl SmsProvider {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SmsProvider::Twilio { .. } => "twilio",
+            SmsProvider::Brevo { .. } => "brevo",
+            SmsProvider::Http { .. } => "http",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CallTasksConfig {
+    /// Assignee when neither the rule nor the customer names one.
+    pub default_assignee: Option<String>,
+    /// Days to do the call when the rule does not say.
+    pub due_in_days: i64,
+    /// New tasks are posted to this webhook (a CRM, a helpdesk), signed.
+    pub notify: Option<WebhookTarget>,
+}
+
+/// A signed webhook endpoint (Standard Webhooks).
+#[derive(Debug, Clone)]
+pub struct WebhookTarget {
+    pub url: String,
+    /// `whsec_...` secrets; every one signs, so a receiver can rotate.
+    pub secrets: Vec<Secret>,
+    pub timeout: Duration,
+}
+
+// ---- raw shapes -------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChannels {
+    pub outbox_dir: Option<String>,
+    pub templates_dir: Option<String>,
+    pub email: Option<RawEmail>,
+    pub sms: Option<RawSms>,
+    pub call_tasks: Option<RawCallTasks>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    pub smtp: RawSmtp,
+    pub from: String,
+    pub reply_to: Option<String>,
+    #[serde(default)]
+    pub bcc: OneOrMany,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::None => Vec::new(),
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    pub host: String,
+    pub port: Option<u16>,
+    pub security: Option<SmtpSecurity>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub timeout_seconds: Option<u64>,
+    pub pool_size: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSms {
+    pub provider: String,
+    pub max_segments: Option<u32>,
+    pub timeout_seconds: Option<u64>,
+    pub twilio: Option<RawTwilio>,
+    pub brevo: Option<RawBrevo>,
+    pub http: Option<RawHttpSms>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTwilio {
+    pub account_sid: String,
+    pub auth_token: Secret,
+    pub from: String,
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBrevo {
+    pub api_key: Secret,
+    pub sender: String,
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpSms {
+    pub url: String,
+    pub method: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    pub body: String,
+    pub content_type: Option<String>,
+    pub id_pointer: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCallTasks {
+    pub default_assignee: Option<String>,
+    pub due_in_days: Option<i64>,
+    pub notify: Option<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: String,
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    pub secret: Option<Secret>,
+    pub timeout_seconds: Option<u64>,
+}
+
+/// Validates the raw section; `err(path, message)` records each problem.
+pub fn build(raw: RawChannels, err: &mut dyn FnMut(&str, String)) -> ChannelsConfig {
+    let email = raw.email.map(|e| {
+        let security = e.smtp.security.unwrap_or(SmtpSecurity::Starttls);
+        let port = e.smtp.port.unwrap_or(match security {
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::Plain => 25,
+        });
+        if e.smtp.host.trim().is_empty() {
+            err("channels.email.smtp.host", "must not be empty".into());
+        }
+        if e.smtp.password.is_some() && e.smtp.username.is_none() {
+            err(
+                "channels.email.smtp.username",
+                "a password is set but no username".into(),
+            );
+        }
+        if e.smtp.password.is_some() && security == SmtpSecurity::Plain {
+            err(
+                "channels.email.smtp.security",
+                "credentials over an unencrypted connection: use starttls or tls".into(),
+            );
+        }
+        for (path, addr) in std::iter::once(("channels.email.from", &e.from))
+            .chain(e.reply_to.iter().map(|r| ("channels.email.reply_to", r)))
+        {
+            if addr.parse::<lettre::message::Mailbox>().is_err() {
+                err(
+                    path,
+                    format!("'{addr}' is not an email address (or 'Name <address>')"),
+                );
+            }
+        }
+        let bcc = e.bcc.into_vec();
+        for b in &bcc {
+            if b.parse::<lettre::message::Mailbox>().is_err() {
+                err(
+                    "channels.email.bcc",
+                    format!("'{b}' is not an email address"),
+                );
+            }
+        }
+        EmailConfig {
+            smtp: SmtpConfig {
+                host: e.smtp.host,
+                port,
+                security,
+                username: e.smtp.username,
+                password: e.smtp.password,
+                timeout: Duration::from_secs(e.smtp.timeout_seconds.unwrap_or(30).max(1)),
+                pool_size: e.smtp.pool_size.unwrap_or(4).max(1),
+            },
+            from: e.from,
+            reply_to: e.reply_to,
+            bcc,
+        }
+    });
+
+    let sms = raw.sms.and_then(|s| {
+        let provider = match s.provider.as_str() {
+            "twilio" => match s.twilio {
+                Some(t) => Some(SmsProvider::Twilio {
+                    account_sid: t.account_sid,
+                    auth_token: t.auth_token,
+                    from: t.from,
+                    base_url: trim_url(t.base_url.as_deref().unwrap_or("https://api.twilio.com")),
+                }),
+                None => {
+                    err("channels.sms.twilio", "provider is twilio but the twilio section (account_sid, auth_token, from) is missing".into());
+                    None
+                }
+            },
+            "brevo" => match s.brevo {
+                Some(b) => Some(SmsProvider::Brevo {
+                    api_key: b.api_key,
+                    sender: b.sender,
+                    base_url: trim_url(b.base_url.as_deref().unwrap_or("https://api.brevo.com")),
+                }),
+                None => {
+                    err(
+                        "channels.sms.brevo",
+                        "provider is brevo but the brevo section (api_key, sender) is missing"
+                            .into(),
+                    );
+                    None
+                }
+            },
+            "http" => match s.http {
+                Some(h) => {
+                    let method = h.method.unwrap_or_else(|| "POST".into()).to_ascii_uppercase();
+                    if !["POST", "PUT", "PATCH", "GET"].contains(&method.as_str()) {
+                        err(
+                            "channels.sms.http.method",
+                            format!("unsupported method '{method}' (POST, PUT, PATCH or GET)"),
+                        );
+                    }
+                    if let Err(e) = minijinja::Environment::new().template_from_str(&h.body) {
+                        err("channels.sms.http.body", format!("template error: {e}"));
+                    }
+                    if let Some(p) = &h.id_pointer {
+                        if !p.is_empty() && !p.starts_with('/') {
+                            err(
+                                "channels.sms.http.id_pointer",
+                                format!("'{p}' is not a JSON pointer (e.g. /id or /messages/0/id)"),
+                            );
+                        }
+                    }
+                    Some(SmsProvider::Http {
+                        url: h.url,
+                        method,
+                        headers: h.headers,
+                        body: h.body,
+                        content_type: h.content_type.unwrap_or_else(|| "application/json".into()),
+                        id_pointer: h.id_pointer,
+                    })
+                }
+                None => {
+                    err(
+                        "channels.sms.http",
+                        "provider is http but the http section (url, body) is missing".into(),
+                    );
+                    None
+                }
+            },
+            other => {
+                err(
+                    "channels.sms.provider",
+                    format!("unknown SMS provider '{other}' (expected twilio, brevo or http)"),
+                );
+                None
+            }
+        }?;
+        Some(SmsConfig {
+            provider,
+            max_segments: s.max_segments.unwrap_or(2).max(1),
+            timeout: Duration::from_secs(s.timeout_seconds.unwrap_or(15).max(1)),
+        })
+    });
+
+    let call_tasks = raw.call_tasks.map_or_else(
+        || CallTasksConfig {
+            due_in_days: 2,
+            ..Default::default()
+        },
+        |c| {
+            let notify = c.notify.map(|w| {
+                let mut secrets = w.secrets;
+                secrets.extend(w.secret);
+                if secrets.is_empty() {
+                    err(
+                        "channels.call_tasks.notify.secrets",
+                        "at least one signing secret (whsec_...) is needed".into(),
+                    );
+                }
+                for s in &secrets {
+                    if crate::channels::webhook::decode_secret(s.expose()).is_err() {
+                        err(
+                            "channels.call_tasks.notify.secrets",
+                            "a secret must be 'whsec_' followed by base64".into(),
+                        );
+                    }
+                }
+                WebhookTarget {
+                    url: w.url,
+                    secrets,
+                    timeout: Duration::from_secs(w.timeout_seconds.unwrap_or(15).max(1)),
+                }
+            });
+            CallTasksConfig {
+                default_assignee: c.default_assignee,
+                due_in_days: c.due_in_days.unwrap_or(2).max(0),
+                notify,
+            }
+        },
+    );
+
+    ChannelsConfig {
+        outbox_dir: PathBuf::from(raw.outbox_dir.unwrap_or_else(|| "outbox".into())),
+        templates_dir: PathBuf::from(raw.templates_dir.unwrap_or_else(|| "templates".into())),
+        email,
+        sms,
+        call_tasks,
+    }
+}
+
+fn trim_url(u: &str) -> String {
+    u.trim_end_matches('/').to_string()
+}

@@ -1,0 +1,652 @@
+//! Real transports against real peers on loopback: an SMTP server (aiosmtpd, an
+//! independent implementation) and HTTP servers shaped like Twilio, Brevo and a generic
+//! gateway; call tasks whose outcome feeds back into the ledger; templates checked by
+//! `relance rules check`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use crate::helpers::{workspace_with_rules_and, Run, Workspace};
+
+/// The SMTP peer: `tests/peers/smtp_sink.py`, stopped when dropped.
+struct SmtpSink {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl SmtpSink {
+    fn start(dir: &Path, args: &[&str]) -> SmtpSink {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/smtp_sink.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg("--dir")
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the SMTP peer (pip install aiosmtpd)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| {
+            panic!("the SMTP peer did not start (is aiosmtpd installed?): {line:?}")
+        });
+        SmtpSink {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// What the server accepted, in order.
+    fn messages(&self) -> Vec<serde_json::Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+        files.sort();
+        files
+            .iter()
+            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const NBSP: char = '\u{a0}';
+
+fn email_workspace(port: u16, extra_rules: &str) -> Workspace {
+    let rule = format!("[email(\"reminder_1\", customer.dunnable.overdue(1)), {extra_rules}]");
+    let config = format!(
+        "dispatch:\n  backoff_base_seconds: 0\n  max_attempts: 5\nchannels:\n  email:\n    smtp: {{ host: 127.0.0.1, port: {port}, security: plain, timeout_seconds: 5 }}\n    from: \"Test SAS <relance@test.example>\"\n    reply_to: credit@test.example\n    bcc: archive@test.example\n"
+    );
+    let w = workspace_with_rules_and(&[("smb", &rule)], &config);
+    w.write(
+        "customers.csv",
+        "external_id,name,segment,emails,locale,collector,phones\n\
+         C1,Un SARL,smb,compta@un.example,fr,marie@test.example,+33612345678\n\
+         C2,Two Ltd,smb,ap@two.example,en,,+33145678901\n",
+    );
+    w.write(
+        "invoices.csv",
+        "number,customer,issue_date,due_date,amount\n\
+         F1,C1,2026-01-01,2026-01-31,1234.56\n\
+         F2,C1,2026-01-05,2026-02-04,50.00\n\
+         F3,C2,2026-01-01,2026-01-31,2500.00\n",
+    );
+    w.relance(&["import", "customers", "customers.csv"])
+        .expect_code(0);
+    w.relance(&["import", "invoices", "invoices.csv"])
+        .expect_code(0);
+    w
+}
+
+fn action_list(w: &Workspace) -> Vec<serde_json::Value> {
+    w.relance(&["actions", "list", "--format", "json"])
+        .expect_code(0)
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn an_email_reaches_the_smtp_server_with_its_recipients_both_parts_and_locale_formatting() {
+    let mail = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(mail.path(), &[]);
+    let w = email_workspace(sink.port, "");
+    w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
+    let run = w.relance(&["dispatch"]);
+    run.expect_code(0);
+    let got = sink.messages();
+    assert_eq!(got.len(), 2, "{}\n{}", run.stdout, run.stderr);
+
+    let fr = got
+        .iter()
+        .find(|m| m["to"].as_str().unwrap().contains("un.example"))
+        .unwrap();
+    let mut rcpt: Vec<&str> = fr["rcpt_tos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    rcpt.sort();
+    assert_eq!(rcpt, ["archive@test.example", "compta@un.example"]);
+    assert!(
+        !fr["to"].as_str().unwrap().contains("archive"),
+        "bcc is not a header"
+    );
+    assert_eq!(fr["mail_from"], "relance@test.example");
+    // Replies go to the customer's collector.
+    assert_eq!(fr["reply_to"], "marie@test.example");
+    assert_eq!(fr["content_type"], "multipart/alternative");
+    let subject = fr["subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with("Test SAS : relance pour 2 factures"),
+        "{subject}"
+    );
+    let text = fr["text"].as_str().unwrap();
+    let html = fr["html"].as_str().unwrap();
+    for part in [text, html] {
+        for needle in [
+            "F1".to_string(),
+            "F2".to_string(),
+            format!("1{NBSP}234,56{NBSP}€"),
+            format!("50,00{NBSP}€"),
+            format!("1{NBSP}284,56{NBSP}€"),
+            "31/01/2026".to_string(),
+        ] {
+            assert!(part.contains(&needle), "{needle:?} missing from\n{part}");
+        }
+    }
+    assert!(text.contains("30 jours de retard"), "{text}");
+    assert!(html.contains("<table"), "{html}");
+
+    let en = got
+        .iter()
+        .find(|m| m["to"].as_str().unwrap().contains("two.example"))
+        .unwrap();
+    assert_eq!(
+        en["reply_to"], "credit@test.example",
+        "no collector: the configured reply-to"
+    );
+    let text = en["text"].as_str().unwrap();
+    assert!(
+        text.contains("€2,500.00") && text.contains("31 Jan 2026"),
+        "{text}"
+    );
+    assert!(en["subject"]
+        .as_str()
+        .unwrap()
+        .contains("overdue invoice F3"));
+
+    // The Message-ID is recorded in the action log.
+    let sent: Vec<String> = action_list(&w)
+        .iter()
+        .map(|a| a["provider_ref"].as_str().unwrap().to_string())
+        .collect();
+    for m in &got {
+        assert!(
+            sent.contains(&m["message_id"].as_str().unwrap().to_string()),
+            "{sent:?} {m}"
+        );
+    }
+}
+
+#[test]
+fn a_temporary_smtp_failure_is_retried_and_delivers_once() {
+    let mail = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(mail.path(), &["--fail-first", "1"]);
+    let w = email_workspace(sink.port, "");
+    w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
+    let first = w.relance(&["dispatch", "--once"]);
+    assert!(first.stdout.contains("will retry"), "{}", first.stdout);
+    assert!(first.stdout.contains("451"), "{}", first.stdout);
+    w.relance(&["dispatch"]).expect_code(0);
+    let got = sink.messages();
+    assert_eq!(got.len(), 2, "each customer's email accepted once");
+    let actions = action_list(&w);
+    assert!(actions.iter().all(|a| a["status"] == "sent"), "{actions:?}");
+    assert_eq!(
+        actions
+            .iter()
+            .map(|a| a["attempts"].as_i64().unwrap())
+            .sum::<i64>(),
+        3
+    );
+}
+
+#[test]
+fn a_permanent_smtp_rejection_is_recorded_as_failed_and_not_retried() {
+    let mail = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(mail.path(), &["--reject"]);
+    let w = email_workspace(sink.port, "");
+    w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
+    let run = w.relance(&["dispatch"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("failed ("), "{}", run.stdout);
+    assert!(sink.messages().is_empty());
+    let actions = action_list(&w);
+    assert!(
+        actions
+            .iter()
+            .all(|a| a["status"] == "failed" && a["attempts"] == 1),
+        "{actions:?}"
+    );
+    assert!(
+        actions[0]["last_error"].as_str().unwrap().contains("550"),
+        "{actions:?}"
+    );
+    // Nothing is left to retry; an operator can requeue it.
+    assert!(w.relance(&["dispatch"]).stdout.contains("nothing to send"));
+    w.relance(&["actions", "retry", "1"]).expect_code(0);
+}
+
+// ---- SMS over HTTP -------------------------------------------------------------------
+
+/// A scripted answer: status, headers, body.
+type Answer = (u16, Vec<(&'static str, &'static str)>, &'static str);
+
+#[derive(Clone, Default)]
+struct Seen {
+    requests: Arc<Mutex<Vec<(String, axum::http::HeaderMap, String)>>>,
+}
+
+/// An HTTP server on a free loopback port answering each request with the next of
+/// `answers` (the last one repeats), recording every request.
+async fn http_peer(answers: Vec<Answer>) -> (String, Seen) {
+    use axum::response::IntoResponse;
+    let seen = Seen::default();
+    let answers = Arc::new(answers);
+    let record = seen.clone();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let record = record.clone();
+        let answers = answers.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            let n = {
+                let mut r = record.requests.lock().unwrap();
+                r.push((
+                    parts.uri.path().to_string(),
+                    parts.headers.clone(),
+                    String::from_utf8_lossy(&body).into_owned(),
+                ));
+                r.len()
+            };
+            let (status, headers, body) = answers[(n - 1).min(answers.len() - 1)].clone();
+            let mut resp =
+                (axum::http::StatusCode::from_u16(status).unwrap(), body).into_response();
+            resp.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            for (k, v) in headers {
+                resp.headers_mut().insert(k, v.parse().unwrap());
+            }
+            resp
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+fn sms_workspace(channel: &str) -> Workspace {
+    let rule = "sms(\"sms_reminder\", customer.dunnable.overdue(1))";
+    let config = format!(
+        "dispatch:\n  backoff_base_seconds: 0\n  max_attempts: 5\nchannels:\n  sms:\n{channel}"
+    );
+    let w = workspace_with_rules_and(&[("smb", rule)], &config);
+    w.write(
+        "customers.csv",
+        "external_id,name,segment,emails,locale,phones\n\
+         C1,Un SARL,smb,compta@un.example,fr,+33612345678\n\
+         C2,Deux SA,smb,ap@deux.example,fr,+33145678901\n",
+    );
+    w.write(
+        "invoices.csv",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,1234.56\nF3,C2,2026-01-01,2026-01-31,99.00\n",
+    );
+    w.relance(&["import", "customers", "customers.csv"])
+        .expect_code(0);
+    w.relance(&["import", "invoices", "invoices.csv"])
+        .expect_code(0);
+    w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
+    w
+}
+
+async fn run(w: &Arc<Workspace>, args: &'static [&'static str]) -> Run {
+    let w = w.clone();
+    tokio::task::spawn_blocking(move || w.relance(args))
+        .await
+        .unwrap()
+}
+
+fn status_of(w: &Workspace, customer: &str) -> serde_json::Value {
+    action_list(w)
+        .into_iter()
+        .find(|a| a["customer"] == customer)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_is_retried_after_429_with_retry_after_and_sends_once_with_the_same_idempotency_token(
+) {
+    let (url, seen) = http_peer(vec![
+        (
+            429,
+            vec![("retry-after", "1")],
+            r#"{"code":20429,"message":"Too Many Requests"}"#,
+        ),
+        (
+            201,
+            vec![],
+            r#"{"sid":"SM0123456789abcdef","status":"queued"}"#,
+        ),
+    ])
+    .await;
+    let w = Arc::new(sms_workspace(&format!(
+        "    provider: twilio\n    twilio: {{ account_sid: AC123, auth_token: tok-secret, from: \"+33700000000\", base_url: \"{url}\" }}\n"
+    )));
+    let first = run(&w, &["dispatch"]).await;
+    first.expect_code(0);
+    assert!(first.stdout.contains("will retry"), "{}", first.stdout);
+    // The customer without a mobile number is blocked with the reason.
+    let blocked = status_of(&w, "C2");
+    assert_eq!(blocked["status"], "blocked");
+    assert!(blocked["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("no valid E.164 mobile number"));
+    // Retry-After (1 s) is honoured, not the zero backoff.
+    let early = run(&w, &["dispatch"]).await;
+    assert!(early.stdout.contains("nothing to send"), "{}", early.stdout);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    run(&w, &["dispatch"]).await.expect_code(0);
+
+    let requests = seen.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2);
+    for (path, headers, body) in &requests {
+        assert_eq!(path, "/2010-04-01/Accounts/AC123/Messages.json");
+        // HTTP Basic: account SID and auth token.
+        let auth = headers["authorization"].to_str().unwrap();
+        assert_eq!(auth, "Basic QUMxMjM6dG9rLXNlY3JldA==");
+        assert!(
+            body.contains("To=%2B33612345678") && body.contains("From=%2B33700000000"),
+            "{body}"
+        );
+        assert!(body.contains("Body="), "{body}");
+    }
+    assert_eq!(
+        requests[0].1["i-twilio-idempotency-token"],
+        requests[1].1["i-twilio-idempotency-token"]
+    );
+    let sent = status_of(&w, "C1");
+    assert_eq!(sent["status"], "sent");
+    assert_eq!(sent["provider_ref"], "SM0123456789abcdef");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brevo_gets_its_api_key_and_a_4xx_is_not_retried() {
+    let (url, seen) = http_peer(vec![(
+        400,
+        vec![],
+        r#"{"code":"invalid_parameter","message":"sender is invalid"}"#,
+    )])
+    .await;
+    let w = Arc::new(sms_workspace(&format!(
+        "    provider: brevo\n    brevo: {{ api_key: xkeysib-test, sender: Durand, base_url: \"{url}\" }}\n"
+    )));
+    run(&w, &["dispatch"]).await.expect_code(0);
+    run(&w, &["dispatch"]).await.expect_code(0);
+    let requests = seen.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "a 400 is permanent: no second request");
+    let (path, headers, body) = &requests[0];
+    assert_eq!(path, "/v3/transactionalSMS/send");
+    assert_eq!(headers["api-key"], "xkeysib-test");
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["recipient"], "33612345678");
+    assert_eq!(body["sender"], "Durand");
+    assert_eq!(body["type"], "transactional");
+    // No-break spaces become spaces in an SMS: they would force UCS-2.
+    assert!(
+        body["content"].as_str().unwrap().contains("1 234,56 €"),
+        "{body}"
+    );
+    let failed = status_of(&w, "C1");
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("sender is invalid"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generic_gateway_gets_the_configured_headers_and_body_and_5xx_is_retried() {
+    let (url, seen) = http_peer(vec![
+        (503, vec![], "unavailable"),
+        (200, vec![], r#"{"data":{"id":"gw-77"}}"#),
+    ])
+    .await;
+    let w = Arc::new(sms_workspace(&format!(
+        "    provider: http\n    http:\n      url: \"{url}/send\"\n      headers: {{ authorization: \"Bearer gw-token\" }}\n      body: '{{\"msisdn\": \"{{{{ to }}}}\", \"message\": \"{{{{ text }}}}\", \"ref\": \"{{{{ idempotency_key }}}}\"}}'\n      id_pointer: /data/id\n"
+    )));
+    run(&w, &["dispatch"]).await.expect_code(0);
+    run(&w, &["dispatch"]).await.expect_code(0);
+    let requests = seen.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "503 then 200");
+    let (path, headers, body) = &requests[1];
+    assert_eq!(path, "/send");
+    assert_eq!(headers["authorization"], "Bearer gw-token");
+    let body: serde_json::Value = serde_json::from_str(body).expect("the body is valid JSON");
+    assert_eq!(body["msisdn"], "+33612345678");
+    assert!(body["ref"].as_str().unwrap().starts_with("planned:"));
+    assert_eq!(requests[0].2, requests[1].2, "the same request again");
+    assert_eq!(status_of(&w, "C1")["provider_ref"], "gw-77");
+}
+
+// ---- Call tasks ----------------------------------------------------------------------
+
+#[test]
+fn a_call_completed_with_a_promise_pauses_dunning_until_its_date_then_the_broken_promise_shows() {
+    let rule = "let open = customer.dunnable; [\
+        call_task(\"overdue balance\", open.overdue(1), #{ priority: \"high\" }),\
+        email(\"reminder_2\", open.overdue(40)),\
+        if customer.broken_promise != () { call_task(\"broken promise\", open.overdue(1), #{ step: \"broken_promise\" }) },\
+    ]";
+    let w = workspace_with_rules_and(
+        &[("smb", rule)],
+        "channels:\n  call_tasks:\n    default_assignee: recouvrement\n",
+    );
+    w.write(
+        "customers.csv",
+        "external_id,name,segment,emails,collector\nC1,Un SARL,smb,a@un.example,marie\n",
+    );
+    w.write(
+        "invoices.csv",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,1000.00\nF2,C1,2026-01-01,2026-02-10,500.00\n",
+    );
+    w.relance(&["import", "customers", "customers.csv"])
+        .expect_code(0);
+    w.relance(&["import", "invoices", "invoices.csv"])
+        .expect_code(0);
+    w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
+    w.relance(&["dispatch"]).expect_code(0);
+
+    let tasks: Vec<serde_json::Value> = serde_json::from_str(
+        &w.relance(&["tasks", "list", "--status", "open", "--format", "json"])
+            .expect_code(0)
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(tasks.len(), 1);
+    let t = &tasks[0];
+    assert_eq!(t["customer"], "C1");
+    assert_eq!(t["invoices"], serde_json::json!(["F1", "F2"]));
+    assert_eq!(t["priority"], "high");
+    assert_eq!(t["assignee"], "marie", "the customer's collector");
+    assert_eq!(t["reason"], "overdue balance");
+    let id = t["id"].to_string();
+
+    // A promise without its date is refused.
+    let refused = w.relance(&["tasks", "complete", &id, "--outcome", "promise"]);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("--promise-date"),
+        "{}",
+        refused.stderr
+    );
+    let done = w.relance(&[
+        "tasks",
+        "complete",
+        &id,
+        "--outcome",
+        "promise",
+        "--promise-date",
+        "2026-03-20",
+        "--note",
+        "paiement le 20",
+    ]);
+    done.expect_code(0);
+    assert!(done.stdout.contains("done (promise)"), "{}", done.stdout);
+    w.relance(&["tasks", "complete", &id, "--outcome", "no-answer"])
+        .expect_code(4);
+
+    // Before the promised date: the promised invoices are left alone, although F1 is now
+    // 40 days late.
+    let paused = w.relance(&["tick", "--as-of", "2026-03-12"]);
+    assert!(
+        paused.stdout.contains("0 new planned actions"),
+        "{}",
+        paused.stdout
+    );
+    // After it, unpaid: the promise is broken and the rules see it.
+    let broken = w.relance(&["tick", "--as-of", "2026-03-23"]);
+    assert!(
+        broken.stdout.contains("2 new planned actions"),
+        "{}",
+        broken.stdout
+    );
+    let steps: Vec<String> = action_list(&w)
+        .iter()
+        .map(|a| a["step"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        steps.contains(&"broken_promise".to_string()) && steps.contains(&"reminder_2".to_string()),
+        "{steps:?}"
+    );
+}
+
+#[test]
+fn a_dispute_recorded_on_a_call_marks_the_invoices_disputed() {
+    let rule = "[call_task(\"overdue\", customer.dunnable.overdue(1)), email(\"reminder_1\", customer.dunnable.overdue(1))]";
+    let w = workspace_with_rules_and(&[("smb", rule)], "");
+    w.write(
+        "customers.csv",
+        "external_id,name,segment,emails\nC1,Un SARL,smb,a@un.example\n",
+    );
+    w.write(
+        "invoices.csv",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,1000.00\n",
+    );
+    w.relance(&["import", "customers", "customers.csv"])
+        .expect_code(0);
+    w.relance(&["import", "invoices", "invoices.csv"])
+        .expect_code(0);
+    // The call is made first; the email waits for the next dispatch.
+    w.relance(&["tick", "--as-of", "2026-03-02", "--segment", "smb"])
+        .expect_code(0);
+    let first = w.relance(&["dispatch", "--once"]);
+    first.expect_code(0);
+    let list = w.relance(&["tasks", "list"]).expect_code(0).stdout.clone();
+    assert!(
+        list.contains("C1 Un SARL") && list.contains("open"),
+        "{list}"
+    );
+    w.relance(&[
+        "tasks",
+        "complete",
+        "1",
+        "--outcome",
+        "dispute",
+        "--reason",
+        "goods returned",
+    ])
+    .expect_code(0);
+    // The pending email is cancelled: its invoice is now disputed.
+    let run = w.relance(&["dispatch"]);
+    assert!(
+        run.stdout.contains("disputed: goods returned"),
+        "{}",
+        run.stdout
+    );
+    let done = w
+        .relance(&["tasks", "list", "--status", "done"])
+        .expect_code(0)
+        .stdout
+        .clone();
+    assert!(done.contains("-> dispute"), "{done}");
+}
+
+// ---- Templates -----------------------------------------------------------------------
+
+#[test]
+fn rules_check_reports_missing_templates_and_unknown_variables() {
+    let w = workspace_with_rules_and(
+        &[(
+            "smb",
+            "email(\"no_such_letter\", customer.dunnable.overdue(1))",
+        )],
+        "",
+    );
+    let run = w.relance(&["rules", "check"]);
+    run.expect_code(4);
+    assert!(
+        run.stderr.contains("email template 'no_such_letter' (fr): template email/no_such_letter.fr.subject not found"),
+        "{}",
+        run.stderr
+    );
+
+    let w = workspace_with_rules_and(
+        &[("smb", "email(\"reminder_1\", customer.dunnable.overdue(1))")],
+        "",
+    );
+    std::fs::create_dir_all(w.path("templates/email")).unwrap();
+    w.write(
+        "templates/email/reminder_1.en.subject",
+        "Hello {{ customer.nickname }}",
+    );
+    let run = w.relance(&["rules", "check"]);
+    run.expect_code(4);
+    assert!(
+        run.stderr.contains("email template 'reminder_1' (en)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("nickname") || run.stderr.contains("undefined"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("(fr)"),
+        "the shipped French template still renders: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn rules_check_warns_about_long_sms_and_passes_with_the_shipped_templates() {
+    let w = workspace_with_rules_and(
+        &[("smb", "sms(\"sms_reminder\", customer.dunnable.overdue(1))")],
+        "",
+    );
+    let ok = w.relance(&["rules", "check"]);
+    ok.expect_code(0);
+    assert!(ok.stdout.contains("templates: OK"), "{}", ok.stdout);
+    std::fs::create_dir_all(w.path("templates/sms")).unwrap();
+    w.write(
+        "templates/sms/sms_reminder.fr.txt",
+        format!("{} {{{{ total_open }}}}", "Rappel ".repeat(60)),
+    );
+    let long = w.relance(&["rules", "check"]);
+    long.expect_code(0);
+    assert!(
+        long.stderr
+            .contains("warning: sms template 'sms_reminder' takes 3 GSM-7 segments"),
+        "{}",
+        long.stderr
+    );
+}
