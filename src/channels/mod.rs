@@ -124,6 +124,26 @@ pub trait Channel: Send + Sync {
     async fn deliver(&self, action: &ClaimedAction) -> Result<Delivered, DeliveryError>;
 }
 
+/// A channel whose interrupted sends are treated as configured rather than as the
+/// channel would.
+struct WithPolicy {
+    inner: Arc<dyn Channel>,
+    policy: OnInterrupted,
+}
+
+#[async_trait]
+impl Channel for WithPolicy {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn on_interrupted(&self) -> OnInterrupted {
+        self.policy
+    }
+    async fn deliver(&self, action: &ClaimedAction) -> Result<Delivered, DeliveryError> {
+        self.inner.deliver(action).await
+    }
+}
+
 /// The channel of each action kind.
 #[derive(Clone)]
 pub struct Channels {
@@ -143,6 +163,16 @@ impl Channels {
 
     pub fn set(&mut self, kind: ActionKind, channel: Arc<dyn Channel>) {
         self.by_kind.insert(kind, channel);
+    }
+
+    /// Overrides what an interrupted send of `kind` becomes.
+    pub fn set_on_interrupted(&mut self, kind: ActionKind, policy: OnInterrupted) {
+        if let Some(inner) = self.by_kind.get(&kind).cloned() {
+            if inner.on_interrupted() != policy {
+                self.by_kind
+                    .insert(kind, Arc::new(WithPolicy { inner, policy }));
+            }
+        }
     }
 
     pub fn get(&self, kind: ActionKind) -> Option<&Arc<dyn Channel>> {

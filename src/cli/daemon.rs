@@ -149,6 +149,9 @@ pub fn channels_for(config: &Config, store: Arc<dyn Store>) -> Result<Channels, 
             &config.calendar,
         )),
     );
+    for (kind, policy) in &config.channels.on_interrupted {
+        channels.set_on_interrupted(*kind, *policy);
+    }
     Ok(channels)
 }
 

@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Secret;
+use crate::channels::OnInterrupted;
+use crate::domain::ActionKind;
 
 /// Transports, validated.
 #[derive(Debug, Clone)]
@@ -20,6 +22,10 @@ pub struct ChannelsConfig {
     pub email: Option<EmailConfig>,
     pub sms: Option<SmsConfig>,
     pub call_tasks: CallTasksConfig,
+    /// What a send interrupted by a crash becomes, by kind: `resend` (with the same
+    /// message id / idempotency key) or `hold` for an operator. Formal notices and
+    /// insurer handovers are held unless configured otherwise.
+    pub on_interrupted: BTreeMap<ActionKind, OnInterrupted>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +135,8 @@ pub struct RawChannels {
     pub email: Option<RawEmail>,
     pub sms: Option<RawSms>,
     pub call_tasks: Option<RawCallTasks>,
+    #[serde(default)]
+    pub on_interrupted: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -407,7 +415,32 @@ pub fn build(raw: RawChannels, err: &mut dyn FnMut(&str, String)) -> ChannelsCon
         },
     );
 
+    let mut on_interrupted: BTreeMap<ActionKind, OnInterrupted> = [
+        (ActionKind::FormalNotice, OnInterrupted::Hold),
+        (ActionKind::InsurerHandover, OnInterrupted::Hold),
+    ]
+    .into_iter()
+    .collect();
+    for (kind, policy) in raw.on_interrupted {
+        let path = format!("channels.on_interrupted.{kind}");
+        let policy = match policy.as_str() {
+            "resend" => OnInterrupted::Resend,
+            "hold" => OnInterrupted::Hold,
+            other => {
+                err(&path, format!("'{other}': expected resend or hold"));
+                continue;
+            }
+        };
+        match kind.parse::<ActionKind>() {
+            Ok(k) => {
+                on_interrupted.insert(k, policy);
+            }
+            Err(e) => err(&path, e),
+        }
+    }
+
     ChannelsConfig {
+        on_interrupted,
         outbox_dir: PathBuf::from(raw.outbox_dir.unwrap_or_else(|| "outbox".into())),
         templates_dir: PathBuf::from(raw.templates_dir.unwrap_or_else(|| "templates".into())),
         email,

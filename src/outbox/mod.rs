@@ -141,9 +141,14 @@ impl Dispatcher {
             return Ok(Step::Idle);
         };
         let id = action.id;
-        if std::env::var("RELANCE_FAILPOINT").as_deref() == Ok("dispatch-after-claim") {
-            // Crash injection for tests of lease recovery: die holding the lease.
-            std::process::abort();
+        match std::env::var("RELANCE_FAILPOINT").as_deref() {
+            // Crash injection for tests of lease recovery: die holding the lease, or
+            // hang holding it until the test kills the process.
+            Ok("dispatch-after-claim") => std::process::abort(),
+            Ok("pause-after-claim") => {
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await
+            }
+            _ => {}
         }
         let today = now.with_timezone(&self.timezone).date_naive();
         if let Some(reason) = self.store.stale_reason(id, today).await? {
@@ -214,7 +219,15 @@ impl Dispatcher {
         };
         let span = tracing::info_span!("deliver", action = id, kind = %action.kind, customer = %action.customer.external_id, attempt = action.attempt);
         let _enter = span.enter();
-        match channel.deliver(&action).await {
+        let delivered = channel.deliver(&action).await;
+        if delivered.is_ok()
+            && std::env::var("RELANCE_FAILPOINT").as_deref() == Ok("dispatch-after-send")
+        {
+            // Crash injection: the channel accepted the message, the outcome is not
+            // recorded (the one window no system can close).
+            std::process::abort();
+        }
+        match delivered {
             Ok(d) => {
                 tracing::info!(channel = channel.name(), provider_ref = %d.provider_ref, "sent");
                 self.finish(

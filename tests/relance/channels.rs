@@ -650,3 +650,217 @@ fn rules_check_warns_about_long_sms_and_passes_with_the_shipped_templates() {
         long.stderr
     );
 }
+
+// ---- Crashes around a send to an HTTP receiver -----------------------------------------
+
+const GATEWAY: &str = "    provider: http\n    http:\n      url: \"URL/send\"\n      body: '{\"to\": \"{{ to }}\", \"text\": \"{{ text }}\"}'\n      id_pointer: /id\n";
+
+fn gateway_workspace(url: &str, extra: &str) -> Workspace {
+    let w = sms_workspace(&format!("{}{extra}", GATEWAY.replace("URL", url)));
+    // Short leases: a crashed holder's action is reclaimed quickly.
+    let config = std::fs::read_to_string(w.path("relance.yaml"))
+        .unwrap()
+        .replace("dispatch:\n", "dispatch:\n  lease_seconds: 1\n");
+    w.write("relance.yaml", config);
+    w
+}
+
+fn dispatch_with_failpoint(w: &Workspace, failpoint: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args([
+            "--config",
+            w.path("relance.yaml").to_str().unwrap(),
+            "dispatch",
+            "--once",
+        ])
+        .current_dir(w.dir.path())
+        .env("RELANCE_FAILPOINT", failpoint)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_after_claiming_is_recovered_by_lease_expiry_and_the_receiver_sees_one_delivery(
+) {
+    let (url, seen) = http_peer(vec![(200, vec![], r#"{"id":"gw-1"}"#)]).await;
+    let w = Arc::new(gateway_workspace(&url, ""));
+    let mut child = dispatch_with_failpoint(&w, "pause-after-claim");
+    // Wait for the claim, then SIGKILL the process holding the lease.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let w2 = w.clone();
+        let claimed = tokio::task::spawn_blocking(move || action_list(&w2))
+            .await
+            .unwrap()
+            .iter()
+            .any(|a| a["status"] == "sending");
+        if claimed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the action was never claimed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(
+        seen.requests.lock().unwrap().is_empty(),
+        "killed before sending"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    run(&w, &["dispatch"]).await.expect_code(0);
+    run(&w, &["dispatch"]).await.expect_code(0);
+    assert_eq!(
+        seen.requests.lock().unwrap().len(),
+        1,
+        "exactly one delivery"
+    );
+    let a = status_of(&w, "C1");
+    assert_eq!(a["status"], "sent");
+    assert_eq!(a["provider_ref"], "gw-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_the_receiver_accepted_resends_with_the_same_key_or_is_held_for_an_operator()
+{
+    // Resend (the SMS default): the receiver gets the same request twice, with the same
+    // idempotency key, and can deduplicate.
+    let (url, seen) = http_peer(vec![(200, vec![], r#"{"id":"gw-1"}"#)]).await;
+    let w = Arc::new(gateway_workspace(&url, ""));
+    let mut child = dispatch_with_failpoint(&w, "dispatch-after-send");
+    assert!(!child.wait().unwrap().success());
+    assert_eq!(seen.requests.lock().unwrap().len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    run(&w, &["dispatch"]).await.expect_code(0);
+    let requests = seen.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[0].1["idempotency-key"],
+        requests[1].1["idempotency-key"]
+    );
+    assert_eq!(requests[0].2, requests[1].2);
+    assert_eq!(status_of(&w, "C1")["status"], "sent");
+
+    // Hold: the interrupted send waits for an operator; nothing is sent again by itself.
+    let (url, seen) = http_peer(vec![(200, vec![], r#"{"id":"gw-2"}"#)]).await;
+    let w = Arc::new(gateway_workspace(&url, "  on_interrupted: { sms: hold }\n"));
+    let mut child = dispatch_with_failpoint(&w, "dispatch-after-send");
+    assert!(!child.wait().unwrap().success());
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let r = run(&w, &["dispatch"]).await;
+    r.expect_code(0);
+    assert_eq!(
+        seen.requests.lock().unwrap().len(),
+        1,
+        "{}\n{}\n{}",
+        r.stdout,
+        r.stderr,
+        std::fs::read_to_string(w.path("relance.yaml")).unwrap()
+    );
+    let held = status_of(&w, "C1");
+    assert_eq!(held["status"], "held", "{held}");
+    // The operator checked with the provider and decides to send it again.
+    let id = held["id"].to_string();
+    let w2 = w.clone();
+    tokio::task::spawn_blocking(move || w2.relance(&["actions", "retry", &id]).expect_code(0).code)
+        .await
+        .unwrap();
+    run(&w, &["dispatch"]).await.expect_code(0);
+    assert_eq!(seen.requests.lock().unwrap().len(), 2);
+    assert_eq!(status_of(&w, "C1")["status"], "sent");
+}
+
+/// Checks a request with the reference Standard Webhooks library.
+fn verify_with_reference(
+    secret: &str,
+    headers: &axum::http::HeaderMap,
+    body: &str,
+) -> Result<serde_json::Value, String> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/verify_webhook.py");
+    let request = serde_json::json!({
+        "headers": {
+            "webhook-id": headers["webhook-id"].to_str().unwrap(),
+            "webhook-timestamp": headers["webhook-timestamp"].to_str().unwrap(),
+            "webhook-signature": headers["webhook-signature"].to_str().unwrap(),
+        },
+        "body": body,
+    });
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(secret)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with standardwebhooks (pip install standardwebhooks)");
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        request.to_string().as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_call_tasks_are_announced_to_a_webhook_signed_per_standard_webhooks() {
+    // Two secrets (a rotation); the receiver knows only the new one.
+    let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let new = "whsec_c2Vjb25kIHNlY3JldCBmb3Igcm90YXRpb24=";
+    let (url, seen) = http_peer(vec![(500, vec![], "oops"), (204, vec![], "")]).await;
+    let rule = "call_task(\"overdue\", customer.dunnable.overdue(1), #{ priority: \"high\" })";
+    let w = workspace_with_rules_and(
+        &[("smb", rule)],
+        &format!("dispatch:\n  backoff_base_seconds: 0\nchannels:\n  call_tasks:\n    notify:\n      url: \"{url}/hooks/tasks\"\n      secrets: [\"{old}\", \"{new}\"]\n"),
+    );
+    w.write(
+        "customers.csv",
+        "external_id,name,segment,emails,collector\nC1,Un SARL,smb,a@un.example,marie\n",
+    );
+    w.write(
+        "invoices.csv",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,1000.00\n",
+    );
+    let w = Arc::new(w);
+    run(&w, &["import", "customers", "customers.csv"])
+        .await
+        .expect_code(0);
+    run(&w, &["import", "invoices", "invoices.csv"])
+        .await
+        .expect_code(0);
+    run(&w, &["tick", "--as-of", "2026-03-02"])
+        .await
+        .expect_code(0);
+    run(&w, &["dispatch"]).await.expect_code(0);
+
+    let requests = seen.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "a 500, then accepted");
+    assert_eq!(
+        requests[0].1["webhook-id"], requests[1].1["webhook-id"],
+        "the same id on a resend"
+    );
+    let (path, headers, body) = &requests[1];
+    assert_eq!(path, "/hooks/tasks");
+    let payload =
+        verify_with_reference(new, headers, body).expect("verifies with the rotated secret");
+    verify_with_reference(old, headers, body).expect("and with the old one");
+    assert!(verify_with_reference("whsec_d3JvbmcgZnJvbSB0aGUgc3RhcnQ=", headers, body).is_err());
+    assert_eq!(payload["type"], "call_task.created");
+    assert_eq!(payload["task"]["customer"]["id"], "C1");
+    assert_eq!(payload["task"]["priority"], "high");
+    assert_eq!(payload["task"]["assignee"], "marie");
+    // One task, although the webhook needed two attempts.
+    let tasks = run(&w, &["tasks", "list", "--format", "json"]).await;
+    let tasks: Vec<serde_json::Value> = serde_json::from_str(&tasks.stdout).unwrap();
+    assert_eq!(tasks.len(), 1);
+}
