@@ -24,6 +24,16 @@ fn main() -> ExitCode {
         eprintln!("relance: internal error: {msg}{at}; this is a bug, please report it");
     }));
     let cli = relance::cli::Cli::parse();
+    // A command whose output is piped into `head` stops quietly when the reader goes
+    // away, as Unix tools do. The service keeps ignoring SIGPIPE: a peer closing a
+    // socket must never kill it.
+    #[cfg(unix)]
+    if !matches!(cli.command, relance::cli::Command::Serve(_)) {
+        // SAFETY: called before any other thread exists; restores the default action.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

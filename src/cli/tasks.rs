@@ -87,6 +87,11 @@ pub(super) async fn tasks(cli: &Cli, cmd: &TasksCommand) -> Result<u8, CliError>
                 OutputFormat::Text => {
                     if list.is_empty() {
                         println!("no call task");
+                    } else {
+                        println!(
+                            "{:>5}  {:<10}  {:<6} {:<8} {:<28} {:<24} REASON  INVOICES",
+                            "ID", "DUE", "STATUS", "PRIORITY", "CUSTOMER", "ASSIGNEE"
+                        );
                     }
                     for t in &list {
                         println!(

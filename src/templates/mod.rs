@@ -268,7 +268,7 @@ impl Templates {
 fn detail(e: &minijinja::Error) -> String {
     let mut msg = e.to_string();
     if let Some(line) = e.line() {
-        if !msg.contains("line") {
+        if !msg.contains("line") && !msg.contains(" (in ") {
             msg.push_str(&format!(" (line {line})"));
         }
     }
