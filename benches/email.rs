@@ -136,7 +136,7 @@ fn main() {
             if pool_size == 1 {
                 let (port, _) = sink().await;
                 let email = EmailConfig {
-                    smtp: SmtpConfig { host: "127.0.0.1".into(), port, security: SmtpSecurity::Plain, username: None, password: None, timeout: std::time::Duration::from_secs(10), pool_size },
+                    smtp: SmtpConfig { host: "127.0.0.1".into(), port, security: SmtpSecurity::Plain, username: None, password: None, timeout: std::time::Duration::from_secs(10), pool_size, ca_file: None, accept_invalid_certs: false },
                     from: "Ateliers Durand <recouvrement@ateliers-durand.example>".into(), reply_to: None, bcc: vec![],
                 };
                 let channel = EmailChannel::new(&email, &config.company, templates.clone()).unwrap();
@@ -154,6 +154,8 @@ fn main() {
                     password: None,
                     timeout: std::time::Duration::from_secs(10),
                     pool_size,
+                    ca_file: None,
+                    accept_invalid_certs: false,
                 },
                 from: "Ateliers Durand <recouvrement@ateliers-durand.example>".into(),
                 reply_to: None,

@@ -53,10 +53,22 @@ impl EmailChannel {
         let smtp = &config.smtp;
         let tls = match smtp.security {
             SmtpSecurity::Plain => None,
-            _ => Some(
-                TlsParameters::new(smtp.host.clone())
-                    .map_err(|e| format!("TLS parameters for {}: {e}", smtp.host))?,
-            ),
+            _ => {
+                let mut builder = TlsParameters::builder(smtp.host.clone())
+                    .dangerous_accept_invalid_certs(smtp.accept_invalid_certs);
+                if let Some(ca) = &smtp.ca_file {
+                    let pem = std::fs::read(ca)
+                        .map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+                    let cert = lettre::transport::smtp::client::Certificate::from_pem(&pem)
+                        .map_err(|e| format!("{}: not a PEM certificate: {e}", ca.display()))?;
+                    builder = builder.add_root_certificate(cert);
+                }
+                Some(
+                    builder
+                        .build()
+                        .map_err(|e| format!("TLS parameters for {}: {e}", smtp.host))?,
+                )
+            }
         };
         let domain = config
             .from
@@ -284,7 +296,18 @@ impl Channel for EmailChannel {
         let envelope = message.envelope().clone();
         let bytes = message.formatted();
         let smtp = &self.config.smtp;
-        let mut conn = self.connection().await?;
+        // Connecting, STARTTLS and AUTH within the timeout too: a server that stops
+        // answering must not hold a worker.
+        let mut conn = tokio::time::timeout(smtp.timeout, self.connection())
+            .await
+            .map_err(|_| DeliveryError::Temporary {
+                message: format!(
+                    "SMTP {}: no answer within {} s while connecting",
+                    smtp.host,
+                    smtp.timeout.as_secs()
+                ),
+                retry_after: None,
+            })??;
         let sent = tokio::time::timeout(smtp.timeout, conn.send(&envelope, &bytes)).await;
         match sent {
             Ok(Ok(_)) => {

@@ -60,6 +60,10 @@ pub struct SmtpConfig {
     pub timeout: Duration,
     /// Connections kept open and reused.
     pub pool_size: u32,
+    /// A PEM file of certificates to trust besides the public roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate: a test relay only, never in production.
+    pub accept_invalid_certs: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +182,9 @@ pub struct RawSmtp {
     pub password: Option<Secret>,
     pub timeout_seconds: Option<u64>,
     pub pool_size: Option<u32>,
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub accept_invalid_certs: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -290,6 +297,8 @@ pub fn build(raw: RawChannels, err: &mut dyn FnMut(&str, String)) -> ChannelsCon
                 password: e.smtp.password,
                 timeout: Duration::from_secs(e.smtp.timeout_seconds.unwrap_or(30).max(1)),
                 pool_size: e.smtp.pool_size.unwrap_or(4).max(1),
+                ca_file: e.smtp.ca_file.map(PathBuf::from),
+                accept_invalid_certs: e.smtp.accept_invalid_certs,
             },
             from: e.from,
             reply_to: e.reply_to,

@@ -486,6 +486,17 @@ impl Validator {
                     self.err(&path, msg);
                 }
                 c.outbox_dir = base_dir.join(&c.outbox_dir);
+                if let Some(email) = &mut c.email {
+                    if let Some(ca) = &mut email.smtp.ca_file {
+                        *ca = base_dir.join(&*ca);
+                        if !ca.is_file() {
+                            self.err(
+                                "channels.email.smtp.ca_file",
+                                format!("{} does not exist", ca.display()),
+                            );
+                        }
+                    }
+                }
                 c.templates_dir = base_dir.join(&c.templates_dir);
                 c
             });

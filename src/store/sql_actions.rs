@@ -217,6 +217,9 @@ macro_rules! actions_sql {
                 let events: Vec<(i64, &str, Option<&str>)> = rows
                     .iter()
                     .filter_map(|(a, _)| match ids.get(&a.key) {
+                        // A new planned action is its own record of the decision (its
+                        // creation time and status); blocked and error ones say why.
+                        Some(_) if a.status == $crate::store::actions::ActionStatus::Planned => None,
                         Some(&id) => Some((id, a.status.as_str(), a.detail.as_deref())),
                         None => existing.get(&a.key).map(|&id| (id, "duplicate", Some(duplicate_note))),
                     })
@@ -486,14 +489,19 @@ macro_rules! actions_sql {
                 let (options, facts): (String, String) = sqlx::query_as("SELECT a.options, COALESCE(f.snapshot, a.facts) FROM actions a LEFT JOIN facts_snapshots f ON f.sha256 = a.facts_sha256 WHERE a.id = $1").bind(id).fetch_one(&self.pool).await?;
                 let events: Vec<(chrono::DateTime<chrono::Utc>, String, i64, Option<String>, Option<String>)> =
                     sqlx::query_as("SELECT at, status, attempt, detail, provider_ref FROM action_events WHERE action_id = $1 ORDER BY id").bind(id).fetch_all(&self.pool).await?;
+                let mut events: Vec<$crate::store::actions::ActionEvent> = events
+                    .into_iter()
+                    .map(|(at, status, attempt, detail, provider_ref)| $crate::store::actions::ActionEvent { at, status, attempt, detail, provider_ref })
+                    .collect();
+                // The decision itself: planned actions have no event row for it.
+                if !events.first().is_some_and(|e| ["planned", "blocked", "error"].contains(&e.status.as_str())) {
+                    events.insert(0, $crate::store::actions::ActionEvent { at: row.created_at, status: "planned".into(), attempt: 0, detail: None, provider_ref: None });
+                }
                 Ok(Some($crate::store::actions::ActionDetail {
                     row,
                     options: serde_json::from_str(&options).unwrap_or(serde_json::Value::Null),
                     facts: serde_json::from_str(&facts).unwrap_or(serde_json::Value::Null),
-                    events: events
-                        .into_iter()
-                        .map(|(at, status, attempt, detail, provider_ref)| $crate::store::actions::ActionEvent { at, status, attempt, detail, provider_ref })
-                        .collect(),
+                    events,
                 }))
             }
 

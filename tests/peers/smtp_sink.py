@@ -7,16 +7,19 @@ Each accepted message is written to DIR as NNN.eml (the raw message) and NNN.jso
 
   --fail-first N   answer the first N messages with 451 (temporary)
   --reject         answer every message with 550 (permanent)
+  --starttls CERT KEY   offer STARTTLS with this certificate and require it
+  --auth USER:PASSWORD  require authentication (after STARTTLS)
 """
 import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
 from email import policy
 from email.parser import BytesParser
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult
 
 
 class Sink:
@@ -70,12 +73,27 @@ async def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--fail-first", type=int, default=0)
     ap.add_argument("--reject", action="store_true")
+    ap.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
+    ap.add_argument("--auth")
     args = ap.parse_args()
+    options = {}
+    if args.starttls:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.starttls[0], args.starttls[1])
+        options.update(tls_context=ctx, require_starttls=True)
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+            return AuthResult(success=ok)
+
+        options.update(authenticator=authenticator, auth_required=True)
     os.makedirs(args.dir, exist_ok=True)
     sink = Sink(args.dir, args.fail_first, args.reject)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(sink, hostname="sink.test", decode_data=False), "127.0.0.1", 0
+        lambda: SMTP(sink, hostname="sink.test", decode_data=False, **options), "127.0.0.1", 0
     )
     port = server.sockets[0].getsockname()[1]
     print(port, flush=True)

@@ -864,3 +864,129 @@ async fn new_call_tasks_are_announced_to_a_webhook_signed_per_standard_webhooks(
     let tasks: Vec<serde_json::Value> = serde_json::from_str(&tasks.stdout).unwrap();
     assert_eq!(tasks.len(), 1);
 }
+
+#[test]
+fn email_over_starttls_with_authentication_trusts_the_configured_ca_and_refuses_others() {
+    let dir = tempfile::tempdir().unwrap();
+    // A private CA and a server certificate for localhost signed by it.
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (ca, ca_key, cert, key, csr) = (
+        p("ca.pem"),
+        p("ca.key"),
+        p("cert.pem"),
+        p("key.pem"),
+        p("req.csr"),
+    );
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    for args in [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Test CA",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+        ],
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &p("ext.cnf"),
+            "-out",
+            &cert,
+        ],
+    ] {
+        let made = Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl makes test certificates");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    let mail = dir.path().join("mail");
+    let sink = SmtpSink::start(
+        &mail,
+        &["--starttls", &cert, &key, "--auth", "relance:s3cret"],
+    );
+    let setup = |smtp: &str| {
+        let config =
+            format!("channels:\n  email:\n    smtp: {smtp}\n    from: relance@test.example\n");
+        let w = workspace_with_rules_and(
+            &[("smb", "email(\"reminder_1\", customer.dunnable.overdue(1))")],
+            &config,
+        );
+        w.write(
+            "customers.csv",
+            "external_id,name,segment,emails\nC1,Un SARL,smb,compta@un.example\n",
+        );
+        w.write(
+            "invoices.csv",
+            "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,1000.00\n",
+        );
+        w.relance(&["import", "customers", "customers.csv"])
+            .expect_code(0);
+        w.relance(&["import", "invoices", "invoices.csv"])
+            .expect_code(0);
+        w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
+        w
+    };
+    // The server's certificate is not signed by a public root: refused, nothing sent.
+    let w = setup(&format!(
+        "{{ host: localhost, port: {}, security: starttls, username: relance, password: s3cret }}",
+        sink.port
+    ));
+    let run = w.relance(&["dispatch", "--once"]);
+    assert!(run.stdout.contains("will retry"), "{}", run.stdout);
+    assert!(sink.messages().is_empty());
+
+    // Trusting the CA that signed it: STARTTLS, then AUTH, then the message.
+    let w = setup(&format!(
+        "{{ host: localhost, port: {}, security: starttls, username: relance, password: s3cret, ca_file: {} }}",
+        sink.port, ca
+    ));
+    let run = w.relance(&["--log-level", "debug", "dispatch"]);
+    assert!(
+        run.stdout.contains(": sent (<planned."),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(sink.messages().len(), 1);
+    // The password never shows in what relance prints, even at debug level.
+    assert!(!run.stdout.contains("s3cret") && !run.stderr.contains("s3cret"));
+}
