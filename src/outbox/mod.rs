@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::channels::{Channels, DeliveryError};
 use crate::store::{Completion, Store, StoreError};
@@ -218,87 +219,92 @@ impl Dispatcher {
                 .await;
         };
         let span = tracing::info_span!("deliver", action = id, kind = %action.kind, customer = %action.customer.external_id, attempt = action.attempt);
-        let _enter = span.enter();
-        let delivered = channel.deliver(&action).await;
-        if delivered.is_ok()
-            && std::env::var("RELANCE_FAILPOINT").as_deref() == Ok("dispatch-after-send")
-        {
-            // Crash injection: the channel accepted the message, the outcome is not
-            // recorded (the one window no system can close).
-            std::process::abort();
-        }
-        match delivered {
-            Ok(d) => {
-                tracing::info!(channel = channel.name(), provider_ref = %d.provider_ref, "sent");
-                self.finish(
-                    id,
-                    Completion::Sent {
-                        provider_ref: d.provider_ref.clone(),
-                    },
-                    Step::Sent {
+        // Entered for the delivery and its outcome only: a guard held across awaits
+        // would tag other tasks' logs with this action.
+        async {
+            let delivered = channel.deliver(&action).await;
+            if delivered.is_ok()
+                && std::env::var("RELANCE_FAILPOINT").as_deref() == Ok("dispatch-after-send")
+            {
+                // Crash injection: the channel accepted the message, the outcome is not
+                // recorded (the one window no system can close).
+                std::process::abort();
+            }
+            match delivered {
+                Ok(d) => {
+                    tracing::info!(channel = channel.name(), provider_ref = %d.provider_ref, "sent");
+                    self.finish(
                         id,
-                        provider_ref: d.provider_ref,
-                    },
-                )
-                .await
-            }
-            Err(DeliveryError::Permanent { message }) => {
-                tracing::warn!(channel = channel.name(), error = %message, "permanent failure, not retried");
-                self.finish(
-                    id,
-                    Completion::Failed {
-                        error: message.clone(),
-                    },
-                    Step::Failed { id, error: message },
-                )
-                .await
-            }
-            Err(DeliveryError::Blocked { reason }) => {
-                tracing::warn!(channel = channel.name(), reason = %reason, "blocked");
-                self.finish(
-                    id,
-                    Completion::Blocked {
-                        reason: reason.clone(),
-                    },
-                    Step::Blocked { id, reason },
-                )
-                .await
-            }
-            Err(DeliveryError::Temporary {
-                message,
-                retry_after,
-            }) => {
-                if action.attempt >= self.retry.max_attempts {
-                    let error = format!("{message} (gave up after {} attempts)", action.attempt);
-                    tracing::warn!(channel = channel.name(), error = %error, "dead-lettered");
-                    return self
-                        .finish(
+                        Completion::Sent {
+                            provider_ref: d.provider_ref.clone(),
+                        },
+                        Step::Sent {
                             id,
-                            Completion::Dead {
-                                error: error.clone(),
-                            },
-                            Step::Dead { id, error },
-                        )
-                        .await;
+                            provider_ref: d.provider_ref,
+                        },
+                    )
+                    .await
                 }
-                let delay = retry_after.unwrap_or_else(|| {
-                    self.retry
-                        .delay(action.attempt, id as u64 ^ action.attempt as u64)
-                });
-                let at: DateTime<Utc> =
-                    Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                tracing::info!(channel = channel.name(), error = %message, retry_at = %at, "temporary failure, will retry");
-                self.finish(
-                    id,
-                    Completion::Retry {
-                        at,
-                        error: message.clone(),
-                    },
-                    Step::Retrying { id, error: message },
-                )
-                .await
+                Err(DeliveryError::Permanent { message }) => {
+                    tracing::warn!(channel = channel.name(), error = %message, "permanent failure, not retried");
+                    self.finish(
+                        id,
+                        Completion::Failed {
+                            error: message.clone(),
+                        },
+                        Step::Failed { id, error: message },
+                    )
+                    .await
+                }
+                Err(DeliveryError::Blocked { reason }) => {
+                    tracing::warn!(channel = channel.name(), reason = %reason, "blocked");
+                    self.finish(
+                        id,
+                        Completion::Blocked {
+                            reason: reason.clone(),
+                        },
+                        Step::Blocked { id, reason },
+                    )
+                    .await
+                }
+                Err(DeliveryError::Temporary {
+                    message,
+                    retry_after,
+                }) => {
+                    if action.attempt >= self.retry.max_attempts {
+                        let error = format!("{message} (gave up after {} attempts)", action.attempt);
+                        tracing::warn!(channel = channel.name(), error = %error, "dead-lettered");
+                        return self
+                            .finish(
+                                id,
+                                Completion::Dead {
+                                    error: error.clone(),
+                                },
+                                Step::Dead { id, error },
+                            )
+                            .await;
+                    }
+                    let delay = retry_after.unwrap_or_else(|| {
+                        self.retry
+                            .delay(action.attempt, id as u64 ^ action.attempt as u64)
+                    });
+                    let at: DateTime<Utc> =
+                        Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    tracing::info!(channel = channel.name(), error = %message, retry_at = %at, "temporary failure, will retry");
+                    self.finish(
+                        id,
+                        Completion::Retry {
+                            at,
+                            error: message.clone(),
+                        },
+                        Step::Retrying { id, error: message },
+                    )
+                    .await
+                }
             }
         }
+        .instrument(span)
+        .await
     }
 
     /// When the next delivery of `kind` is allowed, if the last minute's are used up;
