@@ -24,6 +24,7 @@ pub mod config;
 pub mod domain;
 pub mod import;
 pub mod outbox;
+pub mod reports;
 pub mod runtime;
 pub mod sample;
 pub mod scheduler;

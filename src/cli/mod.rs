@@ -13,6 +13,7 @@ use crate::store::{self, Store, StoreError};
 use crate::telemetry::{self, LogFormat};
 
 mod daemon;
+mod report;
 mod rules;
 mod tasks;
 pub use daemon::{
@@ -153,6 +154,13 @@ pub enum Command {
         after_help = "Examples:\n  relance tasks list --status open\n  relance tasks complete 12 --outcome promise --promise-date 2026-12-05"
     )]
     Tasks(tasks::TasksCommand),
+
+    /// Reports for credit managers: insurer declaration deadlines
+    #[command(
+        subcommand,
+        after_help = "Example:\n  relance report deadlines --within 15"
+    )]
+    Report(report::ReportCommand),
 
     /// Generate a sample portfolio as CSV files (seeded, reproducible)
     #[command(
@@ -338,6 +346,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Dispatch(args) => daemon::dispatch(&cli, args).await,
         Command::Actions(cmd) => daemon::actions(&cli, cmd).await,
         Command::Tasks(cmd) => tasks::tasks(&cli, cmd).await,
+        Command::Report(cmd) => report::report(&cli, cmd).await,
     }
 }
 

@@ -10,5 +10,6 @@ mod config;
 mod daemon;
 mod helpers;
 mod import;
+mod reports;
 mod rules;
 mod store_story;
