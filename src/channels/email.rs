@@ -115,13 +115,7 @@ impl EmailChannel {
             )));
         }
         let template = a.template.as_deref().unwrap_or(&a.step);
-        let ctx = MessageContext::new(
-            &self.company,
-            &a.customer,
-            &a.invoices,
-            &a.step,
-            a.decided_on,
-        );
+        let ctx = MessageContext::for_action(&self.company, a);
         let rendered = self
             .templates
             .email(template, a.customer.locale, &ctx)

@@ -59,13 +59,7 @@ impl SmsChannel {
                 })?,
         };
         let template = a.template.as_deref().unwrap_or(&a.step);
-        let ctx = MessageContext::new(
-            &self.company,
-            &a.customer,
-            &a.invoices,
-            &a.step,
-            a.decided_on,
-        );
+        let ctx = MessageContext::for_action(&self.company, a);
         let text = self
             .templates
             .sms(template, a.customer.locale, &ctx)

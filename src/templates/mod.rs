@@ -327,6 +327,11 @@ pub struct MessageContext {
 }
 
 impl MessageContext {
+    /// The context of the message a claimed action becomes, as of its decision.
+    pub fn for_action(company: &Company, a: &crate::store::ClaimedAction) -> MessageContext {
+        MessageContext::new(company, &a.customer, &a.invoices, &a.step, a.decided_on)
+    }
+
     /// The context of a message about `invoices` of `customer`, as of `today`.
     pub fn new(
         company: &Company,

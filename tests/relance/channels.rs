@@ -72,23 +72,15 @@ fn email_workspace(port: u16, extra_rules: &str) -> Workspace {
         "dispatch:\n  backoff_base_seconds: 0\n  max_attempts: 5\nchannels:\n  email:\n    smtp: {{ host: 127.0.0.1, port: {port}, security: plain, timeout_seconds: 5 }}\n    from: \"Test SAS <relance@test.example>\"\n    reply_to: credit@test.example\n    bcc: archive@test.example\n"
     );
     let w = workspace_with_rules_and(&[("smb", &rule)], &config);
-    w.write(
-        "customers.csv",
+    w.import_ledger(
         "external_id,name,segment,emails,locale,collector,phones\n\
          C1,Un SARL,smb,compta@un.example,fr,marie@test.example,+33612345678\n\
          C2,Two Ltd,smb,ap@two.example,en,,+33145678901\n",
-    );
-    w.write(
-        "invoices.csv",
         "number,customer,issue_date,due_date,amount\n\
          F1,C1,2026-01-01,2026-01-31,1234.56\n\
          F2,C1,2026-01-05,2026-02-04,50.00\n\
          F3,C2,2026-01-01,2026-01-31,2500.00\n",
     );
-    w.relance(&["import", "customers", "customers.csv"])
-        .expect_code(0);
-    w.relance(&["import", "invoices", "invoices.csv"])
-        .expect_code(0);
     w
 }
 
@@ -289,20 +281,12 @@ fn sms_workspace(channel: &str) -> Workspace {
         "dispatch:\n  backoff_base_seconds: 0\n  max_attempts: 5\nchannels:\n  sms:\n{channel}"
     );
     let w = workspace_with_rules_and(&[("smb", rule)], &config);
-    w.write(
-        "customers.csv",
+    w.import_ledger(
         "external_id,name,segment,emails,locale,phones\n\
          C1,Un SARL,smb,compta@un.example,fr,+33612345678\n\
          C2,Deux SA,smb,ap@deux.example,fr,+33145678901\n",
-    );
-    w.write(
-        "invoices.csv",
         "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,1234.56\nF3,C2,2026-01-01,2026-01-31,99.00\n",
     );
-    w.relance(&["import", "customers", "customers.csv"])
-        .expect_code(0);
-    w.relance(&["import", "invoices", "invoices.csv"])
-        .expect_code(0);
     w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
     w
 }
@@ -450,18 +434,10 @@ fn a_call_completed_with_a_promise_pauses_dunning_until_its_date_then_the_broken
         &[("smb", rule)],
         "channels:\n  call_tasks:\n    default_assignee: recouvrement\n",
     );
-    w.write(
-        "customers.csv",
+    w.import_ledger(
         "external_id,name,segment,emails,collector\nC1,Un SARL,smb,a@un.example,marie\n",
-    );
-    w.write(
-        "invoices.csv",
         "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,1000.00\nF2,C1,2026-01-01,2026-02-10,500.00\n",
     );
-    w.relance(&["import", "customers", "customers.csv"])
-        .expect_code(0);
-    w.relance(&["import", "invoices", "invoices.csv"])
-        .expect_code(0);
     w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
     w.relance(&["dispatch"]).expect_code(0);
 
@@ -533,18 +509,10 @@ fn a_call_completed_with_a_promise_pauses_dunning_until_its_date_then_the_broken
 fn a_dispute_recorded_on_a_call_marks_the_invoices_disputed() {
     let rule = "[call_task(\"overdue\", customer.dunnable.overdue(1)), email(\"reminder_1\", customer.dunnable.overdue(1))]";
     let w = workspace_with_rules_and(&[("smb", rule)], "");
-    w.write(
-        "customers.csv",
+    w.import_ledger(
         "external_id,name,segment,emails\nC1,Un SARL,smb,a@un.example\n",
-    );
-    w.write(
-        "invoices.csv",
         "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,1000.00\n",
     );
-    w.relance(&["import", "customers", "customers.csv"])
-        .expect_code(0);
-    w.relance(&["import", "invoices", "invoices.csv"])
-        .expect_code(0);
     // The call is made first; the email waits for the next dispatch.
     w.relance(&["tick", "--as-of", "2026-03-02", "--segment", "smb"])
         .expect_code(0);
@@ -950,18 +918,10 @@ fn email_over_starttls_with_authentication_trusts_the_configured_ca_and_refuses_
             &[("smb", "email(\"reminder_1\", customer.dunnable.overdue(1))")],
             &config,
         );
-        w.write(
-            "customers.csv",
+        w.import_ledger(
             "external_id,name,segment,emails\nC1,Un SARL,smb,compta@un.example\n",
-        );
-        w.write(
-            "invoices.csv",
             "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,1000.00\n",
         );
-        w.relance(&["import", "customers", "customers.csv"])
-            .expect_code(0);
-        w.relance(&["import", "invoices", "invoices.csv"])
-            .expect_code(0);
         w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
         w
     };

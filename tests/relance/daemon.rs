@@ -8,15 +8,10 @@ const RULE: &str = "email(\"reminder_1\", customer.dunnable.overdue(1))";
 
 fn ledger(extra_config: &str) -> Workspace {
     let w = workspace_with_rules_and(&[("smb", RULE)], extra_config);
-    w.write("customers.csv", "external_id,name,segment,emails\nC1,Un,smb,a@un.example\nC2,Deux,smb,b@deux.example\nC3,Trois,smb,c@trois.example\n");
-    w.write(
-        "invoices.csv",
+    w.import_ledger(
+        "external_id,name,segment,emails\nC1,Un,smb,a@un.example\nC2,Deux,smb,b@deux.example\nC3,Trois,smb,c@trois.example\n",
         "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,100.00\nF2,C1,2026-01-01,2026-02-10,50.00\nF3,C2,2026-01-01,2026-02-15,70.00\nF4,C3,2026-01-01,2026-04-30,10.00\n",
     );
-    w.relance(&["import", "customers", "customers.csv"])
-        .expect_code(0);
-    w.relance(&["import", "invoices", "invoices.csv"])
-        .expect_code(0);
     w
 }
 
@@ -463,18 +458,10 @@ fn the_contact_budget_defers_what_goes_over_it() {
         &[("smb", "let late = customer.dunnable.overdue(1); [email(\"reminder_1\", late), sms(\"sms_reminder\", late)]")],
         "dispatch:\n  contact_budget: { max_contacts: 1, per_days: 7 }\n",
     );
-    w.write(
-        "customers.csv",
+    w.import_ledger(
         "external_id,name,segment,emails,phones\nC1,Un,smb,a@un.example,+33612345678\n",
-    );
-    w.write(
-        "invoices.csv",
         "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,100.00\n",
     );
-    w.relance(&["import", "customers", "customers.csv"])
-        .expect_code(0);
-    w.relance(&["import", "invoices", "invoices.csv"])
-        .expect_code(0);
     w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
     let run = w.relance(&["dispatch"]);
     assert!(run.stdout.contains("action 1: sent"), "{}", run.stdout);

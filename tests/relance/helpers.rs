@@ -129,6 +129,16 @@ impl Workspace {
         p
     }
 
+    /// Writes `customers.csv` and `invoices.csv` and imports them.
+    pub fn import_ledger(&self, customers: &str, invoices: &str) {
+        self.write("customers.csv", customers);
+        self.write("invoices.csv", invoices);
+        self.relance(&["import", "customers", "customers.csv"])
+            .expect_code(0);
+        self.relance(&["import", "invoices", "invoices.csv"])
+            .expect_code(0);
+    }
+
     /// Runs `relance --config <workspace>/relance.yaml ARGS` in the workspace.
     pub fn relance(&self, args: &[&str]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_relance"))

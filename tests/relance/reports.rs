@@ -10,14 +10,10 @@ fn deadlines_list_insured_invoices_not_handed_over_soonest_first() {
         &[("smb", "insurer_handover(customer.dunnable.overdue(90))")],
         "",
     );
-    w.write(
-        "customers.csv",
+    w.import_ledger(
         "external_id,name,segment,emails,insured,insurer_policy\n\
          C1,Un SARL,smb,a@un.example,true,coface-fr\n\
          C2,Deux SA,smb,b@deux.example,false,\n",
-    );
-    w.write(
-        "invoices.csv",
         "number,customer,issue_date,due_date,amount\n\
          A1,C1,2026-01-01,2026-01-31,1000.00\n\
          A2,C1,2026-01-01,2026-01-20,400.00\n\
@@ -25,10 +21,6 @@ fn deadlines_list_insured_invoices_not_handed_over_soonest_first() {
          A4,C1,2026-03-01,2026-05-30,90.00\n\
          B1,C2,2026-01-01,2026-01-31,700.00\n",
     );
-    w.relance(&["import", "customers", "customers.csv"])
-        .expect_code(0);
-    w.relance(&["import", "invoices", "invoices.csv"])
-        .expect_code(0);
     // A2 is 90 days late on 2026-04-20: handed over.
     w.relance(&["tick", "--as-of", "2026-04-20"]).expect_code(0);
 
