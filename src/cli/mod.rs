@@ -326,7 +326,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
             print!("{EMBEDDED_DEFAULT}");
             Ok(exit::OK)
         }
-        Command::Config(ConfigCommand::Check) => config_check(&cli),
+        Command::Config(ConfigCommand::Check) => config_check(&cli).await,
         Command::Sample(args) => sample(args),
         Command::Migrate => {
             let config = load_config(&cli)?;
@@ -405,7 +405,7 @@ pub(crate) fn today(config: &Config) -> NaiveDate {
         .date_naive()
 }
 
-fn config_check(cli: &Cli) -> Result<u8, CliError> {
+async fn config_check(cli: &Cli) -> Result<u8, CliError> {
     let config = load_config(cli)?;
     for w in &config.warnings {
         eprintln!("warning: {}", format_issue(&config.source, w));
@@ -418,7 +418,22 @@ fn config_check(cli: &Cli) -> Result<u8, CliError> {
         config.database.url,
         config.timezone
     );
-    Ok(exit::OK)
+    // The templates the rules use must render (scripts that do not compile are
+    // `relance rules check`'s to report).
+    let (set, _) = crate::scripting::registry::load_all(&config, &engine_for(&config));
+    let report = rules::check_templates(&config, &set).await?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    if report.errors.is_empty() {
+        println!("templates: OK ({} rendered)", report.rendered);
+        Ok(exit::OK)
+    } else {
+        Ok(exit::CONFIG)
+    }
 }
 
 async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, CliError> {

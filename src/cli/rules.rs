@@ -140,11 +140,11 @@ pub(super) async fn check(cli: &Cli) -> Result<u8, CliError> {
 }
 
 #[derive(Debug, Default)]
-struct TemplateReport {
-    errors: Vec<String>,
-    warnings: Vec<String>,
-    rendered: usize,
-    decisions: usize,
+pub(super) struct TemplateReport {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub rendered: usize,
+    pub decisions: usize,
 }
 
 /// Template names a script names literally: `email("name"` and `sms("name"`.
@@ -166,7 +166,7 @@ fn literal_templates(source: &str, function: &str) -> Vec<String> {
 }
 
 /// Renders the templates the rules use with the decisions they take on a sample.
-async fn check_templates(
+pub(super) async fn check_templates(
     config: &crate::config::Config,
     rules: &crate::scripting::RuleSet,
 ) -> Result<TemplateReport, CliError> {

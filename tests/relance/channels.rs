@@ -576,6 +576,14 @@ fn rules_check_reports_missing_templates_and_unknown_variables() {
         "templates/email/reminder_1.en.subject",
         "Hello {{ customer.nickname }}",
     );
+    // `config check` catches it too, as a configuration problem.
+    let config = w.relance(&["config", "check"]);
+    config.expect_code(3);
+    assert!(
+        config.stderr.contains("email template 'reminder_1' (en)"),
+        "{}",
+        config.stderr
+    );
     let run = w.relance(&["rules", "check"]);
     run.expect_code(4);
     assert!(
