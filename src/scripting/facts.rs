@@ -264,6 +264,17 @@ impl CustomerFacts {
         let mut not_due_total = zero;
         let mut oldest_overdue_days = 0;
         let mut oldest_due: Option<NaiveDate> = None;
+        // Invoices handed over to the credit insurer leave the dunning ladder: the insurer
+        // collects them now.
+        let handed_over: Vec<(&str, NaiveDate)> = account
+            .history
+            .iter()
+            .filter(|h| {
+                h.kind == crate::domain::ActionKind::InsurerHandover
+                    && !["failed", "dead"].contains(&h.status.as_str())
+            })
+            .map(|h| (h.invoice.as_str(), h.date))
+            .collect();
         let mut invoices = Vec::with_capacity(account.invoices.len());
         for o in &account.invoices {
             let inv = &o.invoice;
@@ -280,7 +291,13 @@ impl CustomerFacts {
             let promised_until = promised.and_then(|(date, list)| {
                 (list.is_empty() || list.contains(&inv.number)).then_some(date)
             });
-            let blocked = if paused {
+            let handover = handed_over
+                .iter()
+                .find(|(n, _)| *n == inv.number.as_str())
+                .map(|(_, d)| *d);
+            let blocked = if let Some(d) = handover {
+                Some(format!("handed over to the credit insurer on {d}"))
+            } else if paused {
                 let p = c.pause.as_ref().map(|p| (p.reason.clone(), p.until));
                 p.map(|(r, u)| match u {
                     Some(u) => format!("customer paused until {u}: {r}"),
