@@ -40,6 +40,10 @@ pub struct EmailChannel {
     company: Company,
     templates: Arc<Templates>,
     domain: String,
+    /// The configured addresses, parsed once.
+    from: Mailbox,
+    bcc: Vec<Mailbox>,
+    reply_to: Option<Mailbox>,
 }
 
 impl EmailChannel {
@@ -70,11 +74,18 @@ impl EmailChannel {
                 )
             }
         };
-        let domain = config
-            .from
-            .parse::<Mailbox>()
-            .map(|m| m.email.domain().to_string())
-            .unwrap_or_else(|_| "relance.invalid".into());
+        let mailbox = |a: &str| {
+            a.parse::<Mailbox>()
+                .map_err(|e| format!("'{a}' is not an email address: {e}"))
+        };
+        let from = mailbox(&config.from)?;
+        let bcc = config
+            .bcc
+            .iter()
+            .map(|b| mailbox(b))
+            .collect::<Result<_, _>>()?;
+        let reply_to = config.reply_to.as_deref().map(mailbox).transpose()?;
+        let domain = from.email.domain().to_string();
         Ok(EmailChannel {
             pool: Pool {
                 idle: Mutex::new(Vec::new()),
@@ -84,6 +95,9 @@ impl EmailChannel {
             company: company.clone(),
             templates,
             domain,
+            from,
+            bcc,
+            reply_to,
         })
     }
 
@@ -126,7 +140,7 @@ impl EmailChannel {
                 .map_err(|e| blocked(format!("{what} '{addr}' is not a valid address: {e}")))
         };
         let mut builder = Message::builder()
-            .from(parse(&self.config.from, "sender")?)
+            .from(self.from.clone())
             .subject(rendered.subject)
             .header(MessageId::from(format!(
                 "<{}@{}>",
@@ -139,25 +153,22 @@ impl EmailChannel {
         for c in option_list("cc") {
             builder = builder.cc(parse(&c, "cc")?);
         }
-        for b in &self.config.bcc {
-            builder = builder.bcc(parse(b, "bcc")?);
+        for b in &self.bcc {
+            builder = builder.bcc(b.clone());
         }
-        // Replies go to the customer's collector when that is an address, else to the
-        // rule's or the configuration's reply-to.
-        let reply_to = a
-            .options
-            .get("reply_to")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-            .or_else(|| {
-                a.customer
-                    .collector
-                    .clone()
-                    .filter(|c| c.parse::<Mailbox>().is_ok())
-            })
-            .or_else(|| self.config.reply_to.clone());
+        // Replies go to the rule's reply-to, else to the customer's collector when that is
+        // an address, else to the configured reply-to.
+        let reply_to = match a.options.get("reply_to").and_then(|v| v.as_str()) {
+            Some(r) => Some(parse(r, "reply-to")?),
+            None => a
+                .customer
+                .collector
+                .as_deref()
+                .and_then(|c| c.parse::<Mailbox>().ok())
+                .or_else(|| self.reply_to.clone()),
+        };
         if let Some(r) = reply_to {
-            builder = builder.reply_to(parse(&r, "reply-to")?);
+            builder = builder.reply_to(r);
         }
         builder
             .multipart(

@@ -94,6 +94,21 @@ pub enum Step {
     },
 }
 
+impl Step {
+    /// What recording `completion` for action `id` reports.
+    fn of(id: i64, completion: &Completion) -> Step {
+        match completion.clone() {
+            Completion::Sent { provider_ref } => Step::Sent { id, provider_ref },
+            Completion::Retry { error, .. } => Step::Retrying { id, error },
+            Completion::Dead { error } => Step::Dead { id, error },
+            Completion::Failed { error } => Step::Failed { id, error },
+            Completion::Blocked { reason } => Step::Blocked { id, reason },
+            Completion::Cancelled { reason } => Step::Cancelled { id, reason },
+            Completion::Deferred { reason, .. } => Step::Deferred { id, reason },
+        }
+    }
+}
+
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
     /// When each kind may be delivered (absent: any time).
@@ -153,15 +168,7 @@ impl Dispatcher {
         }
         let today = now.with_timezone(&self.timezone).date_naive();
         if let Some(reason) = self.store.stale_reason(id, today).await? {
-            return self
-                .finish(
-                    id,
-                    Completion::Cancelled {
-                        reason: reason.clone(),
-                    },
-                    Step::Cancelled { id, reason },
-                )
-                .await;
+            return self.finish(id, Completion::Cancelled { reason }).await;
         }
         if let Some(w) = self.windows.get(&action.kind) {
             if let Some(until) = next_allowed(now, self.timezone, w, &self.calendar) {
@@ -208,15 +215,7 @@ impl Dispatcher {
         }
         let Some(channel) = self.channels.get(action.kind) else {
             let error = format!("no channel configured for {}", action.kind);
-            return self
-                .finish(
-                    id,
-                    Completion::Dead {
-                        error: error.clone(),
-                    },
-                    Step::Dead { id, error },
-                )
-                .await;
+            return self.finish(id, Completion::Dead { error }).await;
         };
         let span = tracing::info_span!("deliver", action = id, kind = %action.kind, customer = %action.customer.external_id, attempt = action.attempt);
         // Entered for the delivery and its outcome only: a guard held across awaits
@@ -236,10 +235,6 @@ impl Dispatcher {
                     self.finish(
                         id,
                         Completion::Sent {
-                            provider_ref: d.provider_ref.clone(),
-                        },
-                        Step::Sent {
-                            id,
                             provider_ref: d.provider_ref,
                         },
                     )
@@ -250,9 +245,8 @@ impl Dispatcher {
                     self.finish(
                         id,
                         Completion::Failed {
-                            error: message.clone(),
+                            error: message,
                         },
-                        Step::Failed { id, error: message },
                     )
                     .await
                 }
@@ -261,9 +255,8 @@ impl Dispatcher {
                     self.finish(
                         id,
                         Completion::Blocked {
-                            reason: reason.clone(),
+                            reason,
                         },
-                        Step::Blocked { id, reason },
                     )
                     .await
                 }
@@ -278,9 +271,8 @@ impl Dispatcher {
                             .finish(
                                 id,
                                 Completion::Dead {
-                                    error: error.clone(),
+                                    error,
                                 },
-                                Step::Dead { id, error },
                             )
                             .await;
                     }
@@ -295,9 +287,8 @@ impl Dispatcher {
                         id,
                         Completion::Retry {
                             at,
-                            error: message.clone(),
+                            error: message,
                         },
-                        Step::Retrying { id, error: message },
                     )
                     .await
                 }
@@ -335,23 +326,12 @@ impl Dispatcher {
         until: DateTime<Utc>,
         reason: String,
     ) -> Result<Step, StoreError> {
-        self.finish(
-            id,
-            Completion::Deferred {
-                until,
-                reason: reason.clone(),
-            },
-            Step::Deferred { id, reason },
-        )
-        .await
+        self.finish(id, Completion::Deferred { until, reason })
+            .await
     }
 
-    async fn finish(
-        &self,
-        id: i64,
-        completion: Completion,
-        step: Step,
-    ) -> Result<Step, StoreError> {
+    async fn finish(&self, id: i64, completion: Completion) -> Result<Step, StoreError> {
+        let step = Step::of(id, &completion);
         if self
             .store
             .complete_action(id, &self.owner, &completion, Utc::now())

@@ -454,6 +454,18 @@ fn a_call_completed_with_a_promise_pauses_dunning_until_its_date_then_the_broken
     assert_eq!(t["priority"], "high");
     assert_eq!(t["assignee"], "marie", "the customer's collector");
     assert_eq!(t["reason"], "overdue balance");
+    // The collector's own list, due by a date.
+    let mine = w.relance(&[
+        "tasks",
+        "list",
+        "--assignee",
+        "marie",
+        "--due",
+        "2099-12-31",
+    ]);
+    assert_eq!(mine.stdout.lines().count(), 2, "{}", mine.stdout);
+    let none = w.relance(&["tasks", "list", "--assignee", "bruno"]);
+    assert!(none.stdout.contains("no call task"), "{}", none.stdout);
     let id = t["id"].to_string();
 
     // A promise without its date is refused.
@@ -641,28 +653,12 @@ fn gateway_workspace(url: &str, extra: &str) -> Workspace {
     w
 }
 
-fn dispatch_with_failpoint(w: &Workspace, failpoint: &str) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_relance"))
-        .args([
-            "--config",
-            w.path("relance.yaml").to_str().unwrap(),
-            "dispatch",
-            "--once",
-        ])
-        .current_dir(w.dir.path())
-        .env("RELANCE_FAILPOINT", failpoint)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_after_claiming_is_recovered_by_lease_expiry_and_the_receiver_sees_one_delivery(
 ) {
     let (url, seen) = http_peer(vec![(200, vec![], r#"{"id":"gw-1"}"#)]).await;
     let w = Arc::new(gateway_workspace(&url, ""));
-    let mut child = dispatch_with_failpoint(&w, "pause-after-claim");
+    let mut child = w.dispatch_with_failpoint("pause-after-claim");
     // Wait for the claim, then SIGKILL the process holding the lease.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
@@ -709,7 +705,7 @@ async fn a_crash_after_the_receiver_accepted_resends_with_the_same_key_or_is_hel
     // idempotency key, and can deduplicate.
     let (url, seen) = http_peer(vec![(200, vec![], r#"{"id":"gw-1"}"#)]).await;
     let w = Arc::new(gateway_workspace(&url, ""));
-    let mut child = dispatch_with_failpoint(&w, "dispatch-after-send");
+    let mut child = w.dispatch_with_failpoint("dispatch-after-send");
     assert!(!child.wait().unwrap().success());
     assert_eq!(seen.requests.lock().unwrap().len(), 1);
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
@@ -726,7 +722,7 @@ async fn a_crash_after_the_receiver_accepted_resends_with_the_same_key_or_is_hel
     // Hold: the interrupted send waits for an operator; nothing is sent again by itself.
     let (url, seen) = http_peer(vec![(200, vec![], r#"{"id":"gw-2"}"#)]).await;
     let w = Arc::new(gateway_workspace(&url, "  on_interrupted: { sms: hold }\n"));
-    let mut child = dispatch_with_failpoint(&w, "dispatch-after-send");
+    let mut child = w.dispatch_with_failpoint("dispatch-after-send");
     assert!(!child.wait().unwrap().success());
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let r = run(&w, &["dispatch"]).await;

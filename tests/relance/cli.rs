@@ -24,6 +24,11 @@ const COMMANDS: &[&[&str]] = &[
     &["actions", "show"],
     &["actions", "retry"],
     &["actions", "cancel"],
+    &["tasks"],
+    &["tasks", "list"],
+    &["tasks", "complete"],
+    &["report"],
+    &["report", "deadlines"],
 ];
 
 #[test]
@@ -148,5 +153,27 @@ fn json_logs_are_one_object_per_line_on_stderr() {
             .any(|l| l["message"] == "import finished" && l["level"] == "INFO"),
         "{}",
         run.stderr
+    );
+}
+
+/// `relance ... | head` stops quietly when the reader goes away, as Unix tools do.
+#[test]
+fn output_piped_into_a_reader_that_stops_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args(["config", "default"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before relance writes.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("internal error"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "{:?} {stderr}",
+        out.status
     );
 }

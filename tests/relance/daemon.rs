@@ -158,18 +158,11 @@ fn a_process_that_dies_after_claiming_is_recovered_by_lease_expiry_and_sends_onc
     let w = ledger("dispatch:\n  lease_seconds: 1\n  backoff_base_seconds: 0\n");
     w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
     // Crash injection: the process aborts right after claiming, holding the lease.
-    let crashed = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
-        .args([
-            "--config",
-            w.path("relance.yaml").to_str().unwrap(),
-            "dispatch",
-            "--once",
-        ])
-        .current_dir(w.dir.path())
-        .env("RELANCE_FAILPOINT", "dispatch-after-claim")
-        .output()
+    let crashed = w
+        .dispatch_with_failpoint("dispatch-after-claim")
+        .wait()
         .unwrap();
-    assert!(!crashed.status.success());
+    assert!(!crashed.success());
     assert_eq!(statuses(&w), ["sending", "planned"]);
     assert!(outbox_files(&w, "email").is_empty());
 
@@ -265,9 +258,9 @@ fn attempts_exhausted_dead_letter_and_an_operator_can_requeue() {
     );
 }
 
-/// Starts `relance serve`, waits until `ready`, stops it with SIGTERM; returns its stderr.
-fn serve_until(w: &Workspace, ready: impl FnMut() -> bool) -> String {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+/// Starts `relance serve` in the workspace, its stderr piped.
+fn spawn_serve(w: &Workspace) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
         .args([
             "--config",
             w.path("relance.yaml").to_str().unwrap(),
@@ -279,7 +272,12 @@ fn serve_until(w: &Workspace, ready: impl FnMut() -> bool) -> String {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Starts `relance serve`, waits until `ready`, stops it with SIGTERM; returns its stderr.
+fn serve_until(w: &Workspace, ready: impl FnMut() -> bool) -> String {
+    let mut child = spawn_serve(w);
     let mut ready = ready;
     let start = std::time::Instant::now();
     while !ready() {
@@ -592,19 +590,7 @@ fn serve_reloads_rule_scripts_and_keeps_the_previous_one_when_a_new_one_does_not
 #[test]
 fn ticks_and_dispatch_writing_at_once_do_not_fail_with_database_is_locked() {
     let w = ledger("dispatch:\n  backoff_base_seconds: 0\n");
-    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
-        .args([
-            "--config",
-            w.path("relance.yaml").to_str().unwrap(),
-            "serve",
-            "--grace",
-            "5",
-        ])
-        .current_dir(w.dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let serve = spawn_serve(&w);
     let mut failures = Vec::new();
     for day in [
         "2026-03-02",

@@ -139,6 +139,21 @@ impl Workspace {
             .expect_code(0);
     }
 
+    /// Starts `relance dispatch --once` with the crash-injection point `failpoint`
+    /// (`dispatch-after-claim`, `pause-after-claim`, `dispatch-after-send`).
+    pub fn dispatch_with_failpoint(&self, failpoint: &str) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_relance"))
+            .arg("--config")
+            .arg(self.path("relance.yaml"))
+            .args(["dispatch", "--once"])
+            .current_dir(self.dir.path())
+            .env("RELANCE_FAILPOINT", failpoint)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run relance")
+    }
+
     /// Runs `relance --config <workspace>/relance.yaml ARGS` in the workspace.
     pub fn relance(&self, args: &[&str]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_relance"))
