@@ -236,6 +236,51 @@ pub fn write_portfolio(spec: &PortfolioSpec, dir: &Path) -> std::io::Result<Vec<
     ])
 }
 
+/// Loads a generated portfolio of `customers` and `invoices` (seed 7, as of `as_of`) into
+/// `store` through the CSV import: the sample `relance serve` starts with on an empty
+/// ledger, and the one `relance rules check` renders templates with.
+///
+/// # Errors
+/// The scratch files cannot be written, or the import fails.
+pub async fn seed(
+    store: &dyn crate::store::Store,
+    customers: u32,
+    invoices: u32,
+    as_of: NaiveDate,
+) -> Result<(), crate::import::ImportError> {
+    use crate::import::{import_file, ImportError, ImportKind, ImportOptions};
+    let dir = std::env::temp_dir().join(format!(
+        "relance-sample-{}-{customers}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    ));
+    let spec = PortfolioSpec {
+        customers,
+        invoices,
+        seed: 7,
+        as_of,
+    };
+    write_portfolio(&spec, &dir).map_err(|e| ImportError::File {
+        file: dir.display().to_string(),
+        message: format!("cannot write the sample portfolio: {e}"),
+    })?;
+    let opts = ImportOptions::default();
+    let mut result = Ok(());
+    for kind in [
+        ImportKind::Customers,
+        ImportKind::Invoices,
+        ImportKind::Payments,
+    ] {
+        let file = dir.join(format!("{}.csv", kind.as_str()));
+        if let Err(e) = import_file(store, kind, &file, &opts).await {
+            result = Err(e);
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -427,38 +427,8 @@ Examples:
 
 /// Loads a generated sample portfolio (dated around today) into an empty ledger.
 async fn seed_sample(store: &dyn Store, config: &Config) -> Result<(), CliError> {
-    seed_portfolio(store, config, 30, 120).await?;
+    crate::sample::seed(store, 30, 120, today(config)).await?;
     tracing::info!("empty ledger: loaded the sample portfolio (30 customers, 120 invoices) for the embedded default configuration");
-    Ok(())
-}
-
-/// Imports a generated portfolio (seed 7) as of today.
-pub(super) async fn seed_portfolio(
-    store: &dyn Store,
-    config: &Config,
-    customers: u32,
-    invoices: u32,
-) -> Result<(), CliError> {
-    let dir =
-        std::env::temp_dir().join(format!("relance-sample-{}-{customers}", std::process::id()));
-    let spec = crate::sample::PortfolioSpec {
-        customers,
-        invoices,
-        seed: 7,
-        as_of: today(config),
-    };
-    crate::sample::write_portfolio(&spec, &dir)
-        .map_err(|e| CliError::Failure(format!("cannot write the sample portfolio: {e}")))?;
-    let opts = crate::import::ImportOptions::default();
-    for kind in [
-        crate::import::ImportKind::Customers,
-        crate::import::ImportKind::Invoices,
-        crate::import::ImportKind::Payments,
-    ] {
-        let file = dir.join(format!("{}.csv", kind.as_str()));
-        crate::import::import_file(store, kind, &file, &opts).await?;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

@@ -307,6 +307,17 @@ impl From<ImportError> for CliError {
     }
 }
 
+impl From<crate::templates::check::CheckError> for CliError {
+    fn from(e: crate::templates::check::CheckError) -> Self {
+        use crate::templates::check::CheckError;
+        match e {
+            CheckError::Store(s) => CliError::Store(s),
+            CheckError::Import(i) => i.into(),
+            CheckError::Scratch(m) => CliError::Failure(m),
+        }
+    }
+}
+
 /// Runs a parsed command line; returns the exit code.
 ///
 /// # Errors
@@ -421,7 +432,7 @@ async fn config_check(cli: &Cli) -> Result<u8, CliError> {
     // The templates the rules use must render (scripts that do not compile are
     // `relance rules check`'s to report).
     let (set, _) = crate::scripting::registry::load_all(&config, &engine_for(&config));
-    let report = rules::check_templates(&config, &set).await?;
+    let report = crate::templates::check::check(&config, &set).await?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
