@@ -82,7 +82,7 @@ fn action(n: usize) -> ClaimedAction {
     let customer: relance::domain::Customer = serde_json::from_value(serde_json::json!({
         "external_id": format!("C{n:06}"), "name": format!("Client {n}"), "legal_name": null,
         "siren": null, "siret": null, "vat_number": null, "country": "FR", "segment": "smb",
-        "locale": if n % 3 == 0 { "en" } else { "fr" },
+        "locale": if n.is_multiple_of(3) { "en" } else { "fr" },
         "emails": [format!("compta{n}@client.example")], "phones": [],
         "address": {"line1": null, "line2": null, "postal_code": null, "city": null, "country": null},
         "currency": "EUR", "credit_limit": null,

@@ -13,16 +13,20 @@
 //! - [`channels`]: delivery transports behind one trait.
 //! - [`runtime`]: `relance serve`: the loops, wired with graceful shutdown.
 //! - [`cli`]: the command line; `main.rs` only maps its outcome to an exit code.
-//! - [`telemetry`]: logs, human or JSON.
+//! - [`api`]: the HTTP API of `relance serve` (`/v1`, health, metrics).
+//! - [`telemetry`]: logs, human or JSON; [`metrics`]: counters for `/metrics`.
 //!
 //! Data flows one way: ingest → ledger → (tick) facts → rule → decisions → outbox →
 //! channel → delivery record.
 
+pub mod api;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod documents;
 pub mod domain;
 pub mod import;
+pub mod metrics;
 pub mod outbox;
 pub mod reports;
 pub mod runtime;

@@ -195,6 +195,7 @@ async fn leader_loop(
             }
         };
         tracing::info!(instance = %instance, "this instance schedules the ticks");
+        crate::metrics::global().set_leader(true);
         let stop = cancel.child_token();
         let watch = async {
             loop {
@@ -217,6 +218,7 @@ async fn leader_loop(
             _ = watch => {}
         }
         stop.cancel();
+        crate::metrics::global().set_leader(false);
         drop(lead);
     }
 }
@@ -278,10 +280,19 @@ pub async fn launch(
     registry: Arc<RuleRegistry>,
     dispatcher: Arc<Dispatcher>,
     opts: ServeOptions,
+    http: Option<(tokio::net::TcpListener, crate::api::AppState)>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), StoreError> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
+    if let Some((listener, state)) = http {
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
+            if let Err(e) = crate::api::serve(listener, state, cancel).await {
+                tracing::error!(error = %e, "the HTTP API stopped");
+            }
+        });
+    }
     tracker.spawn(leader_loop(
         store.clone(),
         config.clone(),

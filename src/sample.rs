@@ -106,7 +106,7 @@ fn luhn_digit(body: &str) -> u32 {
                 }
             })
             .sum();
-        if sum % 10 == 0 {
+        if sum.is_multiple_of(10) {
             return d;
         }
     }

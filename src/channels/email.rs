@@ -44,6 +44,7 @@ pub struct EmailChannel {
     from: Mailbox,
     bcc: Vec<Mailbox>,
     reply_to: Option<Mailbox>,
+    documents: Option<Arc<crate::documents::service::Documents>>,
 }
 
 impl EmailChannel {
@@ -98,6 +99,7 @@ impl EmailChannel {
             from,
             bcc,
             reply_to,
+            documents: None,
         })
     }
 
@@ -107,6 +109,20 @@ impl EmailChannel {
     /// [`DeliveryError::Blocked`] when the customer has no address or the template
     /// cannot be rendered.
     pub fn message(&self, a: &ClaimedAction) -> Result<Message, DeliveryError> {
+        let template = a.template.as_deref().unwrap_or(&a.step);
+        self.compose(a, template, &[])
+    }
+
+    /// The message of an action from email template `template`, with `attachments`.
+    ///
+    /// # Errors
+    /// As [`EmailChannel::message`].
+    pub fn compose(
+        &self,
+        a: &ClaimedAction,
+        template: &str,
+        attachments: &[Attachment],
+    ) -> Result<Message, DeliveryError> {
         let blocked = |reason: String| DeliveryError::Blocked { reason };
         let option_list = |key: &str| -> Vec<String> {
             match a.options.get(key) {
@@ -128,7 +144,6 @@ impl EmailChannel {
                 a.customer.external_id
             )));
         }
-        let template = a.template.as_deref().unwrap_or(&a.step);
         let ctx = MessageContext::for_action(&self.company, a);
         let rendered = self
             .templates
@@ -170,22 +185,42 @@ impl EmailChannel {
         if let Some(r) = reply_to {
             builder = builder.reply_to(r);
         }
-        builder
-            .multipart(
-                MultiPart::alternative()
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_PLAIN)
-                            .body(rendered.text),
-                    )
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_HTML)
-                            .body(rendered.html),
-                    ),
+        let alternative = MultiPart::alternative()
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(rendered.text),
             )
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(rendered.html),
+            );
+        let body = if attachments.is_empty() {
+            alternative
+        } else {
+            let pdf = ContentType::parse("application/pdf")
+                .map_err(|e| blocked(format!("content type: {e}")))?;
+            attachments
+                .iter()
+                .fold(MultiPart::mixed().multipart(alternative), |m, att| {
+                    m.singlepart(
+                        lettre::message::Attachment::new(att.file_name.clone())
+                            .body(att.bytes.clone(), pdf.clone()),
+                    )
+                })
+        };
+        builder
+            .multipart(body)
             .map_err(|e| blocked(format!("cannot build the message: {e}")))
     }
+}
+
+/// A PDF attached to a message.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub file_name: String,
+    pub bytes: Vec<u8>,
 }
 
 /// SMTP 5xx replies are permanent; 4xx, network errors and timeouts temporary.
@@ -292,7 +327,47 @@ impl Channel for EmailChannel {
     }
 
     async fn deliver(&self, a: &ClaimedAction) -> Result<Delivered, DeliveryError> {
-        let message = self.message(a)?;
+        let template = a.template.as_deref().unwrap_or(&a.step);
+        let mut attachments = Vec::new();
+        if wants_statement(a) {
+            let Some(docs) = &self.documents else {
+                return Err(DeliveryError::Blocked {
+                    reason: "the rule attaches a statement but documents are not set up".into(),
+                });
+            };
+            let (doc, bytes) = docs.statement(a).await?;
+            attachments.push(Attachment {
+                file_name: doc.file_name,
+                bytes,
+            });
+        }
+        let message = self.compose(a, template, &attachments)?;
+        self.send(message).await
+    }
+}
+
+/// Whether an email rule asks for the account statement attached
+/// (`attachments: ["statement"]`).
+fn wants_statement(a: &ClaimedAction) -> bool {
+    match a.options.get("attachments") {
+        Some(serde_json::Value::String(s)) => s == "statement",
+        Some(serde_json::Value::Array(v)) => v.iter().any(|x| x.as_str() == Some("statement")),
+        _ => false,
+    }
+}
+
+impl EmailChannel {
+    /// Attaches account statements when rules ask for them.
+    pub fn with_documents(mut self, documents: Arc<crate::documents::service::Documents>) -> Self {
+        self.documents = Some(documents);
+        self
+    }
+
+    /// Sends a message on a pooled connection; the Message-ID is the provider reference.
+    ///
+    /// # Errors
+    /// 5xx permanent; 4xx, network errors and timeouts temporary.
+    pub async fn send(&self, message: Message) -> Result<Delivered, DeliveryError> {
         let message_id = message
             .headers()
             .get_raw("Message-ID")

@@ -3,6 +3,8 @@
 
 mod call_task;
 mod email;
+pub mod formal_notice;
+pub mod insurer;
 mod outbox_dir;
 mod sms;
 pub mod webhook;
@@ -14,7 +16,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use call_task::CallTaskChannel;
-pub use email::EmailChannel;
+pub use email::{Attachment, EmailChannel};
+pub use formal_notice::FormalNoticeChannel;
+pub use insurer::InsurerChannel;
 pub use outbox_dir::OutboxDir;
 pub use sms::SmsChannel;
 
@@ -53,6 +57,9 @@ pub enum DeliveryError {
     /// template for the customer's locale): blocked until someone fixes the data.
     #[error("{reason}")]
     Blocked { reason: String },
+    /// Give up now without further retries (an insurer endpoint answering 410 Gone).
+    #[error("{message}")]
+    DeadLetter { message: String },
 }
 
 /// A failed HTTP exchange as a [`DeliveryError`]: 408, 425, 429 and 5xx are temporary,
@@ -122,6 +129,11 @@ pub trait Channel: Send + Sync {
     /// on (Message-ID, `webhook-id`, provider idempotency key) so a resend after an
     /// interruption can be recognised by the receiver.
     async fn deliver(&self, action: &ClaimedAction) -> Result<Delivered, DeliveryError>;
+    /// How this channel's temporary failures are retried, when not as configured under
+    /// `dispatch` (insurer handovers retry for about three days).
+    fn retry_policy(&self) -> Option<crate::outbox::RetryPolicy> {
+        None
+    }
 }
 
 /// A channel whose interrupted sends are treated as configured rather than as the
@@ -141,6 +153,9 @@ impl Channel for WithPolicy {
     }
     async fn deliver(&self, action: &ClaimedAction) -> Result<Delivered, DeliveryError> {
         self.inner.deliver(action).await
+    }
+    fn retry_policy(&self) -> Option<crate::outbox::RetryPolicy> {
+        self.inner.retry_policy()
     }
 }
 

@@ -19,21 +19,51 @@ impl OutboxDir {
     pub fn new(dir: impl Into<PathBuf>) -> OutboxDir {
         OutboxDir { dir: dir.into() }
     }
-}
 
-#[async_trait]
-impl Channel for OutboxDir {
-    fn name(&self) -> &str {
-        "outbox"
+    /// The file name stem of an action's files: `<id>-<customer>`.
+    fn stem(a: &ClaimedAction) -> String {
+        let safe: String = a
+            .customer
+            .external_id
+            .chars()
+            .map(|ch| {
+                if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' {
+                    ch
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{:08}-{safe}", a.id)
     }
 
-    /// Files are written under a name derived from the action: a resend overwrites the
-    /// same file, so resending is always safe here.
-    fn on_interrupted(&self) -> OnInterrupted {
-        OnInterrupted::Resend
+    /// Writes `bytes` as `<kind>/<id>-<customer><suffix>` through a temporary file; a
+    /// resend overwrites the same file. Returns the path.
+    ///
+    /// # Errors
+    /// Temporary: the folder cannot be written.
+    pub async fn put(
+        &self,
+        a: &ClaimedAction,
+        suffix: &str,
+        bytes: &[u8],
+    ) -> Result<String, DeliveryError> {
+        let dir = self.dir.join(a.kind.as_str());
+        let path = dir.join(format!("{}{suffix}", Self::stem(a)));
+        let tmp = dir.join(format!(".{}{suffix}.tmp", Self::stem(a)));
+        let io = |e: std::io::Error| DeliveryError::Temporary {
+            message: format!("cannot write {}: {e}", path.display()),
+            retry_after: None,
+        };
+        tokio::fs::create_dir_all(&dir).await.map_err(io)?;
+        tokio::fs::write(&tmp, bytes).await.map_err(io)?;
+        tokio::fs::rename(&tmp, &path).await.map_err(io)?;
+        Ok(path.display().to_string())
     }
 
-    async fn deliver(&self, a: &ClaimedAction) -> Result<Delivered, DeliveryError> {
+    /// What an action would send, as JSON: the action, its customer and invoices, and
+    /// `extra` fields (a document, a request body).
+    pub fn describe(a: &ClaimedAction, extra: serde_json::Value) -> serde_json::Value {
         let c = &a.customer;
         let recipients = match a.kind {
             ActionKind::Email | ActionKind::FormalNotice => json!(c.emails),
@@ -45,7 +75,7 @@ impl Channel for OutboxDir {
             ActionKind::CallTask => json!(c.phones),
             ActionKind::InsurerHandover => json!(c.insurance.policy),
         };
-        let body = json!({
+        let mut body = json!({
             "message_id": a.key,
             "action_id": a.id,
             "attempt": a.attempt,
@@ -63,30 +93,29 @@ impl Channel for OutboxDir {
             "currency": a.currency,
             "options": a.options,
         });
-        let dir = self.dir.join(a.kind.as_str());
-        let safe: String = c
-            .external_id
-            .chars()
-            .map(|ch| {
-                if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' {
-                    ch
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let path = dir.join(format!("{:08}-{safe}.json", a.id));
-        let tmp = dir.join(format!(".{:08}.tmp", a.id));
+        if let (Some(obj), serde_json::Value::Object(more)) = (body.as_object_mut(), extra) {
+            obj.extend(more);
+        }
+        body
+    }
+}
+
+#[async_trait]
+impl Channel for OutboxDir {
+    fn name(&self) -> &str {
+        "outbox"
+    }
+
+    /// Files are written under a name derived from the action: a resend overwrites the
+    /// same file, so resending is always safe here.
+    fn on_interrupted(&self) -> OnInterrupted {
+        OnInterrupted::Resend
+    }
+
+    async fn deliver(&self, a: &ClaimedAction) -> Result<Delivered, DeliveryError> {
+        let body = Self::describe(a, json!({}));
         let text = serde_json::to_string_pretty(&body).unwrap_or_default();
-        let io = |e: std::io::Error| DeliveryError::Temporary {
-            message: format!("cannot write {}: {e}", path.display()),
-            retry_after: None,
-        };
-        tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-        tokio::fs::write(&tmp, text).await.map_err(io)?;
-        tokio::fs::rename(&tmp, &path).await.map_err(io)?;
-        Ok(Delivered {
-            provider_ref: path.display().to_string(),
-        })
+        let path = self.put(a, ".json", text.as_bytes()).await?;
+        Ok(Delivered { provider_ref: path })
     }
 }

@@ -53,19 +53,20 @@ pub fn message_id(key: &str) -> String {
     format!("msg_{}", key.replace(':', "_"))
 }
 
-/// What a signed post returned: status and body.
+/// What a signed post returned: status, body and `Retry-After`.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
     pub body: String,
+    pub retry_after: Option<Duration>,
 }
 
-/// Posts `body` (JSON) signed with `secrets`, classifying failures: network errors, 429
-/// and 5xx are temporary (honouring `Retry-After`), other 4xx permanent.
+/// Posts `body` (JSON) signed with `secrets` and returns whatever the server answered;
+/// only a transport failure (network, timeout) is an error, temporary.
 ///
 /// # Errors
-/// A [`DeliveryError`] as above.
-pub async fn post(
+/// [`DeliveryError::Temporary`] when no answer came.
+pub async fn post_raw(
     client: &reqwest::Client,
     url: &str,
     secrets: &[Secret],
@@ -90,11 +91,32 @@ pub async fn post(
         })?;
     let status = response.status().as_u16();
     let retry_after = super::retry_after(response.headers());
-    let text = response.text().await.unwrap_or_default();
-    if (200..300).contains(&status) {
-        Ok(Response { status, body: text })
+    let body = response.text().await.unwrap_or_default();
+    Ok(Response {
+        status,
+        body,
+        retry_after,
+    })
+}
+
+/// Posts `body` (JSON) signed with `secrets`, classifying failures: network errors, 429
+/// and 5xx are temporary (honouring `Retry-After`), other 4xx permanent.
+///
+/// # Errors
+/// A [`DeliveryError`] as above.
+pub async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    secrets: &[Secret],
+    id: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Response, DeliveryError> {
+    let r = post_raw(client, url, secrets, id, body, timeout).await?;
+    if (200..300).contains(&r.status) {
+        Ok(r)
     } else {
-        Err(http_error(url, status, &text, retry_after))
+        Err(http_error(url, r.status, &r.body, r.retry_after))
     }
 }
 

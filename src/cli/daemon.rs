@@ -52,6 +52,20 @@ pub enum ActionsCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Write a document archived with an action (formal notice, statement, handover),
+    /// after checking it against its recorded SHA-256
+    #[command(
+        after_help = "Examples:\n  relance actions document 42 --output notice.pdf\n  relance actions document 57 --kind insurer_handover > handover.json\n\nExit code 1 when the archived file no longer matches the SHA-256 in the action log."
+    )]
+    Document {
+        id: i64,
+        /// formal_notice, statement or insurer_handover (default: the action's only one)
+        #[arg(long)]
+        kind: Option<String>,
+        /// File to write (default: standard output)
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Put a dead, held or cancelled action back in the queue
     #[command(after_help = "Example:\n  relance actions retry 42")]
     Retry { id: i64 },
@@ -124,17 +138,50 @@ pub async fn report_unscripted(
 /// # Errors
 /// When a transport cannot be set up (TLS parameters for the SMTP host).
 pub fn channels_for(config: &Config, store: Arc<dyn Store>) -> Result<Channels, CliError> {
-    use crate::channels::{CallTaskChannel, EmailChannel, SmsChannel};
+    use crate::channels::{
+        CallTaskChannel, EmailChannel, FormalNoticeChannel, InsurerChannel, SmsChannel,
+    };
     use crate::domain::ActionKind;
-    let mut channels = Channels::all(Arc::new(OutboxDir::new(config.channels.outbox_dir.clone())));
+    let outbox = || OutboxDir::new(config.channels.outbox_dir.clone());
+    let mut channels = Channels::all(Arc::new(outbox()));
     let templates = Arc::new(crate::templates::Templates::new(
         &config.channels.templates_dir,
     ));
+    let documents = Arc::new(crate::documents::service::Documents::new(
+        config,
+        store.clone(),
+    ));
+    let mut email_channel = None;
     if let Some(email) = &config.channels.email {
         let channel = EmailChannel::new(email, &config.company, templates.clone())
-            .map_err(|e| CliError::Failure(format!("channels.email: {e}")))?;
-        channels.set(ActionKind::Email, Arc::new(channel));
+            .map_err(|e| CliError::Failure(format!("channels.email: {e}")))?
+            .with_documents(documents.clone());
+        let channel = Arc::new(channel);
+        email_channel = Some(channel.clone());
+        channels.set(ActionKind::Email, channel);
     }
+    channels.set(
+        ActionKind::FormalNotice,
+        Arc::new(FormalNoticeChannel::new(
+            store.clone(),
+            documents.clone(),
+            email_channel,
+            config.channels.formal_notice.email_template.clone(),
+            config.channels.formal_notice.registered_mail.clone(),
+            outbox(),
+            config.company.clone(),
+        )),
+    );
+    channels.set(
+        ActionKind::InsurerHandover,
+        Arc::new(InsurerChannel::new(
+            store.clone(),
+            documents,
+            config.insurers.clone(),
+            config.company.clone(),
+            outbox(),
+        )),
+    );
     if let Some(sms) = &config.channels.sms {
         channels.set(
             ActionKind::Sms,
@@ -286,6 +333,7 @@ pub(super) async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<u8, CliEr
                 status: a.status,
                 kind: a.kind,
                 since,
+                until: None,
                 after_id: a.after,
                 limit: a.limit.clamp(1, 10_000),
             };
@@ -335,9 +383,14 @@ pub(super) async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<u8, CliEr
         ActionsCommand::Show { id, format } => match store.action(*id).await? {
             None => Err(CliError::Input(format!("no action {id}"))),
             Some(d) => {
+                let documents = store.documents(*id).await?;
+                let parts = store.delivered_parts(*id).await?;
                 match format {
                     OutputFormat::Json => {
-                        println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default())
+                        let mut v = serde_json::to_value(&d).unwrap_or_default();
+                        v["documents"] = serde_json::to_value(&documents).unwrap_or_default();
+                        v["deliveries"] = serde_json::to_value(&parts).unwrap_or_default();
+                        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
                     }
                     OutputFormat::Text => {
                         let r = &d.row;
@@ -365,6 +418,24 @@ pub(super) async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<u8, CliEr
                         if let Some(p) = &r.provider_ref {
                             println!("  provider reference: {p}");
                         }
+                        for p in &parts {
+                            println!(
+                                "  delivered by {}: {} ({})",
+                                p.part,
+                                p.provider_ref,
+                                p.at.format("%Y-%m-%d %H:%M:%S")
+                            );
+                        }
+                        for doc in &documents {
+                            println!(
+                                "  document {}: {} {} bytes, sha256 {} ({})",
+                                doc.kind,
+                                doc.reference,
+                                doc.size,
+                                doc.sha256,
+                                doc.location.as_deref().unwrap_or("in the database")
+                            );
+                        }
                         println!("  options: {}", d.options);
                         println!("  facts: {}", d.facts);
                         println!("  history:");
@@ -386,6 +457,60 @@ pub(super) async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<u8, CliEr
                 Ok(exit::OK)
             }
         },
+        ActionsCommand::Document { id, kind, output } => {
+            let docs = store.documents(*id).await?;
+            if store.action(*id).await?.is_none() {
+                return Err(CliError::Input(format!("no action {id}")));
+            }
+            let doc = match kind {
+                Some(k) => docs.iter().find(|d| &d.kind == k),
+                None if docs.len() == 1 => docs.first(),
+                None if docs.is_empty() => None,
+                None => {
+                    let kinds: Vec<&str> = docs.iter().map(|d| d.kind.as_str()).collect();
+                    return Err(CliError::Input(format!(
+                        "action {id} has several documents ({}): choose one with --kind",
+                        kinds.join(", ")
+                    )));
+                }
+            };
+            let Some(doc) = doc else {
+                return Err(CliError::Input(format!(
+                    "action {id} has no {} document",
+                    kind.as_deref().unwrap_or("archived")
+                )));
+            };
+            let archive = crate::documents::archive::Archive::new(
+                store.clone(),
+                config.channels.documents.archive.clone(),
+            );
+            let bytes = archive
+                .content(doc)
+                .await
+                .map_err(|e| CliError::Failure(e.to_string()))?;
+            match output {
+                Some(path) => {
+                    std::fs::write(path, &bytes).map_err(|e| {
+                        CliError::Failure(format!("cannot write {}: {e}", path.display()))
+                    })?;
+                    eprintln!(
+                        "{} {} written to {} ({} bytes, sha256 {} verified)",
+                        doc.kind,
+                        doc.reference,
+                        path.display(),
+                        bytes.len(),
+                        doc.sha256
+                    );
+                }
+                None => {
+                    use std::io::Write;
+                    std::io::stdout()
+                        .write_all(&bytes)
+                        .map_err(|e| CliError::Failure(format!("cannot write: {e}")))?;
+                }
+            }
+            Ok(exit::OK)
+        }
         ActionsCommand::Retry { id } => {
             store.retry_action(*id, Utc::now()).await?;
             println!("action {id} requeued");
@@ -409,6 +534,10 @@ pub struct ServeArgs {
     /// Seconds given to in-flight work at shutdown
     #[arg(long, default_value_t = 30)]
     pub grace: u64,
+    /// Serve the HTTP API on this address (overrides api.listen), e.g. 127.0.0.1:8080;
+    /// port 0 picks a free port
+    #[arg(long, env = "RELANCE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 pub(super) const SERVE_HELP: &str = "\
@@ -421,8 +550,13 @@ claimed, in-flight work gets --grace seconds, exit code 0.
 With the embedded default configuration and an empty ledger, the sample portfolio is
 loaded first, and every action goes to the outbox/ folder: nothing is sent for real.
 
+The HTTP API (docs/http-api.md: ingestion, collectors' actions, audit, /healthz,
+/readyz, /metrics) runs when api.listen is configured or --listen is given; the
+address it listens on is logged at start.
+
 Examples:
   relance serve
+  relance serve --listen 127.0.0.1:8080
   relance --config /etc/relance/relance.yaml --log-format json serve --workers 4";
 
 /// Loads a generated sample portfolio (dated around today) into an empty ledger.
@@ -450,6 +584,19 @@ pub(super) async fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, CliError> {
     }
     report_unscripted(store.as_ref(), &config).await?;
     let dispatcher = Arc::new(dispatcher_for(&config, store.clone())?);
+    let registry = Arc::new(registry);
+    let http = match args.listen.or(config.api.listen) {
+        None => None,
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| CliError::Failure(format!("cannot listen on {addr}: {e}")))?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            tracing::info!(address = %bound, "HTTP API listening on {bound}");
+            let state = crate::api::AppState::new(config.clone(), store.clone(), registry.clone());
+            Some((listener, state))
+        }
+    };
     let opts = crate::runtime::ServeOptions {
         dispatch_workers: args.workers,
         grace: std::time::Duration::from_secs(args.grace),
@@ -460,9 +607,10 @@ pub(super) async fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, CliError> {
     crate::runtime::launch(
         config,
         store.clone(),
-        Arc::new(registry),
+        registry,
         dispatcher,
         opts,
+        http,
         shutdown,
     )
     .await?;

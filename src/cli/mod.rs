@@ -13,9 +13,11 @@ use crate::store::{self, Store, StoreError};
 use crate::telemetry::{self, LogFormat};
 
 mod daemon;
+mod insurers;
 mod report;
 mod rules;
 mod tasks;
+mod tokens;
 pub use daemon::{
     channels_for, dispatcher_for, ActionsCommand, DispatchArgs, ListArgs, ServeArgs, TickArgs,
 };
@@ -162,6 +164,20 @@ pub enum Command {
     )]
     Report(report::ReportCommand),
 
+    /// Credit-insurance policies and their endpoints: list, enable, disable
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  relance insurers list\n  relance insurers enable coface-fr"
+    )]
+    Insurers(insurers::InsurersCommand),
+
+    /// Bearer tokens of the HTTP API: create (secret shown once), list, revoke
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  relance tokens create --name erp-sync --scope ingest\n  relance tokens list\n  relance tokens revoke 3"
+    )]
+    Tokens(tokens::TokensCommand),
+
     /// Generate a sample portfolio as CSV files (seeded, reproducible)
     #[command(
         after_help = "Example:\n  relance sample --customers 100000 --invoices 1000000 --seed 42 --out /tmp/portfolio\n\nWrites customers.csv, invoices.csv and payments.csv into the output folder."
@@ -278,6 +294,9 @@ pub enum CliError {
     Input(String),
     #[error("{0}")]
     Failure(String),
+    /// A value on the command line that clap cannot check (exit code 2).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl CliError {
@@ -287,6 +306,7 @@ impl CliError {
             CliError::Store(StoreError::Invalid(_) | StoreError::NotFound { .. })
             | CliError::Input(_) => exit::REJECTED,
             CliError::Store(_) | CliError::Failure(_) => exit::FAILURE,
+            CliError::Usage(_) => exit::USAGE,
         }
     }
 
@@ -358,6 +378,8 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Actions(cmd) => daemon::actions(&cli, cmd).await,
         Command::Tasks(cmd) => tasks::tasks(&cli, cmd).await,
         Command::Report(cmd) => report::report(&cli, cmd).await,
+        Command::Insurers(cmd) => insurers::insurers(&cli, cmd).await,
+        Command::Tokens(cmd) => tokens::tokens(&cli, cmd).await,
     }
 }
 
@@ -433,6 +455,20 @@ async fn config_check(cli: &Cli) -> Result<u8, CliError> {
     // `relance rules check`'s to report).
     let (set, _) = crate::scripting::registry::load_all(&config, &engine_for(&config));
     let report = crate::templates::check::check(&config, &set).await?;
+    print_template_report(&report, false);
+    if report.errors.is_empty() {
+        Ok(exit::OK)
+    } else {
+        Ok(exit::CONFIG)
+    }
+}
+
+/// Warnings and errors of a template check on stderr, the summary on stdout when it
+/// passed (with the number of sample decisions when `decisions`).
+pub(super) fn print_template_report(
+    report: &crate::templates::check::TemplateReport,
+    decisions: bool,
+) {
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
@@ -440,10 +476,14 @@ async fn config_check(cli: &Cli) -> Result<u8, CliError> {
         eprintln!("error: {e}");
     }
     if report.errors.is_empty() {
-        println!("templates: OK ({} rendered)", report.rendered);
-        Ok(exit::OK)
-    } else {
-        Ok(exit::CONFIG)
+        if decisions {
+            println!(
+                "templates: OK ({} rendered, {} sample decisions)",
+                report.rendered, report.decisions
+            );
+        } else {
+            println!("templates: OK ({} rendered)", report.rendered);
+        }
     }
 }
 

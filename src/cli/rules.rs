@@ -106,18 +106,7 @@ pub(super) async fn check(cli: &Cli) -> Result<u8, CliError> {
         eprintln!("{}", e.diagnostic.long());
     }
     let report = crate::templates::check::check(&config, &set).await?;
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
-    for e in &report.errors {
-        eprintln!("error: {e}");
-    }
-    if report.errors.is_empty() {
-        println!(
-            "templates: OK ({} rendered, {} sample decisions)",
-            report.rendered, report.decisions
-        );
-    }
+    super::print_template_report(&report, true);
     if errors.is_empty() && report.errors.is_empty() {
         Ok(exit::OK)
     } else {

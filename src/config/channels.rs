@@ -26,6 +26,45 @@ pub struct ChannelsConfig {
     /// message id / idempotency key) or `hold` for an operator. Formal notices and
     /// insurer handovers are held unless configured otherwise.
     pub on_interrupted: BTreeMap<ActionKind, OnInterrupted>,
+    /// Where generated documents (formal notices, statements) are archived.
+    pub documents: DocumentsConfig,
+    pub formal_notice: FormalNoticeConfig,
+}
+
+/// Where generated documents are archived, with their SHA-256 in the action log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentArchive {
+    /// Files under this directory (`YYYY/MM/<file>`), never overwritten.
+    Directory(PathBuf),
+    /// In the database, with the action.
+    Database,
+}
+
+#[derive(Debug, Clone)]
+pub struct DocumentsConfig {
+    pub archive: DocumentArchive,
+}
+
+#[derive(Debug, Clone)]
+pub struct FormalNoticeConfig {
+    /// Email template of the message the PDF is attached to.
+    pub email_template: String,
+    /// Letter template (`templates/pdf/<name>.<lang>.typ`) when the rule names none.
+    pub template: String,
+    /// Days given to pay when the rule does not say.
+    pub deadline_days: i64,
+    pub registered_mail: Option<RegisteredMailConfig>,
+}
+
+/// A registered-mail provider reached through a generic HTTP adapter: the PDF (base64)
+/// and the addressing metadata as JSON.
+#[derive(Debug, Clone)]
+pub struct RegisteredMailConfig {
+    pub url: String,
+    pub headers: BTreeMap<String, Secret>,
+    /// JSON pointer to the tracking reference in the response (e.g. `/tracking_number`).
+    pub tracking_pointer: String,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +180,34 @@ pub struct RawChannels {
     pub call_tasks: Option<RawCallTasks>,
     #[serde(default)]
     pub on_interrupted: BTreeMap<String, String>,
+    pub documents: Option<RawDocuments>,
+    pub formal_notice: Option<RawFormalNotice>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDocuments {
+    pub archive: Option<String>,
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFormalNotice {
+    pub email_template: Option<String>,
+    pub template: Option<String>,
+    pub deadline_days: Option<i64>,
+    pub registered_mail: Option<RawRegisteredMail>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegisteredMail {
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    pub tracking_pointer: Option<String>,
+    pub timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -393,29 +460,9 @@ pub fn build(raw: RawChannels, err: &mut dyn FnMut(&str, String)) -> ChannelsCon
             ..Default::default()
         },
         |c| {
-            let notify = c.notify.map(|w| {
-                let mut secrets = w.secrets;
-                secrets.extend(w.secret);
-                if secrets.is_empty() {
-                    err(
-                        "channels.call_tasks.notify.secrets",
-                        "at least one signing secret (whsec_...) is needed".into(),
-                    );
-                }
-                for s in &secrets {
-                    if crate::channels::webhook::decode_secret(s.expose()).is_err() {
-                        err(
-                            "channels.call_tasks.notify.secrets",
-                            "a secret must be 'whsec_' followed by base64".into(),
-                        );
-                    }
-                }
-                WebhookTarget {
-                    url: w.url,
-                    secrets,
-                    timeout: Duration::from_secs(w.timeout_seconds.unwrap_or(15).max(1)),
-                }
-            });
+            let notify = c
+                .notify
+                .map(|w| webhook_target(w, "channels.call_tasks.notify", 15, err));
             CallTasksConfig {
                 default_assignee: c.default_assignee,
                 due_in_days: c.due_in_days.unwrap_or(2).max(0),
@@ -448,13 +495,109 @@ pub fn build(raw: RawChannels, err: &mut dyn FnMut(&str, String)) -> ChannelsCon
         }
     }
 
+    let documents = raw.documents.unwrap_or_default();
+    let dir = PathBuf::from(documents.dir.unwrap_or_else(|| "archive".into()));
+    let archive = match documents.archive.as_deref().unwrap_or("directory") {
+        "directory" => DocumentArchive::Directory(dir),
+        "database" => DocumentArchive::Database,
+        other => {
+            err(
+                "channels.documents.archive",
+                format!("'{other}': expected directory or database"),
+            );
+            DocumentArchive::Directory(dir)
+        }
+    };
+    let fnotice = raw.formal_notice.unwrap_or_default();
+    let deadline_days = fnotice.deadline_days.unwrap_or(8);
+    if !(1..=90).contains(&deadline_days) {
+        err(
+            "channels.formal_notice.deadline_days",
+            "must be between 1 and 90 days".into(),
+        );
+    }
+    let registered_mail = fnotice.registered_mail.map(|r| {
+        let tracking_pointer = r.tracking_pointer.unwrap_or_else(|| "/id".into());
+        pointer(
+            &tracking_pointer,
+            "channels.formal_notice.registered_mail.tracking_pointer",
+            err,
+        );
+        if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+            err(
+                "channels.formal_notice.registered_mail.url",
+                format!("'{}' is not an http(s) URL", r.url),
+            );
+        }
+        RegisteredMailConfig {
+            url: r.url,
+            headers: r.headers,
+            tracking_pointer,
+            timeout: Duration::from_secs(r.timeout_seconds.unwrap_or(60).max(1)),
+        }
+    });
+
     ChannelsConfig {
+        documents: DocumentsConfig { archive },
+        formal_notice: FormalNoticeConfig {
+            email_template: fnotice
+                .email_template
+                .unwrap_or_else(|| "formal_notice".into()),
+            template: fnotice.template.unwrap_or_else(|| "formal_notice".into()),
+            deadline_days: deadline_days.clamp(1, 90),
+            registered_mail,
+        },
         on_interrupted,
         outbox_dir: PathBuf::from(raw.outbox_dir.unwrap_or_else(|| "outbox".into())),
         templates_dir: PathBuf::from(raw.templates_dir.unwrap_or_else(|| "templates".into())),
         email,
         sms,
         call_tasks,
+    }
+}
+
+/// A webhook endpoint: at least one valid `whsec_` secret, an http(s) URL.
+pub fn webhook_target(
+    w: RawWebhook,
+    path: &str,
+    default_timeout: u64,
+    err: &mut dyn FnMut(&str, String),
+) -> WebhookTarget {
+    let mut secrets = w.secrets;
+    secrets.extend(w.secret);
+    if secrets.is_empty() {
+        err(
+            &format!("{path}.secrets"),
+            "at least one signing secret (whsec_...) is needed".into(),
+        );
+    }
+    for s in &secrets {
+        if crate::channels::webhook::decode_secret(s.expose()).is_err() {
+            err(
+                &format!("{path}.secrets"),
+                "a secret must be 'whsec_' followed by base64".into(),
+            );
+        }
+    }
+    if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+        err(
+            &format!("{path}.url"),
+            format!("'{}' is not an http(s) URL", w.url),
+        );
+    }
+    WebhookTarget {
+        url: w.url,
+        secrets,
+        timeout: Duration::from_secs(w.timeout_seconds.unwrap_or(default_timeout).max(1)),
+    }
+}
+
+fn pointer(p: &str, path: &str, err: &mut dyn FnMut(&str, String)) {
+    if !p.is_empty() && !p.starts_with('/') {
+        err(
+            path,
+            format!("'{p}' is not a JSON pointer (e.g. /id or /data/reference)"),
+        );
     }
 }
 

@@ -22,13 +22,26 @@ pub use secret::{DatabaseUrl, Secret};
 use yaml_index::YamlIndex;
 
 use crate::domain::{
-    BusinessCalendar, CountryCode, Currency, EmailAddress, HolidaySet, PhoneNumber, Siren, Siret,
-    VatNumber,
+    BusinessCalendar, CountryCode, Currency, EmailAddress, HolidaySet, Locale, PhoneNumber, Siren,
+    Siret, VatNumber,
 };
 
 /// The configuration relance uses when no file is given and `./relance.yaml` does not
 /// exist: SQLite next to the working directory, the sample rules, nothing sent for real.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../examples/relance.yaml");
+
+/// The HTTP API of `relance serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Address to listen on; `None`: no HTTP server unless `serve --listen` names one.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Time a request may take before it is answered 503.
+    pub request_timeout: std::time::Duration,
+    /// Most items in one batch request.
+    pub max_batch_items: usize,
+}
 
 /// Where a configuration came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +101,7 @@ pub struct Company {
     pub signatory_title: Option<String>,
 }
 
-pub use crate::domain::LatePayment;
+pub use crate::domain::{Jurisdictions, LatePayment};
 
 #[derive(Debug, Clone)]
 pub struct Segment {
@@ -109,6 +122,14 @@ pub struct Insurer {
     pub policy_number: Option<String>,
     /// Days after an invoice's due date by which an overdue must be declared.
     pub declaration_deadline_days: i64,
+    /// Where handovers are posted, signed; without it they go to the `outbox/` folder.
+    pub endpoint: Option<channels::WebhookTarget>,
+    /// JSON pointer to the insurer's reference in its response body.
+    pub reference_pointer: String,
+    /// How long a handover is retried before it is dead-lettered.
+    pub retry_for: std::time::Duration,
+    /// Embed the formal notice PDF (base64) in the handover document.
+    pub include_pdf: bool,
 }
 
 /// When actions of a kind may be delivered, in the configured time zone.
@@ -151,11 +172,14 @@ pub struct Config {
     pub company: Company,
     pub timezone: chrono_tz::Tz,
     pub calendar: BusinessCalendar,
-    pub late_payment: LatePayment,
+    /// Late-payment terms, by the customer's country.
+    pub late_payment: Jurisdictions,
     pub segments: BTreeMap<String, Segment>,
     /// Credit-insurance policies, by key (what customers' `insurer_policy` names).
     pub insurers: BTreeMap<String, Insurer>,
     pub dispatch: DispatchConfig,
+    /// The HTTP API of `relance serve`.
+    pub api: ApiConfig,
     /// Channel settings, typed by the channel modules.
     pub channels: channels::ChannelsConfig,
     /// Non-fatal remarks found while validating (shown by `config check`).
@@ -230,6 +254,7 @@ const SECTIONS: &[&str] = &[
     "insurers",
     "dispatch",
     "channels",
+    "api",
 ];
 
 impl Config {
@@ -449,6 +474,7 @@ impl Validator {
         let segments = self.section::<raw::RawSegments>(&root, "segments");
         let insurers = self.section::<raw::RawInsurers>(&root, "insurers");
         let dispatch = self.section::<raw::RawDispatch>(&root, "dispatch");
+        let api = self.section::<raw::RawApi>(&root, "api");
 
         let timezone = match root.get("timezone") {
             None | Some(Value::Null) => Some(chrono_tz::Europe::Paris),
@@ -498,10 +524,14 @@ impl Validator {
                     }
                 }
                 c.templates_dir = base_dir.join(&c.templates_dir);
+                if let channels::DocumentArchive::Directory(d) = &mut c.documents.archive {
+                    *d = base_dir.join(&*d);
+                }
                 c
             });
         let insurers = insurers.map(|i| self.insurers(i));
         let dispatch = dispatch.map(|d| self.dispatch(d));
+        let api = api.map(|a| self.api(a));
 
         Some(Config {
             source: source.clone(),
@@ -514,6 +544,7 @@ impl Validator {
             segments: segments?,
             insurers: insurers?,
             dispatch: dispatch?,
+            api: api?,
             channels: channels?,
             warnings: Vec::new(),
         })
@@ -638,31 +669,110 @@ impl Validator {
         BusinessCalendar::new(weekend, c.holidays.unwrap_or(HolidaySet::France), extra)
     }
 
-    fn late_payment(&mut self, l: raw::RawLatePayment, default_currency: Currency) -> LatePayment {
+    fn late_payment(
+        &mut self,
+        mut l: raw::RawLatePayment,
+        default_currency: Currency,
+    ) -> Jurisdictions {
+        let raw_jurisdictions = std::mem::take(&mut l.jurisdictions);
+        let default = self.late_terms("late_payment", l, None, default_currency);
+        let mut by_country = BTreeMap::new();
+        for (key, mut j) in raw_jurisdictions {
+            let path = format!("late_payment.jurisdictions.{key}");
+            let country = match CountryCode::parse(&key) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.err(
+                        &path,
+                        format!("{e}: jurisdictions are keyed by the customer's country"),
+                    );
+                    continue;
+                }
+            };
+            if !j.jurisdictions.is_empty() {
+                self.err(
+                    &format!("{path}.jurisdictions"),
+                    "jurisdictions do not nest",
+                );
+                j.jurisdictions.clear();
+            }
+            let terms = self.late_terms(&path, j, Some(&default), default_currency);
+            by_country.insert(country, terms);
+        }
+        Jurisdictions {
+            default,
+            by_country,
+        }
+    }
+
+    /// One set of late-payment terms at `path`; fields left out take the value of `base`
+    /// (a jurisdiction inherits the default terms), else the French statutory values.
+    fn late_terms(
+        &mut self,
+        path: &str,
+        l: raw::RawLatePayment,
+        base: Option<&LatePayment>,
+        default_currency: Currency,
+    ) -> LatePayment {
         let currency = match l.currency.as_deref() {
-            None => default_currency,
+            None => base.map_or(default_currency, |b| b.currency),
             Some(code) => Currency::parse(code).unwrap_or_else(|e| {
-                self.err("late_payment.currency", e.to_string());
+                self.err(&format!("{path}.currency"), e.to_string());
                 default_currency
             }),
         };
-        let fixed_indemnity = l.fixed_indemnity.unwrap_or(Decimal::new(40, 0));
+        let fixed_indemnity = l
+            .fixed_indemnity
+            .or(base.map(|b| b.fixed_indemnity))
+            .unwrap_or(Decimal::new(40, 0));
         if fixed_indemnity < Decimal::ZERO {
-            self.err("late_payment.fixed_indemnity", "must not be negative");
+            self.err(&format!("{path}.fixed_indemnity"), "must not be negative");
         }
-        let margin_points = l.margin_points.unwrap_or(Decimal::new(10, 0));
-        let mut rates = Vec::new();
-        for (i, r) in l.reference_rates.iter().enumerate() {
+        let margin_points = l
+            .margin_points
+            .or(base.map(|b| b.margin_points))
+            .unwrap_or(Decimal::new(10, 0));
+        if margin_points < Decimal::ZERO || margin_points > Decimal::new(100, 0) {
+            self.err(
+                &format!("{path}.margin_points"),
+                format!("{margin_points} is not a number of points between 0 and 100"),
+            );
+        }
+        let reference_label = self.by_locale(
+            &format!("{path}.reference_label"),
+            l.reference_label,
+            base.map(|b| &b.reference_label),
+        );
+        let legal_basis = self.by_locale(
+            &format!("{path}.legal_basis"),
+            l.legal_basis,
+            base.map(|b| &b.legal_basis),
+        );
+        let rates = match (l.reference_rates, base) {
+            (None, Some(b)) => {
+                return LatePayment {
+                    currency,
+                    fixed_indemnity,
+                    margin_points,
+                    reference_rates: b.reference_rates.clone(),
+                    reference_label,
+                    legal_basis,
+                }
+            }
+            (rates, _) => rates.unwrap_or_default(),
+        };
+        let mut table = Vec::new();
+        for (i, r) in rates.iter().enumerate() {
             if r.rate < Decimal::ZERO || r.rate > Decimal::new(100, 0) {
                 self.err(
-                    &format!("late_payment.reference_rates[{i}].rate"),
+                    &format!("{path}.reference_rates[{i}].rate"),
                     format!("{} is not a percentage between 0 and 100", r.rate),
                 );
             }
-            if let Some((prev, _)) = rates.last() {
+            if let Some((prev, _)) = table.last() {
                 if r.from <= *prev {
                     self.err(
-                        &format!("late_payment.reference_rates[{i}].from"),
+                        &format!("{path}.reference_rates[{i}].from"),
                         format!(
                             "{} is not after the previous entry {prev}; list rates in date order",
                             r.from
@@ -670,18 +780,18 @@ impl Validator {
                     );
                 }
             }
-            rates.push((r.from, r.rate));
+            table.push((r.from, r.rate));
         }
-        if rates.is_empty() {
+        if table.is_empty() {
             self.warn(
-                "late_payment.reference_rates",
+                &format!("{path}.reference_rates"),
                 "no reference rates: late interest cannot be computed",
             );
-        } else if let Some((last, _)) = rates.last() {
+        } else if let Some((last, _)) = table.last() {
             let today = chrono::Utc::now().date_naive();
             if (today - *last).num_days() > 190 {
                 self.warn(
-                    "late_payment.reference_rates",
+                    &format!("{path}.reference_rates"),
                     format!(
                         "the latest rate starts on {last}; add the rate of the current half-year"
                     ),
@@ -692,7 +802,60 @@ impl Validator {
             currency,
             fixed_indemnity,
             margin_points,
-            reference_rates: rates,
+            reference_rates: table,
+            reference_label,
+            legal_basis,
+        }
+    }
+
+    /// Texts by locale (`fr: ..., en: ...`) over those of `base`.
+    fn by_locale(
+        &mut self,
+        path: &str,
+        raw: BTreeMap<String, String>,
+        base: Option<&BTreeMap<Locale, String>>,
+    ) -> BTreeMap<Locale, String> {
+        let mut out = base.cloned().unwrap_or_default();
+        for (locale, text) in raw {
+            match Locale::parse(&locale) {
+                Ok(loc) if !text.trim().is_empty() => {
+                    out.insert(loc, text.trim().to_string());
+                }
+                Ok(_) => self.err(&format!("{path}.{locale}"), "must not be empty"),
+                Err(e) => self.err(&format!("{path}.{locale}"), e.to_string()),
+            }
+        }
+        out
+    }
+
+    fn api(&mut self, a: raw::RawApi) -> ApiConfig {
+        let listen = a.listen.as_deref().and_then(|l| match l.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.err(
+                    "api.listen",
+                    format!("'{l}' is not an address and port such as 127.0.0.1:8080"),
+                );
+                None
+            }
+        });
+        let max_body_bytes = a.max_body_bytes.unwrap_or(8 * 1024 * 1024);
+        if !(1024..=1024 * 1024 * 1024).contains(&max_body_bytes) {
+            self.err("api.max_body_bytes", "must be between 1024 and 1073741824");
+        }
+        let timeout = a.request_timeout_seconds.unwrap_or(30);
+        if !(1..=3600).contains(&timeout) {
+            self.err("api.request_timeout_seconds", "must be between 1 and 3600");
+        }
+        let max_batch_items = a.max_batch_items.unwrap_or(5000);
+        if !(1..=100_000).contains(&max_batch_items) {
+            self.err("api.max_batch_items", "must be between 1 and 100000");
+        }
+        ApiConfig {
+            listen,
+            max_body_bytes,
+            request_timeout: std::time::Duration::from_secs(timeout),
+            max_batch_items,
         }
     }
 
@@ -798,6 +961,29 @@ impl Validator {
                     "must be a number of days between 1 and 730",
                 );
             }
+            let mut problems = Vec::new();
+            let endpoint = i.endpoint.map(|w| {
+                channels::webhook_target(w, &format!("{path}.endpoint"), 30, &mut |p, m| {
+                    problems.push((p.to_string(), m))
+                })
+            });
+            let reference_pointer = i.reference_pointer.unwrap_or_else(|| "/reference".into());
+            if !reference_pointer.starts_with('/') {
+                problems.push((
+                    format!("{path}.reference_pointer"),
+                    format!("'{reference_pointer}' is not a JSON pointer (e.g. /reference)"),
+                ));
+            }
+            let retry_hours = i.retry_hours.unwrap_or(72);
+            if !(1..=720).contains(&retry_hours) {
+                problems.push((
+                    format!("{path}.retry_hours"),
+                    "must be between 1 and 720 hours".into(),
+                ));
+            }
+            for (p, m) in problems {
+                self.err(&p, m);
+            }
             out.insert(
                 key.clone(),
                 Insurer {
@@ -805,6 +991,10 @@ impl Validator {
                     name: i.name,
                     policy_number: i.policy_number,
                     declaration_deadline_days: i.declaration_deadline_days,
+                    endpoint,
+                    reference_pointer,
+                    retry_for: std::time::Duration::from_secs(retry_hours.clamp(1, 720) * 3600),
+                    include_pdf: i.include_pdf.unwrap_or(true),
                 },
             );
         }

@@ -82,8 +82,16 @@ pub struct RawLatePayment {
     pub currency: Option<String>,
     pub fixed_indemnity: Option<Decimal>,
     pub margin_points: Option<Decimal>,
+    pub reference_rates: Option<Vec<RawRate>>,
+    /// Name of the reference rate by locale, as printed on letters.
     #[serde(default)]
-    pub reference_rates: Vec<RawRate>,
+    pub reference_label: BTreeMap<String, String>,
+    /// The law cited on letters, by locale.
+    #[serde(default)]
+    pub legal_basis: BTreeMap<String, String>,
+    /// Terms by the customer's country, each field defaulting to the terms above.
+    #[serde(default)]
+    pub jurisdictions: BTreeMap<String, RawLatePayment>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,9 +110,22 @@ pub struct RawInsurer {
     pub name: String,
     pub policy_number: Option<String>,
     pub declaration_deadline_days: i64,
+    pub endpoint: Option<super::channels::RawWebhook>,
+    pub reference_pointer: Option<String>,
+    pub retry_hours: Option<u64>,
+    pub include_pdf: Option<bool>,
 }
 
 pub type RawInsurers = BTreeMap<String, RawInsurer>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub listen: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub request_timeout_seconds: Option<u64>,
+    pub max_batch_items: Option<usize>,
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

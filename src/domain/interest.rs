@@ -8,9 +8,12 @@
 //! stays due. Days count on a 365-day basis. The sum is exact and rounded to the cent
 //! once, at the end, per invoice.
 
+use std::collections::BTreeMap;
+
 use chrono::{Duration, NaiveDate};
 use rust_decimal::{Decimal, RoundingStrategy};
 
+use super::ids::{CountryCode, Locale};
 use super::money::Currency;
 
 /// Late-payment terms: the rate table, the margin and the fixed indemnity.
@@ -21,6 +24,34 @@ pub struct LatePayment {
     pub margin_points: Decimal,
     /// (first day, reference rate in percent), sorted by date.
     pub reference_rates: Vec<(NaiveDate, Decimal)>,
+    /// The reference rate's name on letters, by locale (default: the ECB rate).
+    pub reference_label: BTreeMap<Locale, String>,
+    /// The law the claim rests on, as cited on letters, by locale (default: the French
+    /// Commercial Code).
+    pub legal_basis: BTreeMap<Locale, String>,
+}
+
+/// Late-payment terms by jurisdiction: the default terms (French law unless configured
+/// otherwise) and the terms of the customers of given countries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jurisdictions {
+    pub default: LatePayment,
+    pub by_country: BTreeMap<CountryCode, LatePayment>,
+}
+
+impl Jurisdictions {
+    /// Terms that apply the same way to every customer.
+    pub fn single(terms: LatePayment) -> Jurisdictions {
+        Jurisdictions {
+            default: terms,
+            by_country: BTreeMap::new(),
+        }
+    }
+
+    /// The terms for a customer established in `country`.
+    pub fn for_country(&self, country: CountryCode) -> &LatePayment {
+        self.by_country.get(&country).unwrap_or(&self.default)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +61,28 @@ pub enum InterestError {
 }
 
 impl LatePayment {
+    /// The law cited on letters in `locale`.
+    pub fn legal_basis(&self, locale: Locale) -> &str {
+        match self.legal_basis.get(&locale) {
+            Some(text) => text,
+            None => match locale {
+                Locale::Fr => "articles L441-10 et D441-5 du Code de commerce",
+                Locale::En => "French Commercial Code, articles L441-10 and D441-5",
+            },
+        }
+    }
+
+    /// The reference rate's name in `locale`, as printed on letters.
+    pub fn reference_label(&self, locale: Locale) -> &str {
+        match self.reference_label.get(&locale) {
+            Some(label) => label,
+            None => match locale {
+                Locale::Fr => "taux de la BCE",
+                Locale::En => "ECB rate",
+            },
+        }
+    }
+
     /// The annual rate in percent on `date` (reference rate of the period + margin).
     pub fn rate_on(&self, date: NaiveDate) -> Option<Decimal> {
         self.reference_rates
@@ -120,6 +173,8 @@ mod tests {
                 (d("2025-07-01"), dec("2.15")),
                 (d("2026-01-01"), dec("2.15")),
             ],
+            reference_label: BTreeMap::new(),
+            legal_basis: BTreeMap::new(),
         }
     }
 

@@ -16,7 +16,7 @@ pub use dates::{parse_date, BusinessCalendar, HolidaySet};
 pub use ids::{
     CountryCode, EmailAddress, InvalidValue, Locale, PhoneNumber, Siren, Siret, VatNumber,
 };
-pub use interest::{InterestError, LatePayment};
+pub use interest::{InterestError, Jurisdictions, LatePayment};
 pub use invoice::{Dispute, Invoice, InvoiceRecord, InvoiceStatus};
 pub use money::{parse_amount, Currency, Money, MoneyError};
 pub use payment::{allocate, Allocation, OpenItem, Payment, PaymentKind};

@@ -52,12 +52,20 @@ pub struct CsvSource {
     record: csv::ByteRecord,
 }
 
-/// One record, with what is needed to report errors on it.
+/// One record, with what is needed to report errors on it: a CSV line, or the fields
+/// of one item of an API request (its position in the batch as `line`).
 pub struct Row<'a> {
     pub line: u64,
-    record: &'a csv::ByteRecord,
-    columns: &'a HashMap<String, usize>,
-    encoding: Encoding,
+    cells: Cells<'a>,
+}
+
+enum Cells<'a> {
+    Csv {
+        record: &'a csv::ByteRecord,
+        columns: &'a HashMap<String, usize>,
+        encoding: Encoding,
+    },
+    Fields(&'a HashMap<String, String>),
 }
 
 /// A value that could not be read.
@@ -190,9 +198,11 @@ impl CsvSource {
                 }
                 Some(Ok(Row {
                     line,
-                    record: &self.record,
-                    columns: &self.columns,
-                    encoding: self.encoding,
+                    cells: Cells::Csv {
+                        record: &self.record,
+                        columns: &self.columns,
+                        encoding: self.encoding,
+                    },
                 }))
             }
             Err(e) => {
@@ -221,17 +231,39 @@ fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, String> {
     }
 }
 
-impl Row<'_> {
+impl<'a> Row<'a> {
+    /// A record made of named text fields (multi-valued fields joined with `|`).
+    pub fn from_fields(line: u64, fields: &'a HashMap<String, String>) -> Row<'a> {
+        Row {
+            line,
+            cells: Cells::Fields(fields),
+        }
+    }
+
     /// The trimmed text of a column; `None` when the column is absent or the cell empty.
     ///
     /// # Errors
     /// When the cell is not valid text in the file's encoding.
     pub fn get(&self, column: &str) -> Result<Option<String>, FieldError> {
-        let Some(&i) = self.columns.get(column) else {
-            return Ok(None);
+        let text = match &self.cells {
+            Cells::Csv {
+                record,
+                columns,
+                encoding,
+            } => {
+                let Some(&i) = columns.get(column) else {
+                    return Ok(None);
+                };
+                let bytes = record.get(i).unwrap_or(&[]);
+                std::borrow::Cow::Owned(
+                    decode(bytes, *encoding).map_err(|m| FieldError::new(column, m))?,
+                )
+            }
+            Cells::Fields(fields) => match fields.get(column) {
+                None => return Ok(None),
+                Some(t) => std::borrow::Cow::Borrowed(t.as_str()),
+            },
         };
-        let bytes = self.record.get(i).unwrap_or(&[]);
-        let text = decode(bytes, self.encoding).map_err(|m| FieldError::new(column, m))?;
         let t = text.trim();
         Ok(if t.is_empty() {
             None

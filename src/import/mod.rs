@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use csv_source::{parse_bool, split_list, CsvSource, Encoding, FieldError};
+pub use csv_source::{parse_bool, split_list, CsvSource, Encoding, FieldError, Row};
 
 use crate::domain::{CountryCode, Currency, Customer, InvoiceRecord, Locale, Payment};
 use crate::store::{ImportRecord, LedgerTx, PaymentStatus, Store, StoreError, UpsertCounts};
@@ -251,7 +251,20 @@ struct Importer<'a> {
     unapplied: u64,
 }
 
-impl Importer<'_> {
+impl<'a> Importer<'a> {
+    fn new(kind: ImportKind, tx: Box<dyn LedgerTx>, opts: &'a ImportOptions) -> Importer<'a> {
+        Importer {
+            kind,
+            tx,
+            opts,
+            customer_ids: HashMap::new(),
+            written: UpsertCounts::default(),
+            rejected: Vec::new(),
+            rejected_total: 0,
+            unapplied: 0,
+        }
+    }
+
     fn reject(&mut self, line: u64, column: Option<String>, message: String) {
         self.rejected_total += 1;
         if self.rejected.len() < MAX_ERRORS_KEPT {
@@ -261,6 +274,48 @@ impl Importer<'_> {
                 message,
             });
         }
+    }
+
+    /// Parses one row and queues it, rejecting a key seen before; writes a full batch.
+    async fn accept(
+        &mut self,
+        row: &Row<'_>,
+        seen_keys: &mut HashMap<Box<str>, u64>,
+        batch: &mut Vec<(u64, Parsed)>,
+        (container, position): (&str, &str),
+    ) -> Result<(), ImportError> {
+        let line = row.line;
+        let parsed = match self.kind {
+            ImportKind::Customers => {
+                rows::customer(row, self.opts).map(|c| Parsed::Customer(Box::new(c)))
+            }
+            ImportKind::Invoices => rows::invoice(row, self.opts).map(Parsed::Invoice),
+            ImportKind::Payments => rows::payment(row, self.opts).map(Parsed::Payment),
+        };
+        let p = match parsed {
+            Err(e) => {
+                self.reject(line, e.column, e.message);
+                return Ok(());
+            }
+            Ok(p) => p,
+        };
+        let key: &str = match &p {
+            Parsed::Customer(c) => &c.external_id,
+            Parsed::Invoice(i) => &i.number,
+            Parsed::Payment(p) => &p.external_id,
+        };
+        if let Some(first) = seen_keys.get(key) {
+            let col = self.kind.required_columns()[0];
+            let message = format!("'{key}' appears twice {container} (first {position} {first})");
+            self.reject(line, Some(col.into()), message);
+            return Ok(());
+        }
+        seen_keys.insert(key.into(), line);
+        batch.push((line, p));
+        if batch.len() >= BATCH {
+            self.flush(batch).await?;
+        }
+        Ok(())
     }
 
     /// Whether rows should still be written (not once the file is known to be rejected).
@@ -393,16 +448,7 @@ pub async fn import_file(
     }
     tracing::debug!(encoding = ?source.encoding, delimiter = %(source.delimiter as char).escape_default(), "reading");
 
-    let mut imp = Importer {
-        kind,
-        tx: store.begin().await?,
-        opts,
-        customer_ids: HashMap::new(),
-        written: UpsertCounts::default(),
-        rejected: Vec::new(),
-        rejected_total: 0,
-        unapplied: 0,
-    };
+    let mut imp = Importer::new(kind, store.begin().await?, opts);
     let mut seen_keys: HashMap<Box<str>, u64> = HashMap::new();
     let mut batch: Vec<(u64, Parsed)> = Vec::with_capacity(BATCH);
     let mut rows_read = 0u64;
@@ -415,38 +461,8 @@ pub async fn import_file(
                 continue;
             }
         };
-        let line = row.line;
-        let parsed = match imp.kind {
-            ImportKind::Customers => {
-                rows::customer(&row, opts).map(|c| Parsed::Customer(Box::new(c)))
-            }
-            ImportKind::Invoices => rows::invoice(&row, opts).map(Parsed::Invoice),
-            ImportKind::Payments => rows::payment(&row, opts).map(Parsed::Payment),
-        };
-        match parsed {
-            Err(e) => imp.reject(line, e.column, e.message),
-            Ok(p) => {
-                let key: &str = match &p {
-                    Parsed::Customer(c) => &c.external_id,
-                    Parsed::Invoice(i) => &i.number,
-                    Parsed::Payment(p) => &p.external_id,
-                };
-                if let Some(first) = seen_keys.get(key) {
-                    let col = kind.required_columns()[0];
-                    imp.reject(
-                        line,
-                        Some(col.into()),
-                        format!("'{key}' appears twice in the file (first on line {first})"),
-                    );
-                    continue;
-                }
-                seen_keys.insert(key.into(), line);
-                batch.push((line, p));
-                if batch.len() >= BATCH {
-                    imp.flush(&mut batch).await?;
-                }
-            }
-        }
+        imp.accept(&row, &mut seen_keys, &mut batch, ("in the file", "on line"))
+            .await?;
     }
     imp.flush(&mut batch).await?;
     progress.finish_and_clear();
@@ -504,6 +520,118 @@ pub async fn import_file(
         rejected,
         committed,
         ignored_columns,
+        unapplied_payments: unapplied,
+    })
+}
+
+/// What an API batch did.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchReport {
+    pub kind: ImportKind,
+    pub items: u64,
+    pub written: UpsertCounts,
+    /// Payments whose amount was not fully allocated (unapplied credit).
+    pub unapplied_payments: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Invalid items (`line` is the item's index in the batch): nothing was written.
+    #[error("{} item(s) rejected; nothing was written", .0.len())]
+    Rejected(Vec<RowError>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ImportError> for BatchError {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::Store(s) => BatchError::Store(s),
+            other => BatchError::Store(StoreError::Invalid(other.to_string())),
+        }
+    }
+}
+
+/// Upserts a batch of records given as named fields (the CSV columns of `kind`, see
+/// docs/import.md), in one transaction: every item is valid and written, or nothing
+/// is. Items are matched by external id, invoice number or payment id, so sending the
+/// same batch again changes nothing. `source` and `sha256` identify the request in the
+/// ledger's import history.
+///
+/// # Errors
+/// [`BatchError::Rejected`] with every invalid item (unknown fields, bad values,
+/// duplicates, unknown customers); a database error.
+pub async fn import_records(
+    store: &dyn Store,
+    kind: ImportKind,
+    records: &[HashMap<String, String>],
+    opts: &ImportOptions,
+    source: &str,
+    sha256: &str,
+) -> Result<BatchReport, BatchError> {
+    let opts = ImportOptions {
+        skip_invalid: false,
+        ..opts.clone()
+    };
+    let mut imp = Importer::new(kind, store.begin().await?, &opts);
+    let mut seen_keys: HashMap<Box<str>, u64> = HashMap::new();
+    let mut batch: Vec<(u64, Parsed)> = Vec::with_capacity(BATCH.min(records.len()));
+    for (i, fields) in records.iter().enumerate() {
+        let line = i as u64;
+        let mut unknown: Vec<&String> = fields
+            .keys()
+            .filter(|k| !kind.known_columns().contains(&k.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            unknown.sort();
+            for k in unknown {
+                imp.reject(
+                    line,
+                    Some(k.clone()),
+                    format!(
+                        "unknown field (expected one of: {})",
+                        kind.known_columns().join(", ")
+                    ),
+                );
+            }
+            continue;
+        }
+        let row = Row::from_fields(line, fields);
+        imp.accept(
+            &row,
+            &mut seen_keys,
+            &mut batch,
+            ("in the batch", "at item"),
+        )
+        .await?;
+    }
+    imp.flush(&mut batch).await?;
+    let Importer {
+        mut tx,
+        written,
+        rejected,
+        rejected_total,
+        unapplied,
+        ..
+    } = imp;
+    if rejected_total > 0 {
+        tx.rollback().await?;
+        return Err(BatchError::Rejected(rejected));
+    }
+    let record = ImportRecord {
+        kind: kind.as_str().to_string(),
+        file_name: source.to_string(),
+        sha256: sha256.to_string(),
+        rows_read: records.len() as u64,
+        rows_written: written.inserted + written.updated + written.unchanged,
+        rows_rejected: 0,
+    };
+    tx.record_import(&record, chrono::Utc::now()).await?;
+    tx.commit().await?;
+    Ok(BatchReport {
+        kind,
+        items: records.len() as u64,
+        written,
         unapplied_payments: unapplied,
     })
 }

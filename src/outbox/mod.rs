@@ -19,7 +19,7 @@ use crate::channels::{Channels, DeliveryError};
 use crate::store::{Completion, Store, StoreError};
 
 /// Retry policy.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub max_attempts: i64,
     pub base: Duration,
@@ -221,7 +221,16 @@ impl Dispatcher {
         // Entered for the delivery and its outcome only: a guard held across awaits
         // would tag other tasks' logs with this action.
         async {
+            let started = std::time::Instant::now();
             let delivered = channel.deliver(&action).await;
+            let outcome = match &delivered {
+                Ok(_) => "sent",
+                Err(DeliveryError::Permanent { .. }) => "failed",
+                Err(DeliveryError::DeadLetter { .. }) => "dead",
+                Err(DeliveryError::Blocked { .. }) => "blocked",
+                Err(_) => "retry",
+            };
+            crate::metrics::global().delivery(action.kind.as_str(), outcome, started.elapsed());
             if delivered.is_ok()
                 && std::env::var("RELANCE_FAILPOINT").as_deref() == Ok("dispatch-after-send")
             {
@@ -250,6 +259,10 @@ impl Dispatcher {
                     )
                     .await
                 }
+                Err(DeliveryError::DeadLetter { message }) => {
+                    tracing::warn!(channel = channel.name(), error = %message, "dead-lettered");
+                    self.finish(id, Completion::Dead { error: message }).await
+                }
                 Err(DeliveryError::Blocked { reason }) => {
                     tracing::warn!(channel = channel.name(), reason = %reason, "blocked");
                     self.finish(
@@ -264,7 +277,8 @@ impl Dispatcher {
                     message,
                     retry_after,
                 }) => {
-                    if action.attempt >= self.retry.max_attempts {
+                    let retry = channel.retry_policy().unwrap_or(self.retry);
+                    if action.attempt >= retry.max_attempts {
                         let error = format!("{message} (gave up after {} attempts)", action.attempt);
                         tracing::warn!(channel = channel.name(), error = %error, "dead-lettered");
                         return self
@@ -277,8 +291,7 @@ impl Dispatcher {
                             .await;
                     }
                     let delay = retry_after.unwrap_or_else(|| {
-                        self.retry
-                            .delay(action.attempt, id as u64 ^ action.attempt as u64)
+                        retry.delay(action.attempt, id as u64 ^ action.attempt as u64)
                     });
                     let at: DateTime<Utc> =
                         Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();

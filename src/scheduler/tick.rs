@@ -119,7 +119,10 @@ pub async fn run_tick(
                 .await?,
         );
     }
+    let started = std::time::Instant::now();
     let result = tick_body(store.clone(), config, rules, segments, as_of).await;
+    let metrics = crate::metrics::global();
+    metrics.tick_duration(started.elapsed());
     let now = Utc::now();
     match &result {
         Ok(reports) => {
@@ -136,6 +139,7 @@ pub async fn run_tick(
                         now,
                     )
                     .await?;
+                metrics.tick(&r.segment, "done", r.customers, r.errors);
                 tracing::info!(segment = %r.segment, %as_of, customers = r.customers, planned = r.planned, duplicates = r.duplicates, blocked = r.blocked, errors = r.errors, "tick done");
             }
         }
@@ -144,6 +148,7 @@ pub async fn run_tick(
                 let _ = store
                     .finish_tick(*tick_id, "failed", 0, 0, 0, 0, Some(&e.to_string()), now)
                     .await;
+                metrics.tick(segment, "failed", 0, 0);
                 tracing::error!(%segment, %as_of, error = %e, "tick failed");
             }
         }

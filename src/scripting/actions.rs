@@ -186,7 +186,18 @@ fn check_option(kind: ActionKind, key: &str, v: &Dynamic) -> Result<(), Box<Eval
                     .try_cast::<Array>()
                     .is_some_and(|a| !a.is_empty() && a.iter().all(one))
         }
-        "recipients" | "cc" | "attachments" => {
+        "attachments" => {
+            let known = |d: &Dynamic| {
+                d.clone()
+                    .try_cast::<ImmutableString>()
+                    .is_some_and(|s| s.as_str() == "statement")
+            };
+            known(v)
+                || v.clone()
+                    .try_cast::<Array>()
+                    .is_some_and(|a| a.iter().all(known))
+        }
+        "recipients" | "cc" => {
             v.clone()
                 .try_cast::<Array>()
                 .is_some_and(|a| a.iter().all(|x| x.is_string()))
@@ -201,7 +212,8 @@ fn check_option(kind: ActionKind, key: &str, v: &Dynamic) -> Result<(), Box<Eval
         "due_in_days" | "deadline_days" => "a whole number of days",
         "priority" => "\"low\", \"normal\", \"high\" or \"urgent\"",
         "delivery" => "\"email\", \"registered_mail\" or an array of them",
-        "recipients" | "cc" | "attachments" => "a string or an array of strings",
+        "attachments" => "\"statement\" or [\"statement\"] (the account statement PDF)",
+        "recipients" | "cc" => "a string or an array of strings",
         _ => "a string",
     };
     Err(err(format!("{what}: option '{key}' must be {expected}")))

@@ -10,7 +10,7 @@ use rhai::ImmutableString;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::domain::{Account, LatePayment, PromiseStatus};
+use crate::domain::{Account, Jurisdictions, PromiseStatus};
 
 /// A calendar date in scripts: `today`, due dates... `a - b` is a number of days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -19,7 +19,8 @@ pub struct Date(pub NaiveDate);
 /// What facts are computed with, besides the account itself.
 #[derive(Debug, Clone)]
 pub struct FactSettings {
-    pub late_payment: Arc<LatePayment>,
+    /// Late-payment terms; a customer's are those of its country.
+    pub late_payment: Arc<Jurisdictions>,
     /// Insurer policy key → days after the due date by which an overdue must be declared.
     pub insurer_deadlines: HashMap<String, i64>,
 }
@@ -190,6 +191,7 @@ impl InvoiceFacts {
                 self.c
                     .settings
                     .late_payment
+                    .for_country(self.c.account.customer.country)
                     .interest(
                         o.principal(),
                         o.invoice.due_date,
@@ -206,6 +208,7 @@ impl InvoiceFacts {
         self.c
             .settings
             .late_payment
+            .for_country(self.c.account.customer.country)
             .indemnity(self.open().invoice.due_date, self.c.today)
     }
 }

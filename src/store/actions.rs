@@ -224,6 +224,8 @@ pub struct ActionFilter {
     pub status: Option<ActionStatus>,
     pub kind: Option<ActionKind>,
     pub since: Option<DateTime<Utc>>,
+    /// Only actions created before this instant.
+    pub until: Option<DateTime<Utc>>,
     /// Only ids greater than this (cursor).
     pub after_id: Option<i64>,
     pub limit: u32,

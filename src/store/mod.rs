@@ -7,12 +7,14 @@
 //! transaction, committed whole or not at all.
 
 pub mod actions;
+pub mod documents;
 mod postgres;
 mod rows;
 mod sql;
 mod sql_actions;
 mod sqlite;
 pub mod tasks;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -276,6 +278,52 @@ pub trait Store: Send + Sync + 'static {
     async fn create_call_task(&self, task: &tasks::NewCallTask, now: DateTime<Utc>) -> Result<i64>;
     async fn call_tasks(&self, filter: &tasks::TaskFilter) -> Result<Vec<tasks::CallTask>>;
     async fn call_task(&self, id: i64) -> Result<Option<tasks::CallTask>>;
+    /// Archives a document with its action; an existing one of the same kind for the
+    /// action is kept and returned (a retry reuses what was first generated).
+    async fn save_document(
+        &self,
+        doc: &documents::NewDocument,
+        now: DateTime<Utc>,
+    ) -> Result<documents::StoredDocument>;
+    async fn documents(&self, action_id: i64) -> Result<Vec<documents::StoredDocument>>;
+    /// The bytes of a document archived in the database.
+    async fn document_content(&self, id: i64) -> Result<Option<Vec<u8>>>;
+    /// Records that one part of an action (`email`, `registered_mail`) was accepted.
+    async fn record_delivered_part(
+        &self,
+        action_id: i64,
+        part: &str,
+        provider_ref: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    async fn delivered_parts(&self, action_id: i64) -> Result<Vec<documents::DeliveredPart>>;
+    async fn endpoint_states(&self) -> Result<Vec<documents::EndpointState>>;
+    /// Disables an insurer endpoint with a reason, or re-enables it (`None`).
+    async fn set_endpoint_state(
+        &self,
+        insurer: &str,
+        disabled: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    // --- HTTP API tokens and service state.
+    /// Stores a token (the SHA-256 of its secret); returns its id.
+    async fn create_token(
+        &self,
+        name: &str,
+        scopes: &[tokens::Scope],
+        sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64>;
+    async fn tokens(&self) -> Result<Vec<tokens::ApiToken>>;
+    /// The live (not revoked) token whose secret has this SHA-256.
+    async fn token_by_hash(&self, sha256: &str) -> Result<Option<tokens::ApiToken>>;
+    /// Revokes a token; `false` when there is no live token with this id.
+    async fn revoke_token(&self, id: i64, now: DateTime<Utc>) -> Result<bool>;
+    /// Actions by kind and status, and how many are due, for the metrics.
+    async fn action_counts(&self, now: DateTime<Utc>) -> Result<tokens::ActionCounts>;
+    /// (migrations applied, migrations this version ships), for readiness.
+    async fn migrations_applied(&self) -> Result<(usize, usize)>;
 
     // --- Ticks.
     async fn start_tick(

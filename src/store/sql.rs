@@ -1103,6 +1103,58 @@ macro_rules! ledger_sql {
                 Ok(self.call_tasks_sql(&$crate::store::tasks::TaskFilter { limit: 1, ..Default::default() }, Some(id)).await?.pop())
             }
 
+            async fn save_document(&self, doc: &$crate::store::documents::NewDocument, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<$crate::store::documents::StoredDocument> {
+                self.save_document_sql(doc, now).await
+            }
+
+            async fn documents(&self, action_id: i64) -> $crate::store::Result<Vec<$crate::store::documents::StoredDocument>> {
+                self.documents_sql(action_id).await
+            }
+
+            async fn document_content(&self, id: i64) -> $crate::store::Result<Option<Vec<u8>>> {
+                self.document_content_sql(id).await
+            }
+
+            async fn record_delivered_part(&self, action_id: i64, part: &str, provider_ref: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
+                self.record_delivered_part_sql(action_id, part, provider_ref, now).await
+            }
+
+            async fn delivered_parts(&self, action_id: i64) -> $crate::store::Result<Vec<$crate::store::documents::DeliveredPart>> {
+                self.delivered_parts_sql(action_id).await
+            }
+
+            async fn endpoint_states(&self) -> $crate::store::Result<Vec<$crate::store::documents::EndpointState>> {
+                self.endpoint_states_sql().await
+            }
+
+            async fn set_endpoint_state(&self, insurer: &str, disabled: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
+                self.set_endpoint_state_sql(insurer, disabled, now).await
+            }
+
+            async fn create_token(&self, name: &str, scopes: &[$crate::store::tokens::Scope], sha256: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
+                self.create_token_sql(name, scopes, sha256, now).await
+            }
+
+            async fn tokens(&self) -> $crate::store::Result<Vec<$crate::store::tokens::ApiToken>> {
+                self.tokens_sql().await
+            }
+
+            async fn token_by_hash(&self, sha256: &str) -> $crate::store::Result<Option<$crate::store::tokens::ApiToken>> {
+                self.token_by_hash_sql(sha256).await
+            }
+
+            async fn revoke_token(&self, id: i64, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<bool> {
+                self.revoke_token_sql(id, now).await
+            }
+
+            async fn action_counts(&self, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<$crate::store::tokens::ActionCounts> {
+                self.action_counts_sql(now).await
+            }
+
+            async fn migrations_applied(&self) -> $crate::store::Result<(usize, usize)> {
+                self.migrations_applied_sql().await
+            }
+
             async fn action(&self, id: i64) -> $crate::store::Result<Option<$crate::store::ActionDetail>> {
                 self.action_detail_sql(id).await
             }

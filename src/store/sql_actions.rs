@@ -49,6 +49,157 @@ macro_rules! actions_sql {
                 qb.push(")");
             }
 
+            pub(crate) async fn save_document_sql(&self, d: &$crate::store::documents::NewDocument, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<$crate::store::documents::StoredDocument> {
+                sqlx::query(
+                    "INSERT INTO documents (action_id, kind, reference, file_name, sha256, size, location, content, metadata, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (action_id, kind) DO NOTHING",
+                )
+                .bind(d.action_id)
+                .bind(&d.kind)
+                .bind(&d.reference)
+                .bind(&d.file_name)
+                .bind(&d.sha256)
+                .bind(d.size)
+                .bind(&d.location)
+                .bind(&d.content)
+                .bind(d.metadata.to_string())
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                let mut docs = self.documents_sql(d.action_id).await?;
+                docs.retain(|x| x.kind == d.kind);
+                docs.pop().ok_or_else(|| $crate::store::StoreError::NotFound { what: "document", key: format!("{}/{}", d.action_id, d.kind) })
+            }
+
+            pub(crate) async fn documents_sql(&self, action_id: i64) -> $crate::store::Result<Vec<$crate::store::documents::StoredDocument>> {
+                type Row = (i64, i64, String, String, String, String, i64, Option<String>, String, chrono::DateTime<chrono::Utc>);
+                let rows: Vec<Row> = sqlx::query_as(
+                    "SELECT id, action_id, kind, reference, file_name, sha256, size, location, metadata, created_at FROM documents WHERE action_id = $1 ORDER BY id",
+                )
+                .bind(action_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, action_id, kind, reference, file_name, sha256, size, location, metadata, created_at)| $crate::store::documents::StoredDocument {
+                        id,
+                        action_id,
+                        kind,
+                        reference,
+                        file_name,
+                        sha256,
+                        size,
+                        location,
+                        metadata: serde_json::from_str(&metadata).unwrap_or(serde_json::Value::Null),
+                        created_at,
+                    })
+                    .collect())
+            }
+
+            pub(crate) async fn document_content_sql(&self, id: i64) -> $crate::store::Result<Option<Vec<u8>>> {
+                let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT content FROM documents WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+                Ok(row.and_then(|r| r.0))
+            }
+
+            pub(crate) async fn record_delivered_part_sql(&self, action_id: i64, part: &str, provider_ref: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
+                sqlx::query("INSERT INTO action_deliveries (action_id, part, provider_ref, at) VALUES ($1, $2, $3, $4) ON CONFLICT (action_id, part) DO NOTHING")
+                    .bind(action_id)
+                    .bind(part)
+                    .bind(provider_ref)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn delivered_parts_sql(&self, action_id: i64) -> $crate::store::Result<Vec<$crate::store::documents::DeliveredPart>> {
+                let rows: Vec<(String, String, chrono::DateTime<chrono::Utc>)> =
+                    sqlx::query_as("SELECT part, provider_ref, at FROM action_deliveries WHERE action_id = $1 ORDER BY at, part")
+                        .bind(action_id)
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map(|(part, provider_ref, at)| $crate::store::documents::DeliveredPart { part, provider_ref, at }).collect())
+            }
+
+            pub(crate) async fn endpoint_states_sql(&self) -> $crate::store::Result<Vec<$crate::store::documents::EndpointState>> {
+                let rows: Vec<(String, Option<chrono::DateTime<chrono::Utc>>, Option<String>, chrono::DateTime<chrono::Utc>)> =
+                    sqlx::query_as("SELECT insurer, disabled_at, reason, updated_at FROM insurer_endpoints ORDER BY insurer").fetch_all(&self.pool).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(insurer, disabled_at, reason, updated_at)| $crate::store::documents::EndpointState { insurer, disabled_at, reason, updated_at })
+                    .collect())
+            }
+
+            pub(crate) async fn create_token_sql(&self, name: &str, scopes: &[$crate::store::tokens::Scope], sha256: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
+                let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+                let id: i64 = sqlx::query_scalar("INSERT INTO api_tokens (name, sha256, scopes, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+                    .bind(name)
+                    .bind(sha256)
+                    .bind(scopes.join(","))
+                    .bind(now)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(id)
+            }
+
+            fn token_from_row(row: (i64, String, String, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>)) -> $crate::store::Result<$crate::store::tokens::ApiToken> {
+                let (id, name, scopes, created_at, revoked_at) = row;
+                Ok($crate::store::tokens::ApiToken {
+                    id,
+                    name,
+                    scopes: $crate::store::tokens::parse_scopes(&scopes).map_err($crate::store::StoreError::Corrupt)?,
+                    created_at,
+                    revoked_at,
+                })
+            }
+
+            pub(crate) async fn tokens_sql(&self) -> $crate::store::Result<Vec<$crate::store::tokens::ApiToken>> {
+                let rows: Vec<(i64, String, String, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>)> =
+                    sqlx::query_as("SELECT id, name, scopes, created_at, revoked_at FROM api_tokens ORDER BY id").fetch_all(&self.pool).await?;
+                rows.into_iter().map(Self::token_from_row).collect()
+            }
+
+            pub(crate) async fn token_by_hash_sql(&self, sha256: &str) -> $crate::store::Result<Option<$crate::store::tokens::ApiToken>> {
+                let row: Option<(i64, String, String, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>)> =
+                    sqlx::query_as("SELECT id, name, scopes, created_at, revoked_at FROM api_tokens WHERE sha256 = $1 AND revoked_at IS NULL").bind(sha256).fetch_optional(&self.pool).await?;
+                row.map(Self::token_from_row).transpose()
+            }
+
+            pub(crate) async fn revoke_token_sql(&self, id: i64, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<bool> {
+                let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL").bind(now).bind(id).execute(&self.pool).await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            pub(crate) async fn action_counts_sql(&self, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<$crate::store::tokens::ActionCounts> {
+                let by_kind_status: Vec<(String, String, i64)> =
+                    sqlx::query_as("SELECT kind, status, COUNT(*) FROM actions GROUP BY kind, status ORDER BY kind, status").fetch_all(&self.pool).await?;
+                let due: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $1)")
+                    .bind(now)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok($crate::store::tokens::ActionCounts { by_kind_status, due })
+            }
+
+            pub(crate) async fn migrations_applied_sql(&self) -> $crate::store::Result<(usize, usize)> {
+                let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(&self.pool).await?;
+                Ok((applied as usize, MIGRATOR.iter().count()))
+            }
+
+            pub(crate) async fn set_endpoint_state_sql(&self, insurer: &str, disabled: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
+                let disabled_at = disabled.map(|_| now);
+                sqlx::query(
+                    "INSERT INTO insurer_endpoints (insurer, disabled_at, reason, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (insurer) DO UPDATE SET disabled_at = excluded.disabled_at, reason = excluded.reason, updated_at = excluded.updated_at",
+                )
+                .bind(insurer)
+                .bind(disabled_at)
+                .bind(disabled)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
             pub(crate) async fn create_call_task_sql(&self, t: &$crate::store::tasks::NewCallTask, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
                 let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 let customer_id: Option<i64> = sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1").bind(&t.customer).fetch_optional(&mut *tx).await?;
@@ -441,6 +592,9 @@ macro_rules! actions_sql {
                 }
                 if let Some(t) = f.since {
                     qb.push(" AND a.created_at >= ").push_bind(t);
+                }
+                if let Some(t) = f.until {
+                    qb.push(" AND a.created_at < ").push_bind(t);
                 }
                 if let Some(a) = f.after_id {
                     qb.push(" AND a.id > ").push_bind(a);

@@ -19,6 +19,30 @@ use crate::domain::{Customer, Invoice, Locale};
 /// The templates relance ships, used when the folder has no file of that name.
 const SHIPPED: &[(&str, &str)] = &[
     (
+        "email/formal_notice.fr.subject",
+        include_str!("../../templates/email/formal_notice.fr.subject"),
+    ),
+    (
+        "email/formal_notice.fr.txt",
+        include_str!("../../templates/email/formal_notice.fr.txt"),
+    ),
+    (
+        "email/formal_notice.fr.html",
+        include_str!("../../templates/email/formal_notice.fr.html"),
+    ),
+    (
+        "email/formal_notice.en.subject",
+        include_str!("../../templates/email/formal_notice.en.subject"),
+    ),
+    (
+        "email/formal_notice.en.txt",
+        include_str!("../../templates/email/formal_notice.en.txt"),
+    ),
+    (
+        "email/formal_notice.en.html",
+        include_str!("../../templates/email/formal_notice.en.html"),
+    ),
+    (
         "email/_invoices.fr.txt",
         include_str!("../../templates/email/_invoices.fr.txt"),
     ),
@@ -144,13 +168,6 @@ impl std::fmt::Debug for Templates {
     }
 }
 
-fn lang(locale: Locale) -> &'static str {
-    match locale {
-        Locale::Fr => "fr",
-        Locale::En => "en",
-    }
-}
-
 impl Templates {
     pub fn new(dir: &Path) -> Templates {
         let mut env = Environment::new();
@@ -227,7 +244,7 @@ impl Templates {
         locale: Locale,
         ctx: &MessageContext,
     ) -> Result<RenderedEmail, TemplateError> {
-        let base = format!("email/{name}.{}", lang(locale));
+        let base = format!("email/{name}.{}", locale.as_str());
         let subject = self.render(&format!("{base}.subject"), ctx)?;
         Ok(RenderedEmail {
             // A subject is one line.
@@ -247,7 +264,7 @@ impl Templates {
         locale: Locale,
         ctx: &MessageContext,
     ) -> Result<String, TemplateError> {
-        let text = self.render(&format!("sms/{name}.{}.txt", lang(locale)), ctx)?;
+        let text = self.render(&format!("sms/{name}.{}.txt", locale.as_str()), ctx)?;
         Ok(text.split_whitespace().collect::<Vec<_>>().join(" "))
     }
 

@@ -12,6 +12,7 @@ Each accepted message is written to DIR as NNN.eml (the raw message) and NNN.jso
 """
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import ssl
@@ -45,9 +46,18 @@ class Sink:
             f.write(raw)
         msg = BytesParser(policy=policy.default).parsebytes(raw)
         parts = {}
+        attachments = []
         for part in msg.walk():
             ctype = part.get_content_type()
-            if ctype in ("text/plain", "text/html"):
+            if part.get_content_disposition() == "attachment":
+                data = part.get_payload(decode=True)
+                attachments.append({
+                    "filename": part.get_filename(),
+                    "content_type": ctype,
+                    "size": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                })
+            elif ctype in ("text/plain", "text/html"):
                 parts[ctype] = part.get_content()
         summary = {
             "mail_from": envelope.mail_from,
@@ -61,6 +71,7 @@ class Sink:
             "content_type": msg.get_content_type(),
             "text": parts.get("text/plain"),
             "html": parts.get("text/html"),
+            "attachments": attachments,
         }
         with open(stem + ".json.tmp", "w", encoding="utf-8") as f:
             json.dump(summary, f, ensure_ascii=False)

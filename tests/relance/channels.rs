@@ -11,14 +11,14 @@ use std::sync::{Arc, Mutex};
 use crate::helpers::{workspace_with_rules_and, Run, Workspace};
 
 /// The SMTP peer: `tests/peers/smtp_sink.py`, stopped when dropped.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     dir: PathBuf,
 }
 
 impl SmtpSink {
-    fn start(dir: &Path, args: &[&str]) -> SmtpSink {
+    pub(crate) fn start(dir: &Path, args: &[&str]) -> SmtpSink {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/smtp_sink.py");
         let mut child = Command::new("python3")
             .arg(script)
@@ -44,7 +44,7 @@ impl SmtpSink {
     }
 
     /// What the server accepted, in order.
-    fn messages(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn messages(&self) -> Vec<serde_json::Value> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
             .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
             .unwrap_or_default();
@@ -229,16 +229,16 @@ fn a_permanent_smtp_rejection_is_recorded_as_failed_and_not_retried() {
 // ---- SMS over HTTP -------------------------------------------------------------------
 
 /// A scripted answer: status, headers, body.
-type Answer = (u16, Vec<(&'static str, &'static str)>, &'static str);
+pub(crate) type Answer = (u16, Vec<(&'static str, &'static str)>, &'static str);
 
 #[derive(Clone, Default)]
-struct Seen {
-    requests: Arc<Mutex<Vec<(String, axum::http::HeaderMap, String)>>>,
+pub(crate) struct Seen {
+    pub(crate) requests: Arc<Mutex<Vec<(String, axum::http::HeaderMap, String)>>>,
 }
 
 /// An HTTP server on a free loopback port answering each request with the next of
 /// `answers` (the last one repeats), recording every request.
-async fn http_peer(answers: Vec<Answer>) -> (String, Seen) {
+pub(crate) async fn http_peer(answers: Vec<Answer>) -> (String, Seen) {
     use axum::response::IntoResponse;
     let seen = Seen::default();
     let answers = Arc::new(answers);
@@ -291,7 +291,7 @@ fn sms_workspace(channel: &str) -> Workspace {
     w
 }
 
-async fn run(w: &Arc<Workspace>, args: &'static [&'static str]) -> Run {
+pub(crate) async fn run(w: &Arc<Workspace>, args: &'static [&'static str]) -> Run {
     let w = w.clone();
     tokio::task::spawn_blocking(move || w.relance(args))
         .await
@@ -749,7 +749,7 @@ async fn a_crash_after_the_receiver_accepted_resends_with_the_same_key_or_is_hel
 }
 
 /// Checks a request with the reference Standard Webhooks library.
-fn verify_with_reference(
+pub(crate) fn verify_with_reference(
     secret: &str,
     headers: &axum::http::HeaderMap,
     body: &str,

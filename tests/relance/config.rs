@@ -151,3 +151,41 @@ fn the_embedded_default_is_valid_from_the_repository() {
         std::fs::read_to_string(repo().join("examples/relance.yaml")).unwrap()
     );
 }
+
+#[test]
+fn late_payment_jurisdictions_are_keyed_by_country_and_checked_like_the_default() {
+    let w = Workspace::new();
+    std::fs::create_dir(w.path("rules")).unwrap();
+    w.write("rules/smb.rhai", "// rules\n");
+    w.write(
+        "relance.yaml",
+        r#"database:
+  url: sqlite://ledger.db
+company:
+  name: Test SAS
+late_payment:
+  reference_rates:
+    - { from: 2026-07-01, rate: "2.15" }
+  jurisdictions:
+    DE:
+      margin_points: -9
+      reference_label: { de: Basiszinssatz }
+    Germany:
+      margin_points: 9
+segments:
+  smb:
+    rules: rules/smb.rhai
+    schedule: "0 0 9 * * Mon-Fri"
+"#,
+    );
+    let run = w.relance(&["config", "check"]);
+    run.expect_code(3);
+    let cfg = w.path("relance.yaml").display().to_string();
+    for expected in [
+        format!("{cfg}:10: late_payment.jurisdictions.DE.margin_points: -9 is not a number of points between 0 and 100"),
+        format!("{cfg}:11: late_payment.jurisdictions.DE.reference_label.de: unsupported locale 'de'"),
+        format!("{cfg}:12: late_payment.jurisdictions.Germany: invalid country code 'Germany'"),
+    ] {
+        assert!(run.stderr.contains(&expected), "missing «{expected}» in\n{}", run.stderr);
+    }
+}

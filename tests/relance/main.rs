@@ -4,10 +4,12 @@
 //! PostgreSQL runs are enabled by `RELANCE_TEST_POSTGRES_URL` (e.g.
 //! `postgres://postgres@127.0.0.1:5432/test`); each test gets its own database.
 
+mod api;
 mod channels;
 mod cli;
 mod config;
 mod daemon;
+mod documents;
 mod helpers;
 mod import;
 mod reports;

@@ -1,0 +1,227 @@
+//! Request extraction: the caller's token, JSON bodies and query strings, each failing
+//! with a JSON error that names what is wrong.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+use crate::store::tokens::{ApiToken, Scope};
+
+/// The SHA-256 under which a token's secret is stored.
+pub fn token_hash(secret: &str) -> String {
+    crate::documents::sha256_hex(secret.as_bytes())
+}
+
+/// The authenticated caller.
+pub struct Caller {
+    pub token: ApiToken,
+}
+
+impl Caller {
+    /// Fails with 403 unless the token grants `scope`.
+    pub fn require(&self, scope: Scope) -> ApiResult<()> {
+        if self.token.allows(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "token '{}' lacks the '{}' scope",
+                self.token.name,
+                scope.as_str()
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Caller> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::unauthorized(
+                "missing token: send the header Authorization: Bearer <token>",
+            ));
+        };
+        let secret = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, rest) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized("malformed Authorization header: expected Bearer <token>")
+            })?;
+        let token = state
+            .store
+            .token_by_hash(&token_hash(secret))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("invalid or revoked token"))?;
+        Ok(Caller { token })
+    }
+}
+
+/// A JSON request body: its bytes and its parsed value.
+pub struct JsonBody {
+    pub value: serde_json::Value,
+    pub bytes: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> ApiResult<JsonBody> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        if json.as_deref() != Some("application/json") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON, sent with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the body is larger than api.max_body_bytes; send smaller batches",
+                )
+            } else {
+                ApiError::bad_request(format!("cannot read the body: {}", e.body_text()))
+            }
+        })?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!(
+                    "malformed JSON at line {}, column {}: {e}",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        Ok(JsonBody { value, bytes })
+    }
+}
+
+/// Deserialises a typed body; a wrong type, a missing or unknown field is a 422 naming
+/// the field.
+pub fn typed<T: DeserializeOwned>(value: serde_json::Value) -> ApiResult<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
+        ApiError::invalid(field, e.inner().to_string())
+    })
+}
+
+/// Query parameters, checked against the names an endpoint reads.
+pub struct QueryParams(pub HashMap<String, String>);
+
+impl QueryParams {
+    /// Fails with 422 naming a parameter the endpoint does not know.
+    pub fn only(self, known: &[&str]) -> ApiResult<QueryParams> {
+        let mut unknown: Vec<&String> = self
+            .0
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .collect();
+        unknown.sort();
+        if let Some(k) = unknown.first() {
+            return Err(ApiError::invalid(
+                k.as_str(),
+                format!(
+                    "unknown query parameter (expected one of: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        Ok(self)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Parses a parameter, naming it on error.
+    pub fn parse<T>(
+        &self,
+        name: &str,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> ApiResult<Option<T>> {
+        self.get(name)
+            .map(|v| f(v).map_err(|m| ApiError::invalid(name, m)))
+            .transpose()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> ApiResult<QueryParams> {
+        let q = parts.uri.query().unwrap_or("");
+        let pairs: Vec<(String, String)> = serde_urlencoded_pairs(q)?;
+        let mut map = HashMap::new();
+        for (k, v) in pairs {
+            if map.insert(k.clone(), v).is_some() {
+                return Err(ApiError::invalid(k, "given more than once"));
+            }
+        }
+        Ok(QueryParams(map))
+    }
+}
+
+/// Decodes `a=1&b=x%20y` into pairs.
+fn serde_urlencoded_pairs(q: &str) -> ApiResult<Vec<(String, String)>> {
+    let decode = |s: &str| -> ApiResult<String> {
+        let s = s.replace('+', " ");
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hex = s
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| {
+                        ApiError::bad_request("malformed percent-encoding in the query")
+                    })?;
+                out.push(hex);
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).map_err(|_| ApiError::bad_request("the query is not UTF-8"))
+    };
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
+}

@@ -1,0 +1,314 @@
+//! The ledger as collectors see it: a customer's account, an invoice; and what they
+//! record: pauses, disputes, promises to pay.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{typed, Caller, JsonBody};
+use super::{json, AppState};
+use crate::domain::{Dispute, InvoiceStatus, Pause};
+use crate::store::tasks::TaskFilter;
+use crate::store::tokens::Scope;
+use crate::store::{ActionFilter, NewPromise};
+
+/// Most actions shown in a customer's history (the audit endpoint pages through all).
+const HISTORY: u32 = 200;
+
+pub(super) async fn customer_view(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+) -> ApiResult<Response> {
+    caller.require(Scope::Read)?;
+    let store = &state.store;
+    let Some(customer) = store.customer(&id).await? else {
+        return Err(ApiError::not_found(format!(
+            "no customer with external id '{id}'"
+        )));
+    };
+    let today = state.today();
+    let invoices = store.invoices_of(&id).await?;
+    let payments = store.payments_of(&id).await?;
+    let promises = store.promises_of(&id).await?;
+    let tasks = store
+        .call_tasks(&TaskFilter {
+            customer: Some(id.clone()),
+            limit: 500,
+            ..Default::default()
+        })
+        .await?;
+    let mut history = store
+        .list_actions(&ActionFilter {
+            customer: Some(id.clone()),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await?;
+    // The latest first, at most HISTORY.
+    history.reverse();
+    history.truncate(HISTORY as usize);
+    let open: Vec<_> = invoices
+        .iter()
+        .filter(|i| i.status == InvoiceStatus::Open)
+        .collect();
+    let total_open: Decimal = open.iter().map(|i| i.open_amount).sum();
+    let overdue: Decimal = open
+        .iter()
+        .filter(|i| i.due_date < today)
+        .map(|i| i.open_amount)
+        .sum();
+    let current_promise = promises
+        .iter()
+        .filter(|p| p.status == crate::domain::PromiseStatus::Pending)
+        .max_by_key(|p| p.created_at);
+    let open_tasks: Vec<_> = tasks.iter().filter(|t| t.status == "open").collect();
+    let body = serde_json::json!({
+        "customer": customer,
+        "as_of": today,
+        "balance": {
+            "currency": customer.currency.code(),
+            "open": total_open,
+            "overdue": overdue,
+            "open_invoices": open.len(),
+        },
+        "pause": customer.pause,
+        "current_promise": current_promise,
+        "open_invoices": open,
+        "invoices": invoices,
+        "payments": payments,
+        "promises": promises,
+        "tasks": open_tasks,
+        "history": history,
+    });
+    Ok(json(StatusCode::OK, &body))
+}
+
+pub(super) async fn invoice(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    caller: Caller,
+) -> ApiResult<Response> {
+    caller.require(Scope::Read)?;
+    match state.store.invoice(&number).await? {
+        Some(i) => Ok(json(StatusCode::OK, &i)),
+        None => Err(ApiError::not_found(format!(
+            "no invoice numbered '{number}'"
+        ))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    reason: String,
+    /// Last paused day; none: until lifted.
+    until: Option<NaiveDate>,
+}
+
+fn pause_of(body: JsonBody, today: NaiveDate) -> ApiResult<Pause> {
+    let b: PauseBody = typed(body.value)?;
+    if b.reason.trim().is_empty() {
+        return Err(ApiError::invalid("reason", "must not be empty"));
+    }
+    if let Some(u) = b.until {
+        if u < today {
+            return Err(ApiError::invalid("until", format!("{u} is in the past")));
+        }
+    }
+    Ok(Pause {
+        reason: b.reason.trim().to_string(),
+        until: b.until,
+    })
+}
+
+pub(super) async fn pause_customer(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    caller.require(Scope::Collect)?;
+    let pause = pause_of(body, state.today())?;
+    let mut tx = state.store.begin().await?;
+    tx.set_customer_pause(&id, Some(&pause)).await?;
+    tx.commit().await?;
+    tracing::info!(customer = %id, reason = %pause.reason, by = %caller.token.name, "customer paused");
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "customer": id, "pause": pause }),
+    ))
+}
+
+pub(super) async fn unpause_customer(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+) -> ApiResult<Response> {
+    caller.require(Scope::Collect)?;
+    let mut tx = state.store.begin().await?;
+    tx.set_customer_pause(&id, None).await?;
+    tx.commit().await?;
+    tracing::info!(customer = %id, by = %caller.token.name, "customer pause lifted");
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "customer": id, "pause": null }),
+    ))
+}
+
+pub(super) async fn pause_invoice(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    caller: Caller,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    caller.require(Scope::Collect)?;
+    let pause = pause_of(body, state.today())?;
+    let mut tx = state.store.begin().await?;
+    tx.set_invoice_pause(&number, Some(&pause)).await?;
+    tx.commit().await?;
+    tracing::info!(invoice = %number, reason = %pause.reason, by = %caller.token.name, "invoice paused");
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "invoice": number, "pause": pause }),
+    ))
+}
+
+pub(super) async fn unpause_invoice(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    caller: Caller,
+) -> ApiResult<Response> {
+    caller.require(Scope::Collect)?;
+    let mut tx = state.store.begin().await?;
+    tx.set_invoice_pause(&number, None).await?;
+    tx.commit().await?;
+    tracing::info!(invoice = %number, by = %caller.token.name, "invoice pause lifted");
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "invoice": number, "pause": null }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisputeBody {
+    reason: String,
+}
+
+pub(super) async fn open_dispute(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    caller: Caller,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    caller.require(Scope::Collect)?;
+    let b: DisputeBody = typed(body.value)?;
+    if b.reason.trim().is_empty() {
+        return Err(ApiError::invalid("reason", "must not be empty"));
+    }
+    let dispute = Dispute {
+        reason: b.reason.trim().to_string(),
+        opened_at: chrono::Utc::now(),
+    };
+    let mut tx = state.store.begin().await?;
+    tx.set_invoice_dispute(&number, Some(&dispute)).await?;
+    tx.commit().await?;
+    tracing::info!(invoice = %number, reason = %dispute.reason, by = %caller.token.name, "dispute opened");
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "invoice": number, "dispute": dispute }),
+    ))
+}
+
+pub(super) async fn resolve_dispute(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    caller: Caller,
+) -> ApiResult<Response> {
+    caller.require(Scope::Collect)?;
+    let mut tx = state.store.begin().await?;
+    tx.set_invoice_dispute(&number, None).await?;
+    tx.commit().await?;
+    tracing::info!(invoice = %number, by = %caller.token.name, "dispute resolved");
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "invoice": number, "dispute": null }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromiseBody {
+    customer: String,
+    promised_date: NaiveDate,
+    amount: Decimal,
+    #[serde(default)]
+    invoices: Vec<String>,
+    note: Option<String>,
+}
+
+pub(super) async fn add_promise(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    caller.require(Scope::Collect)?;
+    let b: PromiseBody = typed(body.value)?;
+    if b.amount <= Decimal::ZERO {
+        return Err(ApiError::invalid("amount", "must be positive"));
+    }
+    if b.amount.scale() > 2 {
+        return Err(ApiError::invalid(
+            "amount",
+            format!("{} has more than 2 decimals", b.amount),
+        ));
+    }
+    let Some(customer) = state.store.customer(&b.customer).await? else {
+        return Err(ApiError::invalid(
+            "customer",
+            format!("unknown customer '{}'", b.customer),
+        ));
+    };
+    for (i, n) in b.invoices.iter().enumerate() {
+        match state.store.invoice(n).await? {
+            Some(inv) if inv.customer == customer.external_id => {}
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    format!("invoices[{i}]"),
+                    format!("invoice '{n}' is not {}'s", customer.external_id),
+                ))
+            }
+            None => {
+                return Err(ApiError::invalid(
+                    format!("invoices[{i}]"),
+                    format!("unknown invoice '{n}'"),
+                ))
+            }
+        }
+    }
+    let promise = NewPromise {
+        customer: b.customer.clone(),
+        promised_date: b.promised_date,
+        amount: b.amount,
+        invoices: b.invoices,
+        note: b
+            .note
+            .or_else(|| Some(format!("recorded through the API by {}", caller.token.name))),
+    };
+    let mut tx = state.store.begin().await?;
+    let id = tx.add_promise(&promise, chrono::Utc::now()).await?;
+    tx.commit().await?;
+    tracing::info!(customer = %promise.customer, promised_date = %promise.promised_date, by = %caller.token.name, "promise to pay recorded");
+    let created = state
+        .store
+        .promises_of(&promise.customer)
+        .await?
+        .into_iter()
+        .find(|p| p.id == id);
+    Ok(json(StatusCode::CREATED, &created))
+}

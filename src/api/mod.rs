@@ -1,0 +1,257 @@
+//! The HTTP API of `relance serve`: ingestion from ERPs, collectors' actions, audit
+//! queries, rules dry-run, health and metrics. JSON under `/v1`, described by the
+//! OpenAPI document served at `/v1/openapi.json` (`docs/openapi.json`).
+//!
+//! Every route is declared once in [`routes`], with the method and path the OpenAPI
+//! document must describe; the router is built from that table.
+
+mod audit;
+pub mod error;
+pub mod extract;
+mod ingest;
+mod ledger;
+mod ops;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ApiConfig, Config};
+use crate::documents::archive::Archive;
+use crate::import::ImportOptions;
+use crate::scripting::RuleRegistry;
+use crate::store::Store;
+
+pub use error::{ApiError, ApiResult};
+
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub registry: Arc<RuleRegistry>,
+    pub archive: Arc<Archive>,
+    pub limits: ApiConfig,
+    pub import: ImportOptions,
+}
+
+impl AppState {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        registry: Arc<RuleRegistry>,
+    ) -> AppState {
+        let import = ImportOptions {
+            default_currency: config.company.currency,
+            default_country: config
+                .company
+                .address
+                .country
+                .unwrap_or(crate::domain::CountryCode::FR),
+            ..ImportOptions::default()
+        };
+        AppState {
+            archive: Arc::new(Archive::new(
+                store.clone(),
+                config.channels.documents.archive.clone(),
+            )),
+            limits: config.api.clone(),
+            store,
+            config,
+            registry,
+            import,
+        }
+    }
+
+    /// Today in the configured time zone.
+    pub fn today(&self) -> chrono::NaiveDate {
+        chrono::Utc::now()
+            .with_timezone(&self.config.timezone)
+            .date_naive()
+    }
+}
+
+/// One route: method and path (as in the OpenAPI document) and its handler.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+fn r(method: &'static str, path: &'static str, handler: MethodRouter<AppState>) -> Route {
+    Route {
+        method,
+        path,
+        handler,
+    }
+}
+
+/// Every route of the API.
+pub fn routes() -> Vec<Route> {
+    vec![
+        r("get", "/healthz", get(ops::healthz)),
+        r("get", "/readyz", get(ops::readyz)),
+        r("get", "/metrics", get(ops::metrics)),
+        r("get", "/v1/openapi.json", get(ops::openapi)),
+        // Ingestion.
+        r(
+            "put",
+            "/v1/customers/{external_id}",
+            put(ingest::put_customer),
+        ),
+        r("post", "/v1/customers/batch", post(ingest::customers_batch)),
+        r("put", "/v1/invoices/{number}", put(ingest::put_invoice)),
+        r("post", "/v1/invoices/batch", post(ingest::invoices_batch)),
+        r("put", "/v1/payments/{id}", put(ingest::put_payment)),
+        r("post", "/v1/payments/batch", post(ingest::payments_batch)),
+        // The ledger and collectors' actions.
+        r(
+            "get",
+            "/v1/customers/{external_id}",
+            get(ledger::customer_view),
+        ),
+        r("get", "/v1/invoices/{number}", get(ledger::invoice)),
+        r(
+            "put",
+            "/v1/customers/{external_id}/pause",
+            put(ledger::pause_customer),
+        ),
+        r(
+            "delete",
+            "/v1/customers/{external_id}/pause",
+            delete(ledger::unpause_customer),
+        ),
+        r(
+            "put",
+            "/v1/invoices/{number}/pause",
+            put(ledger::pause_invoice),
+        ),
+        r(
+            "delete",
+            "/v1/invoices/{number}/pause",
+            delete(ledger::unpause_invoice),
+        ),
+        r(
+            "put",
+            "/v1/invoices/{number}/dispute",
+            put(ledger::open_dispute),
+        ),
+        r(
+            "delete",
+            "/v1/invoices/{number}/dispute",
+            delete(ledger::resolve_dispute),
+        ),
+        r("post", "/v1/promises", post(ledger::add_promise)),
+        r("get", "/v1/tasks", get(audit::tasks)),
+        r(
+            "post",
+            "/v1/tasks/{id}/complete",
+            post(audit::complete_task),
+        ),
+        // Audit.
+        r("get", "/v1/actions", get(audit::actions)),
+        r("get", "/v1/actions/{id}", get(audit::action)),
+        r(
+            "get",
+            "/v1/actions/{id}/documents/{kind}",
+            get(audit::document),
+        ),
+        r("post", "/v1/actions/{id}/retry", post(audit::retry)),
+        r("post", "/v1/actions/{id}/cancel", post(audit::cancel)),
+        // Rules.
+        r(
+            "get",
+            "/v1/customers/{external_id}/dry-run",
+            get(audit::dry_run),
+        ),
+    ]
+}
+
+/// The router: the routes, JSON answers for unknown paths and methods, the body size
+/// limit, the request timeout and the request counter.
+pub fn router(state: AppState) -> Router {
+    let mut router: Router<AppState> = Router::new();
+    let mut by_path: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();
+    for route in routes() {
+        match by_path.iter().position(|(p, _)| *p == route.path) {
+            Some(i) => {
+                let (path, methods) = by_path.remove(i);
+                by_path.push((path, methods.merge(route.handler)));
+            }
+            None => by_path.push((route.path, route.handler)),
+        }
+    }
+    for (path, handler) in by_path {
+        router = router.route(path, handler);
+    }
+    let timeout = state.limits.request_timeout;
+    router
+        .fallback(|| async { ApiError::not_found("no such endpoint (see /v1/openapi.json)") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not accept that method (see /v1/openapi.json)",
+            )
+        })
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            answer_within(timeout, req, next)
+        }))
+        .with_state(state)
+}
+
+/// Answers 503 when a request takes longer than `timeout`, and counts answers.
+async fn answer_within(timeout: Duration, req: Request, next: Next) -> Response {
+    let resp = match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request took longer than {} s (api.request_timeout_seconds)",
+                timeout.as_secs()
+            ),
+        )
+        .into_response(),
+    };
+    crate::metrics::global().http_request(resp.status().as_u16());
+    resp
+}
+
+/// Serves the API on `listener` until `cancel` fires.
+///
+/// # Errors
+/// When the server fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
+/// Parses an id in a path, naming it on error.
+pub(crate) fn path_id(name: &str, text: &str) -> ApiResult<i64> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::invalid(name, format!("'{text}' is not a positive integer")))
+}
+
+/// The JSON answer of a handler.
+pub(crate) fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    (status, axum::Json(body)).into_response()
+}

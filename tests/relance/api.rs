@@ -1,0 +1,894 @@
+//! The HTTP API over real HTTP: `relance serve --listen 127.0.0.1:0` in a workspace,
+//! requests with reqwest, tokens made with `relance tokens create`.
+
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    postgres_admin_url, say_postgres_skipped, workspace_with_rules_and, TestDb, Workspace,
+};
+
+/// Reminders at 1 day late, a call task at 30: something to audit.
+const RULE: &str = r#"
+let open = customer.dunnable;
+[
+    email("reminder_1", open.overdue_between(1, 29), #{ step: "first_reminder" }),
+    call_task("call the customer", open.overdue(30), #{ step: "call", due_in_days: 2 }),
+]
+"#;
+
+/// A running `relance serve` and its log.
+struct Server {
+    child: std::process::Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+    client: reqwest::Client,
+}
+
+impl Server {
+    fn start(w: &Workspace) -> Server {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+            .args([
+                "--config",
+                w.path("relance.yaml").to_str().unwrap(),
+                "serve",
+                "--grace",
+                "5",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .current_dir(w.dir.path())
+            .env_remove("RELANCE_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("HTTP API listening on ").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the server did not start; its log:\n{}",
+                    log.lock().unwrap()
+                )
+            });
+        Server {
+            child,
+            base: format!("http://{addr}"),
+            log,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(method.parse().unwrap(), self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v)
+    }
+
+    /// Stops the server with SIGTERM; returns its log.
+    fn stop(mut self) -> String {
+        // SAFETY: signalling the child we spawned.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let log = self.log.lock().unwrap().clone();
+        assert_eq!(status.code(), Some(0), "{log}");
+        log
+    }
+}
+
+fn token(w: &Workspace, name: &str, scope: &str) -> String {
+    let r = w.relance(&["tokens", "create", "--name", name, "--scope", scope]);
+    r.expect_code(0);
+    assert!(r.stderr.contains("shown once"), "{}", r.stderr);
+    r.stdout.trim().to_string()
+}
+
+fn workspace(database_url: &str, extra: &str) -> Workspace {
+    let w = workspace_with_rules_and(&[("smb", RULE)], extra);
+    let cfg = std::fs::read_to_string(w.path("relance.yaml")).unwrap();
+    w.write(
+        "relance.yaml",
+        cfg.replace("sqlite://ledger.db", database_url),
+    );
+    w
+}
+
+#[track_caller]
+fn assert_error(got: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(got.1["error"]["code"], code, "{}", got.1);
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{}",
+        got.1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_needs_no_token_everything_else_does_and_scopes_are_enforced() {
+    let w = workspace("sqlite://ledger.db", "");
+    let ingest = token(&w, "erp", "ingest");
+    let read = token(&w, "dashboard", "read");
+    let revoked = token(&w, "old", "admin");
+    let list = w.relance(&["tokens", "list", "--format", "json"]);
+    list.expect_code(0);
+    let old_id = list
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|t| t["name"] == "old")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    assert!(!list.stdout.contains(&ingest), "secrets are never listed");
+    w.relance(&["tokens", "revoke", &old_id.to_string()])
+        .expect_code(0);
+    w.relance(&["tokens", "revoke", &old_id.to_string()])
+        .expect_code(4);
+    let bad = w.relance(&["tokens", "create", "--name", "x", "--scope", "root"]);
+    bad.expect_code(2);
+    assert!(
+        bad.stderr.contains("unknown scope 'root'"),
+        "{}",
+        bad.stderr
+    );
+
+    let s = Server::start(&w);
+    assert_eq!(
+        s.call("GET", "/healthz", None, None).await,
+        (200, json!({"status": "ok"}))
+    );
+    let (status, ready) = s.call("GET", "/readyz", None, None).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(
+        ready["migrations"]["applied"],
+        ready["migrations"]["expected"]
+    );
+
+    let no_token = s.client.get(s.url("/v1/actions")).send().await.unwrap();
+    assert_eq!(no_token.status().as_u16(), 401);
+    assert_eq!(no_token.headers()["www-authenticate"], "Bearer");
+    let body: Value = no_token.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_error(
+        &s.call("GET", "/v1/actions", Some("rel_not-a-token"), None)
+            .await,
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        &s.call("GET", "/v1/actions", Some(&revoked), None).await,
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        &s.call("GET", "/metrics", None, None).await,
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        &s.call("GET", "/v1/openapi.json", None, None).await,
+        401,
+        "unauthorized",
+    );
+    // Scopes.
+    let forbidden = s.call("GET", "/v1/actions", Some(&ingest), None).await;
+    assert_error(&forbidden, 403, "forbidden");
+    assert!(
+        forbidden.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'read' scope"),
+        "{}",
+        forbidden.1
+    );
+    assert_error(
+        &s.call(
+            "PUT",
+            "/v1/customers/C1",
+            Some(&read),
+            Some(json!({"name": "X", "segment": "smb"})),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &s.call("POST", "/v1/actions/1/retry", Some(&read), None)
+            .await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &s.call(
+            "PUT",
+            "/v1/invoices/F1/dispute",
+            Some(&ingest),
+            Some(json!({"reason": "x"})),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    assert_eq!(s.call("GET", "/v1/actions", Some(&read), None).await.0, 200);
+    // Unknown routes and methods answer JSON too.
+    assert_error(
+        &s.call("GET", "/v1/nothing", Some(&read), None).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &s.call("DELETE", "/v1/actions", Some(&read), None).await,
+        405,
+        "method_not_allowed",
+    );
+
+    let log = s.stop();
+    for secret in [&ingest, &read, &revoked] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a token appears in the log:\n{log}"
+        );
+    }
+}
+
+/// Customers, invoices and payments, singly and in batches; a batch is all or nothing.
+async fn ingestion(database_url: &str) {
+    let w = workspace(
+        database_url,
+        "api:\n  max_body_bytes: 65536\n  max_batch_items: 100\n",
+    );
+    let erp = token(&w, "erp", "ingest,read");
+    let s = Server::start(&w);
+
+    let (status, report) = s
+        .call("PUT", "/v1/customers/C1", Some(&erp), Some(json!({
+            "name": "Menuiserie Un", "segment": "smb", "emails": ["compta@un.example"], "siren": "732829320", "credit_limit": "50000.00"
+        })))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["written"]["inserted"], 1);
+    // The path is the key: a contradicting body is refused.
+    let clash = s
+        .call(
+            "PUT",
+            "/v1/customers/C1",
+            Some(&erp),
+            Some(json!({"external_id": "C2", "name": "X", "segment": "smb"})),
+        )
+        .await;
+    assert_error(&clash, 422, "invalid_field");
+    assert_eq!(clash.1["error"]["field"], "external_id");
+
+    let invoices = json!({"items": [
+        {"number": "F-1", "customer": "C1", "issue_date": "2026-10-01", "due_date": "2026-10-31", "amount": "1200.00"},
+        {"number": "F-2", "customer": "C1", "issue_date": "2026-10-15", "due_date": "2026-11-14", "amount": 350.5},
+        {"number": "F-3", "customer": "C1", "issue_date": "2026-11-01", "due_date": "2026-12-01", "amount": "99.99", "currency": "EUR"},
+    ]});
+    let (status, report) = s
+        .call(
+            "POST",
+            "/v1/invoices/batch",
+            Some(&erp),
+            Some(invoices.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["written"],
+        json!({"inserted": 3, "updated": 0, "unchanged": 0})
+    );
+    // Idempotent: the same batch again changes nothing.
+    let (_, report) = s
+        .call("POST", "/v1/invoices/batch", Some(&erp), Some(invoices))
+        .await;
+    assert_eq!(
+        report["written"],
+        json!({"inserted": 0, "updated": 0, "unchanged": 3})
+    );
+
+    // One bad invoice among good ones: 422 naming it, and nothing written.
+    let bad = s
+        .call("POST", "/v1/invoices/batch", Some(&erp), Some(json!({"items": [
+            {"number": "F-4", "customer": "C1", "issue_date": "2026-11-02", "due_date": "2026-12-02", "amount": "10.00"},
+            {"number": "F-5", "customer": "C1", "issue_date": "2026-11-02", "due_date": "2026-13-45", "amount": "10.00"},
+            {"number": "F-6", "customer": "C9", "issue_date": "2026-11-02", "due_date": "2026-12-02", "amount": "10.00"},
+            {"number": "F-7", "customer": "C1", "issue_date": "2026-11-02", "due_date": "2026-12-02", "amount": "12.345"},
+        ]})))
+        .await;
+    assert_error(&bad, 422, "invalid_field");
+    assert_eq!(bad.1["error"]["field"], "items[1].due_date", "{}", bad.1);
+    let fields: Vec<&str> = bad.1["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["items[1].due_date", "items[3].amount", "items[2].customer"],
+        "{}",
+        bad.1
+    );
+    assert!(bad.1["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nothing was written"));
+    assert_error(
+        &s.call("GET", "/v1/invoices/F-4", Some(&erp), None).await,
+        404,
+        "not_found",
+    );
+
+    // Malformed JSON, wrong types, unknown fields, wrong media type, oversize bodies.
+    let raw = |body: &'static str, ctype: &'static str| {
+        let req = s
+            .client
+            .post(s.url("/v1/invoices/batch"))
+            .bearer_auth(&erp)
+            .header("content-type", ctype)
+            .body(body);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let malformed = raw("{\"items\": [", "application/json").await;
+    assert_error(&malformed, 400, "malformed_json");
+    assert_error(
+        &raw("{\"items\": []}", "text/plain").await,
+        415,
+        "unsupported_media_type",
+    );
+    let not_list = s
+        .call(
+            "POST",
+            "/v1/invoices/batch",
+            Some(&erp),
+            Some(json!({"items": "F-1"})),
+        )
+        .await;
+    assert_error(&not_list, 422, "invalid_field");
+    assert_eq!(not_list.1["error"]["field"], "items");
+    let unknown = s.call("POST", "/v1/invoices/batch", Some(&erp), Some(json!({"items": [{"number": "F-8", "customer": "C1", "issue_date": "2026-11-02", "due_date": "2026-12-02", "amount": "1", "colour": "red"}]}))).await;
+    assert_error(&unknown, 422, "invalid_field");
+    assert_eq!(unknown.1["error"]["field"], "items[0].colour");
+    let nested = s.call("PUT", "/v1/invoices/F-9", Some(&erp), Some(json!({"customer": "C1", "issue_date": "2026-11-02", "due_date": "2026-12-02", "amount": {"value": 1}}))).await;
+    assert_error(&nested, 422, "invalid_field");
+    assert_eq!(nested.1["error"]["field"], "amount");
+    let too_many: Vec<Value> = (0..101).map(|i| json!({"number": format!("G-{i}"), "customer": "C1", "issue_date": "2026-11-02", "due_date": "2026-12-02", "amount": "1"})).collect();
+    let r = s
+        .call(
+            "POST",
+            "/v1/invoices/batch",
+            Some(&erp),
+            Some(json!({"items": too_many})),
+        )
+        .await;
+    assert_error(&r, 422, "invalid_field");
+    let huge: Vec<Value> = (0..600).map(|i| json!({"number": format!("H-{i:05}"), "customer": "C1", "issue_date": "2026-11-02", "due_date": "2026-12-02", "amount": "1.00", "currency": "EUR"})).collect();
+    let r = s
+        .call(
+            "POST",
+            "/v1/invoices/batch",
+            Some(&erp),
+            Some(json!({"items": huge})),
+        )
+        .await;
+    assert_error(&r, 413, "payload_too_large");
+    assert_error(
+        &s.call("GET", "/v1/invoices/H-00001", Some(&erp), None)
+            .await,
+        404,
+        "not_found",
+    );
+
+    // Payments: allocated as the CSV import does.
+    let (status, report) = s
+        .call("POST", "/v1/payments/batch", Some(&erp), Some(json!({"items": [
+            {"id": "P-1", "customer": "C1", "date": "2026-11-20", "amount": "200.00", "reference": "VIR F-1"}
+        ]})))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    let (status, view) = s.call("GET", "/v1/customers/C1", Some(&erp), None).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["balance"]["open"], "1450.49", "{view}");
+    assert_eq!(view["open_invoices"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        view["payments"][0]["payment"]["external_id"], "P-1",
+        "{view}"
+    );
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingestion_upserts_singly_and_in_batches_and_a_bad_batch_writes_nothing() {
+    ingestion("sqlite://ledger.db").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingestion_on_postgres() {
+    let Some(admin) = postgres_admin_url() else {
+        return say_postgres_skipped("ingestion_on_postgres");
+    };
+    let db = TestDb::postgres(&admin).await;
+    ingestion(&db.url).await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collectors_record_disputes_promises_pauses_and_tasks_and_the_log_explains_each_action() {
+    // An SMTP server that refuses connections: emails stay in the queue, retrying.
+    let w = workspace(
+        "sqlite://ledger.db",
+        "channels:\n  email:\n    smtp: { host: 127.0.0.1, port: 1, security: plain, timeout_seconds: 2 }\n    from: \"Test <relance@test.example>\"\n",
+    );
+    w.import_ledger(
+        "external_id,name,segment,emails\nC1,Un,smb,a@un.example\nC2,Deux,smb,b@deux.example\nC3,Trois,smb,c@trois.example\n",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-09-01,2026-10-01,100.00\nF2,C2,2026-09-01,2026-11-10,200.00\nF3,C3,2026-09-01,2026-11-12,300.00\nF4,C3,2026-09-01,2026-11-13,50.00\n",
+    );
+    let admin = token(&w, "ops", "admin");
+    let collector = token(&w, "collectors-app", "read,collect");
+    // Ticks run by the CLI as of a fixed date; the server only answers.
+    w.relance(&["tick", "--as-of", "2026-11-20"]).expect_code(0);
+    let s = Server::start(&w);
+
+    // Audit: pages by cursor, filters, and one action with its reasons.
+    let (status, page) = s
+        .call("GET", "/v1/actions?limit=1", Some(&collector), None)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let (_, page2) = s
+        .call(
+            "GET",
+            &format!("/v1/actions?limit=10&cursor={cursor}"),
+            Some(&collector),
+            None,
+        )
+        .await;
+    assert_eq!(page2["items"].as_array().unwrap().len(), 2, "{page2}");
+    assert_eq!(page2["next_cursor"], Value::Null);
+    let (_, calls) = s
+        .call(
+            "GET",
+            "/v1/actions?kind=call_task&customer=C1&from=2026-01-01",
+            Some(&collector),
+            None,
+        )
+        .await;
+    assert_eq!(calls["items"].as_array().unwrap().len(), 1, "{calls}");
+    let (_, none) = s
+        .call("GET", "/v1/actions?to=2020-01-01", Some(&collector), None)
+        .await;
+    assert_eq!(none["items"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        s.call("GET", "/v1/actions?limit=501", Some(&collector), None)
+            .await
+            .1["error"]["field"],
+        "limit"
+    );
+    assert_eq!(
+        s.call("GET", "/v1/actions?kind=fax", Some(&collector), None)
+            .await
+            .1["error"]["field"],
+        "kind"
+    );
+    assert_eq!(
+        s.call("GET", "/v1/actions?colour=red", Some(&collector), None)
+            .await
+            .1["error"]["field"],
+        "colour"
+    );
+    let email_id = page2["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page["items"].as_array().unwrap())
+        .find(|a| a["customer"] == "C2")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, detail) = s
+        .call(
+            "GET",
+            &format!("/v1/actions/{email_id}"),
+            Some(&collector),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["kind"], "email");
+    assert_eq!(detail["rule_file"], "rules/smb.rhai", "{detail}");
+    assert_eq!(detail["rule_hash"].as_str().unwrap().len(), 64, "{detail}");
+    assert!(detail["facts"].is_object(), "{detail}");
+    assert!(
+        detail["events"].as_array().is_some_and(|e| !e.is_empty()),
+        "{detail}"
+    );
+    assert_error(
+        &s.call("GET", "/v1/actions/999999", Some(&collector), None)
+            .await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &s.call("GET", "/v1/actions/abc", Some(&collector), None)
+            .await,
+        422,
+        "invalid_field",
+    );
+
+    // Cancel and retry need admin.
+    assert_error(
+        &s.call(
+            "POST",
+            &format!("/v1/actions/{email_id}/cancel"),
+            Some(&collector),
+            Some(json!({"reason": "x"})),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    let (status, cancelled) = s
+        .call(
+            "POST",
+            &format!("/v1/actions/{email_id}/cancel"),
+            Some(&admin),
+            Some(json!({"reason": "customer called"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    let (status, retried) = s
+        .call(
+            "POST",
+            &format!("/v1/actions/{email_id}/retry"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{retried}");
+    assert_ne!(retried["status"], "cancelled", "{retried}");
+
+    // Dry-run: what `simulate --format json` prints for the customer.
+    let (status, dry) = s
+        .call(
+            "GET",
+            "/v1/customers/C3/dry-run?as_of=2026-11-25",
+            Some(&collector),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{dry}");
+    let sim = w.relance(&[
+        "simulate",
+        "--as-of",
+        "2026-11-25",
+        "--customer",
+        "C3",
+        "--format",
+        "json",
+    ]);
+    sim.expect_code(0);
+    let expected: Vec<Value> = sim
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(dry["decisions"], Value::Array(expected));
+
+    // Collectors: a dispute, a promise, pauses; each visible in the customer view.
+    let (status, _) = s
+        .call(
+            "PUT",
+            "/v1/invoices/F3/dispute",
+            Some(&collector),
+            Some(json!({"reason": "goods damaged"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let empty = s
+        .call(
+            "PUT",
+            "/v1/invoices/F3/dispute",
+            Some(&collector),
+            Some(json!({"reason": " "})),
+        )
+        .await;
+    assert_eq!(empty.1["error"]["field"], "reason");
+    assert_error(
+        &s.call(
+            "PUT",
+            "/v1/invoices/NOPE/dispute",
+            Some(&collector),
+            Some(json!({"reason": "x"})),
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    let (status, promise) = s.call("POST", "/v1/promises", Some(&collector), Some(json!({"customer": "C3", "promised_date": "2026-12-05", "amount": "50.00", "invoices": ["F4"]}))).await;
+    assert_eq!(status, 201, "{promise}");
+    assert_eq!(promise["status"], "pending");
+    let bad_amount = s
+        .call(
+            "POST",
+            "/v1/promises",
+            Some(&collector),
+            Some(json!({"customer": "C3", "promised_date": "2026-12-05", "amount": "abc"})),
+        )
+        .await;
+    assert_error(&bad_amount, 422, "invalid_field");
+    assert_eq!(bad_amount.1["error"]["field"], "amount");
+    let bad_date = s
+        .call(
+            "POST",
+            "/v1/promises",
+            Some(&collector),
+            Some(json!({"customer": "C3", "promised_date": "05/12/2026", "amount": "1"})),
+        )
+        .await;
+    assert_eq!(
+        bad_date.1["error"]["field"], "promised_date",
+        "{}",
+        bad_date.1
+    );
+    let missing = s
+        .call(
+            "POST",
+            "/v1/promises",
+            Some(&collector),
+            Some(json!({"customer": "C3", "amount": "1"})),
+        )
+        .await;
+    assert_error(&missing, 422, "invalid_field");
+    assert!(
+        missing.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("promised_date"),
+        "{}",
+        missing.1
+    );
+    let (status, _) = s
+        .call(
+            "PUT",
+            "/v1/customers/C2/pause",
+            Some(&collector),
+            Some(json!({"reason": "restructuring talks", "until": "2027-01-31"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, view) = s
+        .call("GET", "/v1/customers/C2", Some(&collector), None)
+        .await;
+    assert_eq!(view["pause"]["reason"], "restructuring talks", "{view}");
+    let (_, view3) = s
+        .call("GET", "/v1/customers/C3", Some(&collector), None)
+        .await;
+    assert_eq!(
+        view3["current_promise"]["promised_date"], "2026-12-05",
+        "{view3}"
+    );
+    let f3 = view3["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["number"] == "F3")
+        .unwrap();
+    assert_eq!(f3["dispute"]["reason"], "goods damaged");
+    assert!(!view3["history"].as_array().unwrap().is_empty());
+    let (status, _) = s
+        .call("DELETE", "/v1/customers/C2/pause", Some(&collector), None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = s
+        .call(
+            "PUT",
+            "/v1/invoices/F1/pause",
+            Some(&collector),
+            Some(json!({"reason": "credit note pending"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, inv) = s
+        .call("GET", "/v1/invoices/F1", Some(&collector), None)
+        .await;
+    assert_eq!(inv["pause"]["reason"], "credit note pending", "{inv}");
+    let (status, _) = s
+        .call("DELETE", "/v1/invoices/F3/dispute", Some(&collector), None)
+        .await;
+    assert_eq!(status, 200);
+
+    // Call tasks: listed, then completed with a promise.
+    let (status, tasks) = s
+        .call("GET", "/v1/tasks?status=open", Some(&collector), None)
+        .await;
+    assert_eq!(status, 200, "{tasks}");
+    let task = &tasks["items"][0];
+    assert_eq!(task["customer"], "C1", "{tasks}");
+    let id = task["id"].as_i64().unwrap();
+    let no_date = s
+        .call(
+            "POST",
+            &format!("/v1/tasks/{id}/complete"),
+            Some(&collector),
+            Some(json!({"outcome": "promise"})),
+        )
+        .await;
+    assert_eq!(no_date.1["error"]["field"], "promise_date");
+    let (status, done) = s.call("POST", &format!("/v1/tasks/{id}/complete"), Some(&collector), Some(json!({"outcome": "promise", "promise_date": "2026-12-10", "note": "pays on the 10th"}))).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["status"], "done");
+    assert_eq!(done["completed_by"], "collectors-app");
+    let again = s
+        .call(
+            "POST",
+            &format!("/v1/tasks/{id}/complete"),
+            Some(&collector),
+            Some(json!({"outcome": "reached"})),
+        )
+        .await;
+    assert_error(&again, 409, "conflict");
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_actions_queue_dead_letters_and_insurer_endpoints() {
+    let w = workspace("sqlite://ledger.db", "");
+    w.import_ledger(
+        "external_id,name,segment,emails\nC1,Un,smb,a@un.example\n",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-09-01,2026-11-10,100.00\n",
+    );
+    w.relance(&["tick", "--as-of", "2026-11-20"]).expect_code(0);
+    w.relance(&["insurers", "disable", "coface-fr"])
+        .expect_code(0);
+    let read = token(&w, "prometheus", "read");
+    let s = Server::start(&w);
+    let resp = s
+        .client
+        .get(s.url("/metrics"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = resp.text().await.unwrap();
+    for line in [
+        "relance_insurer_endpoint_up{insurer=\"coface-fr\"} 0",
+        "# TYPE relance_ticks_total counter",
+        "# TYPE relance_tick_duration_seconds histogram",
+        "# TYPE relance_dispatch_latency_seconds histogram",
+        "relance_customers_evaluated_total ",
+        "relance_rule_errors_total ",
+        "relance_dead_letters 0",
+        "relance_scheduler_leader ",
+    ] {
+        assert!(text.contains(line), "'{line}' not in\n{text}");
+    }
+    // The tick's email: planned and due, or being sent or already sent by the running
+    // service's dispatcher — whichever the scrape catches, it is counted once.
+    assert!(
+        ["planned", "sending", "sent"].iter().any(|status| text
+            .contains(&format!("relance_actions{{kind=\"email\",status=\"{status}\"}} 1"))),
+        "{text}"
+    );
+    s.stop();
+    w.relance(&["insurers", "enable", "coface-fr"])
+        .expect_code(0);
+    let s = Server::start(&w);
+    let text = s
+        .client
+        .get(s.url("/metrics"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("relance_insurer_endpoint_up{insurer=\"coface-fr\"} 1"),
+        "{text}"
+    );
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_exactly_the_routes_served() {
+    let w = workspace("sqlite://ledger.db", "");
+    let read = token(&w, "docs", "read");
+    let s = Server::start(&w);
+    let (status, doc) = s.call("GET", "/v1/openapi.json", Some(&read), None).await;
+    assert_eq!(status, 200);
+    s.stop();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            assert!(
+                op["responses"].is_object(),
+                "{method} {path} has no responses"
+            );
+            documented.push((method.clone(), path.clone()));
+        }
+    }
+    let mut served: Vec<(String, String)> = relance::api::routes()
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
+    documented.sort();
+    served.sort();
+    let undocumented: Vec<_> = served.iter().filter(|r| !documented.contains(r)).collect();
+    let unserved: Vec<_> = documented.iter().filter(|r| !served.contains(r)).collect();
+    assert!(
+        undocumented.is_empty(),
+        "routes missing from docs/openapi.json: {undocumented:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "documented but not served: {unserved:?}"
+    );
+    // Every path parameter is declared.
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let params: Vec<&str> = path
+            .split('{')
+            .skip(1)
+            .filter_map(|p| p.split('}').next())
+            .collect();
+        for (method, op) in ops.as_object().unwrap() {
+            for p in &params {
+                let declared = op["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|x| x["name"] == *p && x["in"] == "path"));
+                assert!(declared, "{method} {path}: path parameter {p} not declared");
+            }
+        }
+    }
+}
