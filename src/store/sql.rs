@@ -891,7 +891,13 @@ macro_rules! ledger_sql {
             }
 
             async fn invoices_of(&self, customer: &str) -> $crate::store::Result<Vec<$crate::domain::Invoice>> {
-                let sql = format!("{} WHERE c.external_id = $1 ORDER BY i.due_date, i.number", $crate::store::rows::INVOICE_SELECT);
+                // Two index range scans: open invoices (invoices_open_by_customer) and the
+                // others (invoices_closed_by_customer); each condition matches its partial index.
+                let select = $crate::store::rows::INVOICE_SELECT;
+                let sql = format!(
+                    "{select} WHERE c.external_id = $1 AND i.status = 'open' \
+                     UNION ALL {select} WHERE c.external_id = $1 AND i.status <> 'open' ORDER BY 4, 1"
+                );
                 let rows: Vec<$crate::store::rows::InvoiceRow> = sqlx::query_as(&sql).bind(customer).fetch_all(&self.pool).await?;
                 rows.into_iter().map($crate::domain::Invoice::try_from).collect()
             }

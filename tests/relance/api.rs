@@ -815,8 +815,11 @@ async fn metrics_count_actions_queue_dead_letters_and_insurer_endpoints() {
     // The tick's email: planned and due, or being sent or already sent by the running
     // service's dispatcher — whichever the scrape catches, it is counted once.
     assert!(
-        ["planned", "sending", "sent"].iter().any(|status| text
-            .contains(&format!("relance_actions{{kind=\"email\",status=\"{status}\"}} 1"))),
+        ["planned", "sending", "sent"]
+            .iter()
+            .any(|status| text.contains(&format!(
+                "relance_actions{{kind=\"email\",status=\"{status}\"}} 1"
+            ))),
         "{text}"
     );
     s.stop();
