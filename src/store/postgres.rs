@@ -19,8 +19,6 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    const WRITE_CACHE: &'static str = "";
-    const READ_CACHE: &'static str = "";
     /// Claims the oldest due action (see `sql_actions.rs`).
     const CLAIM_SQL: &'static str = "UPDATE actions SET status = 'sending', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
          WHERE id = (SELECT id FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
@@ -49,6 +47,15 @@ impl PostgresStore {
             .await?;
         Ok(PostgresStore { pool, options })
     }
+
+    /// The pool write transactions are taken from: PostgreSQL has concurrent writers,
+    /// so the one pool.
+    fn write_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    #[allow(clippy::unused_async)]
+    async fn close_writer(&self) {}
 }
 
 ledger_sql!(

@@ -589,17 +589,11 @@ macro_rules! ledger_sql {
             }
 
             async fn commit(mut self: Box<Self>) -> $crate::store::Result<()> {
-                if !$store::READ_CACHE.is_empty() {
-                    sqlx::query($store::READ_CACHE).execute(&mut *self.tx).await?;
-                }
                 self.tx.commit().await?;
                 Ok(())
             }
 
             async fn rollback(mut self: Box<Self>) -> $crate::store::Result<()> {
-                if !$store::READ_CACHE.is_empty() {
-                    sqlx::query($store::READ_CACHE).execute(&mut *self.tx).await?;
-                }
                 self.tx.rollback().await?;
                 Ok(())
             }
@@ -867,10 +861,7 @@ macro_rules! ledger_sql {
             }
 
             async fn begin(&self) -> $crate::store::Result<Box<dyn $crate::store::LedgerTx>> {
-                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
-                if !Self::WRITE_CACHE.is_empty() {
-                    sqlx::query(Self::WRITE_CACHE).execute(&mut *tx).await?;
-                }
+                let tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
                 Ok(Box::new($tx { tx }))
             }
 
@@ -1178,6 +1169,7 @@ macro_rules! ledger_sql {
             }
 
             async fn close(&self) {
+                self.close_writer().await;
                 self.pool.close().await;
             }
         }

@@ -201,7 +201,7 @@ macro_rules! actions_sql {
             }
 
             pub(crate) async fn create_call_task_sql(&self, t: &$crate::store::tasks::NewCallTask, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
-                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
+                let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
                 let customer_id: Option<i64> = sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1").bind(&t.customer).fetch_optional(&mut *tx).await?;
                 let customer_id = customer_id.ok_or_else(|| $crate::store::StoreError::NotFound { what: "customer", key: t.customer.clone() })?;
                 sqlx::query(
@@ -279,7 +279,7 @@ macro_rules! actions_sql {
                 if batch.is_empty() {
                     return Ok(counts);
                 }
-                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
+                let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
                 // Internal ids of the customers and invoices the batch names.
                 let mut customers: Vec<&str> = batch.iter().map(|a| a.customer.as_str()).collect();
                 customers.sort_unstable();
@@ -393,7 +393,7 @@ macro_rules! actions_sql {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::Result<Option<$crate::store::actions::ClaimedAction>> {
                 type Claimed = (i64, String, i64, String, String, Option<String>, String, String, i64, i64, chrono::NaiveDate);
-                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
+                let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
                 let row: Option<Claimed> = sqlx::query_as(Self::CLAIM_SQL).bind(owner).bind(lease_until).bind(now).fetch_optional(&mut *tx).await?;
                 let Some((id, key, customer_id, kind, step, template, options, currency, amount_minor, attempt, decided_on)) = row else {
                     tx.rollback().await?;
@@ -480,7 +480,7 @@ macro_rules! actions_sql {
                     C::Cancelled { reason } => ("cancelled", None, None, Some(reason)),
                     C::Deferred { until, reason } => ("planned", Some(*until), None, Some(reason)),
                 };
-                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
+                let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
                 // Deferring is not an attempt: give it back.
                 let undo = i64::from(matches!(completion, C::Deferred { .. } | C::Cancelled { .. }));
                 let attempt: Option<i64> = sqlx::query_scalar(
@@ -531,7 +531,7 @@ macro_rules! actions_sql {
                     } else {
                         ("retrying", "the send was interrupted (lease expired); resending with the same message id")
                     };
-                    let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
+                    let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
                     let n = sqlx::query(
                         "UPDATE actions SET status = $1, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL, updated_at = $2 WHERE id = $3 AND status = 'sending' AND lease_until < $2",
                     )
@@ -558,7 +558,7 @@ macro_rules! actions_sql {
                 detail: &str,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::Result<()> {
-                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
+                let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
                 let current: Option<(String, i64)> = sqlx::query_as("SELECT status, attempts FROM actions WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
                 let Some((status, attempts)) = current else {
                     return Err($crate::store::StoreError::NotFound { what: "action", key: id.to_string() });

@@ -14,7 +14,13 @@ use super::{Backend, Result};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 pub struct SqliteStore {
+    /// Readers, and the few single-statement writes.
     pool: SqlitePool,
+    /// The one connection that runs write transactions. SQLite has one writer at a time
+    /// anyway; giving it its own connection keeps that connection's page cache (64 MiB)
+    /// valid from one transaction to the next, so a tick or an import that writes batch
+    /// after batch into the same indexes does not read their pages again each time.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -29,11 +35,6 @@ impl SqliteStore {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const REFRESH_STATISTICS: &'static str = "PRAGMA optimize";
     const REFRESH_ACTION_STATISTICS: &'static str = "PRAGMA optimize";
-    /// A write transaction touches many pages: with a small page cache SQLite spills
-    /// dirty pages to the WAL mid-transaction, several times slower. Reads need no more
-    /// than the default (the OS caches the file), so only writers get the large cache.
-    const WRITE_CACHE: &'static str = "PRAGMA cache_size = -65536";
-    const READ_CACHE: &'static str = "PRAGMA cache_size = -8192";
 
     /// Opens (creating if needed) the database file the URL names.
     ///
@@ -46,7 +47,6 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
-            .pragma("cache_size", "-8192")
             .pragma("temp_store", "memory")
             // A batch of invoices dirties a page of each index by customer per few rows:
             // with the default checkpoint every 1,000 WAL pages (4 MiB), nearly every
@@ -56,11 +56,28 @@ impl SqliteStore {
             .pragma("wal_autocheckpoint", "10000")
             .pragma("journal_size_limit", "67108864")
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
+        // A write transaction touches many pages: with a small page cache SQLite spills
+        // dirty pages to the WAL mid-transaction, several times slower. Reads need no
+        // more than a small cache (the OS caches the file), so only the writer has the
+        // large one.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone().pragma("cache_size", "-65536"))
+            .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
-            .connect_with(options)
+            .connect_with(options.pragma("cache_size", "-8192"))
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, writer })
+    }
+
+    /// The pool write transactions are taken from.
+    fn write_pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    async fn close_writer(&self) {
+        self.writer.close().await;
     }
 }
 
