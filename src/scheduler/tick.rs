@@ -159,6 +159,48 @@ pub async fn run_tick(
 /// Per-segment counts while a pass runs.
 type Reports = Arc<Mutex<HashMap<String, TickReport>>>;
 
+/// Decisions written per transaction (about two read batches of 500 customers).
+const WRITE_ACTIONS: usize = 4_000;
+
+/// Records a tick's decisions, refreshes the planner's statistics of the action log as
+/// it grows, and counts what was new and what was already planned.
+async fn write_actions(
+    writer: &Arc<dyn Store>,
+    batch: Vec<NewAction>,
+    reports: &Reports,
+    growth: &Mutex<(u64, u64)>,
+) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+
+    let counts = writer.record_actions(&batch, Utc::now()).await?;
+    let refresh = growth.lock().is_ok_and(|mut g| {
+        g.0 += counts.recorded;
+        let due = g.0 >= g.1;
+        if due {
+            g.1 = g.0.saturating_mul(4);
+        }
+        due
+    });
+    if refresh {
+        writer.refresh_action_statistics().await?;
+    }
+    if let Ok(mut reports) = reports.lock() {
+        // Duplicates are decisions already logged; the other planned ones are new.
+        for a in batch.iter().filter(|a| a.status == ActionStatus::Planned) {
+            if let Some(r) = reports.get_mut(a.segment.as_str()) {
+                if counts.duplicate_keys.contains(&a.key) {
+                    r.duplicates += 1;
+                } else {
+                    r.planned += 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn tick_body(
     store: Arc<dyn Store>,
     config: Arc<Config>,
@@ -203,6 +245,9 @@ async fn tick_body(
     // the action log are next refreshed: a first tick on a large ledger grows the log
     // from nothing, and stale statistics turn the per-batch history reads into scans.
     let growth = Arc::new(Mutex::new((0u64, 10_000u64)));
+    let pending: Arc<Mutex<Vec<NewAction>>> = Arc::new(Mutex::new(Vec::new()));
+    let sink_pending = pending.clone();
+    let sink_growth = growth.clone();
     pipeline::run(store.clone(), filter, rules, make, opts, move |outcomes| {
         let mut batch = Vec::new();
         if let Ok(mut reports) = sink_reports.lock() {
@@ -237,36 +282,27 @@ async fn tick_body(
                 }
             }
         }
-        let (writer, reports, growth) = (writer.clone(), sink_reports.clone(), growth.clone());
+        // Decisions are written several read batches at a time: each write transaction
+        // inserts into the action log's indexes all over their key range, so fewer,
+        // larger transactions rewrite each index page fewer times.
+        let full = sink_pending.lock().ok().and_then(|mut p| {
+            p.extend(batch);
+            (p.len() >= WRITE_ACTIONS).then(|| std::mem::take(&mut *p))
+        });
+        let (writer, reports, growth) = (writer.clone(), sink_reports.clone(), sink_growth.clone());
         async move {
-            let counts = writer.record_actions(&batch, Utc::now()).await?;
-            let refresh = growth.lock().is_ok_and(|mut g| {
-                g.0 += counts.recorded;
-                let due = g.0 >= g.1;
-                if due {
-                    g.1 = g.0.saturating_mul(4);
-                }
-                due
-            });
-            if refresh {
-                writer.refresh_action_statistics().await?;
+            match full {
+                Some(batch) => write_actions(&writer, batch, &reports, &growth).await,
+                None => Ok(()),
             }
-            if let Ok(mut reports) = reports.lock() {
-                // Duplicates are decisions already logged; the other planned ones are new.
-                for a in batch.iter().filter(|a| a.status == ActionStatus::Planned) {
-                    if let Some(r) = reports.get_mut(a.segment.as_str()) {
-                        if counts.duplicate_keys.contains(&a.key) {
-                            r.duplicates += 1;
-                        } else {
-                            r.planned += 1;
-                        }
-                    }
-                }
-            }
-            Ok::<_, StoreError>(())
         }
     })
     .await?;
+    let rest = pending
+        .lock()
+        .map(|mut p| std::mem::take(&mut *p))
+        .unwrap_or_default();
+    write_actions(&store, rest, &reports, &growth).await?;
     store.refresh_action_statistics().await?;
     let mut reports = reports.lock().map(|r| r.clone()).unwrap_or_default();
     Ok(segments
