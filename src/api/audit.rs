@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{typed, Caller, JsonBody, QueryParams};
+use super::extract::{required_text, typed, Caller, JsonBody, QueryParams};
 use super::{json, path_id, AppState};
 use crate::scripting::{pipeline, Evaluator, Limits};
 use crate::store::tasks::{CallOutcome, TaskFilter};
@@ -186,10 +186,11 @@ pub(super) async fn cancel(
     caller.require(Scope::Admin)?;
     let id = path_id("id", &id)?;
     let b: CancelBody = typed(body.value)?;
-    if b.reason.trim().is_empty() {
-        return Err(ApiError::invalid("reason", "must not be empty"));
-    }
-    let reason = format!("{} (by {})", b.reason.trim(), caller.token.name);
+    let reason = format!(
+        "{} (by {})",
+        required_text("reason", &b.reason)?,
+        caller.token.name
+    );
     state.store.cancel_action(id, &reason, Utc::now()).await?;
     tracing::info!(action = id, by = %caller.token.name, "action cancelled");
     let row = state.store.action(id).await?.map(|d| d.row);

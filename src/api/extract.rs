@@ -225,3 +225,12 @@ fn serde_urlencoded_pairs(q: &str) -> ApiResult<Vec<(String, String)>> {
         })
         .collect()
 }
+
+/// A required free-text field (a reason): trimmed, and refused when empty.
+pub(crate) fn required_text(field: &str, value: &str) -> ApiResult<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    Ok(v.to_string())
+}

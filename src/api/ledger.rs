@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{typed, Caller, JsonBody};
+use super::extract::{required_text, typed, Caller, JsonBody};
 use super::{json, AppState};
 use crate::domain::{Dispute, InvoiceStatus, Pause};
 use crate::store::tasks::TaskFilter;
@@ -112,18 +112,68 @@ struct PauseBody {
 
 fn pause_of(body: JsonBody, today: NaiveDate) -> ApiResult<Pause> {
     let b: PauseBody = typed(body.value)?;
-    if b.reason.trim().is_empty() {
-        return Err(ApiError::invalid("reason", "must not be empty"));
-    }
+    let reason = required_text("reason", &b.reason)?;
     if let Some(u) = b.until {
         if u < today {
             return Err(ApiError::invalid("until", format!("{u} is in the past")));
         }
     }
     Ok(Pause {
-        reason: b.reason.trim().to_string(),
+        reason,
         until: b.until,
     })
+}
+
+/// A collector's change to a customer or an invoice.
+enum Change {
+    CustomerPause(Option<Pause>),
+    InvoicePause(Option<Pause>),
+    Dispute(Option<Dispute>),
+}
+
+/// Applies `change` to the customer or invoice `key` in a transaction of its own, logs
+/// it with the token's name, and answers with the new state.
+async fn apply(
+    state: &AppState,
+    caller: &Caller,
+    key: String,
+    change: Change,
+) -> ApiResult<Response> {
+    let mut tx = state.store.begin().await?;
+    match &change {
+        Change::CustomerPause(p) => tx.set_customer_pause(&key, p.as_ref()).await?,
+        Change::InvoicePause(p) => tx.set_invoice_pause(&key, p.as_ref()).await?,
+        Change::Dispute(d) => tx.set_invoice_dispute(&key, d.as_ref()).await?,
+    }
+    tx.commit().await?;
+    let by = &caller.token.name;
+    let body = match change {
+        Change::CustomerPause(Some(p)) => {
+            tracing::info!(customer = %key, reason = %p.reason, by = %by, "customer paused");
+            serde_json::json!({ "customer": key, "pause": p })
+        }
+        Change::CustomerPause(None) => {
+            tracing::info!(customer = %key, by = %by, "customer pause lifted");
+            serde_json::json!({ "customer": key, "pause": null })
+        }
+        Change::InvoicePause(Some(p)) => {
+            tracing::info!(invoice = %key, reason = %p.reason, by = %by, "invoice paused");
+            serde_json::json!({ "invoice": key, "pause": p })
+        }
+        Change::InvoicePause(None) => {
+            tracing::info!(invoice = %key, by = %by, "invoice pause lifted");
+            serde_json::json!({ "invoice": key, "pause": null })
+        }
+        Change::Dispute(Some(d)) => {
+            tracing::info!(invoice = %key, reason = %d.reason, by = %by, "dispute opened");
+            serde_json::json!({ "invoice": key, "dispute": d })
+        }
+        Change::Dispute(None) => {
+            tracing::info!(invoice = %key, by = %by, "dispute resolved");
+            serde_json::json!({ "invoice": key, "dispute": null })
+        }
+    };
+    Ok(json(StatusCode::OK, &body))
 }
 
 pub(super) async fn pause_customer(
@@ -134,14 +184,7 @@ pub(super) async fn pause_customer(
 ) -> ApiResult<Response> {
     caller.require(Scope::Collect)?;
     let pause = pause_of(body, state.today())?;
-    let mut tx = state.store.begin().await?;
-    tx.set_customer_pause(&id, Some(&pause)).await?;
-    tx.commit().await?;
-    tracing::info!(customer = %id, reason = %pause.reason, by = %caller.token.name, "customer paused");
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "customer": id, "pause": pause }),
-    ))
+    apply(&state, &caller, id, Change::CustomerPause(Some(pause))).await
 }
 
 pub(super) async fn unpause_customer(
@@ -150,14 +193,7 @@ pub(super) async fn unpause_customer(
     caller: Caller,
 ) -> ApiResult<Response> {
     caller.require(Scope::Collect)?;
-    let mut tx = state.store.begin().await?;
-    tx.set_customer_pause(&id, None).await?;
-    tx.commit().await?;
-    tracing::info!(customer = %id, by = %caller.token.name, "customer pause lifted");
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "customer": id, "pause": null }),
-    ))
+    apply(&state, &caller, id, Change::CustomerPause(None)).await
 }
 
 pub(super) async fn pause_invoice(
@@ -168,14 +204,7 @@ pub(super) async fn pause_invoice(
 ) -> ApiResult<Response> {
     caller.require(Scope::Collect)?;
     let pause = pause_of(body, state.today())?;
-    let mut tx = state.store.begin().await?;
-    tx.set_invoice_pause(&number, Some(&pause)).await?;
-    tx.commit().await?;
-    tracing::info!(invoice = %number, reason = %pause.reason, by = %caller.token.name, "invoice paused");
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "invoice": number, "pause": pause }),
-    ))
+    apply(&state, &caller, number, Change::InvoicePause(Some(pause))).await
 }
 
 pub(super) async fn unpause_invoice(
@@ -184,14 +213,7 @@ pub(super) async fn unpause_invoice(
     caller: Caller,
 ) -> ApiResult<Response> {
     caller.require(Scope::Collect)?;
-    let mut tx = state.store.begin().await?;
-    tx.set_invoice_pause(&number, None).await?;
-    tx.commit().await?;
-    tracing::info!(invoice = %number, by = %caller.token.name, "invoice pause lifted");
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "invoice": number, "pause": null }),
-    ))
+    apply(&state, &caller, number, Change::InvoicePause(None)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,21 +230,11 @@ pub(super) async fn open_dispute(
 ) -> ApiResult<Response> {
     caller.require(Scope::Collect)?;
     let b: DisputeBody = typed(body.value)?;
-    if b.reason.trim().is_empty() {
-        return Err(ApiError::invalid("reason", "must not be empty"));
-    }
     let dispute = Dispute {
-        reason: b.reason.trim().to_string(),
+        reason: required_text("reason", &b.reason)?,
         opened_at: chrono::Utc::now(),
     };
-    let mut tx = state.store.begin().await?;
-    tx.set_invoice_dispute(&number, Some(&dispute)).await?;
-    tx.commit().await?;
-    tracing::info!(invoice = %number, reason = %dispute.reason, by = %caller.token.name, "dispute opened");
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "invoice": number, "dispute": dispute }),
-    ))
+    apply(&state, &caller, number, Change::Dispute(Some(dispute))).await
 }
 
 pub(super) async fn resolve_dispute(
@@ -231,14 +243,7 @@ pub(super) async fn resolve_dispute(
     caller: Caller,
 ) -> ApiResult<Response> {
     caller.require(Scope::Collect)?;
-    let mut tx = state.store.begin().await?;
-    tx.set_invoice_dispute(&number, None).await?;
-    tx.commit().await?;
-    tracing::info!(invoice = %number, by = %caller.token.name, "dispute resolved");
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "invoice": number, "dispute": null }),
-    ))
+    apply(&state, &caller, number, Change::Dispute(None)).await
 }
 
 #[derive(Debug, Deserialize)]
