@@ -15,6 +15,7 @@
 //! - [`cli`]: the command line; `main.rs` only maps its outcome to an exit code.
 //! - [`api`]: the HTTP API of `relance serve` (`/v1`, health, metrics).
 //! - [`telemetry`]: logs, human or JSON; [`metrics`]: counters for `/metrics`.
+//! - [`digest`]: SHA-256 in hex, for rule versions, facts, keys and documents.
 //!
 //! Data flows one way: ingest → ledger → (tick) facts → rule → decisions → outbox →
 //! channel → delivery record.
@@ -23,6 +24,7 @@ pub mod api;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod digest;
 pub mod documents;
 pub mod domain;
 pub mod import;

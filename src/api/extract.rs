@@ -14,7 +14,7 @@ use crate::store::tokens::{ApiToken, Scope};
 
 /// The SHA-256 under which a token's secret is stored.
 pub fn token_hash(secret: &str) -> String {
-    crate::documents::sha256_hex(secret.as_bytes())
+    crate::digest::sha256_hex(secret.as_bytes())
 }
 
 /// The authenticated caller.

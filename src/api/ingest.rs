@@ -105,7 +105,7 @@ async fn ingest(
     single: bool,
     body: &[u8],
 ) -> ApiResult<Response> {
-    let sha = crate::documents::sha256_hex(body);
+    let sha = crate::digest::sha256_hex(body);
     let source = format!("api:{}", if single { "item" } else { "batch" });
     match import_records(
         state.store.as_ref(),

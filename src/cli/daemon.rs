@@ -120,12 +120,8 @@ pub async fn report_unscripted(
     store: &dyn Store,
     config: &Config,
 ) -> Result<Vec<(String, i64)>, CliError> {
-    let orphans: Vec<(String, i64)> = store
-        .segments_with_open_invoices()
-        .await?
-        .into_iter()
-        .filter(|(s, _)| !config.segments.contains_key(s))
-        .collect();
+    let scripted: Vec<String> = config.segments.keys().cloned().collect();
+    let orphans = store.segments_with_open_invoices(&scripted).await?;
     for (segment, customers) in &orphans {
         tracing::warn!(segment = %segment, customers, "customers with open invoices are in a segment with no rule script in the configuration: they are not dunned");
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::{Datelike, Utc};
 
-use super::sha256_hex;
 use crate::config::channels::DocumentArchive;
+use crate::digest::sha256_hex;
 use crate::store::documents::{NewDocument, StoredDocument};
 use crate::store::Store;
 

@@ -215,7 +215,7 @@ impl CsvSource {
     /// The SHA-256 of everything read so far (the whole file once at its end).
     pub fn finish(self) -> String {
         let h = self.reader.into_inner().hasher.finalize();
-        h.iter().map(|b| format!("{b:02x}")).collect()
+        crate::digest::hex(&h)
     }
 }
 

@@ -12,8 +12,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::scripting::registry::sha256_hex;
-use crate::scripting::{pipeline, Decision, DecisionStatus, Evaluator, Limits, RuleSet};
+use crate::digest::sha256_hex;
+use crate::scripting::{pipeline, Decision, DecisionStatus, Evaluator, Limits, Outcome, RuleSet};
 use crate::store::{AccountFilter, ActionStatus, NewAction, Store, StoreError};
 
 /// What a tick did.
@@ -156,6 +156,49 @@ pub async fn run_tick(
     result
 }
 
+/// One customer's evaluation, ready to be counted and written.
+struct Evaluated {
+    segment: String,
+    invoices: u64,
+    already_done: u64,
+    blocked: u64,
+    errors: u64,
+    actions: Vec<NewAction>,
+}
+
+impl Evaluated {
+    fn new(o: &Outcome, as_of: NaiveDate) -> Evaluated {
+        let account = o.facts.account();
+        // Already-done decisions are not recorded: no snapshot for them.
+        let recorded = o
+            .decisions
+            .iter()
+            .any(|d| d.status != DecisionStatus::AlreadyDone);
+        let facts: (Arc<str>, Arc<str>) = if recorded {
+            let json = serde_json::to_string(&o.facts.snapshot()).unwrap_or_else(|_| "{}".into());
+            let sha = sha256_hex(json.as_bytes());
+            (json.into(), sha.into())
+        } else {
+            (Arc::from(""), Arc::from(""))
+        };
+        let count = |status: DecisionStatus| {
+            o.decisions.iter().filter(|d| d.status == status).count() as u64
+        };
+        Evaluated {
+            segment: account.customer.segment.to_string(),
+            invoices: account.invoices.len() as u64,
+            already_done: count(DecisionStatus::AlreadyDone),
+            blocked: count(DecisionStatus::Blocked),
+            errors: count(DecisionStatus::Error),
+            actions: o
+                .decisions
+                .iter()
+                .filter_map(|d| new_action(d, &facts, as_of))
+                .collect(),
+        }
+    }
+}
+
 /// Per-segment counts while a pass runs.
 type Reports = Arc<Mutex<HashMap<String, TickReport>>>;
 
@@ -199,6 +242,19 @@ async fn write_actions(
         }
     }
     Ok(())
+}
+
+/// A batch of decisions being written by a task of its own.
+type Write = tokio::task::JoinHandle<Result<(), StoreError>>;
+
+/// Waits for a write started earlier, if any, and returns its outcome.
+async fn finish_write(write: Option<Write>) -> Result<(), StoreError> {
+    match write {
+        Some(task) => task
+            .await
+            .map_err(|e| StoreError::Invalid(format!("the action writer stopped: {e}")))?,
+        None => Ok(()),
+    }
 }
 
 async fn tick_body(
@@ -248,56 +304,67 @@ async fn tick_body(
     let pending: Arc<Mutex<Vec<NewAction>>> = Arc::new(Mutex::new(Vec::new()));
     let sink_pending = pending.clone();
     let sink_growth = growth.clone();
-    pipeline::run(store.clone(), filter, rules, make, opts, move |outcomes| {
-        let mut batch = Vec::new();
-        if let Ok(mut reports) = sink_reports.lock() {
-            for o in &outcomes {
-                let account = o.facts.account();
-                let Some(r) = reports.get_mut(account.customer.segment.as_str()) else {
-                    continue;
-                };
-                r.customers += 1;
-                r.invoices += account.invoices.len() as u64;
-                // Already-done decisions are not recorded: no snapshot for them.
-                let recorded = o
-                    .decisions
-                    .iter()
-                    .any(|d| d.status != DecisionStatus::AlreadyDone);
-                let facts: (Arc<str>, Arc<str>) = if recorded {
-                    let json =
-                        serde_json::to_string(&o.facts.snapshot()).unwrap_or_else(|_| "{}".into());
-                    let sha = sha256_hex(json.as_bytes());
-                    (json.into(), sha.into())
-                } else {
-                    (Arc::from(""), Arc::from(""))
-                };
-                for d in &o.decisions {
-                    match d.status {
-                        DecisionStatus::AlreadyDone => r.already_done += 1,
-                        DecisionStatus::Blocked => r.blocked += 1,
-                        DecisionStatus::Error => r.errors += 1,
-                        DecisionStatus::Planned => {}
-                    }
-                    batch.extend(new_action(d, &facts, as_of));
+    let in_flight: Arc<Mutex<Option<Write>>> = Arc::new(Mutex::new(None));
+    let sink_in_flight = in_flight.clone();
+    // Each outcome becomes its report counts and action rows on the rule worker threads
+    // (the facts snapshot is serialised and hashed there); the sink only collects them.
+    let prepare = move |o: Outcome| Evaluated::new(&o, as_of);
+    let passed = pipeline::run_mapped(
+        store.clone(),
+        filter,
+        rules,
+        make,
+        opts,
+        prepare,
+        move |evaluated| {
+            let mut batch = Vec::new();
+            if let Ok(mut reports) = sink_reports.lock() {
+                for e in evaluated {
+                    let Some(r) = reports.get_mut(e.segment.as_str()) else {
+                        continue;
+                    };
+                    r.customers += 1;
+                    r.invoices += e.invoices;
+                    r.already_done += e.already_done;
+                    r.blocked += e.blocked;
+                    r.errors += e.errors;
+                    batch.extend(e.actions);
                 }
             }
-        }
-        // Decisions are written several read batches at a time: each write transaction
-        // inserts into the action log's indexes all over their key range, so fewer,
-        // larger transactions rewrite each index page fewer times.
-        let full = sink_pending.lock().ok().and_then(|mut p| {
-            p.extend(batch);
-            (p.len() >= WRITE_ACTIONS).then(|| std::mem::take(&mut *p))
-        });
-        let (writer, reports, growth) = (writer.clone(), sink_reports.clone(), sink_growth.clone());
-        async move {
-            match full {
-                Some(batch) => write_actions(&writer, batch, &reports, &growth).await,
-                None => Ok(()),
+            // Decisions are written several read batches at a time: each write transaction
+            // inserts into the action log's indexes, so fewer, larger transactions rewrite
+            // each index page fewer times. A full batch is written by a task of its own
+            // while the next one is read and evaluated; the pass waits only for the
+            // previous write (one at a time, in order) before it starts the next.
+            let full = sink_pending.lock().ok().and_then(|mut p| {
+                p.extend(batch);
+                (p.len() >= WRITE_ACTIONS).then(|| std::mem::take(&mut *p))
+            });
+            let (writer, reports, growth) =
+                (writer.clone(), sink_reports.clone(), sink_growth.clone());
+            let in_flight = sink_in_flight.clone();
+            async move {
+                let Some(batch) = full else { return Ok(()) };
+                let previous = in_flight.lock().ok().and_then(|mut w| w.take());
+                finish_write(previous).await?;
+                let task =
+                    tokio::spawn(
+                        async move { write_actions(&writer, batch, &reports, &growth).await },
+                    );
+                if let Ok(mut w) = in_flight.lock() {
+                    *w = Some(task);
+                }
+                Ok(())
             }
-        }
-    })
-    .await?;
+        },
+    )
+    .await;
+    // The write under way, even when the pass failed: its transaction completes or not
+    // as a whole, and is not left running after the tick.
+    let previous = in_flight.lock().ok().and_then(|mut w| w.take());
+    let written = finish_write(previous).await;
+    passed?;
+    written?;
     let rest = pending
         .lock()
         .map(|mut p| std::mem::take(&mut *p))

@@ -39,15 +39,40 @@ pub async fn run<F, Fut>(
     rules: Arc<RuleSet>,
     make_evaluator: Arc<dyn Fn() -> Evaluator + Send + Sync>,
     opts: PipelineOptions,
-    mut sink: F,
+    sink: F,
 ) -> Result<PipelineStats, StoreError>
 where
     F: FnMut(Vec<Outcome>) -> Fut,
     Fut: std::future::Future<Output = Result<(), StoreError>>,
 {
+    run_mapped(store, filter, rules, make_evaluator, opts, |o| o, sink).await
+}
+
+/// Runs the pipeline with `map` applied to each outcome on the worker threads (work
+/// that would otherwise run one batch at a time in `sink`); `sink` receives each batch
+/// of mapped outcomes in customer order.
+///
+/// # Errors
+/// A store error while reading, or the first error `sink` returns.
+pub async fn run_mapped<T, M, F, Fut>(
+    store: Arc<dyn Store>,
+    filter: AccountFilter,
+    rules: Arc<RuleSet>,
+    make_evaluator: Arc<dyn Fn() -> Evaluator + Send + Sync>,
+    opts: PipelineOptions,
+    map: M,
+    mut sink: F,
+) -> Result<PipelineStats, StoreError>
+where
+    T: Send + 'static,
+    M: Fn(Outcome) -> T + Send + Sync + 'static,
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
     let workers = opts.workers.max(1);
+    let map = Arc::new(map);
     let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Job>(workers * 2);
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<(u64, Vec<Outcome>)>(workers * 2);
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<(u64, Vec<T>)>(workers * 2);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let mut threads = Vec::with_capacity(workers);
     for n in 0..workers {
@@ -55,6 +80,7 @@ where
         let out_tx = out_tx.clone();
         let rules = rules.clone();
         let make = make_evaluator.clone();
+        let map = map.clone();
         let today = opts.today;
         let handle = std::thread::Builder::new()
             .name(format!("rules-{n}"))
@@ -66,9 +92,9 @@ where
                         Err(_) => None,
                     };
                     let Some((seq, accounts)) = job else { break };
-                    let outcomes: Vec<Outcome> = accounts
+                    let outcomes: Vec<T> = accounts
                         .into_iter()
-                        .map(|a| evaluator.evaluate(&rules, a, today))
+                        .map(|a| map(evaluator.evaluate(&rules, a, today)))
                         .collect();
                     if out_tx.blocking_send((seq, outcomes)).is_err() {
                         break;
@@ -107,7 +133,7 @@ where
     });
 
     // Outcomes may arrive out of order: hold them until their turn.
-    let mut waiting: BTreeMap<u64, Vec<Outcome>> = BTreeMap::new();
+    let mut waiting: BTreeMap<u64, Vec<T>> = BTreeMap::new();
     let mut next_seq = 0u64;
     let mut sink_result = Ok(());
     while let Some((seq, outcomes)) = out_rx.recv().await {

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use crate::digest::sha256_hex;
 use rhai::{Dynamic, Engine, Scope, AST};
-use sha2::{Digest, Sha256};
 
 use super::decide::RuleRef;
 use super::diagnostics::Diagnostic;
@@ -67,13 +67,6 @@ pub fn display_path(p: &Path, base: Option<&Path>) -> String {
     let shown = rel.unwrap_or_else(|| p.to_path_buf());
     let s = shown.display().to_string();
     s.strip_prefix("./").map(str::to_string).unwrap_or(s)
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The rules shipped with relance, used by the embedded default configuration when it

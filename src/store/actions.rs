@@ -113,6 +113,11 @@ pub struct NewAction {
     pub invoices: Vec<String>,
 }
 
+/// The invoices an action covers as stored: a JSON array of their numbers.
+pub(crate) fn invoice_numbers_json(numbers: &[String]) -> String {
+    serde_json::to_string(numbers).unwrap_or_else(|_| "[]".into())
+}
+
 /// What recording a batch of decisions did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RecordCounts {

@@ -223,8 +223,10 @@ pub trait Store: Send + Sync + 'static {
     /// the benchmarks. Returns (invoices, customers).
     async fn scan_open_invoices(&self) -> Result<(u64, u64)>;
 
-    /// Customers with open invoices, by segment: (segment, customers).
-    async fn segments_with_open_invoices(&self) -> Result<Vec<(String, i64)>>;
+    /// Customers with open invoices in segments other than `except`, by segment:
+    /// (segment, customers). Only those customers are looked at, so naming the segments
+    /// that have rules makes this cheap.
+    async fn segments_with_open_invoices(&self, except: &[String]) -> Result<Vec<(String, i64)>>;
 
     /// Ledger totals as of `today` (for overdue amounts).
     async fn summary(&self, today: NaiveDate) -> Result<LedgerSummary>;

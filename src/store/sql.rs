@@ -609,7 +609,7 @@ macro_rules! ledger_sql {
                     }
                 };
                 let before = applied(&self.pool).await;
-                MIGRATOR.run(&self.pool).await?;
+                self.apply_migrations().await?;
                 Ok(applied(&self.pool).await - before)
             }
 
@@ -640,8 +640,15 @@ macro_rules! ledger_sql {
                     }
                     // A correlated test rather than `IN (SELECT ...)`: the index range on
                     // invoices drives the statement, customers are probed by primary key.
+                    // The range is repeated on customers: PostgreSQL may merge-join them,
+                    // and would otherwise scan them from the first one for every batch.
                     if let Some(segments) = &filter.segments {
-                        qb.push(" AND EXISTS (SELECT 1 FROM customers c WHERE c.id = invoices.customer_id AND c.segment IN (");
+                        qb.push(" AND EXISTS (SELECT 1 FROM customers c WHERE c.id = invoices.customer_id");
+                        if let Some(after) = after {
+                            qb.push(" AND c.id > ");
+                            qb.push_bind(after);
+                        }
+                        qb.push(" AND c.segment IN (");
                         let mut sep = qb.separated(", ");
                         for s in segments {
                             sep.push_bind(s.clone());
@@ -970,13 +977,21 @@ macro_rules! ledger_sql {
                 })
             }
 
-            async fn segments_with_open_invoices(&self) -> $crate::store::Result<Vec<(String, i64)>> {
-                let rows: Vec<(String, i64)> = sqlx::query_as(
-                    "SELECT c.segment, COUNT(DISTINCT c.id) FROM customers c JOIN invoices i ON i.customer_id = c.id \
-                     WHERE i.status = 'open' AND i.open_minor > 0 GROUP BY c.segment ORDER BY c.segment",
-                )
-                .fetch_all(&self.pool)
-                .await?;
+            async fn segments_with_open_invoices(&self, except: &[String]) -> $crate::store::Result<Vec<(String, i64)>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT c.segment, COUNT(*) FROM customers c WHERE ");
+                if !except.is_empty() {
+                    qb.push("c.segment NOT IN (");
+                    let mut sep = qb.separated(", ");
+                    for s in except {
+                        sep.push_bind(s.clone());
+                    }
+                    qb.push(") AND ");
+                }
+                qb.push(
+                    "EXISTS (SELECT 1 FROM invoices i WHERE i.customer_id = c.id AND i.status = 'open' AND i.open_minor > 0) \
+                     GROUP BY c.segment ORDER BY c.segment",
+                );
+                let rows: Vec<(String, i64)> = qb.build_query_as().persistent(false).fetch_all(&self.pool).await?;
                 Ok(rows)
             }
 

@@ -1,6 +1,9 @@
-//! The action log's SQL, shared by both backends like `sql.rs`. Only claiming differs:
-//! PostgreSQL skips rows other instances hold (`FOR UPDATE SKIP LOCKED`); SQLite has
-//! one writer, so a conditional update is enough.
+//! The action log's SQL, shared by both backends like `sql.rs`. Two things differ.
+//! Claiming: PostgreSQL skips rows other instances hold (`FOR UPDATE SKIP LOCKED`);
+//! SQLite has one writer, so a conditional update is enough. And a tick's inserts
+//! (`insert_actions`, `insert_snapshots` in each backend's file): PostgreSQL binds each
+//! column as an array to one prepared statement; SQLite, which has no arrays, takes
+//! many rows per statement.
 
 macro_rules! actions_sql {
     (store = $store:ident, db = $db:ty) => {
@@ -295,70 +298,39 @@ macro_rules! actions_sql {
                     let rows: Vec<(String, i64)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                     customer_ids.extend(rows);
                 }
-                // Actions, many per statement; the keys already recorded come back missing.
+                // The keys already recorded for their customer come back missing.
                 let rows: Vec<(&$crate::store::actions::NewAction, i64)> =
                     batch.iter().filter_map(|a| customer_ids.get(&a.customer).map(|&cid| (a, cid))).collect();
                 let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
-                for chunk in rows.chunks(500) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, facts_sha256, invoice_numbers, decided_on, status, last_error, created_at, updated_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, (a, cid)| {
-                        b.push_bind(a.key.clone())
-                            .push_bind(*cid)
-                            .push_bind(a.segment.clone())
-                            .push_bind(a.kind.as_str())
-                            .push_bind(a.step.clone())
-                            .push_bind(a.template.clone())
-                            .push_bind(a.options.clone())
-                            .push_bind(a.currency.clone())
-                            .push_bind(a.amount_minor)
-                            .push_bind(a.rule_file.clone())
-                            .push_bind(a.rule_hash.clone())
-                            .push_bind("")
-                            .push_bind(a.facts_sha256.to_string())
-                            .push_bind(serde_json::to_string(&a.invoices).unwrap_or_else(|_| "[]".into()))
-                            .push_bind(a.decided_on)
-                            .push_bind(a.status.as_str())
-                            .push_bind(a.detail.clone())
-                            .push_bind(now)
-                            .push_bind(now);
-                    });
-                    qb.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key");
-                    // Row counts vary from batch to batch: caching each shape would fill
-                    // the statement cache with large one-off statements.
-                    let inserted: Vec<(i64, String)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
-                    ids.extend(inserted.into_iter().map(|(id, k)| (k, id)));
-                }
-                // One snapshot per distinct facts of the new actions; an identical one may
-                // already be stored.
-                let mut snapshots: Vec<(&str, &str)> = rows
+                ids.extend(Self::insert_actions(&mut tx, &rows, now).await?.into_iter().map(|(id, k)| (k, id)));
+                // One snapshot per customer and distinct facts of the new actions; an
+                // identical one may already be stored.
+                let mut snapshots: Vec<(i64, &str, &str)> = rows
                     .iter()
                     .filter(|(a, _)| ids.contains_key(&a.key))
-                    .map(|(a, _)| (&*a.facts_sha256, &*a.facts))
+                    .map(|(a, cid)| (*cid, &*a.facts_sha256, &*a.facts))
                     .collect();
-                snapshots.sort_unstable_by_key(|s| s.0);
-                snapshots.dedup_by_key(|s| s.0);
-                for chunk in snapshots.chunks(500) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO facts_snapshots (sha256, snapshot) ");
-                    qb.push_values(chunk, |mut b, (sha, json)| {
-                        b.push_bind(sha.to_string()).push_bind(json.to_string());
-                    });
-                    qb.push(" ON CONFLICT (sha256) DO NOTHING");
-                    qb.build().persistent(false).execute(&mut *tx).await?;
-                }
-                let duplicates: Vec<&str> = rows.iter().map(|(a, _)| a.key.as_str()).filter(|k| !ids.contains_key(*k)).collect();
+                snapshots.sort_unstable_by_key(|s| (s.0, s.1));
+                snapshots.dedup_by_key(|s| (s.0, s.1));
+                Self::insert_snapshots(&mut tx, &snapshots).await?;
+                let duplicates: Vec<(&str, i64)> = rows.iter().map(|(a, cid)| (a.key.as_str(), *cid)).filter(|(k, _)| !ids.contains_key(*k)).collect();
                 let mut existing: HashMap<String, i64> = HashMap::new();
-                for chunk in duplicates.chunks(1000) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT idempotency_key, id FROM actions WHERE idempotency_key IN (");
+                for chunk in duplicates.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT idempotency_key, id FROM actions WHERE customer_id IN (");
                     let mut sep = qb.separated(", ");
-                    for k in chunk {
+                    for (_, cid) in chunk {
+                        sep.push_bind(*cid);
+                    }
+                    qb.push(") AND idempotency_key IN (");
+                    let mut sep = qb.separated(", ");
+                    for (k, _) in chunk {
                         sep.push_bind(k.to_string());
                     }
                     qb.push(")");
                     let found: Vec<(String, i64)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                     existing.extend(found);
                 }
+                let duplicates: Vec<&str> = duplicates.into_iter().map(|(k, _)| k).collect();
                 counts.recorded = ids.len() as u64;
                 counts.duplicates = duplicates.len() as u64;
                 counts.duplicate_keys = duplicates.iter().map(|k| k.to_string()).collect();
@@ -640,7 +612,7 @@ macro_rules! actions_sql {
             pub(crate) async fn action_detail_sql(&self, id: i64) -> $crate::store::Result<Option<$crate::store::actions::ActionDetail>> {
                 let filter = $crate::store::actions::ActionFilter { after_id: Some(id - 1), limit: 1, ..Default::default() };
                 let Some(row) = self.list_actions_sql(&filter).await?.into_iter().find(|a| a.id == id) else { return Ok(None) };
-                let (options, facts): (String, String) = sqlx::query_as("SELECT a.options, COALESCE(f.snapshot, a.facts) FROM actions a LEFT JOIN facts_snapshots f ON f.sha256 = a.facts_sha256 WHERE a.id = $1").bind(id).fetch_one(&self.pool).await?;
+                let (options, facts): (String, String) = sqlx::query_as("SELECT a.options, COALESCE(f.snapshot, a.facts) FROM actions a LEFT JOIN facts_snapshots f ON f.customer_id = a.customer_id AND f.sha256 = a.facts_sha256 WHERE a.id = $1").bind(id).fetch_one(&self.pool).await?;
                 let events: Vec<(chrono::DateTime<chrono::Utc>, String, i64, Option<String>, Option<String>)> =
                     sqlx::query_as("SELECT at, status, attempt, detail, provider_ref FROM action_events WHERE action_id = $1 ORDER BY id").bind(id).fetch_all(&self.pool).await?;
                 let mut events: Vec<$crate::store::actions::ActionEvent> = events

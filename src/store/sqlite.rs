@@ -7,6 +7,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::ConnectOptions;
 use sqlx::{Sqlite, SqlitePool};
 
+use chrono::{DateTime, Utc};
+
+use super::actions::{invoice_numbers_json, NewAction};
 use super::sql::ledger_sql;
 use super::sql_actions::actions_sql;
 use super::{Backend, Result};
@@ -21,6 +24,30 @@ pub struct SqliteStore {
     /// valid from one transaction to the next, so a tick or an import that writes batch
     /// after batch into the same indexes does not read their pages again each time.
     writer: SqlitePool,
+    /// What every connection is opened with (migrations use it too).
+    options: SqliteConnectOptions,
+}
+
+/// Sets SQLite's process-wide options, once, before the first connection.
+///
+/// SQLite keeps memory statistics by default, and updates them under one process-wide
+/// mutex on every allocation: the connections, each on its own thread (a tick reads on
+/// several while it writes on another), then queue on that mutex for every value they
+/// copy. relance never reads those statistics.
+fn configure_library() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: called before any connection of this process exists (every SQLite
+        // connection is opened after this), so no other thread is inside SQLite. Should
+        // the library be initialised already, SQLite refuses with SQLITE_MISUSE and
+        // nothing changes.
+        unsafe {
+            libsqlite3_sys::sqlite3_config(
+                libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS,
+                0 as std::ffi::c_int,
+            );
+        }
+    });
 }
 
 impl SqliteStore {
@@ -41,6 +68,7 @@ impl SqliteStore {
     /// # Errors
     /// When the file cannot be opened or created.
     pub async fn connect(url: &str, max_connections: u32) -> Result<SqliteStore> {
+        configure_library();
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -66,9 +94,27 @@ impl SqliteStore {
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
-            .connect_with(options.pragma("cache_size", "-8192"))
+            .connect_with(options.clone().pragma("cache_size", "-8192"))
             .await?;
-        Ok(SqliteStore { pool, writer })
+        Ok(SqliteStore {
+            pool,
+            writer,
+            options,
+        })
+    }
+
+    /// Runs the pending migrations on a connection of their own with foreign keys off:
+    /// SQLite changes a table's constraints by rebuilding it, which dropping the old
+    /// table would refuse while other tables reference it (the setting cannot change
+    /// inside the migration's transaction). A migration that rebuilds a table checks
+    /// the references itself before it commits.
+    async fn apply_migrations(&self) -> Result<()> {
+        use sqlx::Connection;
+        let mut conn = self.options.clone().foreign_keys(false).connect().await?;
+        let result = MIGRATOR.run_direct(&mut conn).await;
+        let _ = conn.close().await;
+        result?;
+        Ok(())
     }
 
     /// The pool write transactions are taken from.
@@ -78,6 +124,70 @@ impl SqliteStore {
 
     async fn close_writer(&self) {
         self.writer.close().await;
+    }
+
+    /// Inserts a tick's new actions, many rows per statement; returns the id and key of
+    /// each one recorded (a key already recorded for its customer is left out).
+    async fn insert_actions(
+        conn: &mut sqlx::SqliteConnection,
+        rows: &[(&NewAction, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, String)>> {
+        let mut recorded = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(500) {
+            let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, facts_sha256, invoice_numbers, decided_on, status, last_error, created_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut b, (a, cid)| {
+                b.push_bind(a.key.as_str())
+                    .push_bind(*cid)
+                    .push_bind(a.segment.as_str())
+                    .push_bind(a.kind.as_str())
+                    .push_bind(a.step.as_str())
+                    .push_bind(a.template.as_deref())
+                    .push_bind(a.options.as_str())
+                    .push_bind(a.currency.as_str())
+                    .push_bind(a.amount_minor)
+                    .push_bind(a.rule_file.as_str())
+                    .push_bind(a.rule_hash.as_str())
+                    .push_bind("")
+                    .push_bind(&*a.facts_sha256)
+                    .push_bind(invoice_numbers_json(&a.invoices))
+                    .push_bind(a.decided_on)
+                    .push_bind(a.status.as_str())
+                    .push_bind(a.detail.as_deref())
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            qb.push(" ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key");
+            // Row counts vary from batch to batch: caching each shape would fill the
+            // statement cache with large one-off statements.
+            let inserted: Vec<(i64, String)> = qb
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(&mut *conn)
+                .await?;
+            recorded.extend(inserted);
+        }
+        Ok(recorded)
+    }
+
+    /// Stores facts snapshots (customer id, SHA-256, JSON) not stored yet.
+    async fn insert_snapshots(
+        conn: &mut sqlx::SqliteConnection,
+        snapshots: &[(i64, &str, &str)],
+    ) -> Result<()> {
+        for chunk in snapshots.chunks(500) {
+            let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO facts_snapshots (customer_id, sha256, snapshot) ",
+            );
+            qb.push_values(chunk, |mut b, (cid, sha, json)| {
+                b.push_bind(*cid).push_bind(*sha).push_bind(*json);
+            });
+            qb.push(" ON CONFLICT (customer_id, sha256) DO NOTHING");
+            qb.build().persistent(false).execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 }
 

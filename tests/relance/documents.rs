@@ -115,7 +115,7 @@ fn pdf_text(path: &std::path::Path) -> String {
 }
 
 fn sha256_of(bytes: &[u8]) -> String {
-    relance::documents::sha256_hex(bytes)
+    relance::digest::sha256_hex(bytes)
 }
 
 /// Interest by hand (ECB + 10 points: 12.15 % in 2026, 13.00 % from 1 Jan 2027), as of

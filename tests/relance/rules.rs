@@ -463,7 +463,7 @@ fn a_script_that_no_longer_compiles_is_rejected_and_the_previous_version_keeps_r
     assert_ne!(v3.hash, v1);
     assert_eq!(
         v3.hash,
-        relance::scripting::registry::sha256_hex(b"email(\"v3\", customer.invoices)")
+        relance::digest::sha256_hex(b"email(\"v3\", customer.invoices)")
     );
     assert!(
         registry.reload().reloaded.is_empty(),

@@ -457,3 +457,231 @@ async fn rollback_story(store: Arc<dyn Store>) {
     assert_eq!(store.customer("B").await.unwrap(), None);
     assert_eq!(store.summary(d("2026-01-01")).await.unwrap().customers, 0);
 }
+
+/// Migration 0009 makes the action log's keys unique per customer, and snapshots keyed by
+/// customer, rebuilding both tables on SQLite. A ledger upgraded from 0008 keeps every
+/// action with its id and key, its events and its facts (a snapshot two customers
+/// shared, and one stored inline by an older version), the foreign keys still hold, and a
+/// decision recorded before the upgrade is still a duplicate after it.
+#[tokio::test]
+async fn upgrading_to_action_keys_by_customer_keeps_the_action_log() {
+    let db = TestDb::sqlite();
+    upgrade_story(&db.url).await;
+    match postgres_admin_url() {
+        Some(admin) => {
+            let db = TestDb::postgres(&admin).await;
+            upgrade_story(&db.url).await;
+            db.cleanup().await;
+        }
+        None => say_postgres_skipped("upgrading_to_action_keys_by_customer_keeps_the_action_log"),
+    }
+}
+
+/// Applies the shipped migrations up to `last` (a copy of the folder's first files).
+async fn migrate_up_to(url: &str, last: u32) {
+    let backend = if url.starts_with("postgres") {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let version: u32 = name[..4].parse().unwrap();
+        if version <= last {
+            std::fs::copy(&path, dir.path().join(&name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
+    if backend == "postgres" {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+/// Runs `sql` statements on the database in order; the rows of the last query (a
+/// statement starting with SELECT or PRAGMA), its columns as text.
+async fn raw_sql(url: &str, statements: &[&str]) -> Result<Vec<Vec<Option<String>>>, String> {
+    use sqlx::Row;
+    macro_rules! run {
+        ($pool:expr) => {{
+            let pool = $pool;
+            let mut out = Vec::new();
+            let mut result = Ok(());
+            for sql in statements {
+                if sql.starts_with("SELECT") || sql.starts_with("PRAGMA") {
+                    match sqlx::query(sql).fetch_all(&pool).await {
+                        Ok(rows) => {
+                            out = rows
+                                .iter()
+                                .map(|r| {
+                                    (0..r.len())
+                                        .map(|i| r.try_get::<Option<String>, _>(i).unwrap())
+                                        .collect()
+                                })
+                                .collect()
+                        }
+                        Err(e) => result = Err(format!("{sql}: {e}")),
+                    }
+                } else if let Err(e) = sqlx::query(sql).execute(&pool).await {
+                    result = Err(format!("{sql}: {e}"));
+                }
+                if result.is_err() {
+                    break;
+                }
+            }
+            pool.close().await;
+            result.map(|()| out)
+        }};
+    }
+    if url.starts_with("postgres") {
+        run!(sqlx::PgPool::connect(url).await.unwrap())
+    } else {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .unwrap()
+            .foreign_keys(true);
+        run!(sqlx::SqlitePool::connect_with(options).await.unwrap())
+    }
+}
+
+async fn upgrade_story(url: &str) {
+    migrate_up_to(url, 8).await;
+    let store = relance::store::open(&relance::config::DatabaseUrl::new(url), 2)
+        .await
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.upsert_customers(&[customer("A"), customer("B")])
+        .await
+        .unwrap();
+    let ids = tx.customer_ids(&["A", "B"]).await.unwrap();
+    tx.upsert_invoices(&[
+        (ids["A"], invoice("F-1", "A", "2026-02-28", "100.00")),
+        (ids["B"], invoice("F-2", "B", "2026-02-28", "200.00")),
+    ])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // The action log as version 0008 wrote it: keys unique on their own, one snapshot
+    // shared by A's and B's actions, and an older action with its facts inline.
+    let action = |key: &str, customer: &str, facts: &str, sha: &str, status: &str| {
+        format!(
+            "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, facts_sha256, invoice_numbers, decided_on, status, created_at, updated_at) \
+             SELECT '{key}', id, 'smb', 'email', 'reminder_1', 'reminder_1', '{{}}', 'EUR', 10000, 'rules/smb.rhai', 'h', '{facts}', {sha}, '[\"F-1\"]', '2026-03-05', '{status}', '2026-03-05T08:00:00Z', '2026-03-05T08:00:00Z' \
+             FROM customers WHERE external_id = '{customer}'"
+        )
+    };
+    let shared = r#"{"segment":"smb","shared":true}"#;
+    raw_sql(
+        url,
+        &[
+            &format!("INSERT INTO facts_snapshots (sha256, snapshot) VALUES ('s1', '{shared}')"),
+            &action("planned:aaa", "A", "", "'s1'", "sent"),
+            &action("planned:bbb", "B", "", "'s1'", "planned"),
+            &action("planned:old", "A", r#"{"inline":true}"#, "NULL", "sent"),
+            "INSERT INTO action_events (action_id, at, status, attempt, detail) VALUES (1, '2026-03-05T09:00:00Z', 'sent', 1, 'accepted')",
+        ],
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(store.migrate().await.unwrap(), 1, "0009 applied");
+
+    let all = store
+        .list_actions(&relance::store::ActionFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let kept: Vec<(i64, &str, &str)> = all
+        .iter()
+        .map(|a| (a.id, a.key.as_str(), a.customer.as_str()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (1, "planned:aaa", "A"),
+            (2, "planned:bbb", "B"),
+            (3, "planned:old", "A")
+        ]
+    );
+    let facts = |id: i64| {
+        let store = store.clone();
+        async move { store.action(id).await.unwrap().unwrap() }
+    };
+    let first = facts(1).await;
+    assert_eq!(
+        first.facts,
+        serde_json::json!({"segment": "smb", "shared": true})
+    );
+    let sent: Vec<_> = first.events.iter().filter(|e| e.status == "sent").collect();
+    assert_eq!(sent.len(), 1, "{:?}", first.events);
+    assert_eq!(sent[0].detail.as_deref(), Some("accepted"));
+    assert_eq!(
+        facts(2).await.facts,
+        serde_json::json!({"segment": "smb", "shared": true}),
+        "the shared snapshot is kept for each customer"
+    );
+    assert_eq!(facts(3).await.facts, serde_json::json!({"inline": true}));
+    let rows = raw_sql(
+        url,
+        &["SELECT c.external_id, f.sha256 FROM facts_snapshots f JOIN customers c ON c.id = f.customer_id ORDER BY c.external_id"],
+    )
+    .await
+    .unwrap();
+    let s1 = |c: &str| vec![Some(c.to_string()), Some("s1".to_string())];
+    assert_eq!(rows, [s1("A"), s1("B")]);
+
+    // The same decision again is a duplicate, not a second action.
+    let again = relance::store::NewAction {
+        key: "planned:aaa".into(),
+        customer: "A".into(),
+        segment: "smb".into(),
+        kind: ActionKind::Email,
+        step: "reminder_1".into(),
+        template: Some("reminder_1".into()),
+        options: "{}".into(),
+        currency: "EUR".into(),
+        amount_minor: 10000,
+        rule_file: "rules/smb.rhai".into(),
+        rule_hash: "h".into(),
+        facts: r#"{"segment":"smb"}"#.into(),
+        facts_sha256: "s2".into(),
+        decided_on: d("2026-03-06"),
+        status: relance::store::ActionStatus::Planned,
+        detail: None,
+        invoices: vec!["F-1".into()],
+    };
+    let counts = store.record_actions(&[again], Utc::now()).await.unwrap();
+    assert_eq!((counts.recorded, counts.duplicates), (0, 1));
+
+    // The foreign keys to the rebuilt table still hold.
+    let orphan = "INSERT INTO action_events (action_id, at, status, attempt) VALUES (99, '2026-03-06T09:00:00Z', 'sent', 1)";
+    let refused = raw_sql(url, &[orphan]).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("FOREIGN KEY") || e.contains("foreign key")),
+        "an event for no action is refused: {refused:?}"
+    );
+    if !url.starts_with("postgres") {
+        assert_eq!(
+            raw_sql(url, &["PRAGMA foreign_key_check"]).await.unwrap(),
+            Vec::<Vec<Option<String>>>::new()
+        );
+    }
+    store.close().await;
+}
