@@ -9,7 +9,20 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Keeps the allocator's memory in normal pages: mimalloc asks Linux for transparent
+/// huge pages on its arenas, and a huge page counts in full in the resident set as soon
+/// as one byte of it is touched (some 50 MB more in a tick, for no measurable gain in
+/// speed). Set before the runtime starts its threads; later faults follow it.
+fn tune_allocator() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with PR_SET_THP_DISABLE only sets a flag of this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()
