@@ -13,6 +13,7 @@ mod rows;
 mod sql;
 mod sql_actions;
 mod sqlite;
+mod sqlite_raw;
 pub mod tasks;
 pub mod tokens;
 

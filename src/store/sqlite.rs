@@ -10,6 +10,7 @@ use sqlx::{Sqlite, SqlitePool};
 use chrono::{DateTime, Utc};
 
 use super::actions::{invoice_numbers_json, NewAction};
+use super::sqlite_raw::{self, Step, Value};
 use super::sql::ledger_sql;
 use super::sql_actions::actions_sql;
 use super::{Backend, Result};
@@ -66,10 +67,6 @@ fn configure_library() {
         }
     });
 }
-
-/// Rows per statement when a tick inserts actions: 19 values each, within SQLite's
-/// limit of 32,766 bound values per statement.
-const ACTIONS_PER_STATEMENT: usize = 500;
 
 /// SQLite's memory routines on mimalloc (`sqlite3_mem_methods`).
 mod memory {
@@ -193,51 +190,56 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
-    /// Inserts a tick's new actions, many rows per statement ([`ACTIONS_PER_STATEMENT`]); returns the id and key of
-    /// each one recorded (a key already recorded for its customer is left out).
+    /// Inserts a tick's new actions, one prepared single-row statement stepped for each
+    /// (see `sqlite_raw`); returns the id and key of each one recorded (a key already
+    /// recorded for its customer is left out).
     async fn insert_actions(
         conn: &mut sqlx::SqliteConnection,
         rows: &[(&NewAction, i64)],
         now: DateTime<Utc>,
     ) -> Result<Vec<(i64, String)>> {
-        let mut recorded = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(ACTIONS_PER_STATEMENT) {
-            let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, facts_sha256, invoice_numbers, decided_on, status, last_error, created_at, updated_at) ",
-            );
-            qb.push_values(chunk, |mut b, (a, cid)| {
-                b.push_bind(a.key.as_str())
-                    .push_bind(*cid)
-                    .push_bind(a.segment.as_str())
-                    .push_bind(a.kind.as_str())
-                    .push_bind(a.step.as_str())
-                    .push_bind(a.template.as_deref())
-                    .push_bind(a.options.as_str())
-                    .push_bind(a.currency.as_str())
-                    .push_bind(a.amount_minor)
-                    .push_bind(a.rule_file.as_str())
-                    .push_bind(a.rule_hash.as_str())
-                    .push_bind("")
-                    .push_bind(&*a.facts_sha256)
-                    .push_bind(invoice_numbers_json(&a.invoices))
-                    .push_bind(a.decided_on)
-                    .push_bind(a.status.as_str())
-                    .push_bind(a.detail.as_deref())
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            qb.push(" ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key");
-            // Full chunks all have the same statement, prepared once and cached; the
-            // last, shorter chunk of each batch varies and is not kept.
-            let full = chunk.len() == ACTIONS_PER_STATEMENT;
-            let inserted: Vec<(i64, String)> = qb
-                .build_query_as()
-                .persistent(full)
-                .fetch_all(&mut *conn)
-                .await?;
-            recorded.extend(inserted);
+        const SQL: &str = "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, facts_sha256, invoice_numbers, decided_on, status, last_error, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, '', ?12, ?13, ?14, ?15, ?16, ?17, ?17) \
+             ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING id";
+        if rows.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(recorded)
+        // The texts sqlx would store for these types (dates as `%F`, times as RFC 3339).
+        let now = now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+        sqlite_raw::with_handle(conn, |db| {
+            // SAFETY: the handle is locked for this closure, inside the caller's
+            // transaction, and used by this thread only.
+            let mut insert = unsafe { sqlite_raw::Statement::prepare(db, SQL)? };
+            let mut recorded = Vec::with_capacity(rows.len());
+            for (a, cid) in rows {
+                let invoices = invoice_numbers_json(&a.invoices);
+                let decided_on = a.decided_on.format("%F").to_string();
+                let values: [Value<'_>; 17] = [
+                    a.key.as_str().into(),
+                    (*cid).into(),
+                    a.segment.as_str().into(),
+                    a.kind.as_str().into(),
+                    a.step.as_str().into(),
+                    a.template.as_deref().into(),
+                    a.options.as_str().into(),
+                    a.currency.as_str().into(),
+                    a.amount_minor.into(),
+                    a.rule_file.as_str().into(),
+                    a.rule_hash.as_str().into(),
+                    (&*a.facts_sha256).into(),
+                    invoices.as_str().into(),
+                    decided_on.as_str().into(),
+                    a.status.as_str().into(),
+                    a.detail.as_deref().into(),
+                    now.as_str().into(),
+                ];
+                if let Step::Row(id) = insert.run(&values)? {
+                    recorded.push((id, a.key.clone()));
+                }
+            }
+            Ok(recorded)
+        })
+        .await
     }
 
     /// Stores facts snapshots (customer id, SHA-256, JSON) not stored yet.
@@ -245,17 +247,20 @@ impl SqliteStore {
         conn: &mut sqlx::SqliteConnection,
         snapshots: &[(i64, &str, &str)],
     ) -> Result<()> {
-        for chunk in snapshots.chunks(500) {
-            let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT INTO facts_snapshots (customer_id, sha256, snapshot) ",
-            );
-            qb.push_values(chunk, |mut b, (cid, sha, json)| {
-                b.push_bind(*cid).push_bind(*sha).push_bind(*json);
-            });
-            qb.push(" ON CONFLICT (customer_id, sha256) DO NOTHING");
-            qb.build().persistent(false).execute(&mut *conn).await?;
+        const SQL: &str = "INSERT INTO facts_snapshots (customer_id, sha256, snapshot) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (customer_id, sha256) DO NOTHING";
+        if snapshots.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        sqlite_raw::with_handle(conn, |db| {
+            // SAFETY: as in `insert_actions`.
+            let mut insert = unsafe { sqlite_raw::Statement::prepare(db, SQL)? };
+            for (cid, sha, json) in snapshots {
+                insert.run(&[(*cid).into(), (*sha).into(), (*json).into()])?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
 

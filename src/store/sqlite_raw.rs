@@ -1,0 +1,175 @@
+//! Bulk inserts through SQLite's own interface, on a connection sqlx holds.
+//!
+//! A tick writes hundreds of thousands of action rows. Through sqlx each value is copied
+//! into an owned argument, sent to the connection's worker thread, copied again by
+//! SQLite, and every inserted row comes back as owned values; a multi-row statement
+//! also has to be parsed whenever its row count changes. Here one single-row statement
+//! is prepared once per batch and stepped for each row, its text values bound without a
+//! copy (`SQLITE_STATIC`: they outlive the step that reads them), in the transaction
+//! the caller holds open on the same connection.
+
+use std::ffi::{c_char, c_int, CStr};
+use std::ptr::NonNull;
+
+use libsqlite3_sys as ffi;
+
+use super::{Result, StoreError};
+
+/// One prepared statement, finalized when dropped.
+pub(crate) struct Statement {
+    db: NonNull<ffi::sqlite3>,
+    stmt: NonNull<ffi::sqlite3_stmt>,
+}
+
+/// A value to bind.
+pub(crate) enum Value<'a> {
+    Int(i64),
+    Text(&'a str),
+    Null,
+}
+
+impl From<i64> for Value<'_> {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(v: &'a str) -> Self {
+        Value::Text(v)
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Value<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        v.map_or(Value::Null, Value::Text)
+    }
+}
+
+/// What stepping a statement gave.
+pub(crate) enum Step {
+    /// A row, with its first column as an integer (the id a `RETURNING id` gives).
+    Row(i64),
+    Done,
+}
+
+fn error(db: NonNull<ffi::sqlite3>, code: c_int, what: &str) -> StoreError {
+    // SAFETY: the handle is open; sqlite3_errmsg returns a NUL-terminated string owned
+    // by SQLite, valid until the next call on this connection (copied at once).
+    let message = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(db.as_ptr())) }
+        .to_string_lossy()
+        .into_owned();
+    StoreError::Invalid(format!("database error ({what}, code {code}): {message}"))
+}
+
+impl Statement {
+    /// Prepares `sql` on the connection `db`.
+    ///
+    /// # Safety
+    /// `db` must be an open connection that no other thread uses while this statement
+    /// exists (sqlx's locked handle guarantees it).
+    pub(crate) unsafe fn prepare(db: NonNull<ffi::sqlite3>, sql: &str) -> Result<Statement> {
+        let mut stmt = std::ptr::null_mut();
+        let len = c_int::try_from(sql.len())
+            .map_err(|_| StoreError::Invalid("statement too long".into()))?;
+        // SAFETY: `sql` is valid for `len` bytes; SQLite writes the statement pointer.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v3(
+                db.as_ptr(),
+                sql.as_ptr().cast::<c_char>(),
+                len,
+                ffi::SQLITE_PREPARE_PERSISTENT,
+                &raw mut stmt,
+                std::ptr::null_mut(),
+            )
+        };
+        match NonNull::new(stmt) {
+            Some(stmt) if rc == ffi::SQLITE_OK => Ok(Statement { db, stmt }),
+            _ => Err(error(db, rc, "prepare")),
+        }
+    }
+
+    /// Binds `values` to the parameters 1, 2, … and steps the statement once, then
+    /// resets it. Text values are bound without a copy: they are only read during the
+    /// step, and rebound before the next one.
+    pub(crate) fn run(&mut self, values: &[Value<'_>]) -> Result<Step> {
+        for (i, v) in values.iter().enumerate() {
+            let n = c_int::try_from(i + 1).unwrap_or(c_int::MAX);
+            // SAFETY: the statement is live; text pointers are valid for their length
+            // until this function returns, and SQLite reads them no later than the step
+            // below (SQLITE_STATIC); the bindings are cleared before returning.
+            let rc = unsafe {
+                match v {
+                    Value::Int(x) => ffi::sqlite3_bind_int64(self.stmt.as_ptr(), n, *x),
+                    Value::Null => ffi::sqlite3_bind_null(self.stmt.as_ptr(), n),
+                    Value::Text(s) => ffi::sqlite3_bind_text64(
+                        self.stmt.as_ptr(),
+                        n,
+                        s.as_ptr().cast::<c_char>(),
+                        s.len() as u64,
+                        ffi::SQLITE_STATIC(),
+                        ffi::SQLITE_UTF8 as u8,
+                    ),
+                }
+            };
+            if rc != ffi::SQLITE_OK {
+                self.reset();
+                return Err(error(self.db, rc, "bind"));
+            }
+        }
+        // SAFETY: the statement is live and fully bound.
+        let rc = unsafe { ffi::sqlite3_step(self.stmt.as_ptr()) };
+        let step = match rc {
+            // SAFETY: a row is available; column 0 exists in every statement run here
+            // with RETURNING.
+            ffi::SQLITE_ROW => Ok(Step::Row(unsafe {
+                ffi::sqlite3_column_int64(self.stmt.as_ptr(), 0)
+            })),
+            ffi::SQLITE_DONE => Ok(Step::Done),
+            _ => Err(error(self.db, rc, "step")),
+        };
+        if let Ok(Step::Row(_)) = step {
+            // Run a RETURNING statement to completion before it is reset.
+            // SAFETY: as above.
+            while unsafe { ffi::sqlite3_step(self.stmt.as_ptr()) } == ffi::SQLITE_ROW {}
+        }
+        self.reset();
+        step
+    }
+
+    fn reset(&mut self) {
+        // SAFETY: the statement is live. The borrowed text pointers are forgotten here.
+        unsafe {
+            ffi::sqlite3_reset(self.stmt.as_ptr());
+            ffi::sqlite3_clear_bindings(self.stmt.as_ptr());
+        }
+    }
+}
+
+impl Drop for Statement {
+    fn drop(&mut self) {
+        // SAFETY: the statement was prepared by `prepare` and is finalized once.
+        unsafe {
+            ffi::sqlite3_finalize(self.stmt.as_ptr());
+        }
+    }
+}
+
+/// Runs `work` on the raw handle of `conn`, which the caller holds in a transaction.
+/// On tokio's multi-threaded runtime the work runs in place of the current worker (its
+/// other tasks move to another one), as it blocks for the length of a batch.
+pub(crate) async fn with_handle<T>(
+    conn: &mut sqlx::SqliteConnection,
+    work: impl FnOnce(NonNull<ffi::sqlite3>) -> Result<T>,
+) -> Result<T> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle();
+    let multi_threaded = tokio::runtime::Handle::try_current().is_ok_and(|h| {
+        h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+    });
+    if multi_threaded {
+        tokio::task::block_in_place(|| work(db))
+    } else {
+        work(db)
+    }
+}
