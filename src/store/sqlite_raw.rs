@@ -1,12 +1,12 @@
 //! Bulk inserts through SQLite's own interface, on a connection sqlx holds.
 //!
 //! A tick writes hundreds of thousands of action rows. Through sqlx each value is copied
-//! into an owned argument, sent to the connection's worker thread, copied again by
-//! SQLite, and every inserted row comes back as owned values; a multi-row statement
-//! also has to be parsed whenever its row count changes. Here one single-row statement
-//! is prepared once per batch and stepped for each row, its text values bound without a
-//! copy (`SQLITE_STATIC`: they outlive the step that reads them), in the transaction
-//! the caller holds open on the same connection.
+//! into an owned argument, sent to the connection's worker thread and copied again by
+//! SQLite, every inserted row comes back as owned values, and a multi-row statement is
+//! parsed again whenever its row count changes. Here a statement is prepared once per
+//! batch and its text values are bound without a copy (`SQLITE_STATIC`: they outlive
+//! the step that reads them), in the transaction the caller holds open on the same
+//! connection.
 
 use std::ffi::{c_char, c_int, CStr};
 use std::ptr::NonNull;
@@ -46,11 +46,31 @@ impl<'a> From<Option<&'a str>> for Value<'a> {
     }
 }
 
-/// What stepping a statement gave.
-pub(crate) enum Step {
-    /// A row, with its first column as an integer (the id a `RETURNING id` gives).
-    Row(i64),
-    Done,
+/// A row a statement returned, valid while the statement stays on it.
+pub(crate) struct Row<'s> {
+    stmt: NonNull<ffi::sqlite3_stmt>,
+    _statement: std::marker::PhantomData<&'s Statement>,
+}
+
+impl Row<'_> {
+    pub(crate) fn int(&self, column: c_int) -> i64 {
+        // SAFETY: the statement is on a row; SQLite converts any value to an integer.
+        unsafe { ffi::sqlite3_column_int64(self.stmt.as_ptr(), column) }
+    }
+
+    pub(crate) fn text(&self, column: c_int) -> String {
+        // SAFETY: the statement is on a row; the text pointer and its length stay valid
+        // until the next step or reset, and are copied at once.
+        unsafe {
+            let p = ffi::sqlite3_column_text(self.stmt.as_ptr(), column);
+            let n =
+                usize::try_from(ffi::sqlite3_column_bytes(self.stmt.as_ptr(), column)).unwrap_or(0);
+            if p.is_null() {
+                return String::new();
+            }
+            String::from_utf8_lossy(std::slice::from_raw_parts(p, n)).into_owned()
+        }
+    }
 }
 
 fn error(db: NonNull<ffi::sqlite3>, code: c_int, what: &str) -> StoreError {
@@ -89,15 +109,14 @@ impl Statement {
         }
     }
 
-    /// Binds `values` to the parameters 1, 2, … and steps the statement once, then
-    /// resets it. Text values are bound without a copy: they are only read during the
-    /// step, and rebound before the next one.
-    pub(crate) fn run(&mut self, values: &[Value<'_>]) -> Result<Step> {
+    /// Binds `values` to the parameters 1, 2, … Text values are bound without a copy:
+    /// the statement must be reset (which forgets them) before they go away.
+    fn bind(&mut self, values: &[Value<'_>]) -> Result<()> {
         for (i, v) in values.iter().enumerate() {
             let n = c_int::try_from(i + 1).unwrap_or(c_int::MAX);
             // SAFETY: the statement is live; text pointers are valid for their length
-            // until this function returns, and SQLite reads them no later than the step
-            // below (SQLITE_STATIC); the bindings are cleared before returning.
+            // until the caller resets the statement (SQLITE_STATIC), which every caller
+            // below does before its borrowed values go away.
             let rc = unsafe {
                 match v {
                     Value::Int(x) => ffi::sqlite3_bind_int64(self.stmt.as_ptr(), n, *x),
@@ -113,28 +132,32 @@ impl Statement {
                 }
             };
             if rc != ffi::SQLITE_OK {
-                self.reset();
                 return Err(error(self.db, rc, "bind"));
             }
         }
-        // SAFETY: the statement is live and fully bound.
-        let rc = unsafe { ffi::sqlite3_step(self.stmt.as_ptr()) };
-        let step = match rc {
-            // SAFETY: a row is available; column 0 exists in every statement run here
-            // with RETURNING.
-            ffi::SQLITE_ROW => Ok(Step::Row(unsafe {
-                ffi::sqlite3_column_int64(self.stmt.as_ptr(), 0)
-            })),
-            ffi::SQLITE_DONE => Ok(Step::Done),
-            _ => Err(error(self.db, rc, "step")),
-        };
-        if let Ok(Step::Row(_)) = step {
-            // Run a RETURNING statement to completion before it is reset.
-            // SAFETY: as above.
-            while unsafe { ffi::sqlite3_step(self.stmt.as_ptr()) } == ffi::SQLITE_ROW {}
-        }
+        Ok(())
+    }
+
+    /// Binds `values`, runs the statement to completion and resets it, calling `row`
+    /// with each row it returns.
+    pub(crate) fn run(
+        &mut self,
+        values: &[Value<'_>],
+        mut row: impl FnMut(&Row<'_>),
+    ) -> Result<()> {
+        let result = self.bind(values).and_then(|()| loop {
+            // SAFETY: the statement is live and fully bound.
+            match unsafe { ffi::sqlite3_step(self.stmt.as_ptr()) } {
+                ffi::SQLITE_ROW => row(&Row {
+                    stmt: self.stmt,
+                    _statement: std::marker::PhantomData,
+                }),
+                ffi::SQLITE_DONE => break Ok(()),
+                rc => break Err(error(self.db, rc, "step")),
+            }
+        });
         self.reset();
-        step
+        result
     }
 
     fn reset(&mut self) {
@@ -164,9 +187,8 @@ pub(crate) async fn with_handle<T>(
 ) -> Result<T> {
     let mut handle = conn.lock_handle().await?;
     let db = handle.as_raw_handle();
-    let multi_threaded = tokio::runtime::Handle::try_current().is_ok_and(|h| {
-        h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-    });
+    let multi_threaded = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if multi_threaded {
         tokio::task::block_in_place(|| work(db))
     } else {
