@@ -2,8 +2,8 @@
 //! Claiming: PostgreSQL skips rows other instances hold (`FOR UPDATE SKIP LOCKED`);
 //! SQLite has one writer, so a conditional update is enough. And a tick's inserts
 //! (`insert_actions`, `insert_snapshots` in each backend's file): PostgreSQL binds each
-//! column as an array to one prepared statement; SQLite steps one prepared single-row
-//! statement per row through its own interface (`sqlite_raw.rs`).
+//! column as an array to one prepared statement; SQLite binds many rows to a statement
+//! prepared once per batch, through its own interface (`sqlite_raw.rs`).
 
 macro_rules! actions_sql {
     (store = $store:ident, db = $db:ty) => {

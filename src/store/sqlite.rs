@@ -17,11 +17,10 @@ use super::{Backend, Result};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
-/// Rows per statement when a tick inserts actions: a statement's fixed cost (opening
-/// the table and its indexes, ending the statement) is shared by that many rows.
+/// Rows per statement when a tick inserts actions and facts snapshots: a statement's
+/// fixed cost (opening the table and its indexes, ending the statement) is shared by
+/// that many rows.
 const ACTIONS_PER_STATEMENT: usize = 64;
-/// Values bound per action row.
-const ACTION_VALUES: usize = 17;
 
 pub struct SqliteStore {
     /// Readers, and the few single-statement writes.
@@ -197,35 +196,20 @@ impl SqliteStore {
     }
 
     /// Inserts a tick's new actions through SQLite's own interface (see `sqlite_raw`),
-    /// [`ACTIONS_PER_STATEMENT`] rows per statement, each statement prepared once per
-    /// batch; returns the id and key of each one recorded (a key already recorded for
-    /// its customer is left out).
+    /// [`ACTIONS_PER_STATEMENT`] rows per statement; returns the id and key of each one
+    /// recorded (a key already recorded for its customer is left out).
     async fn insert_actions(
         conn: &mut sqlx::SqliteConnection,
         rows: &[(&NewAction, i64)],
         now: DateTime<Utc>,
     ) -> Result<Vec<(i64, String)>> {
+        const HEAD: &str = "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, facts_sha256, invoice_numbers, decided_on, status, last_error, created_at, updated_at)";
+        const TAIL: &str =
+            "ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key";
+        const WIDTH: usize = 19;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let statement = |n: usize| {
-            let mut sql = String::from("INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, facts_sha256, invoice_numbers, decided_on, status, last_error, created_at, updated_at) VALUES ");
-            for i in 0..n {
-                let p = i * ACTION_VALUES;
-                let v: Vec<String> = (1..=ACTION_VALUES).map(|k| format!("?{}", p + k)).collect();
-                // The facts themselves are in facts_snapshots; updated_at = created_at.
-                let (head, tail) = v.split_at(11);
-                let created = &tail[tail.len() - 1];
-                sql.push_str(&format!(
-                    "{}({}, '', {}, {created})",
-                    if i == 0 { "" } else { ", " },
-                    head.join(", "),
-                    tail.join(", ")
-                ));
-            }
-            sql.push_str(" ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key");
-            sql
-        };
         // The texts sqlx would store for these types (dates as `%F`, times as RFC 3339).
         let now = now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
         let texts: Vec<(String, String)> = rows
@@ -237,55 +221,36 @@ impl SqliteStore {
                 )
             })
             .collect();
+        let mut values: Vec<Value<'_>> = Vec::with_capacity(rows.len() * WIDTH);
+        for ((a, cid), (invoices, decided_on)) in rows.iter().zip(&texts) {
+            values.extend([
+                a.key.as_str().into(),
+                (*cid).into(),
+                a.segment.as_str().into(),
+                a.kind.as_str().into(),
+                a.step.as_str().into(),
+                a.template.as_deref().into(),
+                a.options.as_str().into(),
+                a.currency.as_str().into(),
+                a.amount_minor.into(),
+                a.rule_file.as_str().into(),
+                a.rule_hash.as_str().into(),
+                // The facts themselves are stored once in facts_snapshots.
+                "".into(),
+                (&*a.facts_sha256).into(),
+                invoices.as_str().into(),
+                decided_on.as_str().into(),
+                a.status.as_str().into(),
+                a.detail.as_deref().into(),
+                now.as_str().into(),
+                now.as_str().into(),
+            ]);
+        }
         sqlite_raw::with_handle(conn, |db| {
             let mut recorded = Vec::with_capacity(rows.len());
-            let mut full: Option<sqlite_raw::Statement> = None;
-            let mut values: Vec<Value<'_>> =
-                Vec::with_capacity(ACTIONS_PER_STATEMENT * ACTION_VALUES);
-            for (chunk, texts) in rows
-                .chunks(ACTIONS_PER_STATEMENT)
-                .zip(texts.chunks(ACTIONS_PER_STATEMENT))
-            {
-                values.clear();
-                for ((a, cid), (invoices, decided_on)) in chunk.iter().zip(texts) {
-                    values.extend([
-                        a.key.as_str().into(),
-                        (*cid).into(),
-                        a.segment.as_str().into(),
-                        a.kind.as_str().into(),
-                        a.step.as_str().into(),
-                        a.template.as_deref().into(),
-                        a.options.as_str().into(),
-                        a.currency.as_str().into(),
-                        a.amount_minor.into(),
-                        a.rule_file.as_str().into(),
-                        a.rule_hash.as_str().into(),
-                        (&*a.facts_sha256).into(),
-                        invoices.as_str().into(),
-                        decided_on.as_str().into(),
-                        a.status.as_str().into(),
-                        a.detail.as_deref().into(),
-                        now.as_str().into(),
-                    ]);
-                }
-                let mut collect = |r: &sqlite_raw::Row<'_>| recorded.push((r.int(0), r.text(1)));
-                // SAFETY (both prepares): the handle is locked for this closure, inside
-                // the caller's transaction, and used by this thread only.
-                if chunk.len() == ACTIONS_PER_STATEMENT {
-                    if full.is_none() {
-                        full = Some(unsafe {
-                            sqlite_raw::Statement::prepare(db, &statement(chunk.len()))?
-                        });
-                    }
-                    if let Some(insert) = full.as_mut() {
-                        insert.run(&values, &mut collect)?;
-                    }
-                } else {
-                    let mut insert =
-                        unsafe { sqlite_raw::Statement::prepare(db, &statement(chunk.len()))? };
-                    insert.run(&values, &mut collect)?;
-                }
-            }
+            db.insert_rows(HEAD, WIDTH, TAIL, ACTIONS_PER_STATEMENT, &values, |r| {
+                recorded.push((r.int(0), r.text(1)));
+            })?;
             Ok(recorded)
         })
         .await
@@ -296,19 +261,22 @@ impl SqliteStore {
         conn: &mut sqlx::SqliteConnection,
         snapshots: &[(i64, &str, &str)],
     ) -> Result<()> {
-        const SQL: &str =
-            "INSERT INTO facts_snapshots (customer_id, sha256, snapshot) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (customer_id, sha256) DO NOTHING";
         if snapshots.is_empty() {
             return Ok(());
         }
+        let values: Vec<Value<'_>> = snapshots
+            .iter()
+            .flat_map(|(cid, sha, json)| [(*cid).into(), (*sha).into(), (*json).into()])
+            .collect();
         sqlite_raw::with_handle(conn, |db| {
-            // SAFETY: as in `insert_actions`.
-            let mut insert = unsafe { sqlite_raw::Statement::prepare(db, SQL)? };
-            for (cid, sha, json) in snapshots {
-                insert.run(&[(*cid).into(), (*sha).into(), (*json).into()], |_| ())?;
-            }
-            Ok(())
+            db.insert_rows(
+                "INSERT INTO facts_snapshots (customer_id, sha256, snapshot)",
+                3,
+                "ON CONFLICT (customer_id, sha256) DO NOTHING",
+                ACTIONS_PER_STATEMENT,
+                &values,
+                |_| (),
+            )
         })
         .await
     }

@@ -83,12 +83,9 @@ fn error(db: NonNull<ffi::sqlite3>, code: c_int, what: &str) -> StoreError {
 }
 
 impl Statement {
-    /// Prepares `sql` on the connection `db`.
-    ///
-    /// # Safety
-    /// `db` must be an open connection that no other thread uses while this statement
-    /// exists (sqlx's locked handle guarantees it).
-    pub(crate) unsafe fn prepare(db: NonNull<ffi::sqlite3>, sql: &str) -> Result<Statement> {
+    /// Prepares `sql` on the connection `db` (a [`Handle`]'s: open, and used by this
+    /// thread only while the handle lives).
+    fn prepare(db: NonNull<ffi::sqlite3>, sql: &str) -> Result<Statement> {
         let mut stmt = std::ptr::null_mut();
         let len = c_int::try_from(sql.len())
             .map_err(|_| StoreError::Invalid("statement too long".into()))?;
@@ -140,11 +137,7 @@ impl Statement {
 
     /// Binds `values`, runs the statement to completion and resets it, calling `row`
     /// with each row it returns.
-    pub(crate) fn run(
-        &mut self,
-        values: &[Value<'_>],
-        mut row: impl FnMut(&Row<'_>),
-    ) -> Result<()> {
+    fn run(&mut self, values: &[Value<'_>], mut row: impl FnMut(&Row<'_>)) -> Result<()> {
         let result = self.bind(values).and_then(|()| loop {
             // SAFETY: the statement is live and fully bound.
             match unsafe { ffi::sqlite3_step(self.stmt.as_ptr()) } {
@@ -178,20 +171,61 @@ impl Drop for Statement {
     }
 }
 
+/// A connection sqlx holds, locked for direct use by the current thread.
+pub(crate) struct Handle {
+    db: NonNull<ffi::sqlite3>,
+}
+
+impl Handle {
+    /// Inserts rows of `width` values each (`values` holds them one row after the
+    /// other), `per_statement` rows to a statement `{head} VALUES (?, …), … {tail}`.
+    /// The statement for a full chunk is prepared once; only a shorter last chunk gets
+    /// one of its own. `row` receives each row the statements return (`RETURNING`).
+    pub(crate) fn insert_rows(
+        &self,
+        head: &str,
+        width: usize,
+        tail: &str,
+        per_statement: usize,
+        values: &[Value<'_>],
+        mut row: impl FnMut(&Row<'_>),
+    ) -> Result<()> {
+        let statement = |rows: usize| -> Result<Statement> {
+            let one = format!("({})", vec!["?"; width].join(", "));
+            let sql = format!("{head} VALUES {} {tail}", vec![one; rows].join(", "));
+            Statement::prepare(self.db, &sql)
+        };
+        let mut prepared: Option<(usize, Statement)> = None;
+        for chunk in values.chunks(width.max(1) * per_statement.max(1)) {
+            let rows = chunk.len() / width.max(1);
+            if prepared.as_ref().is_none_or(|(n, _)| *n != rows) {
+                prepared = Some((rows, statement(rows)?));
+            }
+            if let Some((_, insert)) = prepared.as_mut() {
+                insert.run(chunk, &mut row)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Runs `work` on the raw handle of `conn`, which the caller holds in a transaction.
 /// On tokio's multi-threaded runtime the work runs in place of the current worker (its
 /// other tasks move to another one), as it blocks for the length of a batch.
 pub(crate) async fn with_handle<T>(
     conn: &mut sqlx::SqliteConnection,
-    work: impl FnOnce(NonNull<ffi::sqlite3>) -> Result<T>,
+    work: impl FnOnce(&Handle) -> Result<T>,
 ) -> Result<T> {
-    let mut handle = conn.lock_handle().await?;
-    let db = handle.as_raw_handle();
+    let mut locked = conn.lock_handle().await?;
+    // Valid while `locked` lives: sqlx's worker does not touch the connection meanwhile.
+    let handle = Handle {
+        db: locked.as_raw_handle(),
+    };
     let multi_threaded = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if multi_threaded {
-        tokio::task::block_in_place(|| work(db))
+        tokio::task::block_in_place(|| work(&handle))
     } else {
-        work(db)
+        work(&handle)
     }
 }
