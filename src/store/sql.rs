@@ -695,20 +695,16 @@ macro_rules! ledger_sql {
                 type E = $crate::store::StoreError;
                 let mut ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
                 ids.dedup();
-                let in_list = |qb: &mut sqlx::QueryBuilder<'_, $db>, values: &[i64]| {
-                    let mut sep = qb.separated(", ");
-                    for v in values {
-                        sep.push_bind(*v);
-                    }
-                    qb.push(")");
-                };
+                // Each statement takes its list of ids as one parameter (see `IN_IDS`): its
+                // text is the same for every batch, so it is prepared once per connection.
+                let in_ids = Self::IN_IDS;
                 let pool = &pool;
-                let (ids_ref, in_list) = (&ids, &in_list);
+                let ids_param = Self::id_list(&ids);
+                let ids_ref = &ids_param;
 
                 let customers_q = async move {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!("SELECT id, {} FROM customers WHERE id IN (", $crate::store::rows::CUSTOMER_COLUMNS));
-                    in_list(&mut qb, ids_ref);
-                    let rows: Vec<$crate::store::rows::CustomerRowWithId> = qb.build_query_as().persistent(false).fetch_all(pool).await?;
+                    let sql = format!("SELECT id, {} FROM customers WHERE id {in_ids}", $crate::store::rows::CUSTOMER_COLUMNS);
+                    let rows: Vec<$crate::store::rows::CustomerRowWithId> = sqlx::query_as(&sql).bind(ids_ref).fetch_all(pool).await?;
                     Ok::<_, E>(rows)
                 };
                 // Payments that reduced the (partly paid) open invoices, with their dates.
@@ -717,51 +713,40 @@ macro_rules! ledger_sql {
                     if partly.is_empty() {
                         return Ok::<_, E>(Vec::new());
                     }
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT a.invoice_id, p.date, a.amount_minor FROM allocations a JOIN payments p ON p.id = a.payment_id WHERE a.invoice_id IN (",
-                    );
-                    in_list(&mut qb, &partly);
-                    let list: Vec<(i64, chrono::NaiveDate, i64)> = qb.build_query_as().persistent(false).fetch_all(pool).await?;
+                    let sql = format!("SELECT a.invoice_id, p.date, a.amount_minor FROM allocations a JOIN payments p ON p.id = a.payment_id WHERE a.invoice_id {in_ids}");
+                    let list: Vec<(i64, chrono::NaiveDate, i64)> = sqlx::query_as(&sql).bind(Self::id_list(&partly)).fetch_all(pool).await?;
                     Ok(list)
                 };
                 let credit_q = async move {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT customer_id, currency, CAST(SUM(unapplied_minor) AS BIGINT) FROM payments WHERE unapplied_minor > 0 AND customer_id IN (",
+                    let sql = format!(
+                        "SELECT customer_id, currency, CAST(SUM(unapplied_minor) AS BIGINT) FROM payments WHERE unapplied_minor > 0 AND customer_id {in_ids} \
+                         GROUP BY customer_id, currency"
                     );
-                    in_list(&mut qb, ids_ref);
-                    qb.push(" GROUP BY customer_id, currency");
-                    let rows: Vec<(i64, String, i64)> = qb.build_query_as().persistent(false).fetch_all(pool).await?;
+                    let rows: Vec<(i64, String, i64)> = sqlx::query_as(&sql).bind(ids_ref).fetch_all(pool).await?;
                     Ok::<_, E>(rows)
                 };
                 // The steps already taken for the batch's customers; only those on invoices
                 // still open matter to the rules.
                 let history_q = async move {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    let sql = format!(
                         "SELECT customer_id, invoice_numbers, kind, step, decided_on, status FROM actions \
-                         WHERE status NOT IN ('cancelled', 'blocked', 'duplicate') AND customer_id IN (",
+                         WHERE status NOT IN ('cancelled', 'blocked', 'duplicate') AND customer_id {in_ids} ORDER BY customer_id, id"
                     );
-                    in_list(&mut qb, ids_ref);
-                    qb.push(" ORDER BY customer_id, id");
-                    let rows: Vec<(i64, String, String, String, chrono::NaiveDate, String)> = qb.build_query_as().persistent(false).fetch_all(pool).await?;
+                    let rows: Vec<(i64, String, String, String, chrono::NaiveDate, String)> = sqlx::query_as(&sql).bind(ids_ref).fetch_all(pool).await?;
                     Ok::<_, E>(rows)
                 };
                 type PromiseTuple = (i64, i64, chrono::NaiveDate, String, i64, String, Option<String>, chrono::DateTime<chrono::Utc>);
                 let promises_q = async move {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    let sql = format!(
                         "SELECT p.customer_id, p.id, p.promised_date, p.currency, p.amount_minor, p.status, p.note, p.created_at FROM promises p \
-                         WHERE p.status IN ('pending', 'broken') AND p.customer_id IN (",
+                         WHERE p.status IN ('pending', 'broken') AND p.customer_id {in_ids} ORDER BY p.customer_id, p.id"
                     );
-                    in_list(&mut qb, ids_ref);
-                    qb.push(" ORDER BY p.customer_id, p.id");
-                    let promises: Vec<PromiseTuple> = qb.build_query_as().persistent(false).fetch_all(pool).await?;
+                    let promises: Vec<PromiseTuple> = sqlx::query_as(&sql).bind(ids_ref).fetch_all(pool).await?;
                     let mut links: Vec<(i64, String)> = Vec::new();
                     if !promises.is_empty() {
                         let pids: Vec<i64> = promises.iter().map(|p| p.1).collect();
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "SELECT pi.promise_id, i.number FROM promise_invoices pi JOIN invoices i ON i.id = pi.invoice_id WHERE pi.promise_id IN (",
-                        );
-                        in_list(&mut qb, &pids);
-                        links = qb.build_query_as().persistent(false).fetch_all(pool).await?;
+                        let sql = format!("SELECT pi.promise_id, i.number FROM promise_invoices pi JOIN invoices i ON i.id = pi.invoice_id WHERE pi.promise_id {in_ids}");
+                        links = sqlx::query_as(&sql).bind(Self::id_list(&pids)).fetch_all(pool).await?;
                     }
                     Ok::<_, E>((promises, links))
                 };

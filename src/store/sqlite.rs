@@ -131,6 +131,21 @@ impl SqliteStore {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const REFRESH_STATISTICS: &'static str = "PRAGMA optimize";
     const REFRESH_ACTION_STATISTICS: &'static str = "PRAGMA optimize";
+    /// A list of ids as one parameter: a JSON array (see [`Self::id_list`]).
+    const IN_IDS: &'static str = "IN (SELECT value FROM json_each($1))";
+
+    /// The parameter [`Self::IN_IDS`] reads.
+    fn id_list(ids: &[i64]) -> String {
+        use std::fmt::Write;
+        let mut json = String::with_capacity(ids.len() * 8 + 2);
+        json.push('[');
+        for (i, id) in ids.iter().enumerate() {
+            let sep = if i > 0 { "," } else { "" };
+            let _ = write!(json, "{sep}{id}");
+        }
+        json.push(']');
+        json
+    }
 
     /// Opens (creating if needed) the database file the URL names.
     ///

@@ -8,7 +8,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 
 use relance::domain::*;
-use relance::store::{NewPromise, PaymentStatus, Store, UpsertCounts};
+use relance::store::{AccountFilter, NewPromise, PaymentStatus, Store, UpsertCounts};
 
 use crate::helpers::{postgres_admin_url, say_postgres_skipped, TestDb};
 
@@ -120,6 +120,10 @@ on_both_backends!(
 on_both_backends!(payments_allocate_as_specified, payments_story);
 on_both_backends!(pauses_disputes_and_promises, collector_story);
 on_both_backends!(an_uncommitted_unit_of_work_writes_nothing, rollback_story);
+on_both_backends!(
+    accounts_hold_what_the_rules_read_of_each_customer,
+    accounts_story
+);
 
 async fn customers_story(store: Arc<dyn Store>) {
     assert_eq!(
@@ -684,4 +688,91 @@ async fn upgrade_story(url: &str) {
         );
     }
     store.close().await;
+}
+
+/// Reads every batch of accounts the filter selects.
+async fn all_accounts(store: &Arc<dyn Store>, filter: AccountFilter) -> Vec<Account> {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    let mut stream = store.accounts(&filter, 1);
+    while let Some(batch) = stream.next().await {
+        out.extend(batch.unwrap());
+    }
+    out
+}
+
+async fn accounts_story(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let mut key = customer("B");
+    key.segment = "key_accounts".into();
+    let mut tx = store.begin().await.unwrap();
+    tx.upsert_customers(&[customer("A"), key, customer("C")])
+        .await
+        .unwrap();
+    let ids = tx.customer_ids(&["A", "B", "C"]).await.unwrap();
+    tx.upsert_invoices(&[
+        (ids["A"], invoice("F-1", "A", "2026-01-31", "1000.00")),
+        (ids["A"], invoice("F-2", "A", "2026-02-28", "500.00")),
+        (ids["B"], invoice("G-1", "B", "2026-02-15", "200.00")),
+        (ids["C"], invoice("H-1", "C", "2026-02-15", "80.00")),
+    ])
+    .await
+    .unwrap();
+    // A pays part of its oldest invoice; C pays its only one and 20.00 more.
+    tx.record_payment(ids["A"], &payment("P1", "A", "400.00", None))
+        .await
+        .unwrap();
+    tx.record_payment(ids["C"], &payment("P2", "C", "100.00", None))
+        .await
+        .unwrap();
+    tx.add_promise(
+        &NewPromise {
+            customer: "A".into(),
+            promised_date: d("2026-04-30"),
+            amount: dec("500.00"),
+            invoices: vec!["F-2".into()],
+            note: None,
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // One batch per customer: every statement of a batch runs with one id, and then again.
+    let smb = all_accounts(
+        &store,
+        AccountFilter {
+            segments: Some(vec!["smb".into()]),
+            customer: None,
+        },
+    )
+    .await;
+    assert_eq!(smb.len(), 1, "C has nothing open and B is a key account");
+    let a = &smb[0];
+    assert_eq!(a.customer.external_id, "A");
+    let numbers: Vec<&str> = a
+        .invoices
+        .iter()
+        .map(|o| o.invoice.number.as_str())
+        .collect();
+    assert_eq!(numbers, ["F-1", "F-2"]);
+    assert_eq!(a.invoices[0].invoice.open_amount, dec("600.00"));
+    assert_eq!(
+        a.invoices[0].payments,
+        vec![(d("2026-03-10"), dec("400.00"))]
+    );
+    assert!(a.invoices[1].payments.is_empty());
+    assert_eq!(a.unapplied_credit, Decimal::ZERO);
+    assert_eq!(a.promises.len(), 1);
+    assert_eq!(a.promises[0].invoices, vec!["F-2".to_string()]);
+    assert!(a.history.is_empty());
+
+    let all = all_accounts(&store, AccountFilter::default()).await;
+    let customers: Vec<&str> = all
+        .iter()
+        .map(|a| a.customer.external_id.as_str())
+        .collect();
+    assert_eq!(customers, ["A", "B"]);
+    assert_eq!(all[1].invoices[0].invoice.open_amount, dec("200.00"));
 }
