@@ -621,6 +621,7 @@ macro_rules! ledger_sql {
             async fn load_account_batch(
                 pool: sqlx::Pool<$db>,
                 filter: std::sync::Arc<$crate::store::AccountFilter>,
+                probe_segments: bool,
                 after: Option<i64>,
                 batch: i64,
             ) -> $crate::store::Result<(Vec<$crate::domain::Account>, Option<i64>)> {
@@ -642,7 +643,7 @@ macro_rules! ledger_sql {
                     // invoices drives the statement, customers are probed by primary key.
                     // The range is repeated on customers: PostgreSQL may merge-join them,
                     // and would otherwise scan them from the first one for every batch.
-                    if let Some(segments) = &filter.segments {
+                    if let Some(segments) = filter.segments.as_ref().filter(|_| probe_segments) {
                         qb.push(" AND EXISTS (SELECT 1 FROM customers c WHERE c.id = invoices.customer_id");
                         if let Some(after) = after {
                             qb.push(" AND c.id > ");
@@ -684,13 +685,13 @@ macro_rules! ledger_sql {
                 }
                 let last = rows.last().map(|r| r.0);
                 let rows = rows.into_iter().map($crate::store::rows::open_invoice).collect::<$crate::store::Result<Vec<_>>>()?;
-                Ok((Self::assemble_accounts(pool, rows).await?, last))
+                Ok((Self::assemble_accounts(pool, filter.segments.as_deref(), rows).await?, last))
             }
 
             /// Completes a batch of open invoices into accounts: customers, payments on
             /// the invoices, unapplied credit, step history and promises, one query each.
             /// Its queries run concurrently, each on its own connection.
-            async fn assemble_accounts(pool: sqlx::Pool<$db>, rows: Vec<(i64, i64, i64, $crate::domain::OpenInvoice)>) -> $crate::store::Result<Vec<$crate::domain::Account>> {
+            async fn assemble_accounts(pool: sqlx::Pool<$db>, segments: Option<&[String]>, rows: Vec<(i64, i64, i64, $crate::domain::OpenInvoice)>) -> $crate::store::Result<Vec<$crate::domain::Account>> {
                 use std::collections::HashMap;
                 type E = $crate::store::StoreError;
                 let mut ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
@@ -752,8 +753,12 @@ macro_rules! ledger_sql {
                 };
                 let (customers, paid_rows, credit, history, (promises, links)) = tokio::try_join!(customers_q, paid_q, credit_q, history_q, promises_q)?;
 
-                let mut customers: HashMap<i64, $crate::domain::Customer> =
-                    customers.into_iter().map(|c| Ok((c.id, $crate::domain::Customer::try_from(c.row)?))).collect::<$crate::store::Result<_>>()?;
+                // Customers of the segments asked for only (see `accounts`).
+                let mut customers: HashMap<i64, $crate::domain::Customer> = customers
+                    .into_iter()
+                    .filter(|c| segments.is_none_or(|s| s.contains(&c.row.segment)))
+                    .map(|c| Ok((c.id, $crate::domain::Customer::try_from(c.row)?)))
+                    .collect::<$crate::store::Result<_>>()?;
                 let mut paid: HashMap<i64, Vec<(chrono::NaiveDate, i64)>> = HashMap::new();
                 for (inv, date, amt) in paid_rows {
                     paid.entry(inv).or_default().push((date, amt));
@@ -947,8 +952,23 @@ macro_rules! ledger_sql {
                 // caller works on the current one.
                 Box::pin(async_stream::try_stream! {
                     let filter = std::sync::Arc::new(filter.clone());
+                    // Testing each invoice's customer for its segment is a lookup per
+                    // invoice; when no customer is outside the segments asked for (a tick of
+                    // every segment), the statement leaves the test out. The customers read
+                    // with each batch are still checked (see `assemble_accounts`), so one
+                    // moved to another segment meanwhile is left out all the same.
+                    let mut probe = filter.segments.is_some();
+                    if let Some(segments) = filter.segments.as_ref().filter(|s| !s.is_empty()) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT EXISTS (SELECT 1 FROM customers WHERE segment NOT IN (");
+                        let mut sep = qb.separated(", ");
+                        for s in segments {
+                            sep.push_bind(s.clone());
+                        }
+                        qb.push("))");
+                        probe = qb.build_query_scalar().persistent(false).fetch_one(&self.pool).await?;
+                    }
                     let load = |after: Option<i64>| {
-                        tokio::spawn(Self::load_account_batch(self.pool.clone(), filter.clone(), after, batch.max(1) as i64))
+                        tokio::spawn(Self::load_account_batch(self.pool.clone(), filter.clone(), probe, after, batch.max(1) as i64))
                     };
                     let mut next = load(None);
                     loop {

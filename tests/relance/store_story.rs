@@ -775,4 +775,29 @@ async fn accounts_story(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(customers, ["A", "B"]);
     assert_eq!(all[1].invoices[0].invoice.open_amount, dec("200.00"));
+
+    // Every customer's segment named: the same accounts.
+    let named = all_accounts(
+        &store,
+        AccountFilter {
+            segments: Some(vec!["key_accounts".into(), "smb".into()]),
+            customer: None,
+        },
+    )
+    .await;
+    let customers: Vec<&str> = named
+        .iter()
+        .map(|a| a.customer.external_id.as_str())
+        .collect();
+    assert_eq!(customers, ["A", "B"]);
+    let key = all_accounts(
+        &store,
+        AccountFilter {
+            segments: Some(vec!["key_accounts".into()]),
+            customer: None,
+        },
+    )
+    .await;
+    assert_eq!(key.len(), 1);
+    assert_eq!(key[0].customer.external_id, "B");
 }
