@@ -29,13 +29,6 @@ impl PostgresStore {
          RETURNING id, idempotency_key, customer_id, kind, step, template, options, currency, amount_minor, attempts, decided_on";
     /// PostgreSQL locks rows as it goes: a plain BEGIN.
     const BEGIN_WRITE: &'static str = "BEGIN";
-    /// A list of ids as one parameter: an array (see [`Self::id_list`]).
-    const IN_IDS: &'static str = "= ANY($1)";
-
-    /// The parameter [`Self::IN_IDS`] reads.
-    fn id_list(ids: &[i64]) -> Vec<i64> {
-        ids.to_vec()
-    }
     const REFRESH_ACTION_STATISTICS: &'static str = "ANALYZE actions (customer_id, status)";
     /// After an import that changed rows. VACUUM as well as ANALYZE: it marks the pages
     /// all-visible, so a tick's reads of the covering index of open invoices stay
@@ -43,6 +36,13 @@ impl PostgresStore {
     /// table, and the first reader would rewrite every page to set its hint bits).
     const REFRESH_STATISTICS: &'static str =
         "VACUUM (ANALYZE) customers, invoices, payments, allocations, promises";
+    /// A list of ids as one parameter: an array (see [`Self::id_list`]).
+    const IN_IDS: &'static str = "= ANY($1)";
+
+    /// The parameter [`Self::IN_IDS`] reads.
+    fn id_list(ids: &[i64]) -> Vec<i64> {
+        ids.to_vec()
+    }
 
     /// Connects to the server the URL names.
     ///

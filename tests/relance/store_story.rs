@@ -690,9 +690,14 @@ async fn upgrade_story(url: &str) {
     store.close().await;
 }
 
-/// Reads every batch of accounts the filter selects.
-async fn all_accounts(store: &Arc<dyn Store>, filter: AccountFilter) -> Vec<Account> {
+/// Reads every batch of accounts of `segments` (all when `None`), one customer a batch:
+/// every statement of a batch runs with one id, and then again.
+async fn all_accounts(store: &Arc<dyn Store>, segments: Option<&[&str]>) -> Vec<Account> {
     use futures_util::StreamExt;
+    let filter = AccountFilter {
+        segments: segments.map(|s| s.iter().map(|s| s.to_string()).collect()),
+        customer: None,
+    };
     let mut out = Vec::new();
     let mut stream = store.accounts(&filter, 1);
     while let Some(batch) = stream.next().await {
@@ -701,28 +706,44 @@ async fn all_accounts(store: &Arc<dyn Store>, filter: AccountFilter) -> Vec<Acco
     out
 }
 
+/// The customers of the accounts, in order.
+fn account_ids(accounts: &[Account]) -> Vec<&str> {
+    accounts
+        .iter()
+        .map(|a| a.customer.external_id.as_str())
+        .collect()
+}
+
 async fn accounts_story(store: Arc<dyn Store>) {
     let now = Utc::now();
     let mut key = customer("B");
     key.segment = "key_accounts".into();
     let mut tx = store.begin().await.unwrap();
-    tx.upsert_customers(&[customer("A"), key, customer("C")])
+    tx.upsert_customers(&[customer("A"), key, customer("C"), customer("D")])
         .await
         .unwrap();
-    let ids = tx.customer_ids(&["A", "B", "C"]).await.unwrap();
+    let ids = tx.customer_ids(&["A", "B", "C", "D"]).await.unwrap();
     tx.upsert_invoices(&[
         (ids["A"], invoice("F-1", "A", "2026-01-31", "1000.00")),
         (ids["A"], invoice("F-2", "A", "2026-02-28", "500.00")),
         (ids["B"], invoice("G-1", "B", "2026-02-15", "200.00")),
         (ids["C"], invoice("H-1", "C", "2026-02-15", "80.00")),
+        (ids["D"], invoice("K-1", "D", "2026-02-15", "90.00")),
     ])
     .await
     .unwrap();
-    // A pays part of its oldest invoice; C pays its only one and 20.00 more.
+    // A pays part of its oldest invoice; C pays its only one; D pays its only one and
+    // 30.00 more, then is invoiced again.
     tx.record_payment(ids["A"], &payment("P1", "A", "400.00", None))
         .await
         .unwrap();
-    tx.record_payment(ids["C"], &payment("P2", "C", "100.00", None))
+    tx.record_payment(ids["C"], &payment("P2", "C", "80.00", None))
+        .await
+        .unwrap();
+    tx.record_payment(ids["D"], &payment("P3", "D", "120.00", None))
+        .await
+        .unwrap();
+    tx.upsert_invoices(&[(ids["D"], invoice("K-2", "D", "2026-03-31", "50.00"))])
         .await
         .unwrap();
     tx.add_promise(
@@ -739,18 +760,13 @@ async fn accounts_story(store: Arc<dyn Store>) {
     .unwrap();
     tx.commit().await.unwrap();
 
-    // One batch per customer: every statement of a batch runs with one id, and then again.
-    let smb = all_accounts(
-        &store,
-        AccountFilter {
-            segments: Some(vec!["smb".into()]),
-            customer: None,
-        },
-    )
-    .await;
-    assert_eq!(smb.len(), 1, "C has nothing open and B is a key account");
+    let smb = all_accounts(&store, Some(&["smb"])).await;
+    assert_eq!(
+        account_ids(&smb),
+        ["A", "D"],
+        "C has nothing open and B is a key account"
+    );
     let a = &smb[0];
-    assert_eq!(a.customer.external_id, "A");
     let numbers: Vec<&str> = a
         .invoices
         .iter()
@@ -767,37 +783,18 @@ async fn accounts_story(store: Arc<dyn Store>) {
     assert_eq!(a.promises.len(), 1);
     assert_eq!(a.promises[0].invoices, vec!["F-2".to_string()]);
     assert!(a.history.is_empty());
+    let d_account = &smb[1];
+    assert_eq!(d_account.unapplied_credit, dec("30.00"));
+    assert!(d_account.promises.is_empty());
 
-    let all = all_accounts(&store, AccountFilter::default()).await;
-    let customers: Vec<&str> = all
-        .iter()
-        .map(|a| a.customer.external_id.as_str())
-        .collect();
-    assert_eq!(customers, ["A", "B"]);
+    let all = all_accounts(&store, None).await;
+    assert_eq!(account_ids(&all), ["A", "B", "D"]);
     assert_eq!(all[1].invoices[0].invoice.open_amount, dec("200.00"));
 
-    // Every customer's segment named: the same accounts.
-    let named = all_accounts(
-        &store,
-        AccountFilter {
-            segments: Some(vec!["key_accounts".into(), "smb".into()]),
-            customer: None,
-        },
-    )
-    .await;
-    let customers: Vec<&str> = named
-        .iter()
-        .map(|a| a.customer.external_id.as_str())
-        .collect();
-    assert_eq!(customers, ["A", "B"]);
-    let key = all_accounts(
-        &store,
-        AccountFilter {
-            segments: Some(vec!["key_accounts".into()]),
-            customer: None,
-        },
-    )
-    .await;
-    assert_eq!(key.len(), 1);
-    assert_eq!(key[0].customer.external_id, "B");
+    // Every customer's segment named (the invoice statement leaves its segment test
+    // out): the same accounts. One segment of two: its customers only.
+    let named = all_accounts(&store, Some(&["key_accounts", "smb"])).await;
+    assert_eq!(account_ids(&named), ["A", "B", "D"]);
+    let key = all_accounts(&store, Some(&["key_accounts"])).await;
+    assert_eq!(account_ids(&key), ["B"]);
 }
