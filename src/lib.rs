@@ -16,6 +16,7 @@
 //! - [`api`]: the HTTP API of `relance serve` (`/v1`, health, metrics).
 //! - [`telemetry`]: logs, human or JSON; [`metrics`]: counters for `/metrics`.
 //! - [`digest`]: SHA-256 in hex, for rule versions, facts, keys and documents.
+//! - [`panics`]: a panic in one unit of work (a customer, a delivery) contained to it.
 //!
 //! Data flows one way: ingest → ledger → (tick) facts → rule → decisions → outbox →
 //! channel → delivery record.
@@ -30,6 +31,7 @@ pub mod domain;
 pub mod import;
 pub mod metrics;
 pub mod outbox;
+pub mod panics;
 pub mod reports;
 pub mod runtime;
 pub mod sample;

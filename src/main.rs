@@ -23,19 +23,7 @@ fn tune_allocator() {
 
 fn main() -> ExitCode {
     tune_allocator();
-    std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown".into());
-        let at = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        eprintln!("relance: internal error: {msg}{at}; this is a bug, please report it");
-    }));
+    relance::panics::install_hook();
     let cli = relance::cli::Cli::parse();
     // A command whose output is piped into `head` stops quietly when the reader goes
     // away, as Unix tools do. The service keeps ignoring SIGPIPE: a peer closing a

@@ -71,6 +71,12 @@ pub struct Metrics {
     delivery_duration: Mutex<BTreeMap<String, Histogram>>,
     http_requests: Mutex<BTreeMap<u16, u64>>,
     leader: AtomicBool,
+    /// Whether each transport's last delivery attempt reached it.
+    transports: Mutex<BTreeMap<String, bool>>,
+    /// Rule files refused at reload, by segment.
+    rule_reload_failures: Mutex<BTreeMap<String, u64>>,
+    /// Whether each segment's rule file differs from the version running.
+    rule_script_stale: Mutex<BTreeMap<String, bool>>,
 }
 
 /// The metrics of this process.
@@ -85,6 +91,9 @@ pub fn global() -> &'static Metrics {
         delivery_duration: Mutex::new(BTreeMap::new()),
         http_requests: Mutex::new(BTreeMap::new()),
         leader: AtomicBool::new(false),
+        transports: Mutex::new(BTreeMap::new()),
+        rule_reload_failures: Mutex::new(BTreeMap::new()),
+        rule_script_stale: Mutex::new(BTreeMap::new()),
     })
 }
 
@@ -131,6 +140,31 @@ impl Metrics {
     pub fn http_request(&self, status: u16) {
         if let Ok(mut r) = self.http_requests.lock() {
             *r.entry(status).or_default() += 1;
+        }
+    }
+
+    /// A delivery through `channel` reached its transport (`up`) or not; returns whether
+    /// the transport was failing before.
+    pub fn transport(&self, channel: &str, up: bool) -> bool {
+        self.transports
+            .lock()
+            .map(|mut t| t.insert(channel.to_string(), up) == Some(false))
+            .unwrap_or(false)
+    }
+
+    /// The rule file of `segment` was refused at reload (it does not compile, is empty,
+    /// unreadable, not UTF-8, or was deleted).
+    pub fn rule_reload_failed(&self, segment: &str) {
+        if let Ok(mut f) = self.rule_reload_failures.lock() {
+            *f.entry(segment.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Whether the rule file of `segment` differs from the version running (a refused
+    /// file), or matches it again.
+    pub fn set_rule_script_stale(&self, segment: &str, stale: bool) {
+        if let Ok(mut s) = self.rule_script_stale.lock() {
+            s.insert(segment.to_string(), stale);
         }
     }
 
@@ -193,6 +227,33 @@ impl Metrics {
             }
         }
         let _ = writeln!(out, "# HELP relance_scheduler_leader 1 when this instance schedules the ticks.\n# TYPE relance_scheduler_leader gauge\nrelance_scheduler_leader {}", u8::from(self.is_leader()));
+        let _ = writeln!(out, "# HELP relance_transport_up 0 while a transport's deliveries fail for temporary reasons (network, timeouts, 5xx), 1 once one goes through again.\n# TYPE relance_transport_up gauge");
+        if let Ok(t) = self.transports.lock() {
+            for (channel, up) in t.iter() {
+                let _ = writeln!(out, "relance_transport_up{{channel=\"{}\"}} {}", label(channel), u8::from(*up));
+            }
+        }
+        let _ = writeln!(out, "# HELP relance_rule_reload_failures_total Rule files refused at reload (not compiling, empty, unreadable, not UTF-8, deleted), by segment; each refused version counts once.\n# TYPE relance_rule_reload_failures_total counter");
+        if let Ok(f) = self.rule_reload_failures.lock() {
+            for (segment, n) in f.iter() {
+                let _ = writeln!(
+                    out,
+                    "relance_rule_reload_failures_total{{segment=\"{}\"}} {n}",
+                    label(segment)
+                );
+            }
+        }
+        let _ = writeln!(out, "# HELP relance_rule_script_stale 1 while a segment's rule file is refused and differs from the version running.\n# TYPE relance_rule_script_stale gauge");
+        if let Ok(s) = self.rule_script_stale.lock() {
+            for (segment, stale) in s.iter() {
+                let _ = writeln!(
+                    out,
+                    "relance_rule_script_stale{{segment=\"{}\"}} {}",
+                    label(segment),
+                    u8::from(*stale)
+                );
+            }
+        }
     }
 }
 

@@ -103,6 +103,12 @@ async fn scheduler(
 ) -> Result<(), StoreError> {
     let tz = config.timezone;
     let now = Utc::now();
+    // Only one instance schedules at a time: scheduled ticks another instance left
+    // running were cut short when it stopped (or lost the role).
+    let abandoned = store.abandon_ticks(&instance, now).await?;
+    if abandoned > 0 {
+        tracing::warn!(ticks = abandoned, "ticks left running by an instance that stopped are marked failed (abandoned); their segments catch up now");
+    }
     // Segments catching up the same slot tick together, in one pass.
     let mut first_start = Vec::new();
     let mut missed: std::collections::BTreeMap<DateTime<Utc>, Vec<String>> = Default::default();
@@ -259,13 +265,24 @@ async fn reloader(registry: Arc<RuleRegistry>, every: Duration, cancel: Cancella
         };
         #[cfg(not(unix))]
         let hup_fut = std::future::pending::<()>();
-        tokio::select! {
+        let asked = tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-            _ = hup_fut => tracing::info!("SIGHUP: reloading rule scripts"),
+            _ = tokio::time::sleep(every) => false,
+            _ = hup_fut => {
+                tracing::info!("SIGHUP: reloading rule scripts");
+                true
+            }
+        };
+        // Each refused file (not compiling, empty, unreadable, not UTF-8, deleted) is
+        // logged by the registry once per version, and counted; the previous version
+        // keeps running.
+        let report = registry.reload();
+        if asked {
+            // An operator asked: say again what is still refused.
+            for e in &report.rejected {
+                tracing::warn!(segment = %e.segment, file = %e.diagnostic.file, reason = %e.diagnostic.short(), "rule script still refused; the previous version keeps running");
+            }
         }
-        // Errors are logged by the registry; the previous versions keep running.
-        let _ = registry.reload();
     }
 }
 

@@ -1,6 +1,16 @@
 //! Logs: human-readable by default, one JSON object per line for services.
 //! Always on stderr, so command output on stdout stays clean.
+//!
+//! Values logged come from outside too (invoice numbers, reasons, token names): in the
+//! human format their control characters are escaped (`\n`, `\r`, `\t`, `\u{1b}`...),
+//! so one event is always one line and no value can forge another. JSON escapes them
+//! by itself.
 
+use std::fmt;
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::{FormatFields, Writer};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -25,11 +35,106 @@ pub fn init(format: LogFormat, default_level: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
     let _ = match format {
-        LogFormat::Human => builder.with_target(false).try_init(),
+        LogFormat::Human => builder
+            .fmt_fields(EscapedFields)
+            .with_target(false)
+            .try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .try_init(),
     };
+}
+
+/// Formats an event's or a span's fields as `name=value`, the message first, with the
+/// control characters of every value (and of the message) escaped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EscapedFields;
+
+impl<'w> FormatFields<'w> for EscapedFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut v = EscapingVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut v);
+        v.result
+    }
+}
+
+struct EscapingVisitor<'w> {
+    writer: Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl EscapingVisitor<'_> {
+    fn write(&mut self, field: &Field, value: &str) {
+        if self.result.is_err() || field.name().starts_with("log.") {
+            return;
+        }
+        let sep = if self.first { "" } else { " " };
+        self.first = false;
+        let escaped = escape_control(value);
+        self.result = if field.name() == "message" {
+            write!(self.writer, "{sep}{escaped}")
+        } else if self.writer.has_ansi_escapes() {
+            write!(self.writer, "{sep}\x1b[3m{}\x1b[0m={escaped}", field.name())
+        } else {
+            write!(self.writer, "{sep}{}={escaped}", field.name())
+        };
+    }
+}
+
+impl Visit for EscapingVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.write(field, value);
+        } else {
+            // Quoted, as the default format does for strings.
+            self.write(field, &format!("{value:?}"));
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.write(field, &value.to_string());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.write(field, &format!("{value:?}"));
+    }
+}
+
+/// `text` with its control characters escaped: `\n`, `\r`, `\t`, others as `\u{..}`.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_control("plain"), "plain");
+        assert_eq!(
+            escape_control("a\nINFO forged\r\t\u{1b}[2J\0"),
+            "a\\nINFO forged\\r\\t\\u{1b}[2J\\u{0}"
+        );
+    }
 }

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{required_text, typed, Caller, JsonBody, QueryParams};
+use super::extract::{key, optional_text, required_text, typed, Caller, JsonBody, QueryParams};
 use super::{json, path_id, AppState};
 use crate::scripting::{pipeline, Evaluator, Limits};
 use crate::store::tasks::{CallOutcome, TaskFilter};
@@ -75,7 +75,7 @@ pub(super) async fn actions(
         }
     }
     let filter = ActionFilter {
-        customer: q.get("customer").map(str::to_string),
+        customer: q.key("customer")?,
         kind: q.parse("kind", str::parse)?,
         status: q.parse("status", str::parse)?,
         since: from.map(|d| start_of(&state, d)),
@@ -208,11 +208,19 @@ pub(super) async fn tasks(
         "open" | "done" => Ok(v.to_string()),
         _ => Err(format!("'{v}' is not open or done")),
     })?;
+    let assignee = q
+        .get("assignee")
+        .map(|a| {
+            crate::domain::ids::check_text(a, crate::domain::ids::TextKind::Name)
+                .map(|()| a.to_string())
+                .map_err(|e| ApiError::invalid("assignee", e.0))
+        })
+        .transpose()?;
     let filter = TaskFilter {
-        assignee: q.get("assignee").map(str::to_string),
+        assignee,
         status,
         due_by: q.parse("due_by", date)?,
-        customer: q.get("customer").map(str::to_string),
+        customer: q.key("customer")?,
         limit: limit(&q)?,
     };
     let tasks = state.store.call_tasks(&filter).await?;
@@ -253,14 +261,19 @@ pub(super) async fn complete_task(
     if b.amount.is_some_and(|a| a <= Decimal::ZERO) {
         return Err(ApiError::invalid("amount", "must be positive"));
     }
+    for (i, n) in b.invoices.iter().enumerate() {
+        key(&format!("invoices[{i}]"), n)?;
+    }
+    let note = optional_text("note", b.note.as_deref())?;
+    let dispute_reason = optional_text("dispute_reason", b.dispute_reason.as_deref())?;
     let c = crate::tasks::TaskCompletion {
         outcome,
-        note: b.note,
+        note,
         by: caller.token.name.clone(),
         promise_date: b.promise_date,
         amount: b.amount,
         invoices: b.invoices,
-        dispute_reason: b.dispute_reason,
+        dispute_reason,
     };
     let task = crate::tasks::complete(&state.store, id, &c, Utc::now()).await?;
     Ok(json(StatusCode::OK, &task))
@@ -275,6 +288,7 @@ pub(super) async fn dry_run(
     caller.require(Scope::Read)?;
     let q = q.only(&["as_of"])?;
     let as_of = q.parse("as_of", date)?;
+    let customer = key("external_id", &customer)?;
     if state.store.customer(&customer).await?.is_none() {
         return Err(ApiError::not_found(format!(
             "no customer with external id '{customer}'"
@@ -285,7 +299,7 @@ pub(super) async fn dry_run(
     let make: Arc<dyn Fn() -> Evaluator + Send + Sync> =
         Arc::new(move || Evaluator::new(&cfg, Limits::default()));
     let mut decisions = Vec::new();
-    pipeline::run(
+    let stats = pipeline::run(
         state.store.clone(),
         AccountFilter {
             segments: None,
@@ -308,6 +322,9 @@ pub(super) async fn dry_run(
         },
     )
     .await?;
+    if let Some(why) = stats.unaccounted() {
+        return Err(ApiError::internal(why));
+    }
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "customer": customer, "as_of": as_of, "decisions": decisions }),

@@ -9,6 +9,7 @@ use axum::http::{header, request::Parts, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, ApiResult};
+use crate::domain::ids::{check_text, TextKind};
 use super::AppState;
 use crate::store::tokens::{ApiToken, Scope};
 
@@ -120,9 +121,23 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-/// Deserialises a typed body; a wrong type, a missing or unknown field is a 422 naming
-/// the field.
+/// Deserialises a typed body; a wrong type, a missing or unknown field, or an explicit
+/// `null` (an optional field is left out, not null) is a 422 naming the field.
 pub fn typed<T: DeserializeOwned>(value: serde_json::Value) -> ApiResult<T> {
+    if let serde_json::Value::Object(map) = &value {
+        let mut nulls: Vec<&String> = map
+            .iter()
+            .filter(|(_, v)| v.is_null())
+            .map(|(k, _)| k)
+            .collect();
+        nulls.sort();
+        if let Some(k) = nulls.first() {
+            return Err(ApiError::invalid(
+                k.as_str(),
+                "must not be null (leave an optional field out)",
+            ));
+        }
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." {
@@ -138,7 +153,8 @@ pub fn typed<T: DeserializeOwned>(value: serde_json::Value) -> ApiResult<T> {
 pub struct QueryParams(pub HashMap<String, String>);
 
 impl QueryParams {
-    /// Fails with 422 naming a parameter the endpoint does not know.
+    /// Fails with 422 naming a parameter the endpoint does not know, or one given
+    /// empty (`as_of=`) or with control characters.
     pub fn only(self, known: &[&str]) -> ApiResult<QueryParams> {
         let mut unknown: Vec<&String> = self
             .0
@@ -155,7 +171,35 @@ impl QueryParams {
                 ),
             ));
         }
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        for k in names {
+            let v = &self.0[k];
+            if v.trim().is_empty() {
+                return Err(ApiError::invalid(
+                    k.as_str(),
+                    "must not be empty (leave the parameter out)",
+                ));
+            }
+            check_text(v, TextKind::Text).map_err(|e| ApiError::invalid(k.as_str(), e.0))?;
+        }
         Ok(self)
+    }
+
+    /// A boolean parameter, `true` or `false`; `false` when absent.
+    pub fn flag(&self, name: &str) -> ApiResult<bool> {
+        Ok(self
+            .parse(name, |v| match v {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(format!("'{v}' is not true or false")),
+            })?
+            .unwrap_or(false))
+    }
+
+    /// An identifier parameter (a customer's external id), checked as identifiers are.
+    pub fn key(&self, name: &str) -> ApiResult<Option<String>> {
+        self.get(name).map(|v| key(name, v)).transpose()
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -226,11 +270,29 @@ fn serde_urlencoded_pairs(q: &str) -> ApiResult<Vec<(String, String)>> {
         .collect()
 }
 
-/// A required free-text field (a reason): trimmed, and refused when empty.
+/// A required free-text field (a reason): trimmed, refused when empty, with control
+/// characters or longer than free text may be.
 pub(crate) fn required_text(field: &str, value: &str) -> ApiResult<String> {
     let v = value.trim();
     if v.is_empty() {
         return Err(ApiError::invalid(field, "must not be empty"));
     }
+    check_text(v, TextKind::Text).map_err(|e| ApiError::invalid(field, e.0))?;
     Ok(v.to_string())
+}
+
+/// An optional free-text field (a note): as [`required_text`] when given.
+pub(crate) fn optional_text(field: &str, value: Option<&str>) -> ApiResult<Option<String>> {
+    value.map(|v| required_text(field, v)).transpose()
+}
+
+/// An identifier (a customer's external id, an invoice number) in a path, a query or
+/// a body: not empty, no control characters, at most 64 characters. Refused with a 422
+/// naming `field`.
+pub(crate) fn key(field: &str, value: &str) -> ApiResult<String> {
+    if value.trim().is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    check_text(value, TextKind::Id).map_err(|e| ApiError::invalid(field, e.0))?;
+    Ok(value.to_string())
 }

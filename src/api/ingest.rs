@@ -11,9 +11,9 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult, FieldProblem};
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, QueryParams};
 use super::{json, AppState};
-use crate::import::{import_records, BatchError, ImportKind};
+use crate::import::{import_records, BatchError, ImportKind, ImportOptions};
 use crate::store::tokens::Scope;
 
 /// The text of one field, as the CSV import would read it: strings as they are,
@@ -98,24 +98,32 @@ fn item_path(single: bool, i: u64, field: Option<&str>) -> String {
     }
 }
 
+/// What the query of an ingestion request asks: `allow_customer_change=true` (invoices
+/// only) lets an invoice move to another customer.
+fn ingest_options(state: &AppState, kind: ImportKind, q: QueryParams) -> ApiResult<ImportOptions> {
+    let known: &[&str] = if kind == ImportKind::Invoices {
+        &["allow_customer_change"]
+    } else {
+        &[]
+    };
+    let q = q.only(known)?;
+    Ok(ImportOptions {
+        allow_customer_change: q.flag("allow_customer_change")?,
+        ..state.import.clone()
+    })
+}
+
 async fn ingest(
     state: &AppState,
     kind: ImportKind,
     items: Vec<HashMap<String, String>>,
     single: bool,
     body: &[u8],
+    opts: &ImportOptions,
 ) -> ApiResult<Response> {
     let sha = crate::digest::sha256_hex(body);
     let source = format!("api:{}", if single { "item" } else { "batch" });
-    match import_records(
-        state.store.as_ref(),
-        kind,
-        &items,
-        &state.import,
-        &source,
-        &sha,
-    )
-    .await
+    match import_records(state.store.as_ref(), kind, &items, opts, &source, &sha).await
     {
         Ok(report) => Ok(json(StatusCode::OK, &report)),
         Err(BatchError::Rejected(errors)) => {
@@ -141,10 +149,12 @@ async fn ingest(
 async fn batch(
     state: AppState,
     caller: Caller,
+    q: QueryParams,
     body: JsonBody,
     kind: ImportKind,
 ) -> ApiResult<Response> {
     caller.require(Scope::Ingest)?;
+    let opts = ingest_options(&state, kind, q)?;
     let Value::Object(mut root) = body.value else {
         return Err(ApiError::invalid(
             "body",
@@ -190,19 +200,20 @@ async fn batch(
             problems,
         ));
     }
-    ingest(&state, kind, records, false, &body.bytes).await
+    ingest(&state, kind, records, false, &body.bytes, &opts).await
 }
 
 /// One item, keyed by the path: the body may repeat the key, not contradict it.
 async fn single(
     state: AppState,
     caller: Caller,
+    q: QueryParams,
     body: JsonBody,
     kind: ImportKind,
-    key_field: &str,
-    key: String,
+    (key_field, key): (&str, String),
 ) -> ApiResult<Response> {
     caller.require(Scope::Ingest)?;
+    let opts = ingest_options(&state, kind, q)?;
     let mut fields = item_fields("", &body.value)
         .map_err(|p| ApiError::invalid_fields("the item is invalid; nothing was written", p))?;
     match fields.get(key_field) {
@@ -216,22 +227,23 @@ async fn single(
             fields.insert(key_field.to_string(), key);
         }
     }
-    ingest(&state, kind, vec![fields], true, &body.bytes).await
+    ingest(&state, kind, vec![fields], true, &body.bytes, &opts).await
 }
 
 pub(super) async fn put_customer(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
+    q: QueryParams,
     body: JsonBody,
 ) -> ApiResult<Response> {
     single(
         state,
         caller,
+        q,
         body,
         ImportKind::Customers,
-        "external_id",
-        id,
+        ("external_id", id),
     )
     .await
 }
@@ -239,41 +251,54 @@ pub(super) async fn put_customer(
 pub(super) async fn customers_batch(
     State(state): State<AppState>,
     caller: Caller,
+    q: QueryParams,
     body: JsonBody,
 ) -> ApiResult<Response> {
-    batch(state, caller, body, ImportKind::Customers).await
+    batch(state, caller, q, body, ImportKind::Customers).await
 }
 
 pub(super) async fn put_invoice(
     State(state): State<AppState>,
     Path(number): Path<String>,
     caller: Caller,
+    q: QueryParams,
     body: JsonBody,
 ) -> ApiResult<Response> {
-    single(state, caller, body, ImportKind::Invoices, "number", number).await
+    single(
+        state,
+        caller,
+        q,
+        body,
+        ImportKind::Invoices,
+        ("number", number),
+    )
+    .await
 }
 
 pub(super) async fn invoices_batch(
     State(state): State<AppState>,
     caller: Caller,
+    q: QueryParams,
     body: JsonBody,
 ) -> ApiResult<Response> {
-    batch(state, caller, body, ImportKind::Invoices).await
+    batch(state, caller, q, body, ImportKind::Invoices).await
 }
 
 pub(super) async fn put_payment(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
+    q: QueryParams,
     body: JsonBody,
 ) -> ApiResult<Response> {
-    single(state, caller, body, ImportKind::Payments, "id", id).await
+    single(state, caller, q, body, ImportKind::Payments, ("id", id)).await
 }
 
 pub(super) async fn payments_batch(
     State(state): State<AppState>,
     caller: Caller,
+    q: QueryParams,
     body: JsonBody,
 ) -> ApiResult<Response> {
-    batch(state, caller, body, ImportKind::Payments).await
+    batch(state, caller, q, body, ImportKind::Payments).await
 }

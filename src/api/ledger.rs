@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{required_text, typed, Caller, JsonBody};
+use super::extract::{key, optional_text, required_text, typed, Caller, JsonBody};
 use super::{json, AppState};
 use crate::domain::{Dispute, InvoiceStatus, Pause};
 use crate::store::tasks::TaskFilter;
@@ -25,6 +25,7 @@ pub(super) async fn customer_view(
     caller: Caller,
 ) -> ApiResult<Response> {
     caller.require(Scope::Read)?;
+    let id = key("external_id", &id)?;
     let store = &state.store;
     let Some(customer) = store.customer(&id).await? else {
         return Err(ApiError::not_found(format!(
@@ -94,6 +95,7 @@ pub(super) async fn invoice(
     caller: Caller,
 ) -> ApiResult<Response> {
     caller.require(Scope::Read)?;
+    let number = key("number", &number)?;
     match state.store.invoice(&number).await? {
         Some(i) => Ok(json(StatusCode::OK, &i)),
         None => Err(ApiError::not_found(format!(
@@ -139,6 +141,11 @@ async fn apply(
     key: String,
     change: Change,
 ) -> ApiResult<Response> {
+    let field = match change {
+        Change::CustomerPause(_) => "external_id",
+        Change::InvoicePause(_) | Change::Dispute(_) => "number",
+    };
+    let key = super::extract::key(field, &key)?;
     let mut tx = state.store.begin().await?;
     match &change {
         Change::CustomerPause(p) => tx.set_customer_pause(&key, p.as_ref()).await?,
@@ -264,6 +271,11 @@ pub(super) async fn add_promise(
 ) -> ApiResult<Response> {
     caller.require(Scope::Collect)?;
     let b: PromiseBody = typed(body.value)?;
+    key("customer", &b.customer)?;
+    for (i, n) in b.invoices.iter().enumerate() {
+        key(&format!("invoices[{i}]"), n)?;
+    }
+    let note = optional_text("note", b.note.as_deref())?;
     if b.amount <= Decimal::ZERO {
         return Err(ApiError::invalid("amount", "must be positive"));
     }
@@ -301,9 +313,7 @@ pub(super) async fn add_promise(
         promised_date: b.promised_date,
         amount: b.amount,
         invoices: b.invoices,
-        note: b
-            .note
-            .or_else(|| Some(format!("recorded through the API by {}", caller.token.name))),
+        note: note.or_else(|| Some(format!("recorded through the API by {}", caller.token.name))),
     };
     let mut tx = state.store.begin().await?;
     let id = tx.add_promise(&promise, chrono::Utc::now()).await?;

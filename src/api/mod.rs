@@ -11,6 +11,7 @@ pub mod extract;
 mod ingest;
 mod ledger;
 mod ops;
+mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ use crate::scripting::RuleRegistry;
 use crate::store::Store;
 
 pub use error::{ApiError, ApiResult};
+pub use server::HEADER_READ_TIMEOUT;
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
@@ -178,7 +180,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The router: the routes, JSON answers for unknown paths and methods, the body size
-/// limit, the request timeout and the request counter.
+/// limit, the request timeout, the request counter, and a JSON body on every error.
 pub fn router(state: AppState) -> Router {
     let mut router: Router<AppState> = Router::new();
     let mut by_path: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();
@@ -208,7 +210,51 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             answer_within(timeout, req, next)
         }))
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// Gives every error answer the API's JSON body: those the handlers make already have
+/// it; the extractors' own rejections (a path segment that is not UTF-8 once decoded,
+/// for instance) are plain text, turned here into the same status with a JSON error.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+    let code = match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "timeout",
+        409 => "conflict",
+        413 => "payload_too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        422 => "invalid_field",
+        431 => "headers_too_large",
+        503 => "unavailable",
+        s if s >= 500 => "internal",
+        _ => "bad_request",
+    };
+    ApiError::new(status, code, text).into_response()
 }
 
 /// Answers 503 when a request takes longer than `timeout`, and counts answers.
@@ -238,9 +284,7 @@ pub async fn serve(
     state: AppState,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
+    server::serve(listener, router(state), cancel, HEADER_READ_TIMEOUT).await
 }
 
 /// Parses an id in a path, naming it on error.

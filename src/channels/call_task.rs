@@ -51,7 +51,7 @@ impl CallTaskChannel {
             .get("due_in_days")
             .and_then(|v| v.as_i64())
             .unwrap_or(self.config.due_in_days)
-            .max(0);
+            .clamp(0, 365);
         let mut due = a.decided_on.max(Utc::now().date_naive()) + Duration::days(days);
         while !self.calendar.is_business_day(due) {
             due += Duration::days(1);

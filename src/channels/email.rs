@@ -388,6 +388,7 @@ impl EmailChannel {
                 ),
                 retry_after: None,
             })??;
+        super::transmitting("email").await?;
         let sent = tokio::time::timeout(smtp.timeout, conn.send(&envelope, &bytes)).await;
         match sent {
             Ok(Ok(_)) => {

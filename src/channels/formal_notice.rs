@@ -228,8 +228,13 @@ impl FormalNoticeChannel {
         for (name, value) in &cfg.headers {
             req = req.header(name.as_str(), value.expose());
         }
+        super::transmitting("registered_mail").await?;
         let response = req.send().await.map_err(|e| DeliveryError::Temporary {
-            message: format!("POST {}: {}", cfg.url, super::describe_reqwest(&e)),
+            message: format!(
+                "POST {}: {}",
+                crate::config::redact_url(&cfg.url),
+                super::describe_reqwest(&e)
+            ),
             retry_after: None,
         })?;
         let status = response.status().as_u16();

@@ -269,6 +269,13 @@ impl Channel for InsurerChannel {
     }
 
     async fn deliver(&self, a: &ClaimedAction) -> Result<Delivered, DeliveryError> {
+        self.hand_over(a).await.map_err(super::redacted)
+    }
+}
+
+impl InsurerChannel {
+    /// Posts (or writes to the outbox) the handover of `a`.
+    async fn hand_over(&self, a: &ClaimedAction) -> Result<Delivered, DeliveryError> {
         let insurer = self.insurer(a)?;
         if let Some(state) = self
             .store
@@ -340,13 +347,15 @@ impl Channel for InsurerChannel {
             endpoint.timeout,
         )
         .await?;
+        // The endpoint's URL as it may be logged, stored and shown: without credentials.
+        let shown_url = crate::config::redact_url(&endpoint.url);
         if response.status == 410 {
-            let reason = format!("{} answered 410 Gone", endpoint.url);
+            let reason = format!("{shown_url} answered 410 Gone");
             self.store
                 .set_endpoint_state(&insurer.key, Some(&reason), chrono::Utc::now())
                 .await
                 .map_err(temp)?;
-            tracing::error!(alert = "insurer_endpoint_disabled", insurer = %insurer.key, url = %endpoint.url, "ALERT: insurer endpoint answered 410 Gone: disabled, handovers to it are blocked until `relance insurers enable {}`", insurer.key);
+            tracing::error!(alert = "insurer_endpoint_disabled", insurer = %insurer.key, url = %shown_url, "ALERT: insurer endpoint answered 410 Gone: disabled, handovers to it are blocked until `relance insurers enable {}`", insurer.key);
             return Err(DeliveryError::DeadLetter {
                 message: format!("{reason}: endpoint disabled"),
             });

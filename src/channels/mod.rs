@@ -70,8 +70,14 @@ pub(crate) fn http_error(
     body: &str,
     retry_after: Option<Duration>,
 ) -> DeliveryError {
+    // The URL and the response may carry credentials (user-info, `?api_key=`): the
+    // message goes to the logs, the action log and the API, so they are redacted.
     let excerpt: String = body.chars().take(300).collect();
-    let message = format!("{url} answered {status}: {}", excerpt.trim());
+    let message = format!(
+        "{} answered {status}: {}",
+        crate::config::redact_url(url),
+        crate::config::redact_text(excerpt.trim())
+    );
     if status == 408 || status == 425 || status == 429 || status >= 500 {
         DeliveryError::Temporary {
             message,
@@ -116,7 +122,7 @@ pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
     if detail.is_empty() {
         kind.to_string()
     } else {
-        format!("{kind}: {detail}")
+        format!("{kind}: {}", crate::config::redact_text(&detail))
     }
 }
 
@@ -134,6 +140,47 @@ pub trait Channel: Send + Sync {
     fn retry_policy(&self) -> Option<crate::outbox::RetryPolicy> {
         None
     }
+}
+
+/// Where a delivery records that its request is about to be written to the network
+/// (see [`transmitting`]).
+#[async_trait]
+pub trait TransmitLog: Send + Sync {
+    /// Records that `part` of the action being delivered is about to leave.
+    ///
+    /// # Errors
+    /// The record could not be written: the request must not be sent.
+    async fn transmitting(&self, part: &str) -> Result<(), String>;
+}
+
+tokio::task_local! {
+    static TRANSMIT_LOG: Arc<dyn TransmitLog>;
+}
+
+/// Runs a delivery with `log` receiving its [`transmitting`] records.
+pub async fn with_transmit_log<F: std::future::Future>(
+    log: Arc<dyn TransmitLog>,
+    delivery: F,
+) -> F::Output {
+    TRANSMIT_LOG.scope(log, delivery).await
+}
+
+/// Called by a channel just before it writes a request to the network: an interrupted
+/// send with no such record provably never left, and can be sent again even where an
+/// interrupted send is otherwise held for an operator.
+///
+/// # Errors
+/// A temporary delivery error when the record cannot be written (nothing was sent).
+pub(crate) async fn transmitting(part: &str) -> Result<(), DeliveryError> {
+    let Ok(log) = TRANSMIT_LOG.try_with(Arc::clone) else {
+        return Ok(());
+    };
+    log.transmitting(part)
+        .await
+        .map_err(|e| DeliveryError::Temporary {
+            message: format!("cannot record the send before it leaves: {e}"),
+            retry_after: None,
+        })
 }
 
 /// A channel whose interrupted sends are treated as configured rather than as the
@@ -201,5 +248,29 @@ impl Channels {
             .filter(|(_, c)| c.on_interrupted() == OnInterrupted::Hold)
             .map(|(k, _)| *k)
             .collect()
+    }
+}
+
+/// The same error with any URL in its text redacted ([`crate::config::redact_text`]):
+/// user-info and secret query parameters never reach the logs, the action log or the API.
+pub(crate) fn redacted(e: DeliveryError) -> DeliveryError {
+    use crate::config::redact_text;
+    match e {
+        DeliveryError::Temporary {
+            message,
+            retry_after,
+        } => DeliveryError::Temporary {
+            message: redact_text(&message),
+            retry_after,
+        },
+        DeliveryError::Permanent { message } => DeliveryError::Permanent {
+            message: redact_text(&message),
+        },
+        DeliveryError::Blocked { reason } => DeliveryError::Blocked {
+            reason: redact_text(&reason),
+        },
+        DeliveryError::DeadLetter { message } => DeliveryError::DeadLetter {
+            message: redact_text(&message),
+        },
     }
 }

@@ -74,6 +74,7 @@ impl SmsChannel {
         request: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<serde_json::Value, DeliveryError> {
+        super::transmitting("sms").await?;
         let response = request
             .timeout(self.config.timeout)
             .send()

@@ -74,6 +74,7 @@ pub async fn post_raw(
     body: &[u8],
     timeout: Duration,
 ) -> Result<Response, DeliveryError> {
+    super::transmitting("webhook").await?;
     let timestamp = chrono::Utc::now().timestamp();
     let response = client
         .post(url)
@@ -86,7 +87,11 @@ pub async fn post_raw(
         .send()
         .await
         .map_err(|e| DeliveryError::Temporary {
-            message: format!("POST {url}: {}", super::describe_reqwest(&e)),
+            message: format!(
+                "POST {}: {}",
+                crate::config::redact_url(url),
+                super::describe_reqwest(&e)
+            ),
             retry_after: None,
         })?;
     let status = response.status().as_u16();

@@ -105,7 +105,12 @@ writes the planned actions to the action log (nothing is sent: `relance dispatch
 
 Examples:
   relance tick
-  relance tick --segment smb --as-of 2026-12-01";
+  relance tick --segment smb --as-of 2026-12-01
+
+Exit codes: 0 every customer evaluated without error; 4 a rule failed for some customers
+(they were not dunned; the others were, and each error is in the action log with status
+error); 1 the tick could not evaluate every customer it read (recorded as failed, with
+the reason); 3 invalid configuration.";
 
 pub(super) const DISPATCH_HELP: &str = "\
 Delivers the planned actions that are due through their channels, until none is left
@@ -263,15 +268,22 @@ pub(super) async fn tick(cli: &Cli, args: &TickArgs) -> Result<u8, CliError> {
                 r.segment, r.customers, r.planned, r.duplicates, r.already_done, r.blocked, r.errors
             );
         }
+        if let Some(why) = reports.iter().find_map(|r| r.failure.as_ref()) {
+            eprintln!("error: tick failed: {why}");
+        }
     }
     if args.format == OutputFormat::Json {
         println!("{}", serde_json::to_string(&reports).unwrap_or_default());
     }
     store.close().await;
-    Ok(if errors.is_empty() {
-        exit::OK
-    } else {
+    // A customer not evaluated is a failure; a customer whose rule failed was not dunned:
+    // both must reach whoever runs the tick.
+    Ok(if reports.iter().any(|r| r.failure.is_some()) {
+        exit::FAILURE
+    } else if !errors.is_empty() || reports.iter().any(|r| r.errors > 0) {
         exit::REJECTED
+    } else {
+        exit::OK
     })
 }
 
@@ -524,8 +536,8 @@ pub(super) async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<u8, CliEr
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Dispatch workers
-    #[arg(long, default_value_t = 2)]
+    /// Dispatch workers (1 to 64)
+    #[arg(long, default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub workers: usize,
     /// Seconds given to in-flight work at shutdown
     #[arg(long, default_value_t = 30)]

@@ -3,6 +3,8 @@
 use chrono::Utc;
 use clap::Subcommand;
 
+use crate::config::{redact_text, redact_url};
+
 use super::{exit, load_config, open_store, Cli, CliError, OutputFormat};
 
 #[derive(Debug, Subcommand)]
@@ -60,10 +62,10 @@ pub(super) async fn insurers(cli: &Cli, cmd: &InsurersCommand) -> Result<u8, Cli
                         "insurer": i.key,
                         "name": i.name,
                         "policy_number": i.policy_number,
-                        "endpoint": i.endpoint.as_ref().map(|e| e.url.clone()),
+                        "endpoint": i.endpoint.as_ref().map(|e| redact_url(&e.url)),
                         "enabled": state.is_none_or(|s| s.disabled_at.is_none()),
                         "disabled_at": state.and_then(|s| s.disabled_at),
-                        "reason": state.and_then(|s| s.reason.clone()),
+                        "reason": state.and_then(|s| s.reason.as_deref().map(redact_text)),
                         "declaration_deadline_days": i.declaration_deadline_days,
                     })
                 })

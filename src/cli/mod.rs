@@ -224,6 +224,10 @@ pub struct ImportArgs {
     /// Write the valid rows and report the invalid ones, instead of rejecting the file
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Invoices: let a row move an existing invoice to another customer, releasing
+    /// the previous customer's payment allocations on it (refused otherwise)
+    #[arg(long)]
+    pub allow_customer_change: bool,
     /// Text encoding of the files
     #[arg(long, value_enum, default_value_t = Encoding::Auto)]
     pub encoding: Encoding,
@@ -501,6 +505,7 @@ async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, CliError> {
             .unwrap_or(crate::domain::CountryCode::FR),
         default_locale: crate::domain::Locale::Fr,
         progress: args.format == OutputFormat::Text,
+        allow_customer_change: args.allow_customer_change,
     };
     let mut code = exit::OK;
     for file in &args.files {

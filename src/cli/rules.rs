@@ -87,7 +87,10 @@ Examples:
 
 JSON lines carry customer, segment, kind, step, template, invoices, amount, currency,
 status (planned, already-done, blocked, error), detail, options, repeat, rule_file
-and rule_hash.";
+and rule_hash.
+
+Exit codes: 0 no rule error; 4 the rule failed for some customers (status error, with
+FILE:LINE:COLUMN in the detail); 1 some customers could not be evaluated at all.";
 
 pub(super) async fn check(cli: &Cli) -> Result<u8, CliError> {
     let config = load_config(cli)?;
@@ -311,5 +314,15 @@ pub(super) async fn simulate(cli: &Cli, args: &SimulateArgs) -> Result<u8, CliEr
         stats.customers, stats.invoices, counts[0], counts[1], counts[2], counts[3]
     );
     store.close().await;
-    Ok(exit::OK)
+    // Customers not evaluated, or whose rule failed, would not be dunned: say so in the
+    // exit code too, so a script running this sees it.
+    if let Some(why) = stats.unaccounted() {
+        eprintln!("error: {why}");
+        return Ok(exit::FAILURE);
+    }
+    Ok(if counts[3] > 0 {
+        exit::REJECTED
+    } else {
+        exit::OK
+    })
 }

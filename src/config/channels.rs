@@ -526,7 +526,10 @@ pub fn build(raw: RawChannels, err: &mut dyn FnMut(&str, String)) -> ChannelsCon
         if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
             err(
                 "channels.formal_notice.registered_mail.url",
-                format!("'{}' is not an http(s) URL", r.url),
+                format!(
+                    "'{}' is not an http(s) URL",
+                    crate::config::redact_url(&r.url)
+                ),
             );
         }
         RegisteredMailConfig {
@@ -563,26 +566,33 @@ pub fn webhook_target(
     default_timeout: u64,
     err: &mut dyn FnMut(&str, String),
 ) -> WebhookTarget {
-    let mut secrets = w.secrets;
-    secrets.extend(w.secret);
-    if secrets.is_empty() {
+    let mut keyed: Vec<(String, &Secret)> = w
+        .secrets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("{path}.secrets[{i}]"), s))
+        .collect();
+    keyed.extend(w.secret.iter().map(|s| (format!("{path}.secret"), s)));
+    if keyed.is_empty() {
         err(
             &format!("{path}.secrets"),
             "at least one signing secret (whsec_...) is needed".into(),
         );
     }
-    for s in &secrets {
-        if crate::channels::webhook::decode_secret(s.expose()).is_err() {
-            err(
-                &format!("{path}.secrets"),
-                "a secret must be 'whsec_' followed by base64".into(),
-            );
+    for (key, s) in &keyed {
+        if let Err(why) = check_webhook_secret(s.expose()) {
+            err(key, why);
         }
     }
+    let mut secrets = w.secrets;
+    secrets.extend(w.secret);
     if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
         err(
             &format!("{path}.url"),
-            format!("'{}' is not an http(s) URL", w.url),
+            format!(
+                "'{}' is not an http(s) URL",
+                crate::config::redact_url(&w.url)
+            ),
         );
     }
     WebhookTarget {
@@ -590,6 +600,31 @@ pub fn webhook_target(
         secrets,
         timeout: Duration::from_secs(w.timeout_seconds.unwrap_or(default_timeout).max(1)),
     }
+}
+
+/// The Standard Webhooks secret format: `whsec_` then the base64 of 24 to 64 bytes. The
+/// message says what is wrong without showing the secret.
+fn check_webhook_secret(secret: &str) -> Result<(), String> {
+    use base64::Engine as _;
+    const FORMAT: &str =
+        "a signing secret is 'whsec_' followed by the base64 of 24 to 64 random bytes (Standard Webhooks)";
+    let Some(b64) = secret.strip_prefix("whsec_") else {
+        return Err(format!(
+            "not a signing secret: it does not start with 'whsec_'; {FORMAT} (the value is not shown)"
+        ));
+    };
+    let Ok(key) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+        return Err(format!(
+            "not a signing secret: what follows 'whsec_' is not base64; {FORMAT} (the value is not shown)"
+        ));
+    };
+    if !(24..=64).contains(&key.len()) {
+        return Err(format!(
+            "not a signing secret: its key is {} bytes long; {FORMAT} (the value is not shown)",
+            key.len()
+        ));
+    }
+    Ok(())
 }
 
 fn pointer(p: &str, path: &str, err: &mut dyn FnMut(&str, String)) {

@@ -15,6 +15,13 @@ pub fn interpolate(
     match value {
         Value::String(s) if s.contains('$') => match expand(s, lookup) {
             Ok(v) => *s = v,
+            // A secret's text is never quoted, even in part.
+            Err(m) if super::secret::is_secret_path(path) && !m.ends_with(" is not set") => {
+                issues.push(Issue::error(
+                    path,
+                    "invalid ${...} reference in this secret (write $${ for a literal ${); the value is not shown",
+                ))
+            }
             Err(m) => issues.push(Issue::error(path, m)),
         },
         Value::Sequence(items) => {
@@ -82,7 +89,7 @@ fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, St
         } else if let Some(inner) = after.strip_prefix("${") {
             let end = inner
                 .find('}')
-                .ok_or_else(|| format!("unterminated ${{ in '{s}'"))?;
+                .ok_or_else(|| "unterminated ${ (write $${ for a literal ${)".to_string())?;
             let expr = &inner[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),

@@ -4,8 +4,9 @@
 
 pub mod channels;
 mod env;
+mod lenient;
 pub mod raw;
-mod secret;
+pub mod secret;
 pub(crate) mod yaml_index;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,7 +19,7 @@ use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
-pub use secret::{DatabaseUrl, Secret};
+pub use secret::{redact_text, redact_url, DatabaseUrl, Secret};
 use yaml_index::YamlIndex;
 
 use crate::domain::{
@@ -300,6 +301,7 @@ impl Config {
         let mut v = Validator {
             issues: Vec::new(),
             warnings: Vec::new(),
+            stand_ins: Vec::new(),
         };
         let config = match serde_yaml::from_str::<Value>(text) {
             Err(e) => {
@@ -354,30 +356,9 @@ fn read(p: &Path) -> Result<String, ConfigErrors> {
 struct Validator {
     issues: Vec<Issue>,
     warnings: Vec<Issue>,
-}
-
-fn path_string(p: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut s = String::new();
-    for seg in p.iter() {
-        match seg {
-            Segment::Seq { index } => s.push_str(&format!("[{index}]")),
-            Segment::Map { key } => {
-                if !s.is_empty() {
-                    s.push('.');
-                }
-                s.push_str(key);
-            }
-            Segment::Enum { variant } => {
-                if !s.is_empty() {
-                    s.push('.');
-                }
-                s.push_str(variant);
-            }
-            Segment::Unknown => {}
-        }
-    }
-    s
+    /// Paths whose value stands in for a bad or missing one (already reported): what
+    /// validation finds under them is not reported.
+    stand_ins: Vec<String>,
 }
 
 impl Validator {
@@ -389,7 +370,9 @@ impl Validator {
         self.warnings.push(Issue::error(path, msg));
     }
 
-    /// Deserialises one section, reporting a type error with its full path.
+    /// Deserialises one section, reporting every type error and unknown key with its
+    /// full path; the section is typed without the bad values so that the rest of it is
+    /// still validated.
     fn section<T: DeserializeOwned>(&mut self, root: &Mapping, name: &str) -> Option<T> {
         let value = root.get(name).cloned().unwrap_or(Value::Null);
         let value = if value.is_null() {
@@ -397,35 +380,12 @@ impl Validator {
         } else {
             value
         };
-        match serde_path_to_error::deserialize::<_, T>(value) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                let inner = e.path().to_string();
-                let mut path = path_string(e.path());
-                let msg = e.into_inner().to_string();
-                // Point unknown fields at their own key, not at their parent.
-                if let Some(field) = msg
-                    .strip_prefix("unknown field `")
-                    .and_then(|m| m.split('`').next())
-                {
-                    let already = path == field || path.ends_with(&format!(".{field}"));
-                    if !already {
-                        path = if path.is_empty() || inner == "." {
-                            field.to_string()
-                        } else {
-                            format!("{path}.{field}")
-                        };
-                    }
-                }
-                let full = if path.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{name}.{path}")
-                };
-                self.err(&full, msg);
-                None
-            }
+        let typed = lenient::deserialize::<T>(name, value);
+        for (path, msg) in typed.issues {
+            self.err(&path, msg);
         }
+        self.stand_ins.extend(typed.stand_ins);
+        typed.value
     }
 
     fn opt<T>(
@@ -475,6 +435,10 @@ impl Validator {
         let insurers = self.section::<raw::RawInsurers>(&root, "insurers");
         let dispatch = self.section::<raw::RawDispatch>(&root, "dispatch");
         let api = self.section::<raw::RawApi>(&root, "api");
+        let raw_channels = self.section::<channels::RawChannels>(&root, "channels");
+        // Problems found from here on under a stand-in value are consequences of one
+        // already reported.
+        let typed = self.issues.len();
 
         let timezone = match root.get("timezone") {
             None | Some(Value::Null) => Some(chrono_tz::Europe::Paris),
@@ -502,36 +466,44 @@ impl Validator {
         let default_currency = company.as_ref().map_or(Currency::EUR, |c| c.currency);
         let late = late.map(|l| self.late_payment(l, default_currency));
         let segments = segments.map(|s| self.segments(s, base_dir, source));
-        let channels = self
-            .section::<channels::RawChannels>(&root, "channels")
-            .map(|raw| {
-                let mut problems = Vec::new();
-                let mut c =
-                    channels::build(raw, &mut |path, msg| problems.push((path.to_string(), msg)));
-                for (path, msg) in problems {
-                    self.err(&path, msg);
-                }
-                c.outbox_dir = base_dir.join(&c.outbox_dir);
-                if let Some(email) = &mut c.email {
-                    if let Some(ca) = &mut email.smtp.ca_file {
-                        *ca = base_dir.join(&*ca);
-                        if !ca.is_file() {
-                            self.err(
-                                "channels.email.smtp.ca_file",
-                                format!("{} does not exist", ca.display()),
-                            );
-                        }
+        let channels = raw_channels.map(|raw| {
+            let mut problems = Vec::new();
+            let mut c =
+                channels::build(raw, &mut |path, msg| problems.push((path.to_string(), msg)));
+            for (path, msg) in problems {
+                self.err(&path, msg);
+            }
+            c.outbox_dir = base_dir.join(&c.outbox_dir);
+            if let Some(email) = &mut c.email {
+                if let Some(ca) = &mut email.smtp.ca_file {
+                    *ca = base_dir.join(&*ca);
+                    if !ca.is_file() {
+                        self.err(
+                            "channels.email.smtp.ca_file",
+                            format!("{} does not exist", ca.display()),
+                        );
                     }
                 }
-                c.templates_dir = base_dir.join(&c.templates_dir);
-                if let channels::DocumentArchive::Directory(d) = &mut c.documents.archive {
-                    *d = base_dir.join(&*d);
-                }
-                c
-            });
+            }
+            c.templates_dir = base_dir.join(&c.templates_dir);
+            if let channels::DocumentArchive::Directory(d) = &mut c.documents.archive {
+                *d = base_dir.join(&*d);
+            }
+            c
+        });
         let insurers = insurers.map(|i| self.insurers(i));
-        let dispatch = dispatch.map(|d| self.dispatch(d));
+        let longest = longest_send(channels.as_ref(), insurers.as_ref());
+        let dispatch = dispatch.map(|d| self.dispatch(d, longest));
         let api = api.map(|a| self.api(a));
+
+        let stand_ins = std::mem::take(&mut self.stand_ins);
+        let consequence = |i: &Issue| stand_ins.iter().any(|s| lenient::under(&i.path, s));
+        let mut n = 0;
+        self.issues.retain(|i| {
+            n += 1;
+            n <= typed || !consequence(i)
+        });
+        self.warnings.retain(|w| !consequence(w));
 
         Some(Config {
             source: source.clone(),
@@ -859,12 +831,34 @@ impl Validator {
         }
     }
 
-    fn dispatch(&mut self, d: raw::RawDispatch) -> DispatchConfig {
+    fn dispatch(&mut self, d: raw::RawDispatch, longest: Option<LongestSend>) -> DispatchConfig {
         use std::time::Duration;
-        let lease = d.lease_seconds.unwrap_or(60);
-        if lease == 0 {
-            self.err("dispatch.lease_seconds", "must be at least 1");
-        }
+        // The lease must outlast the slowest send, or another worker reclaims an action
+        // still being sent and sends it a second time.
+        let needed = longest.as_ref().map(LongestSend::lease_needed);
+        let lease = match d.lease_seconds {
+            Some(0) => {
+                self.err("dispatch.lease_seconds", "must be at least 1");
+                0
+            }
+            Some(lease) => {
+                if let (Some(l), Some(needed)) = (&longest, needed) {
+                    if lease < needed {
+                        self.err(
+                            "dispatch.lease_seconds",
+                            format!(
+                                "{lease} s is shorter than a send may take: {} is {} s, plus a margin of {} s, needs a lease of at least {needed} s; raise lease_seconds to {needed} or lower that timeout",
+                                l.what,
+                                l.seconds,
+                                needed - l.seconds
+                            ),
+                        );
+                    }
+                }
+                lease
+            }
+            None => needed.map_or(60, |n| n.max(60)),
+        };
         let max_attempts = d.max_attempts.unwrap_or(8);
         if !(1..=100).contains(&max_attempts) {
             self.err("dispatch.max_attempts", "must be between 1 and 100");
@@ -1054,6 +1048,72 @@ impl Validator {
         }
         out
     }
+}
+
+/// The longest time one delivery attempt may wait on a transport.
+#[derive(Debug, Clone)]
+struct LongestSend {
+    /// Which timeout, e.g. `the SMTP timeout (channels.email.smtp.timeout_seconds)`.
+    what: String,
+    seconds: u64,
+}
+
+impl LongestSend {
+    /// The timeout plus a margin (20 %, at least 1 s) for rendering and recording the
+    /// outcome.
+    fn lease_needed(&self) -> u64 {
+        self.seconds + self.seconds.div_ceil(5).max(1)
+    }
+}
+
+/// The longest configured channel timeout: SMTP, SMS gateway, registered mail, call
+/// task notifications and insurer endpoints. `None` when every kind goes to the outbox.
+fn longest_send(
+    channels: Option<&channels::ChannelsConfig>,
+    insurers: Option<&BTreeMap<String, Insurer>>,
+) -> Option<LongestSend> {
+    let mut all: Vec<(String, std::time::Duration)> = Vec::new();
+    if let Some(c) = channels {
+        if let Some(e) = &c.email {
+            all.push((
+                "the SMTP timeout (channels.email.smtp.timeout_seconds)".into(),
+                e.smtp.timeout,
+            ));
+        }
+        if let Some(sms) = &c.sms {
+            all.push((
+                "the SMS timeout (channels.sms.timeout_seconds)".into(),
+                sms.timeout,
+            ));
+        }
+        if let Some(r) = &c.formal_notice.registered_mail {
+            all.push((
+                "the registered mail timeout (channels.formal_notice.registered_mail.timeout_seconds)".into(),
+                r.timeout,
+            ));
+        }
+        if let Some(n) = &c.call_tasks.notify {
+            all.push((
+                "the call task notification timeout (channels.call_tasks.notify.timeout_seconds)"
+                    .into(),
+                n.timeout,
+            ));
+        }
+    }
+    for (key, i) in insurers.into_iter().flatten() {
+        if let Some(e) = &i.endpoint {
+            all.push((
+                format!("the endpoint timeout of insurer '{key}' (insurers.{key}.endpoint.timeout_seconds)"),
+                e.timeout,
+            ));
+        }
+    }
+    all.into_iter()
+        .max_by_key(|(_, t)| *t)
+        .map(|(what, t)| LongestSend {
+            what,
+            seconds: t.as_secs(),
+        })
 }
 
 /// A sqlite path relative to the configuration is resolved against its directory.

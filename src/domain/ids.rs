@@ -138,6 +138,26 @@ pub struct CountryCode([u8; 2]);
 impl CountryCode {
     pub const FR: CountryCode = CountryCode(*b"FR");
 
+    /// A code assigned by ISO 3166-1 (the 249 officially assigned alpha-2 codes), as
+    /// imports and the HTTP API require: `ZZ` or `XX` are refused.
+    ///
+    /// # Errors
+    /// When the text is not two letters, or not an assigned code.
+    pub fn parse_assigned(text: &str) -> Result<Self, InvalidValue> {
+        let code = Self::parse(text)?;
+        if ISO_3166_ALPHA2.binary_search(&code.as_str()).is_ok() {
+            Ok(code)
+        } else {
+            Err(InvalidValue(format!(
+                "'{}' is not an assigned ISO 3166-1 alpha-2 country code (e.g. FR, DE, GB)",
+                text.trim()
+            )))
+        }
+    }
+
+    /// Two ASCII letters, upper-cased: the syntax only (values already stored are read
+    /// with it); input is checked with [`Self::parse_assigned`].
+    ///
     /// # Errors
     /// When the text is not two ASCII letters.
     pub fn parse(text: &str) -> Result<Self, InvalidValue> {
@@ -173,6 +193,81 @@ impl From<CountryCode> for String {
     fn from(v: CountryCode) -> String {
         v.as_str().to_string()
     }
+}
+
+/// The officially assigned ISO 3166-1 alpha-2 codes, sorted.
+const ISO_3166_ALPHA2: &[&str] = &[
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
+    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
+    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
+    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
+    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
+    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
+    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
+    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
+    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
+    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
+    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
+    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+];
+
+/// Most characters in an identifier: a customer's external id, an invoice number, a
+/// payment id, and every reference to them.
+pub const MAX_ID_CHARS: usize = 64;
+/// Most characters in a name or a short value: names, address lines, segment,
+/// collector, tags, insurer references.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Most characters in free text: payment references, reasons, notes.
+pub const MAX_TEXT_CHARS: usize = 2000;
+
+/// What a text value is, for its bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// An identifier: at most [`MAX_ID_CHARS`].
+    Id,
+    /// A name or short value: at most [`MAX_NAME_CHARS`].
+    Name,
+    /// Free text: at most [`MAX_TEXT_CHARS`].
+    Text,
+}
+
+impl TextKind {
+    pub fn max_chars(self) -> usize {
+        match self {
+            TextKind::Id => MAX_ID_CHARS,
+            TextKind::Name => MAX_NAME_CHARS,
+            TextKind::Text => MAX_TEXT_CHARS,
+        }
+    }
+}
+
+/// Checks a text value received from outside (imports, the HTTP API): no control
+/// characters (C0, DEL, C1: NUL, ESC, line breaks, tabs...) and at most the kind's
+/// length in characters.
+///
+/// # Errors
+/// Naming the first control character, or the length and the bound.
+pub fn check_text(text: &str, kind: TextKind) -> Result<(), InvalidValue> {
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(InvalidValue(format!(
+            "contains the control character U+{:04X}; control characters are not allowed",
+            u32::from(c)
+        )));
+    }
+    let max = kind.max_chars();
+    // Counting stops early: a value of megabytes is not walked to its end.
+    let n = text.chars().take(max + 1).count();
+    if n > max {
+        let total = text.chars().count();
+        return Err(InvalidValue(format!(
+            "is {total} characters long; at most {max} are allowed"
+        )));
+    }
+    Ok(())
 }
 
 /// The language customers are written to in. Templates exist per locale.
@@ -429,5 +524,28 @@ mod tests {
         assert!(Locale::parse("de").is_err());
         assert_eq!(CountryCode::parse("fr").unwrap(), CountryCode::FR);
         assert!(CountryCode::parse("FRA").is_err());
+        for ok in ["FR", "de", "GB", "AX", "ZW"] {
+            assert!(CountryCode::parse_assigned(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ZZ", "XX", "UK", "EU", "AA", "F1"] {
+            assert!(CountryCode::parse_assigned(bad).is_err(), "{bad}");
+        }
+        assert!(ISO_3166_ALPHA2.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(ISO_3166_ALPHA2.len(), 249);
+    }
+
+    #[test]
+    fn text_is_bounded_and_free_of_control_characters() {
+        assert!(check_text("F-2026-001", TextKind::Id).is_ok());
+        assert!(check_text("Société Générale", TextKind::Name).is_ok());
+        for bad in ["a\0b", "a\u{1b}[2J", "a\nb", "a\tb", "a\u{7f}", "a\u{85}"] {
+            let e = check_text(bad, TextKind::Text).unwrap_err();
+            assert!(e.0.contains("control character"), "{bad}: {e}");
+        }
+        assert!(check_text(&"é".repeat(64), TextKind::Id).is_ok());
+        let e = check_text(&"x".repeat(100_000), TextKind::Id).unwrap_err();
+        assert!(e.0.contains("100000 characters long; at most 64"), "{e}");
+        assert!(check_text(&"x".repeat(2000), TextKind::Text).is_ok());
+        assert!(check_text(&"x".repeat(201), TextKind::Name).is_err());
     }
 }

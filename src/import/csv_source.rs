@@ -150,6 +150,10 @@ impl CsvSource {
             .map(|h| decode(h, encoding).map(|s| normalise_header(&s)))
             .collect::<Result<_, _>>()
             .map_err(|e| format!("header: {e}"))?;
+        for (i, h) in headers.iter().enumerate() {
+            crate::domain::ids::check_text(h, crate::domain::ids::TextKind::Name)
+                .map_err(|e| format!("header: column {}: {e}", i + 1))?;
+        }
         let mut columns = HashMap::new();
         for (i, h) in headers.iter().enumerate() {
             if columns.insert(h.clone(), i).is_some() {
@@ -265,11 +269,12 @@ impl<'a> Row<'a> {
             },
         };
         let t = text.trim();
-        Ok(if t.is_empty() {
-            None
-        } else {
-            Some(t.to_string())
-        })
+        if t.is_empty() {
+            return Ok(None);
+        }
+        crate::domain::ids::check_text(t, column_kind(column))
+            .map_err(|e| FieldError::new(column, e.0))?;
+        Ok(Some(t.to_string()))
     }
 
     /// A column that must have a value.
@@ -309,6 +314,16 @@ impl<'a> Row<'a> {
     ) -> Result<T, FieldError> {
         self.parse(column, f)?
             .ok_or_else(|| FieldError::new(column, "is empty"))
+    }
+}
+
+/// The bounds of a column's text: identifiers, free text (and lists), or a name.
+fn column_kind(column: &str) -> crate::domain::ids::TextKind {
+    use crate::domain::ids::TextKind;
+    match column {
+        "external_id" | "number" | "customer" | "id" => TextKind::Id,
+        "reference" | "emails" | "phones" | "tags" => TextKind::Text,
+        _ => TextKind::Name,
     }
 }
 

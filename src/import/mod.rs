@@ -108,6 +108,10 @@ pub struct ImportOptions {
     pub default_locale: Locale,
     /// Show a progress bar on a terminal.
     pub progress: bool,
+    /// Let an invoice imported again with another customer move to it, releasing the
+    /// payment allocations the previous customer had on it. Without it such a row is
+    /// an error on its `customer` column.
+    pub allow_customer_change: bool,
 }
 
 impl Default for ImportOptions {
@@ -119,6 +123,7 @@ impl Default for ImportOptions {
             default_country: CountryCode::FR,
             default_locale: Locale::Fr,
             progress: false,
+            allow_customer_change: false,
         }
     }
 }
@@ -129,6 +134,38 @@ pub struct RowError {
     pub line: u64,
     pub column: Option<String>,
     pub message: String,
+}
+
+/// An invoice moved to another customer (with `allow_customer_change`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomerChange {
+    /// The row's line (CSV) or the item's index (API).
+    pub line: u64,
+    pub invoice: String,
+    pub from: String,
+    pub to: String,
+    /// Payment allocations of the previous customer undone on the invoice: the amounts
+    /// went back to those payments as unapplied credit.
+    pub released_allocations: u64,
+    /// Their total, in the invoice's currency.
+    pub released_amount: rust_decimal::Decimal,
+}
+
+impl CustomerChange {
+    /// The entry recorded in the ledger's import history for this move.
+    fn history_entry(&self, source: &str, sha256: &str) -> ImportRecord {
+        ImportRecord {
+            kind: "invoice_customer_change".to_string(),
+            file_name: format!(
+                "{source}: invoice {} moved from customer {} to {}; {} payment allocation(s) released ({})",
+                self.invoice, self.from, self.to, self.released_allocations, self.released_amount
+            ),
+            sha256: sha256.to_string(),
+            rows_read: 1,
+            rows_written: 1,
+            rows_rejected: 0,
+        }
+    }
 }
 
 /// What an import did.
@@ -147,21 +184,23 @@ pub struct ImportReport {
     pub ignored_columns: Vec<String>,
     /// Payments whose amount was not fully allocated (unapplied credit).
     pub unapplied_payments: u64,
+    /// Invoices moved to another customer (only with `--allow-customer-change`).
+    pub customer_changes: Vec<CustomerChange>,
 }
 
 impl ImportReport {
     /// `file:line: column 'x': message` for one rejected row.
     pub fn format_error(&self, e: &RowError) -> String {
+        let file = self.file_label();
         match &e.column {
-            Some(c) => format!(
-                "{}:{}: column '{}': {}",
-                self.file.display(),
-                e.line,
-                c,
-                e.message
-            ),
-            None => format!("{}:{}: {}", self.file.display(), e.line, e.message),
+            Some(c) => format!("{file}:{}: column '{}': {}", e.line, c, e.message),
+            None => format!("{file}:{}: {}", e.line, e.message),
         }
+    }
+
+    /// The file's name as printed: control characters escaped, one line.
+    fn file_label(&self) -> String {
+        crate::telemetry::escape_control(&self.file.display().to_string()).into_owned()
     }
 }
 
@@ -172,7 +211,7 @@ impl fmt::Display for ImportReport {
             write!(
                 f,
                 "{}: {} rows read, {} new, {} updated, {} unchanged",
-                self.file.display(),
+                self.file_label(),
                 self.rows_read,
                 w.inserted,
                 w.updated,
@@ -188,11 +227,18 @@ impl fmt::Display for ImportReport {
                     self.unapplied_payments
                 )?;
             }
+            for c in &self.customer_changes {
+                write!(
+                    f,
+                    "\n  invoice {} moved from customer {} to {}: {} payment allocation(s) released ({})",
+                    c.invoice, c.from, c.to, c.released_allocations, c.released_amount
+                )?;
+            }
         } else {
             write!(
                 f,
                 "{}: rejected, nothing written: {} of {} rows are invalid (use --skip-invalid to import the others)",
-                self.file.display(),
+                self.file_label(),
                 self.rejected.len(),
                 self.rows_read
             )?;
@@ -249,6 +295,7 @@ struct Importer<'a> {
     rejected: Vec<RowError>,
     rejected_total: u64,
     unapplied: u64,
+    customer_changes: Vec<CustomerChange>,
 }
 
 impl<'a> Importer<'a> {
@@ -262,6 +309,7 @@ impl<'a> Importer<'a> {
             rejected: Vec::new(),
             rejected_total: 0,
             unapplied: 0,
+            customer_changes: Vec::new(),
         }
     }
 
@@ -353,10 +401,11 @@ impl<'a> Importer<'a> {
             }
             match parsed {
                 Parsed::Customer(c) => customers.push(*c),
-                Parsed::Invoice(i) => invoices.push((self.customer_ids[&i.customer], i)),
+                Parsed::Invoice(i) => invoices.push((line, self.customer_ids[&i.customer], i)),
                 Parsed::Payment(p) => payments.push((self.customer_ids[&p.customer], p)),
             }
         }
+        let moves = self.customer_changes_of(&mut invoices).await?;
         if !self.writing() {
             return Ok(());
         }
@@ -379,10 +428,72 @@ impl<'a> Importer<'a> {
                 self.customer_ids.remove(&c.external_id);
             }
         }
+        for mut m in moves {
+            let (n, minor) = self.tx.release_invoice_allocations(&m.invoice).await?;
+            m.released_allocations = n;
+            m.released_amount = invoices
+                .iter()
+                .find(|(_, _, i)| i.number == m.invoice)
+                .map_or(rust_decimal::Decimal::ZERO, |(_, _, i)| {
+                    i.currency.from_minor(minor)
+                });
+            tracing::info!(invoice = %m.invoice, from = %m.from, to = %m.to, released_allocations = n, "invoice moved to another customer");
+            self.customer_changes.push(m);
+        }
         if !invoices.is_empty() {
-            self.written += self.tx.upsert_invoices(&invoices).await?;
+            let batch: Vec<(i64, InvoiceRecord)> =
+                invoices.into_iter().map(|(_, cid, i)| (cid, i)).collect();
+            self.written += self.tx.upsert_invoices(&batch).await?;
         }
         Ok(())
+    }
+
+    /// Invoices of the batch that already belong to another customer: rejected on their
+    /// `customer` column (and taken out of the batch), or, with `allow_customer_change`,
+    /// returned as the moves to make.
+    async fn customer_changes_of(
+        &mut self,
+        invoices: &mut Vec<(u64, i64, InvoiceRecord)>,
+    ) -> Result<Vec<CustomerChange>, ImportError> {
+        if invoices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let current = {
+            let numbers: Vec<&str> = invoices.iter().map(|(_, _, i)| i.number.as_str()).collect();
+            self.tx.invoice_customers(&numbers).await?
+        };
+        let mut moves = Vec::new();
+        let mut refused = Vec::new();
+        for (line, _, inv) in invoices.iter() {
+            match current.get(&inv.number) {
+                Some(from) if *from != inv.customer => {
+                    if self.opts.allow_customer_change {
+                        moves.push(CustomerChange {
+                            line: *line,
+                            invoice: inv.number.clone(),
+                            from: from.clone(),
+                            to: inv.customer.clone(),
+                            released_allocations: 0,
+                            released_amount: rust_decimal::Decimal::ZERO,
+                        });
+                    } else {
+                        refused.push((*line, inv.number.clone(), from.clone(), inv.customer.clone()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (line, number, from, to) in refused {
+            self.reject(
+                line,
+                Some("customer".into()),
+                format!(
+                    "invoice '{number}' belongs to customer '{from}', not '{to}'; moving an invoice to another customer releases the payment allocations on it and must be asked for (--allow-customer-change, or allow_customer_change=true in the API)"
+                ),
+            );
+            invoices.retain(|(l, _, _)| *l != line);
+        }
+        Ok(moves)
     }
 }
 
@@ -475,6 +586,7 @@ pub async fn import_file(
         rejected,
         rejected_total,
         unapplied,
+        customer_changes,
         ..
     } = imp;
     if committed {
@@ -490,6 +602,10 @@ pub async fn import_file(
             rows_rejected: rejected_total,
         };
         tx.record_import(&record, chrono::Utc::now()).await?;
+        for c in &customer_changes {
+            tx.record_import(&c.history_entry(&record.file_name, &sha256), chrono::Utc::now())
+                .await?;
+        }
         tx.commit().await?;
         if written.inserted + written.updated > 0 {
             store.refresh_statistics().await?;
@@ -521,6 +637,11 @@ pub async fn import_file(
         committed,
         ignored_columns,
         unapplied_payments: unapplied,
+        customer_changes: if committed {
+            customer_changes
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -532,6 +653,9 @@ pub struct BatchReport {
     pub written: UpsertCounts,
     /// Payments whose amount was not fully allocated (unapplied credit).
     pub unapplied_payments: u64,
+    /// Invoices moved to another customer (only with `allow_customer_change`); `line`
+    /// is the item's index in the batch.
+    pub customer_changes: Vec<CustomerChange>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -612,6 +736,7 @@ pub async fn import_records(
         rejected,
         rejected_total,
         unapplied,
+        customer_changes,
         ..
     } = imp;
     if rejected_total > 0 {
@@ -627,11 +752,16 @@ pub async fn import_records(
         rows_rejected: 0,
     };
     tx.record_import(&record, chrono::Utc::now()).await?;
+    for c in &customer_changes {
+        tx.record_import(&c.history_entry(source, sha256), chrono::Utc::now())
+            .await?;
+    }
     tx.commit().await?;
     Ok(BatchReport {
         kind,
         items: records.len() as u64,
         written,
         unapplied_payments: unapplied,
+        customer_changes,
     })
 }

@@ -47,7 +47,7 @@ pub fn customer(row: &Row<'_>, opts: &ImportOptions) -> Result<Customer, FieldEr
             .map_err(|e| FieldError::new("phones", e.0))?,
     };
     let country = row
-        .parse("country", CountryCode::parse)?
+        .parse("country", CountryCode::parse_assigned)?
         .unwrap_or(opts.default_country);
     let credit_limit = money(row, "credit_limit", currency)?;
     let cover_amount = money(row, "cover_amount", currency)?;
@@ -103,9 +103,18 @@ pub fn customer(row: &Row<'_>, opts: &ImportOptions) -> Result<Customer, FieldEr
             cover_amount,
         },
         collector: row.get("collector")?,
-        tags: row.get("tags")?.map(|t| split_list(&t)).unwrap_or_default(),
+        tags: tags(row)?,
         pause: None,
     })
+}
+
+fn tags(row: &Row<'_>) -> Result<Vec<String>, FieldError> {
+    let tags = row.get("tags")?.map(|t| split_list(&t)).unwrap_or_default();
+    for (i, tag) in tags.iter().enumerate() {
+        crate::domain::ids::check_text(tag, crate::domain::ids::TextKind::Name)
+            .map_err(|e| FieldError::new("tags", format!("tag {}: {}", i + 1, e.0)))?;
+    }
+    Ok(tags)
 }
 
 pub fn invoice(row: &Row<'_>, opts: &ImportOptions) -> Result<InvoiceRecord, FieldError> {

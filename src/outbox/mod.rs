@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::channels::{Channels, DeliveryError};
+use crate::channels::{with_transmit_log, Channels, Delivered, DeliveryError, TransmitLog};
 use crate::store::{Completion, Store, StoreError};
 
 /// Retry policy.
@@ -220,9 +220,20 @@ impl Dispatcher {
         let span = tracing::info_span!("deliver", action = id, kind = %action.kind, customer = %action.customer.external_id, attempt = action.attempt);
         // Entered for the delivery and its outcome only: a guard held across awaits
         // would tag other tasks' logs with this action.
+        // Held kinds record when their request is about to leave, so that an interrupted
+        // send that provably never left is sent again rather than held.
+        let log: Arc<dyn TransmitLog> = Arc::new(StoreTransmitLog {
+            store: self.store.clone(),
+            action_id: id,
+            attempt: action.attempt,
+            record: self.channels.held_kinds().contains(&action.kind),
+        });
         async {
             let started = std::time::Instant::now();
-            let delivered = channel.deliver(&action).await;
+            let delivered = self
+                .with_heartbeat(id, with_transmit_log(log, channel.deliver(&action)))
+                .await;
+            self.transport_state(channel.name(), &delivered);
             let outcome = match &delivered {
                 Ok(_) => "sent",
                 Err(DeliveryError::Permanent { .. }) => "failed",
@@ -311,6 +322,55 @@ impl Dispatcher {
         .await
     }
 
+    /// Runs a delivery while extending the action's lease every third of its length, so
+    /// that a send slower than the lease (a slow SMTP server, a registered-mail provider
+    /// taking its time) is not reclaimed and sent a second time by another worker.
+    async fn with_heartbeat<F>(&self, id: i64, delivery: F) -> F::Output
+    where
+        F: std::future::Future,
+    {
+        let lease = chrono::Duration::from_std(self.lease)
+            .unwrap_or_else(|_| chrono::Duration::seconds(60));
+        let every = (self.lease / 3).max(Duration::from_millis(100));
+        tokio::pin!(delivery);
+        let mut lost = false;
+        loop {
+            tokio::select! {
+                out = &mut delivery => return out,
+                _ = tokio::time::sleep(every), if !lost => {
+                    match self.store.extend_lease(id, &self.owner, Utc::now() + lease).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            lost = true;
+                            tracing::warn!(action = id, "lease lost while sending: another worker reclaimed the action");
+                        }
+                        Err(e) => tracing::warn!(action = id, error = %e, "cannot extend the lease while sending; retrying"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Logs a transport's first failure as a warning and its recovery once, and keeps
+    /// the `relance_transport_up` gauge: a long outage is one WARN line, not a stream
+    /// of INFO ones.
+    fn transport_state(&self, channel: &str, delivered: &Result<Delivered, DeliveryError>) {
+        let failing = match delivered {
+            Ok(_) => false,
+            Err(DeliveryError::Temporary { .. }) => true,
+            // The transport answered: whatever it refused, it is up.
+            Err(_) => false,
+        };
+        let was_failing = crate::metrics::global().transport(channel, !failing);
+        match (was_failing, delivered) {
+            (false, Err(e)) if failing => {
+                tracing::warn!(channel, error = %e, "transport failing: deliveries through it are retried until it recovers");
+            }
+            (true, _) if !failing => tracing::info!(channel, "transport recovered"),
+            _ => {}
+        }
+    }
+
     /// When the next delivery of `kind` is allowed, if the last minute's are used up;
     /// otherwise counts this one in.
     fn rate_limited(
@@ -372,6 +432,28 @@ impl Dispatcher {
                 s => done.push(s),
             }
         }
+    }
+}
+
+/// Records in the action log that a delivery's request is about to leave.
+struct StoreTransmitLog {
+    store: Arc<dyn Store>,
+    action_id: i64,
+    attempt: i64,
+    /// Whether to record at all: only kinds whose interrupted sends are held need it.
+    record: bool,
+}
+
+#[async_trait::async_trait]
+impl TransmitLog for StoreTransmitLog {
+    async fn transmitting(&self, part: &str) -> Result<(), String> {
+        if !self.record {
+            return Ok(());
+        }
+        self.store
+            .mark_transmitting(self.action_id, self.attempt, part, Utc::now())
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

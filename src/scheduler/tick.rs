@@ -30,6 +30,21 @@ pub struct TickReport {
     pub already_done: u64,
     pub blocked: u64,
     pub errors: u64,
+    /// Why the tick failed, when it could not account for every customer it read (the
+    /// decisions of the others are recorded all the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+impl TickReport {
+    /// The status its tick record ends with.
+    pub fn status(&self) -> &'static str {
+        if self.failure.is_some() {
+            "failed"
+        } else {
+            "done"
+        }
+    }
 }
 
 /// The key that makes a decision a no-op the second time.
@@ -130,17 +145,23 @@ pub async fn run_tick(
                 store
                     .finish_tick(
                         *tick_id,
-                        "done",
+                        r.status(),
                         r.customers as i64,
                         r.planned as i64,
                         r.blocked as i64,
                         r.errors as i64,
-                        None,
+                        r.failure.as_deref(),
                         now,
                     )
                     .await?;
-                metrics.tick(&r.segment, "done", r.customers, r.errors);
-                tracing::info!(segment = %r.segment, %as_of, customers = r.customers, planned = r.planned, duplicates = r.duplicates, blocked = r.blocked, errors = r.errors, "tick done");
+                metrics.tick(&r.segment, r.status(), r.customers, r.errors);
+                if let Some(why) = &r.failure {
+                    tracing::error!(segment = %r.segment, %as_of, customers = r.customers, planned = r.planned, errors = r.errors, error = %why, "tick failed: not every customer was evaluated");
+                } else if r.errors > 0 {
+                    tracing::warn!(segment = %r.segment, %as_of, customers = r.customers, planned = r.planned, duplicates = r.duplicates, blocked = r.blocked, errors = r.errors, "tick done with rule errors: the customers in error were not dunned (`relance actions list --status error`)");
+                } else {
+                    tracing::info!(segment = %r.segment, %as_of, customers = r.customers, planned = r.planned, duplicates = r.duplicates, blocked = r.blocked, errors = r.errors, "tick done");
+                }
             }
         }
         Err(e) => {
@@ -363,7 +384,7 @@ async fn tick_body(
     // as a whole, and is not left running after the tick.
     let previous = in_flight.lock().ok().and_then(|mut w| w.take());
     let written = finish_write(previous).await;
-    passed?;
+    let stats = passed?;
     written?;
     let rest = pending
         .lock()
@@ -372,8 +393,15 @@ async fn tick_body(
     write_actions(&store, rest, &reports, &growth).await?;
     store.refresh_action_statistics().await?;
     let mut reports = reports.lock().map(|r| r.clone()).unwrap_or_default();
+    // Every customer read must have been evaluated: when one was not, the pass (all its
+    // segments: which one the customer was in is not known) is recorded as failed.
+    let failure = stats.unaccounted();
     Ok(segments
         .iter()
         .filter_map(|s| reports.remove(s.as_str()))
+        .map(|r| TickReport {
+            failure: failure.clone(),
+            ..r
+        })
         .collect())
 }

@@ -168,9 +168,10 @@ pub fn build(
 
 fn check_option(kind: ActionKind, key: &str, v: &Dynamic) -> Result<(), Box<EvalAltResult>> {
     let what = kind.as_str();
-    let positive_int = || matches!(v.as_int(), Ok(n) if n >= 0);
+    let days_within = |r: std::ops::RangeInclusive<i64>| v.as_int().is_ok_and(|n| r.contains(&n));
     let ok = match key {
-        "due_in_days" | "deadline_days" => positive_int(),
+        "due_in_days" => days_within(0..=365),
+        "deadline_days" => days_within(1..=90),
         "priority" => v
             .clone()
             .try_cast::<ImmutableString>()
@@ -209,7 +210,8 @@ fn check_option(kind: ActionKind, key: &str, v: &Dynamic) -> Result<(), Box<Eval
         return Ok(());
     }
     let expected = match key {
-        "due_in_days" | "deadline_days" => "a whole number of days",
+        "due_in_days" => "a whole number of days from 0 to 365",
+        "deadline_days" => "a whole number of days from 1 to 90",
         "priority" => "\"low\", \"normal\", \"high\" or \"urgent\"",
         "delivery" => "\"email\", \"registered_mail\" or an array of them",
         "attachments" => "\"statement\" or [\"statement\"] (the account statement PDF)",

@@ -68,6 +68,8 @@ impl Diagnostic {
                 "too many nested function calls (limit {})",
                 limits.max_call_levels
             ),
+            // A built-in function's own message: without Rhai's "Runtime error: " prefix.
+            EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.to_string(),
             other => {
                 // The message without the " (line L, position C)" Display appends.
                 let s = other.to_string();

@@ -19,6 +19,7 @@ use rust_decimal::Decimal;
 
 use super::actions::{self, ActionRequest};
 use super::facts::{CustomerFacts, Date, InvoiceFacts, InvoiceList};
+use crate::domain::dates::{CalendarError, CALENDAR_YEARS};
 use crate::domain::{ActionKind, BusinessCalendar};
 
 /// Resource limits for one customer's evaluation.
@@ -102,8 +103,7 @@ pub fn build(calendar: Arc<BusinessCalendar>, limits: &Limits) -> Engine {
         if ops % 1024 != 0 {
             return None;
         }
-        let late = DEADLINE.with(|d| d.get().is_some_and(|dl| Instant::now() > dl));
-        late.then(|| Dynamic::from(TIME_BUDGET_EXCEEDED))
+        past_deadline().then(|| Dynamic::from(TIME_BUDGET_EXCEEDED))
     });
     register_dates(&mut engine, calendar);
     register_customer(&mut engine);
@@ -114,11 +114,69 @@ pub fn build(calendar: Arc<BusinessCalendar>, limits: &Limits) -> Engine {
     engine
 }
 
+/// Whether the evaluation running on this thread is past its deadline.
+fn past_deadline() -> bool {
+    DEADLINE.with(|d| d.get().is_some_and(|dl| Instant::now() > dl))
+}
+
+/// The error that stops a script whose time ran out inside a built-in function: the
+/// same token `on_progress` stops it with, so it reads as the budget's message.
+fn budget_err() -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorTerminated(
+        Dynamic::from(TIME_BUDGET_EXCEEDED),
+        Position::NONE,
+    ))
+}
+
+fn calendar_err(what: String, e: CalendarError) -> Box<EvalAltResult> {
+    match e {
+        CalendarError::Interrupted => budget_err(),
+        CalendarError::OutOfRange(_) => rt_err(format!(
+            "{what}: the result is outside the calendar (years 1 to 9999)"
+        )),
+    }
+}
+
+/// `d` moved by `n` days, within the calendar's years; `what` names the operation in
+/// the error.
+fn shift(
+    d: Date,
+    n: Option<INT>,
+    what: impl FnOnce() -> String,
+) -> Result<Date, Box<EvalAltResult>> {
+    n.and_then(chrono::Duration::try_days)
+        .and_then(|delta| d.0.checked_add_signed(delta))
+        .filter(|r| CALENDAR_YEARS.contains(&r.year()))
+        .map(Date)
+        .ok_or_else(|| {
+            rt_err(format!(
+                "{}: the result is outside the calendar (years 1 to 9999)",
+                what()
+            ))
+        })
+}
+
+/// A date a calendar function is given, checked against the calendar's years.
+fn in_calendar(d: Date, what: &str) -> Result<NaiveDate, Box<EvalAltResult>> {
+    if CALENDAR_YEARS.contains(&d.0.year()) {
+        Ok(d.0)
+    } else {
+        Err(rt_err(format!(
+            "{what}: {} is outside the calendar (years 1 to 9999)",
+            d.0
+        )))
+    }
+}
+
 fn register_dates(engine: &mut Engine, cal: Arc<BusinessCalendar>) {
     engine.register_type_with_name::<Date>("Date");
     engine.register_fn("-", |a: Date, b: Date| -> INT { (a.0 - b.0).num_days() });
-    engine.register_fn("+", |a: Date, n: INT| Date(a.0 + chrono::Duration::days(n)));
-    engine.register_fn("-", |a: Date, n: INT| Date(a.0 - chrono::Duration::days(n)));
+    engine.register_fn("+", |a: Date, n: INT| {
+        shift(a, Some(n), || format!("{} + {n} days", a.0))
+    });
+    engine.register_fn("-", |a: Date, n: INT| {
+        shift(a, n.checked_neg(), || format!("{} - {n} days", a.0))
+    });
     engine.register_fn("==", |a: Date, b: Date| a == b);
     engine.register_fn("!=", |a: Date, b: Date| a != b);
     engine.register_fn("<", |a: Date, b: Date| a < b);
@@ -134,7 +192,7 @@ fn register_dates(engine: &mut Engine, cal: Arc<BusinessCalendar>) {
         d.0.weekday().number_from_monday().into()
     });
     engine.register_fn("add_days", |d: Date, n: INT| {
-        Date(d.0 + chrono::Duration::days(n))
+        shift(d, Some(n), || format!("add_days({}, {n})", d.0))
     });
     engine.register_fn("date", |s: &str| -> Result<Date, Box<EvalAltResult>> {
         crate::domain::parse_date(s).map(Date).map_err(rt_err)
@@ -145,25 +203,69 @@ fn register_dates(engine: &mut Engine, cal: Arc<BusinessCalendar>) {
             let ok = |v: INT| u32::try_from(v).ok();
             i32::try_from(y)
                 .ok()
+                .filter(|y| CALENDAR_YEARS.contains(y))
                 .zip(ok(m).zip(ok(d)))
                 .and_then(|(y, (m, d))| NaiveDate::from_ymd_opt(y, m, d))
                 .map(Date)
-                .ok_or_else(|| rt_err(format!("date({y}, {m}, {d}) is not a valid date")))
+                .ok_or_else(|| {
+                    rt_err(format!(
+                        "date({y}, {m}, {d}) is not a valid date (years 1 to 9999)"
+                    ))
+                })
+        },
+    );
+    // Calendar functions check the rule's time budget themselves: a call can cost more
+    // than the operations Rhai counts for it.
+    let c = cal.clone();
+    engine.register_fn(
+        "is_business_day",
+        move |d: Date| -> Result<bool, Box<EvalAltResult>> {
+            if past_deadline() {
+                return Err(budget_err());
+            }
+            Ok(c.is_business_day(in_calendar(d, "is_business_day")?))
         },
     );
     let c = cal.clone();
-    engine.register_fn("is_business_day", move |d: Date| c.is_business_day(d.0));
+    engine.register_fn(
+        "next_business_day",
+        move |d: Date| -> Result<Date, Box<EvalAltResult>> {
+            if past_deadline() {
+                return Err(budget_err());
+            }
+            c.try_next_business_day(in_calendar(d, "next_business_day")?)
+                .map(Date)
+                .map_err(|e| calendar_err(format!("next_business_day({})", d.0), e))
+        },
+    );
     let c = cal.clone();
-    engine.register_fn("next_business_day", move |d: Date| {
-        Date(c.next_business_day(d.0))
-    });
-    let c = cal.clone();
-    engine.register_fn("add_business_days", move |d: Date, n: INT| {
-        Date(c.add_business_days(d.0, n))
-    });
-    engine.register_fn("business_days_between", move |a: Date, b: Date| -> INT {
-        cal.business_days_between(a.0, b.0)
-    });
+    engine.register_fn(
+        "add_business_days",
+        move |d: Date, n: INT| -> Result<Date, Box<EvalAltResult>> {
+            if past_deadline() {
+                return Err(budget_err());
+            }
+            c.add_business_days(in_calendar(d, "add_business_days")?, n, &mut || {
+                !past_deadline()
+            })
+            .map(Date)
+            .map_err(|e| calendar_err(format!("add_business_days({}, {n})", d.0), e))
+        },
+    );
+    engine.register_fn(
+        "business_days_between",
+        move |a: Date, b: Date| -> Result<INT, Box<EvalAltResult>> {
+            if past_deadline() {
+                return Err(budget_err());
+            }
+            let (x, y) = (
+                in_calendar(a, "business_days_between")?,
+                in_calendar(b, "business_days_between")?,
+            );
+            cal.business_days_between(x, y, &mut || !past_deadline())
+                .map_err(|e| calendar_err(format!("business_days_between({}, {})", a.0, b.0), e))
+        },
+    );
 }
 
 fn register_customer(engine: &mut Engine) {
@@ -433,7 +535,13 @@ fn register_invoice(engine: &mut Engine) {
     engine.register_get(
         "total_due",
         |i: &mut InvoiceFacts| -> Result<Decimal, Box<EvalAltResult>> {
-            Ok(i.open().invoice.open_amount + i.interest().map_err(rt_err)? + i.indemnity())
+            let interest = i.interest().map_err(rt_err)?;
+            i.open()
+                .invoice
+                .open_amount
+                .checked_add(interest)
+                .and_then(|t| t.checked_add(i.indemnity()))
+                .ok_or_else(|| rt_err("total_due: the amount is too large"))
         },
     );
 }

@@ -49,30 +49,40 @@ impl Evaluator {
                 decisions: vec![d],
             };
         };
-        let mut scope = Scope::new();
-        scope.push_constant("today", Date(today));
-        scope.push_constant("customer", facts.clone());
-        engine::set_deadline(Some(Instant::now() + self.limits.time_budget));
-        let result = self
-            .engine
-            .eval_ast_with_scope::<Dynamic>(&mut scope, &rule.ast);
-        engine::set_deadline(None);
         let rule_ref = rule.rule_ref();
-        let decisions = match result {
-            Err(e) => {
-                let d = Diagnostic::runtime(&rule.file, &rule.source, &e, &self.limits);
-                tracing::warn!(customer = %facts.account().customer.external_id, error = %d.short(), "rule evaluation failed");
-                vec![Decision::error(&facts, Some(&rule_ref), d.short())]
+        // A defect met while this customer's rule runs (in a built-in function, or in
+        // turning its result into decisions) is this customer's error, not the batch's.
+        let decisions = crate::panics::contain(|| {
+            let mut scope = Scope::new();
+            scope.push_constant("today", Date(today));
+            scope.push_constant("customer", facts.clone());
+            engine::set_deadline(Some(Instant::now() + self.limits.time_budget));
+            let result = self
+                .engine
+                .eval_ast_with_scope::<Dynamic>(&mut scope, &rule.ast);
+            engine::set_deadline(None);
+            match result {
+                Err(e) => {
+                    let d = Diagnostic::runtime(&rule.file, &rule.source, &e, &self.limits);
+                    tracing::warn!(customer = %facts.account().customer.external_id, error = %d.short(), "rule evaluation failed");
+                    vec![Decision::error(&facts, Some(&rule_ref), d.short())]
+                }
+                Ok(value) => match actions::collect(value) {
+                    Ok(requests) => decide(&facts, requests, &rule_ref),
+                    Err(msg) => vec![Decision::error(
+                        &facts,
+                        Some(&rule_ref),
+                        format!("{}: {msg}", rule.file),
+                    )],
+                },
             }
-            Ok(value) => match actions::collect(value) {
-                Ok(requests) => decide(&facts, requests, &rule_ref),
-                Err(msg) => vec![Decision::error(
-                    &facts,
-                    Some(&rule_ref),
-                    format!("{}: {msg}", rule.file),
-                )],
-            },
-        };
+        })
+        .unwrap_or_else(|internal| {
+            engine::set_deadline(None);
+            let detail = format!("{}: {internal} (while evaluating this customer)", rule.file);
+            tracing::error!(customer = %facts.account().customer.external_id, error = %detail, "rule evaluation failed");
+            vec![Decision::error(&facts, Some(&rule_ref), detail)]
+        });
         Outcome { facts, decisions }
     }
 }

@@ -21,13 +21,50 @@ pub struct PipelineOptions {
     pub today: NaiveDate,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PipelineStats {
+    /// Customers read from the ledger.
     pub customers: u64,
     pub invoices: u64,
+    /// Customers whose outcome reached the sink.
+    pub evaluated: u64,
+    /// Customers read but not evaluated: a defect met outside the rule itself (the
+    /// customer's facts), with its message. The others were evaluated all the same.
+    pub lost: Vec<LostCustomer>,
+}
+
+impl PipelineStats {
+    /// Why not every customer read was evaluated, if so: what a tick records as its
+    /// failure.
+    pub fn unaccounted(&self) -> Option<String> {
+        if self.evaluated == self.customers && self.lost.is_empty() {
+            return None;
+        }
+        let missing = self.customers.saturating_sub(self.evaluated);
+        let mut why = format!(
+            "{missing} of {} customers read were not evaluated",
+            self.customers
+        );
+        for l in self.lost.iter().take(5) {
+            why.push_str(&format!("; {}: {}", l.customer, l.message));
+        }
+        if self.lost.len() > 5 {
+            why.push_str(&format!("; and {} more", self.lost.len() - 5));
+        }
+        Some(why)
+    }
+}
+
+/// A customer read but not evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LostCustomer {
+    pub customer: String,
+    pub message: String,
 }
 
 type Job = (u64, Vec<crate::domain::Account>);
+/// A batch's outcomes, and the customers of the batch that could not be evaluated.
+type Done<T> = (u64, Vec<T>, Vec<LostCustomer>);
 
 /// Runs the pipeline; `sink` receives each batch of outcomes in customer order.
 ///
@@ -72,7 +109,7 @@ where
     let workers = opts.workers.max(1);
     let map = Arc::new(map);
     let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Job>(workers * 2);
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<(u64, Vec<T>)>(workers * 2);
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Done<T>>(workers * 2);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let mut threads = Vec::with_capacity(workers);
     for n in 0..workers {
@@ -92,11 +129,21 @@ where
                         Err(_) => None,
                     };
                     let Some((seq, accounts)) = job else { break };
-                    let outcomes: Vec<T> = accounts
-                        .into_iter()
-                        .map(|a| map(evaluator.evaluate(&rules, a, today)))
-                        .collect();
-                    if out_tx.blocking_send((seq, outcomes)).is_err() {
+                    let mut outcomes: Vec<T> = Vec::with_capacity(accounts.len());
+                    let mut lost = Vec::new();
+                    for a in accounts {
+                        // The rule's own failures are the customer's error decision; a
+                        // defect elsewhere loses this customer only, and is reported.
+                        let customer = a.customer.external_id.clone();
+                        match crate::panics::contain(|| map(evaluator.evaluate(&rules, a, today))) {
+                            Ok(o) => outcomes.push(o),
+                            Err(message) => {
+                                tracing::error!(%customer, error = %message, "customer not evaluated");
+                                lost.push(LostCustomer { customer, message });
+                            }
+                        }
+                    }
+                    if out_tx.blocking_send((seq, outcomes, lost)).is_err() {
                         break;
                     }
                 }
@@ -136,16 +183,34 @@ where
     let mut waiting: BTreeMap<u64, Vec<T>> = BTreeMap::new();
     let mut next_seq = 0u64;
     let mut sink_result = Ok(());
-    while let Some((seq, outcomes)) = out_rx.recv().await {
+    let mut evaluated = 0u64;
+    let mut lost_all = Vec::new();
+    while let Some((seq, outcomes, lost)) = out_rx.recv().await {
+        lost_all.extend(lost);
         waiting.insert(seq, outcomes);
         while let Some(ready) = waiting.remove(&next_seq) {
             next_seq += 1;
             if sink_result.is_ok() {
+                let n = ready.len() as u64;
                 sink_result = sink(ready).await;
+                if sink_result.is_ok() {
+                    evaluated += n;
+                }
             }
         }
         if sink_result.is_err() {
             break;
+        }
+    }
+    // Batches after one that never came back (its worker stopped) are still waiting:
+    // they reach the sink in order, and the missing batch is counted as not evaluated.
+    for (_, ready) in std::mem::take(&mut waiting) {
+        if sink_result.is_ok() {
+            let n = ready.len() as u64;
+            sink_result = sink(ready).await;
+            if sink_result.is_ok() {
+                evaluated += n;
+            }
         }
     }
     drop(out_rx);
@@ -159,5 +224,8 @@ where
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
     sink_result?;
-    stats
+    let mut stats = stats?;
+    stats.evaluated = evaluated;
+    stats.lost = lost_all;
+    Ok(stats)
 }

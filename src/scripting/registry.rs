@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::digest::sha256_hex;
 use rhai::{Dynamic, Engine, Scope, AST};
@@ -129,43 +129,173 @@ pub fn compile(
     }
 }
 
-fn read_source(config: &Config, path: &Path) -> Result<String, String> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(s),
-        Err(e) => match (&config.source, shipped(path)) {
-            (Source::Embedded, Some(s)) if !path.exists() => Ok(s.to_string()),
-            _ => Err(format!("cannot read the rule file: {e}")),
+/// Whether a script holds nothing but whitespace and comments (`//`, `/* */`): it would
+/// decide nothing for its customers, which is never what its author meant.
+pub fn is_blank(source: &str) -> bool {
+    let b = source.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            c if c.is_ascii_whitespace() || c == b';' => i += 1,
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                // Block comments nest in Rhai.
+                let mut depth = 0usize;
+                while i < b.len() {
+                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// What reading and compiling a segment's rule file gave.
+enum Checked {
+    /// A new version that compiles.
+    Compiled(Box<CompiledRule>),
+    /// The version already running.
+    Unchanged,
+    /// Refused; `signature` tells one refusal from the next (reason and content).
+    Refused { error: RuleError, signature: String },
+}
+
+fn refused(segment: &str, file: &str, message: String, content: Option<&[u8]>) -> Checked {
+    let signature = format!("{message}|{}", content.map(sha256_hex).unwrap_or_default());
+    Checked::Refused {
+        error: RuleError {
+            segment: segment.to_string(),
+            diagnostic: Box::new(Diagnostic {
+                file: file.to_string(),
+                line: None,
+                column: None,
+                message,
+                source_line: None,
+            }),
         },
+        signature,
     }
 }
 
-/// Compiles the script of every configured segment; returns those that compile and the
-/// errors of those that do not.
-pub fn load_all(config: &Config, engine: &Engine) -> (RuleSet, Vec<RuleError>) {
+/// Reads and compiles the rule file of `segment`. `running` is the version in force,
+/// if any: a file that disappears or becomes unreadable then keeps it running, and
+/// the copy shipped with relance (used by the embedded default when the file is absent
+/// at start) never silently replaces a script that was read from the file.
+fn check(
+    config: &Config,
+    engine: &Engine,
+    segment: &str,
+    path: &Path,
+    running: Option<&CompiledRule>,
+) -> Checked {
+    let file = display_path(path, Some(&config.base_dir));
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let shipped = match (&config.source, shipped(path)) {
+                (Source::Embedded, Some(s)) if !path.exists() => Some(s),
+                _ => None,
+            };
+            return match (shipped, running) {
+                (Some(s), Some(r)) if r.hash == sha256_hex(s.as_bytes()) => Checked::Unchanged,
+                (Some(_), Some(_)) => refused(
+                    segment,
+                    &file,
+                    "the rule file was deleted; the copy shipped with relance is not swapped in for the script that was running (restore the file, or copy the shipped one to use it)".into(),
+                    None,
+                ),
+                (Some(s), None) => match compile(engine, segment, path, &config.base_dir, s) {
+                    Ok(rule) => Checked::Compiled(Box::new(rule)),
+                    Err(error) => {
+                        let signature = error.diagnostic.short();
+                        Checked::Refused { error, signature }
+                    }
+                },
+                (None, _) if e.kind() == std::io::ErrorKind::NotFound => refused(
+                    segment,
+                    &file,
+                    "cannot read the rule file: it does not exist (deleted or moved)".into(),
+                    None,
+                ),
+                (None, _) => refused(
+                    segment,
+                    &file,
+                    format!("cannot read the rule file: {e}"),
+                    None,
+                ),
+            };
+        }
+    };
+    let source = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let bytes = e.into_bytes();
+            return refused(
+                segment,
+                &file,
+                "the rule file is not valid UTF-8 (save it as UTF-8)".into(),
+                Some(&bytes),
+            );
+        }
+    };
+    let hash = sha256_hex(source.as_bytes());
+    if running.is_some_and(|r| r.hash == hash) {
+        return Checked::Unchanged;
+    }
+    if is_blank(&source) {
+        return refused(
+            segment,
+            &file,
+            "the rule script is empty (only whitespace or comments): it would decide nothing for the segment's customers".into(),
+            Some(source.as_bytes()),
+        );
+    }
+    match compile(engine, segment, path, &config.base_dir, &source) {
+        Ok(rule) => Checked::Compiled(Box::new(rule)),
+        Err(error) => {
+            let signature = format!("{}|{hash}", error.diagnostic.short());
+            Checked::Refused { error, signature }
+        }
+    }
+}
+
+/// Compiles every segment's script; the refusals come with their signatures.
+fn load_checked(config: &Config, engine: &Engine) -> (RuleSet, Vec<(RuleError, String)>) {
     let mut set = RuleSet::default();
     let mut errors = Vec::new();
     for (name, seg) in &config.segments {
-        let file = display_path(&seg.rules, Some(&config.base_dir));
-        match read_source(config, &seg.rules) {
-            Err(message) => errors.push(RuleError {
-                segment: name.clone(),
-                diagnostic: Box::new(Diagnostic {
-                    file,
-                    line: None,
-                    column: None,
-                    message,
-                    source_line: None,
-                }),
-            }),
-            Ok(source) => match compile(engine, name, &seg.rules, &config.base_dir, &source) {
-                Ok(rule) => {
-                    set.by_segment.insert(name.clone(), Arc::new(rule));
-                }
-                Err(e) => errors.push(e),
-            },
+        match check(config, engine, name, &seg.rules, None) {
+            Checked::Compiled(rule) => {
+                set.by_segment.insert(name.clone(), Arc::from(rule));
+            }
+            Checked::Unchanged => {}
+            Checked::Refused { error, signature } => errors.push((error, signature)),
         }
     }
     (set, errors)
+}
+
+/// Compiles the script of every configured segment; returns those that compile and the
+/// errors of those that do not (or cannot be read, or are empty).
+pub fn load_all(config: &Config, engine: &Engine) -> (RuleSet, Vec<RuleError>) {
+    let (set, errors) = load_checked(config, engine);
+    (set, errors.into_iter().map(|(e, _)| e).collect())
 }
 
 /// What a reload changed.
@@ -173,7 +303,8 @@ pub fn load_all(config: &Config, engine: &Engine) -> (RuleSet, Vec<RuleError>) {
 pub struct ReloadReport {
     /// Segments whose script changed and now runs in its new version.
     pub reloaded: Vec<String>,
-    /// Segments whose new version does not compile: the previous one keeps running.
+    /// Segments whose file is refused (it does not compile, is empty, unreadable, not
+    /// UTF-8, or was deleted): the previous version keeps running.
     pub rejected: Vec<RuleError>,
 }
 
@@ -182,20 +313,33 @@ pub struct RuleRegistry {
     config: Config,
     engine: Engine,
     current: RwLock<Arc<RuleSet>>,
+    /// Segments whose file is refused, with the refusal's signature: each refusal is
+    /// logged and counted once, not at every check.
+    refused: Mutex<BTreeMap<String, String>>,
 }
 
 impl RuleRegistry {
     /// Compiles every script. Segments whose script does not compile are left out (and
     /// reported); their customers get an evaluation error until it is fixed.
     pub fn load(config: &Config, engine: Engine) -> (RuleRegistry, Vec<RuleError>) {
-        let (set, errors) = load_all(config, &engine);
+        let (set, errors) = load_checked(config, &engine);
+        let metrics = crate::metrics::global();
+        for name in config.segments.keys() {
+            metrics.set_rule_script_stale(name, false);
+        }
+        let mut refused = BTreeMap::new();
+        for (e, signature) in &errors {
+            metrics.set_rule_script_stale(&e.segment, true);
+            refused.insert(e.segment.clone(), signature.clone());
+        }
         (
             RuleRegistry {
                 config: config.clone(),
                 engine,
                 current: RwLock::new(Arc::new(set)),
+                refused: Mutex::new(refused),
             },
-            errors,
+            errors.into_iter().map(|(e, _)| e).collect(),
         )
     }
 
@@ -203,7 +347,11 @@ impl RuleRegistry {
         self.current.read().map(|g| g.clone()).unwrap_or_default()
     }
 
-    /// Re-reads every script and swaps in those that changed and compile.
+    /// Re-reads every script and swaps in those that changed and compile. A file that
+    /// does not compile, is empty, cannot be read, is not UTF-8 or was deleted is
+    /// refused: the previous version keeps running, and the refusal is logged (once per
+    /// version of the file) and counted in `relance_rule_reload_failures_total`, with
+    /// `relance_rule_script_stale` at 1 until the file is fixed.
     pub fn reload(&self) -> ReloadReport {
         let old = self.current();
         let mut next: BTreeMap<String, Arc<CompiledRule>> = old
@@ -211,33 +359,50 @@ impl RuleRegistry {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let metrics = crate::metrics::global();
+        let mut refused = match self.refused.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
         let mut report = ReloadReport::default();
         for (name, seg) in &self.config.segments {
-            let Ok(source) = read_source(&self.config, &seg.rules) else {
-                continue;
-            };
-            let hash = sha256_hex(source.as_bytes());
-            if old.get(name).is_some_and(|r| r.hash == hash) {
-                continue;
-            }
-            match compile(
-                &self.engine,
-                name,
-                &seg.rules,
-                &self.config.base_dir,
-                &source,
-            ) {
-                Ok(rule) => {
-                    tracing::info!(segment = %name, file = %rule.file, hash = %&rule.hash[..12], "rule script reloaded");
-                    next.insert(name.clone(), Arc::new(rule));
-                    report.reloaded.push(name.clone());
+            let running = old.get(name).map(|r| &**r);
+            match check(&self.config, &self.engine, name, &seg.rules, running) {
+                Checked::Unchanged => {
+                    if refused.remove(name).is_some() {
+                        tracing::info!(segment = %name, file = %display_path(&seg.rules, Some(&self.config.base_dir)), "rule file matches the running version again");
+                        metrics.set_rule_script_stale(name, false);
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(segment = %name, error = %e.diagnostic.short(), "rule script rejected: it does not compile; the previous version keeps running");
-                    report.rejected.push(e);
+                Checked::Compiled(rule) => {
+                    tracing::info!(segment = %name, file = %rule.file, hash = %&rule.hash[..12], "rule script reloaded");
+                    next.insert(name.clone(), Arc::from(rule));
+                    report.reloaded.push(name.clone());
+                    refused.remove(name);
+                    metrics.set_rule_script_stale(name, false);
+                }
+                Checked::Refused { error, signature } => {
+                    if refused.get(name) != Some(&signature) {
+                        let compile_error = error.diagnostic.line.is_some();
+                        let keeps = if running.is_some() {
+                            "the previous version keeps running"
+                        } else {
+                            "the segment has no script running; its customers get an error"
+                        };
+                        if compile_error {
+                            tracing::error!(segment = %name, file = %error.diagnostic.file, error = %error.diagnostic.short(), "rule script rejected: it does not compile; {keeps}");
+                        } else {
+                            tracing::error!(segment = %name, file = %error.diagnostic.file, reason = %error.diagnostic.message, "rule script rejected: {}; {keeps}", error.diagnostic.short());
+                        }
+                        metrics.rule_reload_failed(name);
+                        metrics.set_rule_script_stale(name, true);
+                        refused.insert(name.clone(), signature);
+                    }
+                    report.rejected.push(error);
                 }
             }
         }
+        drop(refused);
         if !report.reloaded.is_empty() {
             if let Ok(mut g) = self.current.write() {
                 *g = Arc::new(RuleSet {

@@ -256,7 +256,22 @@ pub trait Store: Send + Sync + 'static {
         completion: &Completion,
         now: DateTime<Utc>,
     ) -> Result<bool>;
-    /// Actions whose lease expired mid-send: resent, or held for the kinds in `hold`.
+    /// Extends the lease of an action being sent by `owner`, to `until`; `false` when the
+    /// lease was lost (another worker reclaimed the action).
+    async fn extend_lease(&self, action_id: i64, owner: &str, until: DateTime<Utc>)
+        -> Result<bool>;
+    /// Records, before a channel writes its request to the network, that attempt
+    /// `attempt` of the action is about to leave (`part`: what is sent). An interrupted
+    /// send without this record provably never left, and is retried even for held kinds.
+    async fn mark_transmitting(
+        &self,
+        action_id: i64,
+        attempt: i64,
+        part: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Actions whose lease expired mid-send: resent; held for the kinds in `hold` when
+    /// the interrupted attempt may have reached the peer (it was marked transmitting).
     async fn reclaim_expired(
         &self,
         now: DateTime<Utc>,
@@ -352,6 +367,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// The last finished tick of a segment.
     async fn last_tick(&self, segment: &str) -> Result<Option<TickRecord>>;
+    /// Marks as failed the scheduled ticks still `running` that another instance
+    /// started: called by a new scheduler leader, the previous one having stopped (ticks
+    /// run with `relance tick` are left alone). Returns how many.
+    async fn abandon_ticks(&self, instance: &str, now: DateTime<Utc>) -> Result<u64>;
 
     async fn close(&self);
 }
@@ -368,6 +387,14 @@ pub trait LedgerTx: Send {
     /// Inserts or updates invoices by number; `customer_id` comes from [`Self::customer_ids`].
     /// Disputes and pauses are not touched.
     async fn upsert_invoices(&mut self, batch: &[(i64, InvoiceRecord)]) -> Result<UpsertCounts>;
+
+    /// The customer (external id) each of these invoices belongs to, for those that exist.
+    async fn invoice_customers(&mut self, numbers: &[&str]) -> Result<HashMap<String, String>>;
+
+    /// Undoes every payment allocation on an invoice: the payments get the amounts back
+    /// as unapplied credit, the invoice is open for them again. Returns how many
+    /// allocations were released and their total in minor units.
+    async fn release_invoice_allocations(&mut self, number: &str) -> Result<(u64, i64)>;
 
     /// Records payments or credit notes and allocates them in order
     /// (see [`crate::domain::allocate`]); `customer_id` comes from [`Self::customer_ids`].

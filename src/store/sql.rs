@@ -206,6 +206,58 @@ macro_rules! ledger_sql {
                 Ok(counts)
             }
 
+            async fn invoice_customers(&mut self, numbers: &[&str]) -> $crate::store::Result<std::collections::HashMap<String, String>> {
+                let mut out = std::collections::HashMap::with_capacity(numbers.len());
+                for chunk in numbers.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT invoices.number, customers.external_id FROM invoices JOIN customers ON customers.id = invoices.customer_id WHERE invoices.number IN (",
+                    );
+                    let mut sep = qb.separated(", ");
+                    for n in chunk {
+                        sep.push_bind(n.to_string());
+                    }
+                    qb.push(")");
+                    let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&mut *self.tx).await?;
+                    out.extend(rows);
+                }
+                Ok(out)
+            }
+
+            async fn release_invoice_allocations(&mut self, number: &str) -> $crate::store::Result<(u64, i64)> {
+                let now = chrono::Utc::now();
+                let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+                    "SELECT allocations.invoice_id, allocations.payment_id, allocations.amount_minor FROM allocations \
+                     JOIN invoices ON invoices.id = allocations.invoice_id WHERE invoices.number = $1",
+                )
+                .bind(number)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                let Some(&(invoice_id, _, _)) = rows.first() else {
+                    return Ok((0, 0));
+                };
+                let mut total = 0i64;
+                for (_, payment_id, amount) in &rows {
+                    total += amount;
+                    sqlx::query("UPDATE payments SET unapplied_minor = unapplied_minor + $1, updated_at = $2 WHERE id = $3")
+                        .bind(amount)
+                        .bind(now)
+                        .bind(payment_id)
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+                sqlx::query(
+                    "UPDATE invoices SET allocated_minor = allocated_minor - $1, open_minor = open_minor + $1, \
+                     status = CASE WHEN status = 'paid' THEN 'open' ELSE status END, updated_at = $2 WHERE id = $3",
+                )
+                .bind(total)
+                .bind(now)
+                .bind(invoice_id)
+                .execute(&mut *self.tx)
+                .await?;
+                sqlx::query("DELETE FROM allocations WHERE invoice_id = $1").bind(invoice_id).execute(&mut *self.tx).await?;
+                Ok((rows.len() as u64, total))
+            }
+
             async fn record_payments(&mut self, batch: &[(i64, $crate::domain::Payment)]) -> $crate::store::Result<Vec<$crate::store::PaymentOutcome>> {
                 use std::collections::{HashMap, HashSet};
                 use $crate::store::{PaymentOutcome, PaymentStatus, StoreError};
@@ -1076,6 +1128,14 @@ macro_rules! ledger_sql {
                 self.complete_action_sql(action_id, owner, completion, now).await
             }
 
+            async fn extend_lease(&self, action_id: i64, owner: &str, until: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<bool> {
+                self.extend_lease_sql(action_id, owner, until).await
+            }
+
+            async fn mark_transmitting(&self, action_id: i64, attempt: i64, part: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
+                self.mark_transmitting_sql(action_id, attempt, part, now).await
+            }
+
             async fn reclaim_expired(&self, now: chrono::DateTime<chrono::Utc>, hold: &[$crate::domain::ActionKind]) -> $crate::store::Result<Vec<(i64, $crate::store::ActionStatus)>> {
                 self.reclaim_expired_sql(now, hold).await
             }
@@ -1187,6 +1247,19 @@ macro_rules! ledger_sql {
 
             async fn last_tick(&self, segment: &str) -> $crate::store::Result<Option<$crate::store::TickRecord>> {
                 self.last_tick_sql(segment).await
+            }
+
+            async fn abandon_ticks(&self, instance: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<u64> {
+                let n = sqlx::query(
+                    "UPDATE ticks SET status = 'failed', detail = 'abandoned: the instance running it stopped before it finished (a new scheduler took over)', finished_at = $1 \
+                     WHERE status = 'running' AND trigger <> 'manual' AND instance <> $2",
+                )
+                .bind(now)
+                .bind(instance)
+                .execute(self.write_pool())
+                .await?
+                .rows_affected();
+                Ok(n)
             }
 
             async fn close(&self) {

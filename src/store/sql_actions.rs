@@ -486,20 +486,42 @@ macro_rules! actions_sql {
                 Ok(true)
             }
 
+            pub(crate) async fn extend_lease_sql(&self, action_id: i64, owner: &str, until: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<bool> {
+                let n = sqlx::query("UPDATE actions SET lease_until = $1 WHERE id = $2 AND status = 'sending' AND lease_owner = $3")
+                    .bind(until)
+                    .bind(action_id)
+                    .bind(owner)
+                    .execute(self.write_pool())
+                    .await?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+
+            pub(crate) async fn mark_transmitting_sql(&self, action_id: i64, attempt: i64, part: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
+                let mut conn = self.write_pool().acquire().await?;
+                Self::event(&mut conn, action_id, "transmitting", attempt, Some(part), None, now).await
+            }
+
             pub(crate) async fn reclaim_expired_sql(
                 &self,
                 now: chrono::DateTime<chrono::Utc>,
                 hold: &[$crate::domain::ActionKind],
             ) -> $crate::store::Result<Vec<(i64, $crate::store::actions::ActionStatus)>> {
-                let expired: Vec<(i64, String, i64)> = sqlx::query_as("SELECT id, kind, attempts FROM actions WHERE status = 'sending' AND lease_until < $1")
-                    .bind(now)
-                    .fetch_all(&self.pool)
-                    .await?;
+                // Whether the interrupted attempt was marked as leaving for the network.
+                let expired: Vec<(i64, String, i64, bool)> = sqlx::query_as(
+                    "SELECT a.id, a.kind, a.attempts, EXISTS (SELECT 1 FROM action_events e WHERE e.action_id = a.id AND e.status = 'transmitting' AND e.attempt = a.attempts) \
+                     FROM actions a WHERE a.status = 'sending' AND a.lease_until < $1",
+                )
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
                 let mut out = Vec::new();
-                for (id, kind, attempts) in expired {
+                for (id, kind, attempts, transmitting) in expired {
                     let held = hold.iter().any(|k| k.as_str() == kind);
-                    let (status, detail) = if held {
-                        ("held", "the send was interrupted (lease expired); held for an operator: `relance actions retry` resends it with the same message id")
+                    let (status, detail) = if held && transmitting {
+                        ("held", "the send was interrupted (lease expired) after its request was written to the network: it may have reached the peer; held for an operator (`relance actions held`): `relance actions retry` resends it with the same message id")
+                    } else if held {
+                        ("retrying", "the send was interrupted (lease expired) before any request was written to the network: it never left, sending it again")
                     } else {
                         ("retrying", "the send was interrupted (lease expired); resending with the same message id")
                     };

@@ -9,6 +9,7 @@ Each accepted message is written to DIR as NNN.eml (the raw message) and NNN.jso
   --reject         answer every message with 550 (permanent)
   --starttls CERT KEY   offer STARTTLS with this certificate and require it
   --auth USER:PASSWORD  require authentication (after STARTTLS)
+  --delay SECONDS  wait this long before answering each message (a slow server)
 """
 import argparse
 import asyncio
@@ -24,7 +25,8 @@ from aiosmtpd.smtp import SMTP, AuthResult
 
 
 class Sink:
-    def __init__(self, out, fail_first, reject):
+    def __init__(self, out, fail_first, reject, delay=0.0):
+        self.delay = delay
         self.out = out
         self.fail_first = fail_first
         self.reject = reject
@@ -32,6 +34,8 @@ class Sink:
         self.accepted = 0
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.seen += 1
         if self.reject:
             return "550 5.1.1 Mailbox unavailable"
@@ -86,6 +90,7 @@ async def main():
     ap.add_argument("--reject", action="store_true")
     ap.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
     ap.add_argument("--auth")
+    ap.add_argument("--delay", type=float, default=0.0)
     args = ap.parse_args()
     options = {}
     if args.starttls:
@@ -101,7 +106,7 @@ async def main():
 
         options.update(authenticator=authenticator, auth_required=True)
     os.makedirs(args.dir, exist_ok=True)
-    sink = Sink(args.dir, args.fail_first, args.reject)
+    sink = Sink(args.dir, args.fail_first, args.reject, args.delay)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTP(sink, hostname="sink.test", decode_data=False, **options), "127.0.0.1", 0

@@ -895,3 +895,488 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
         }
     }
 }
+
+/// Customers C1 and C2, invoice F64 of C1 (100.00) with 60.00 of C1's payment on it.
+async fn moving_an_invoice(database_url: &str) {
+    let w = workspace(database_url, "");
+    let erp = token(&w, "erp", "ingest,read");
+    let s = Server::start(&w);
+    for id in ["C1", "C2"] {
+        let (status, r) = s
+            .call(
+                "PUT",
+                &format!("/v1/customers/{id}"),
+                Some(&erp),
+                Some(json!({"name": id, "segment": "smb"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{r}");
+    }
+    let f64 = |customer: &str| json!({"customer": customer, "issue_date": "2026-10-01", "due_date": "2026-10-31", "amount": "100.00"});
+    let (status, r) = s
+        .call("PUT", "/v1/invoices/F64", Some(&erp), Some(f64("C1")))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    let (status, r) = s
+        .call(
+            "PUT",
+            "/v1/payments/P1",
+            Some(&erp),
+            Some(json!({"customer": "C1", "date": "2026-10-15", "amount": "60.00"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+
+    // Another customer in a PUT: refused, naming the field; nothing moves.
+    let refused = s
+        .call("PUT", "/v1/invoices/F64", Some(&erp), Some(f64("C2")))
+        .await;
+    assert_error(&refused, 422, "invalid_field");
+    assert_eq!(refused.1["error"]["field"], "customer", "{}", refused.1);
+    let message = refused.1["error"]["details"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("belongs to customer 'C1'") && message.contains("allow_customer_change"),
+        "{message}"
+    );
+    // In a batch: the item is named, and the other items are not written either.
+    let refused = s
+        .call("POST", "/v1/invoices/batch", Some(&erp), Some(json!({"items": [
+            {"number": "F65", "customer": "C2", "issue_date": "2026-10-01", "due_date": "2026-10-31", "amount": "5.00"},
+            {"number": "F64", "customer": "C2", "issue_date": "2026-10-01", "due_date": "2026-10-31", "amount": "100.00"},
+        ]})))
+        .await;
+    assert_error(&refused, 422, "invalid_field");
+    assert_eq!(refused.1["error"]["field"], "items[1].customer", "{}", refused.1);
+    let (_, inv) = s.call("GET", "/v1/invoices/F64", Some(&erp), None).await;
+    assert_eq!(inv["customer"], "C1", "{inv}");
+    assert_eq!(inv["open_amount"], "40.00", "{inv}");
+    assert_error(
+        &s.call("GET", "/v1/invoices/F65", Some(&erp), None).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &s.call(
+            "PUT",
+            "/v1/invoices/F64?allow_customer_change=maybe",
+            Some(&erp),
+            Some(f64("C2")),
+        )
+        .await,
+        422,
+        "invalid_field",
+    );
+    assert_error(
+        &s.call(
+            "PUT",
+            "/v1/payments/P1?allow_customer_change=true",
+            Some(&erp),
+            Some(json!({"customer": "C1", "date": "2026-10-15", "amount": "60.00"})),
+        )
+        .await,
+        422,
+        "invalid_field",
+    );
+
+    // Asked for: the invoice moves, C1's allocation on it is released.
+    let (status, report) = s
+        .call(
+            "PUT",
+            "/v1/invoices/F64?allow_customer_change=true",
+            Some(&erp),
+            Some(f64("C2")),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["written"]["updated"], 1, "{report}");
+    assert_eq!(
+        report["customer_changes"],
+        json!([{"line": 0, "invoice": "F64", "from": "C1", "to": "C2", "released_allocations": 1, "released_amount": "60.00"}]),
+        "{report}"
+    );
+    let (_, inv) = s.call("GET", "/v1/invoices/F64", Some(&erp), None).await;
+    assert_eq!(inv["customer"], "C2", "{inv}");
+    assert_eq!(inv["open_amount"], "100.00", "{inv}");
+    assert_eq!(inv["status"], "open", "{inv}");
+    let (_, c1) = s.call("GET", "/v1/customers/C1", Some(&erp), None).await;
+    assert_eq!(c1["payments"][0]["unapplied"], "60.00", "{c1}");
+    assert_eq!(
+        c1["payments"][0]["allocations"].as_array().map(Vec::len),
+        Some(0),
+        "{c1}"
+    );
+    // The same PUT again changes nothing.
+    let (_, again) = s
+        .call(
+            "PUT",
+            "/v1/invoices/F64?allow_customer_change=true",
+            Some(&erp),
+            Some(f64("C2")),
+        )
+        .await;
+    assert_eq!(again["written"]["unchanged"], 1, "{again}");
+    assert_eq!(again["customer_changes"], json!([]), "{again}");
+    s.stop();
+    let history = crate::import::import_history(&w, database_url).await;
+    assert!(
+        history.iter().any(|(kind, what)| kind == "invoice_customer_change"
+            && what.contains("api:item: invoice F64 moved from customer C1 to C2; 1 payment allocation(s) released (60.00)")),
+        "{history:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invoice_put_with_another_customer_is_refused_unless_the_move_is_asked_for() {
+    moving_an_invoice("sqlite://ledger.db").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invoice_put_with_another_customer_is_refused_unless_the_move_is_asked_for_on_postgres()
+{
+    let Some(admin) = postgres_admin_url() else {
+        return say_postgres_skipped(
+            "an_invoice_put_with_another_customer_is_refused_unless_the_move_is_asked_for_on_postgres",
+        );
+    };
+    let db = TestDb::postgres(&admin).await;
+    moving_an_invoice(&db.url).await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_answer_is_json_and_a_client_slow_to_send_its_headers_is_cut_off() {
+    use std::io::{Read, Write};
+    let w = workspace("sqlite://ledger.db", "");
+    let read = token(&w, "dashboard", "read");
+    let s = Server::start(&w);
+    let json_error = |resp: reqwest::Response| async move {
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = resp.text().await.unwrap();
+        assert_eq!(ctype.as_deref(), Some("application/json"), "{status}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"));
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        (status, v)
+    };
+    // A 100 KB path.
+    let long = format!("/v1/customers/{}", "a".repeat(100 * 1024));
+    let resp = s.client.get(s.url(&long)).bearer_auth(&read).send().await.unwrap();
+    let (status, v) = json_error(resp).await;
+    assert_eq!(status, 414, "{v}");
+    assert_eq!(v["error"]["code"], "uri_too_long");
+    // A path segment that is not UTF-8 once decoded.
+    let resp = s
+        .client
+        .get(s.url("/v1/customers/%FF%FE"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = json_error(resp).await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["code"], "bad_request");
+    // Headers too large, and a request line that is not HTTP.
+    let mut many = s.client.get(s.url("/v1/actions")).bearer_auth(&read);
+    for i in 0..120 {
+        many = many.header(format!("x-h{i}"), "v");
+    }
+    let resp = many.send().await.unwrap();
+    let (status, _) = json_error(resp).await;
+    assert_eq!(status, 431);
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut raw = std::net::TcpStream::connect(&addr).unwrap();
+    raw.write_all(b"NOT HTTP AT ALL\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    raw.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    raw.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("content-type: application/json"), "{answer}");
+    assert!(answer.ends_with("}"), "{answer}");
+
+    // Half a request line, then nothing: the server hangs up once the header read
+    // timeout (10 s) has passed.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /v1/act").unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let r = slow.read_to_end(&mut buf);
+    let waited = started.elapsed();
+    assert!(
+        r.is_ok(),
+        "the connection is still open after {waited:?}: {r:?}"
+    );
+    assert!(
+        waited >= std::time::Duration::from_secs(5) && waited <= std::time::Duration::from_secs(15),
+        "closed after {waited:?}"
+    );
+    // The server still answers.
+    assert_eq!(s.call("GET", "/healthz", None, None).await.0, 200);
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newline_in_a_logged_value_cannot_forge_a_log_line() {
+    let w = workspace("sqlite://ledger.db", "");
+    w.import_ledger(
+        "external_id,name,segment\nC1,Un,smb\n",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-09-01,2026-10-01,100.00\n",
+    );
+    let forger = token(&w, "ops\nINFO forged line by=admin", "collect,read");
+    let s = Server::start(&w);
+    let (status, r) = s
+        .call(
+            "PUT",
+            "/v1/invoices/F1/dispute",
+            Some(&forger),
+            Some(json!({"reason": "goods damaged"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    // Values with line breaks are refused before they reach the log.
+    let refused = s
+        .call(
+            "PUT",
+            "/v1/customers/C1/pause",
+            Some(&forger),
+            Some(json!({"reason": "talks\nINFO forged line"})),
+        )
+        .await;
+    assert_error(&refused, 422, "invalid_field");
+    assert_eq!(refused.1["error"]["field"], "reason");
+    let log = s.stop();
+    assert!(
+        log.lines().any(|l| l.contains("dispute opened") && l.contains("ops\\nINFO forged line")),
+        "{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("INFO forged")),
+        "a forged line in the log:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identifiers_and_text_with_control_characters_or_unbounded_lengths_are_refused() {
+    let w = workspace("sqlite://ledger.db", "");
+    let erp = token(&w, "erp", "ingest,read,collect");
+    let s = Server::start(&w);
+    let customer = |extra: Value| {
+        let mut c = json!({"name": "Un", "segment": "smb"});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let field_of = |r: &(u16, Value)| r.1["error"]["field"].as_str().unwrap_or("").to_string();
+    for (path, body, field) in [
+        ("/v1/customers/C%001", customer(json!({})), "external_id"),
+        ("/v1/customers/C%1B1", customer(json!({})), "external_id"),
+        ("/v1/customers/C1", customer(json!({"name": "Un\u{1b}[2J"})), "name"),
+        ("/v1/customers/C1", customer(json!({"name": "x".repeat(201)})), "name"),
+        ("/v1/customers/C1", customer(json!({"city": "Paris\nINFO x"})), "city"),
+        ("/v1/customers/C1", customer(json!({"country": "ZZ"})), "country"),
+        ("/v1/customers/C1", customer(json!({"country": "XX"})), "country"),
+        ("/v1/customers/C1", customer(json!({"tags": ["ok", "a\u{0}b"]})), "tags"),
+        ("/v1/customers/C1", customer(json!({"external_id": "C1\u{0}"})), "external_id"),
+    ] {
+        let r = s.call("PUT", path, Some(&erp), Some(body)).await;
+        assert_error(&r, 422, "invalid_field");
+        assert_eq!(field_of(&r), field, "{path}: {}", r.1);
+    }
+    let huge = s
+        .call(
+            "POST",
+            "/v1/customers/batch",
+            Some(&erp),
+            Some(json!({"items": [{"external_id": "C".repeat(100 * 1024), "name": "Un", "segment": "smb"}]})),
+        )
+        .await;
+    assert_error(&huge, 422, "invalid_field");
+    assert_eq!(field_of(&huge), "items[0].external_id");
+    assert!(
+        huge.1["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 64"),
+        "{}",
+        huge.1
+    );
+    for country in ["FR", "DE", "gb"] {
+        let (status, r) = s
+            .call(
+                "PUT",
+                &format!("/v1/customers/C-{country}"),
+                Some(&erp),
+                Some(customer(json!({"country": country}))),
+            )
+            .await;
+        assert_eq!(status, 200, "{country}: {r}");
+    }
+    let (status, r) = s
+        .call(
+            "PUT",
+            "/v1/invoices/F1",
+            Some(&erp),
+            Some(json!({"customer": "C-FR", "issue_date": "2026-10-01", "due_date": "2026-10-31", "amount": "1.00"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    let bad_invoice = s
+        .call(
+            "PUT",
+            "/v1/invoices/F%0A2",
+            Some(&erp),
+            Some(json!({"customer": "C-FR", "issue_date": "2026-10-01", "due_date": "2026-10-31", "amount": "1.00"})),
+        )
+        .await;
+    assert_eq!(field_of(&bad_invoice), "number", "{}", bad_invoice.1);
+    let bad_reference = s
+        .call(
+            "PUT",
+            "/v1/payments/P1",
+            Some(&erp),
+            Some(json!({"customer": "C-FR", "date": "2026-10-02", "amount": "1.00", "reference": "VIR\u{0}F1"})),
+        )
+        .await;
+    assert_eq!(field_of(&bad_reference), "reference", "{}", bad_reference.1);
+    let long_reference = s
+        .call(
+            "PUT",
+            "/v1/payments/P1",
+            Some(&erp),
+            Some(json!({"customer": "C-FR", "date": "2026-10-02", "amount": "1.00", "reference": "r".repeat(2001)})),
+        )
+        .await;
+    assert_eq!(field_of(&long_reference), "reference", "{}", long_reference.1);
+    // Collectors' text and keys in paths, queries and bodies.
+    for (method, path, body, field) in [
+        ("GET", "/v1/customers/C%1B", None, "external_id"),
+        ("GET", "/v1/invoices/F%001", None, "number"),
+        ("PUT", "/v1/invoices/F1/dispute", Some(json!({"reason": "bad\u{0}"})), "reason"),
+        ("PUT", "/v1/invoices/F1/dispute", Some(json!({"reason": "x".repeat(2001)})), "reason"),
+        ("PUT", "/v1/invoices/F1/pause", Some(json!({"reason": "a\rb"})), "reason"),
+        ("POST", "/v1/promises", Some(json!({"customer": "C-FR", "promised_date": "2027-01-05", "amount": "1.00", "note": "n\u{7}"})), "note"),
+        ("POST", "/v1/promises", Some(json!({"customer": "C-FR", "promised_date": "2027-01-05", "amount": "1.00", "invoices": ["F\u{1b}1"]})), "invoices[0]"),
+        ("GET", "/v1/actions?customer=C%00", None, "customer"),
+        ("GET", "/v1/tasks?customer=C%0A", None, "customer"),
+    ] {
+        let r = s.call(method, path, Some(&erp), body).await;
+        assert_error(&r, 422, "invalid_field");
+        assert_eq!(field_of(&r), field, "{method} {path}: {}", r.1);
+    }
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_and_the_server_agree_on_what_is_refused() {
+    let w = workspace("sqlite://ledger.db", "");
+    w.import_ledger(
+        "external_id,name,segment\nC1,Un,smb\n",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-09-01,2026-10-01,100.00\n",
+    );
+    w.relance(&["tick", "--as-of", "2026-11-20"]).expect_code(0);
+    let collector = token(&w, "collectors-app", "read,collect");
+    let s = Server::start(&w);
+    let (status, doc) = s
+        .call("GET", "/v1/openapi.json", Some(&collector), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(doc, serde_json::from_str::<Value>(relance::api::OPENAPI).unwrap());
+
+    // What the document forbids, the server refuses.
+    for (method, path, body, field) in [
+        ("GET", "/v1/customers/C1/dry-run?as_of=", None, "as_of"),
+        ("GET", "/v1/actions?customer=", None, "customer"),
+        ("PUT", "/v1/customers/C1/pause", Some(json!({"reason": "talks", "until": null})), "until"),
+        ("PUT", "/v1/invoices/F1/dispute", Some(json!({"reason": null})), "reason"),
+        ("POST", "/v1/promises", Some(json!({"customer": "C1", "promised_date": "2027-01-05", "amount": null})), "amount"),
+        ("POST", "/v1/tasks/1/complete", Some(json!({"outcome": "reached", "amount": null})), "amount"),
+        ("GET", "/v1/actions/0", None, "id"),
+        ("GET", "/v1/actions/-1", None, "id"),
+    ] {
+        let r = s.call(method, path, Some(&collector), body).await;
+        assert_error(&r, 422, "invalid_field");
+        assert_eq!(r.1["error"]["field"], field, "{method} {path}: {}", r.1);
+    }
+    let (status, r) = s
+        .call("GET", "/v1/customers/C1/dry-run?as_of=2026-11-25", Some(&collector), None)
+        .await;
+    assert_eq!(status, 200, "{r}");
+    s.stop();
+
+    // What the server refuses, the document forbids.
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let schema = &p["schema"];
+                match schema["type"].as_str() {
+                    Some("integer") => {
+                        assert_eq!(schema["minimum"], 1, "{method} {path} {}", p["name"])
+                    }
+                    Some("string") if p["in"] == "path" && schema.get("enum").is_none() => {
+                        assert_key_schema(schema, &format!("{method} {path} {}", p["name"]))
+                    }
+                    Some("string") => assert!(
+                        schema["minLength"] == 1 || schema.get("enum").is_some(),
+                        "{method} {path} {}",
+                        p["name"]
+                    ),
+                    _ => {}
+                }
+            }
+            // Every operation under /v1 declares its JSON errors.
+            if path.starts_with("/v1/") {
+                for code in ["400", "401"] {
+                    let content = &op["responses"][code]["content"];
+                    assert!(
+                        content["application/json"].is_object(),
+                        "{method} {path}: no JSON {code}"
+                    );
+                }
+            }
+        }
+    }
+    let document = &doc["paths"]["/v1/actions/{id}/documents/{kind}"]["get"]["responses"];
+    for ctype in ["application/pdf", "application/json"] {
+        assert!(document["200"]["content"][ctype].is_object(), "{document}");
+    }
+    for code in ["404", "409", "422"] {
+        assert!(document[code]["content"]["application/json"].is_object(), "{document}");
+    }
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field, max) in [
+        ("CustomerItem", "external_id", 64),
+        ("CustomerItem", "name", 200),
+        ("InvoiceItem", "number", 64),
+        ("InvoiceItem", "customer", 64),
+        ("PaymentItem", "id", 64),
+        ("PaymentItem", "reference", 2000),
+        ("Pause", "reason", 2000),
+        ("Dispute", "reason", 2000),
+        ("Promise", "customer", 64),
+        ("Promise", "note", 2000),
+    ] {
+        let f = &schemas[schema]["properties"][field];
+        let f = if f["oneOf"].is_array() { &f["oneOf"][0] } else { f };
+        assert_eq!(f["maxLength"], max, "{schema}.{field}: {f}");
+        assert!(f["pattern"].is_string(), "{schema}.{field}: {f}");
+    }
+    // Country codes: the assigned ones only (ZA, ZM, ZW; no ZZ), in either case.
+    let country = schemas["CustomerItem"]["properties"]["country"]["pattern"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(country.contains("[Zz][AMWamw]"), "{country}");
+}
+
+/// A key in a path: not empty, at most 64 characters, no control characters.
+fn assert_key_schema(schema: &Value, what: &str) {
+    assert_eq!(schema["minLength"], 1, "{what}: {schema}");
+    assert_eq!(schema["maxLength"], 64, "{what}: {schema}");
+    let pattern = schema["pattern"].as_str().unwrap_or_default();
+    assert!(pattern.contains("\\u0000-\\u001F"), "{what}: {schema}");
+}

@@ -641,14 +641,15 @@ fn rules_check_warns_about_long_sms_and_passes_with_the_shipped_templates() {
 
 // ---- Crashes around a send to an HTTP receiver -----------------------------------------
 
-const GATEWAY: &str = "    provider: http\n    http:\n      url: \"URL/send\"\n      body: '{\"to\": \"{{ to }}\", \"text\": \"{{ text }}\"}'\n      id_pointer: /id\n";
+const GATEWAY: &str = "    provider: http\n    timeout_seconds: 1\n    http:\n      url: \"URL/send\"\n      body: '{\"to\": \"{{ to }}\", \"text\": \"{{ text }}\"}'\n      id_pointer: /id\n";
 
 fn gateway_workspace(url: &str, extra: &str) -> Workspace {
     let w = sms_workspace(&format!("{}{extra}", GATEWAY.replace("URL", url)));
-    // Short leases: a crashed holder's action is reclaimed quickly.
+    // Short leases: a crashed holder's action is reclaimed quickly (the lease must
+    // outlast the gateway's 1 s timeout plus a margin).
     let config = std::fs::read_to_string(w.path("relance.yaml"))
         .unwrap()
-        .replace("dispatch:\n", "dispatch:\n  lease_seconds: 1\n");
+        .replace("dispatch:\n", "dispatch:\n  lease_seconds: 2\n");
     w.write("relance.yaml", config);
     w
 }
@@ -685,7 +686,7 @@ async fn a_process_killed_after_claiming_is_recovered_by_lease_expiry_and_the_re
         "killed before sending"
     );
 
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     run(&w, &["dispatch"]).await.expect_code(0);
     run(&w, &["dispatch"]).await.expect_code(0);
     assert_eq!(
@@ -708,7 +709,7 @@ async fn a_crash_after_the_receiver_accepted_resends_with_the_same_key_or_is_hel
     let mut child = w.dispatch_with_failpoint("dispatch-after-send");
     assert!(!child.wait().unwrap().success());
     assert_eq!(seen.requests.lock().unwrap().len(), 1);
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     run(&w, &["dispatch"]).await.expect_code(0);
     let requests = seen.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 2);
@@ -724,7 +725,7 @@ async fn a_crash_after_the_receiver_accepted_resends_with_the_same_key_or_is_hel
     let w = Arc::new(gateway_workspace(&url, "  on_interrupted: { sms: hold }\n"));
     let mut child = w.dispatch_with_failpoint("dispatch-after-send");
     assert!(!child.wait().unwrap().success());
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     let r = run(&w, &["dispatch"]).await;
     r.expect_code(0);
     assert_eq!(
@@ -746,6 +747,28 @@ async fn a_crash_after_the_receiver_accepted_resends_with_the_same_key_or_is_hel
     run(&w, &["dispatch"]).await.expect_code(0);
     assert_eq!(seen.requests.lock().unwrap().len(), 2);
     assert_eq!(status_of(&w, "C1")["status"], "sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_send_that_provably_never_left_is_retried_not_held() {
+    // Held kind, but the process died right after claiming: no request was written to
+    // the network, so the action is sent again by itself rather than held.
+    let (url, seen) = http_peer(vec![(200, vec![], r#"{"id":"gw-3"}"#)]).await;
+    let w = Arc::new(gateway_workspace(&url, "  on_interrupted: { sms: hold }\n"));
+    let mut child = w.dispatch_with_failpoint("dispatch-after-claim");
+    assert!(!child.wait().unwrap().success());
+    assert_eq!(seen.requests.lock().unwrap().len(), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    run(&w, &["dispatch"]).await.expect_code(0);
+    assert_eq!(seen.requests.lock().unwrap().len(), 1, "sent once, after the interruption");
+    let a = status_of(&w, "C1");
+    assert_eq!(a["status"], "sent", "{a}");
+    let id = a["id"].to_string();
+    let w2 = w.clone();
+    let show = tokio::task::spawn_blocking(move || w2.relance(&["actions", "show", &id]).stdout)
+        .await
+        .unwrap();
+    assert!(show.contains("before any request was written to the network"), "{show}");
 }
 
 /// Checks a request with the reference Standard Webhooks library.

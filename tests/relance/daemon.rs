@@ -614,3 +614,151 @@ fn ticks_and_dispatch_writing_at_once_do_not_fail_with_database_is_locked() {
     assert!(!log.contains("database is locked"), "{log}");
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// `GET path` with a bearer token over plain HTTP/1.1; returns the response body.
+fn http_get(addr: &str, path: &str, token: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or(out)
+}
+
+/// Regression: a rule file deleted, not UTF-8 or emptied while the service ran was
+/// silently ignored (or, empty, accepted: the segment then did nothing). Each is refused
+/// with an ERROR line naming the file and why, counted in
+/// `relance_rule_reload_failures_total` and flagged by `relance_rule_script_stale`, and
+/// the previous version keeps running.
+#[test]
+fn hot_reload_refuses_deleted_non_utf8_and_empty_rule_files_loudly() {
+    let w = ledger("");
+    let token = w
+        .relance(&["tokens", "create", "--name", "scraper", "--scope", "read"])
+        .expect_code(0)
+        .stdout
+        .trim()
+        .to_string();
+    let log_path = w.path("serve.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args([
+            "--config",
+            w.path("relance.yaml").to_str().unwrap(),
+            "serve",
+            "--grace",
+            "5",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(w.dir.path())
+        .env_remove("RELANCE_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let wait = |what: &[&str], child: &mut std::process::Child| {
+        let start = std::time::Instant::now();
+        loop {
+            let text = log();
+            if let Some(line) = text.lines().find(|l| what.iter().all(|w| l.contains(w))) {
+                return line.to_string();
+            }
+            if start.elapsed() > std::time::Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no line with {what:?} in the log:\n{text}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let listening = wait(&["HTTP API listening on "], &mut child);
+    let addr = listening
+        .split("HTTP API listening on ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    wait(&["relance is running"], &mut child);
+    let running = w.relance(&["actions", "list"]).code;
+    assert_eq!(running, 0);
+
+    // Deleted.
+    std::fs::remove_file(w.path("rules/smb.rhai")).unwrap();
+    let line = wait(&["rule script rejected", "does not exist"], &mut child);
+    assert!(line.contains("ERROR") || line.contains("WARN"), "{line}");
+    assert!(line.contains("rules/smb.rhai"), "{line}");
+    assert!(
+        line.contains("the previous version keeps running"),
+        "{line}"
+    );
+
+    // Not UTF-8.
+    w.write(
+        "rules/smb.rhai",
+        b"email(\"reminder_1\", \xff\xfe customer.dunnable)",
+    );
+    let line = wait(&["rule script rejected", "not valid UTF-8"], &mut child);
+    assert!(line.contains("rules/smb.rhai"), "{line}");
+
+    // Empty: only whitespace and comments.
+    w.write(
+        "rules/smb.rhai",
+        "// emptied by mistake\n\n   /* nothing */\n",
+    );
+    let line = wait(&["rule script rejected", "empty"], &mut child);
+    assert!(line.contains("rules/smb.rhai"), "{line}");
+
+    let metrics = http_get(&addr, "/metrics", &token);
+    assert!(
+        metrics.contains("relance_rule_reload_failures_total{segment=\"smb\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("relance_rule_script_stale{segment=\"smb\"} 1"),
+        "{metrics}"
+    );
+
+    // The version that was running is still the one in force: restoring it clears the flag.
+    w.write("rules/smb.rhai", RULE);
+    wait(&["rule file matches the running version again"], &mut child);
+    let metrics = http_get(&addr, "/metrics", &token);
+    assert!(
+        metrics.contains("relance_rule_script_stale{segment=\"smb\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        !log().contains("rule script reloaded"),
+        "nothing else was ever swapped in:\n{}",
+        log()
+    );
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{}", log());
+}
+
+/// Regression: `relance rules check` accepted an empty script (or one with only
+/// comments), whose segment then decided nothing.
+#[test]
+fn rules_check_fails_on_an_empty_rule_script() {
+    let w = workspace_with_rules_and(&[("smb", "  \n// to do\n/* later */\n")], "");
+    let run = w.relance(&["rules", "check"]);
+    run.expect_code(4);
+    assert!(
+        run.stderr.contains("rules/smb.rhai") && run.stderr.contains("empty"),
+        "{}",
+        run.stderr
+    );
+    w.write("rules/smb.rhai", "");
+    w.relance(&["rules", "check"]).expect_code(4);
+    w.write("rules/smb.rhai", RULE);
+    w.relance(&["rules", "check"]).expect_code(0);
+}

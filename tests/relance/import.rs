@@ -313,3 +313,183 @@ fn payments_allocate_through_the_command_line() {
     assert_eq!(v["by_currency"][0]["unapplied_credit"], "80.00");
     assert_eq!(v["by_currency"][0]["open_invoices"], 0);
 }
+
+/// The ledger's import history, oldest first: (kind, file name or description).
+pub(crate) async fn import_history(w: &Workspace, database_url: &str) -> Vec<(String, String)> {
+    use sqlx::Connection;
+    let sql = "SELECT kind, file_name FROM imports ORDER BY id";
+    if database_url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
+        sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
+    } else {
+        let path = database_url.trim_start_matches("sqlite://");
+        let url = format!("sqlite://{}", w.path(path).display());
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
+    }
+}
+
+async fn moving_an_invoice_by_import(database_url: Option<&str>) {
+    let w = Workspace::new();
+    let mut extra: Vec<&str> = Vec::new();
+    if let Some(url) = database_url {
+        extra.extend(["--database-url", url]);
+    }
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&extra);
+        w.relance(&all)
+    };
+    let customer_json = |id: &str| -> serde_json::Value {
+        let r = run(&["customer", id, "--format", "json"]);
+        r.expect_code(0);
+        serde_json::from_str(&r.stdout).unwrap()
+    };
+    w.write("customers.csv", "external_id;name;segment\nC0000001;Un;smb\nC0000002;Deux;smb\n");
+    w.write(
+        "invoices.csv",
+        "number;customer;issue_date;due_date;amount\nF00000063;C0000001;2026-09-01;2026-10-01;10.00\nF00000064;C0000001;2026-09-01;2026-10-01;100.00\n",
+    );
+    w.write("payments.csv", "id;customer;date;amount;reference\nP1;C0000001;2026-10-05;60.00;F00000064\n");
+    for kind in ["customers", "invoices", "payments"] {
+        run(&["import", kind, &format!("{kind}.csv")]).expect_code(0);
+    }
+    // The ERP now says F00000064 is C0000002's: refused, file, line and column named.
+    w.write(
+        "moved.csv",
+        "number;customer;issue_date;due_date;amount\nF00000065;C0000002;2026-09-01;2026-10-01;5.00\nF00000064;C0000002;2026-09-01;2026-10-01;100.00\n",
+    );
+    let refused = run(&["import", "invoices", "moved.csv"]);
+    refused.expect_code(4);
+    assert!(
+        refused.stderr.contains(
+            "moved.csv:3: column 'customer': invoice 'F00000064' belongs to customer 'C0000001', not 'C0000002'"
+        ) && refused.stderr.contains("--allow-customer-change"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stdout.contains("rejected, nothing written"), "{}", refused.stdout);
+    let c1 = customer_json("C0000001");
+    assert_eq!(c1["invoices"].as_array().unwrap().len(), 2, "{c1}");
+    assert_eq!(customer_json("C0000002")["invoices"], serde_json::json!([]));
+    assert_eq!(c1["payments"][0]["unapplied"], "0.00", "{c1}");
+
+    // Asked for: the invoice moves and C0000001's payment gets its 60.00 back.
+    let moved = run(&["import", "invoices", "moved.csv", "--allow-customer-change", "--format", "json"]);
+    moved.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&moved.stdout).unwrap();
+    assert_eq!(
+        report["customer_changes"],
+        serde_json::json!([{"line": 3, "invoice": "F00000064", "from": "C0000001", "to": "C0000002", "released_allocations": 1, "released_amount": "60.00"}]),
+        "{report}"
+    );
+    assert_eq!(report["written"], serde_json::json!({"inserted": 1, "updated": 1, "unchanged": 0}));
+    let c1 = customer_json("C0000001");
+    let numbers: Vec<&str> = c1["invoices"].as_array().unwrap().iter().map(|i| i["number"].as_str().unwrap()).collect();
+    assert_eq!(numbers, ["F00000063"], "{c1}");
+    assert_eq!(c1["payments"][0]["unapplied"], "60.00", "{c1}");
+    assert_eq!(c1["payments"][0]["allocations"], serde_json::json!([]), "{c1}");
+    let c2 = customer_json("C0000002");
+    let f64 = c2["invoices"].as_array().unwrap().iter().find(|i| i["number"] == "F00000064").unwrap().clone();
+    assert_eq!(f64["open_amount"], "100.00", "{c2}");
+    assert_eq!(f64["status"], "open", "{c2}");
+    let text = run(&["import", "invoices", "moved.csv", "--allow-customer-change"]);
+    text.expect_code(0);
+    assert!(text.stdout.contains("0 new, 0 updated, 2 unchanged"), "{}", text.stdout);
+    assert!(!text.stdout.contains("moved from"), "{}", text.stdout);
+
+    let url = database_url.unwrap_or("sqlite://ledger.db");
+    let history = import_history(&w, url).await;
+    let changes: Vec<&String> = history
+        .iter()
+        .filter(|(kind, _)| kind == "invoice_customer_change")
+        .map(|(_, what)| what)
+        .collect();
+    assert_eq!(
+        changes,
+        ["moved.csv: invoice F00000064 moved from customer C0000001 to C0000002; 1 payment allocation(s) released (60.00)"],
+        "{history:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reimporting_an_invoice_with_another_customer_is_refused_unless_the_move_is_asked_for() {
+    moving_an_invoice_by_import(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reimporting_an_invoice_with_another_customer_on_postgres() {
+    let Some(admin) = postgres_admin_url() else {
+        return say_postgres_skipped("reimporting_an_invoice_with_another_customer_on_postgres");
+    };
+    let db = TestDb::postgres(&admin).await;
+    moving_an_invoice_by_import(Some(&db.url)).await;
+    db.cleanup().await;
+}
+
+#[test]
+fn identifiers_with_control_characters_huge_lengths_or_unassigned_countries_are_refused() {
+    let w = Workspace::new();
+    let mut csv = String::from("external_id;name;segment;country;city;tags\n");
+    csv.push_str("C1;Un;smb;FR;Paris;a|b\n"); // 2
+    csv.push_str("C\u{0}2;Deux;smb;DE;;\n"); // 3
+    csv.push_str("C3;Trois\u{1b}[2J;smb;GB;;\n"); // 4
+    csv.push_str(&format!("{};Quatre;smb;;;\n", "C".repeat(100 * 1024))); // 5
+    csv.push_str("C5;Cinq;smb;ZZ;;\n"); // 6
+    csv.push_str("C6;Six;smb;XX;;\n"); // 7
+    csv.push_str(&format!("C7;{};smb;;;\n", "n".repeat(201))); // 8
+    csv.push_str("C8;Huit;smb;;\"Lyon\nINFO forged\";\n"); // 9-10
+    csv.push_str("C9;Neuf;smb;gb;;ok|t\u{7}\n"); // 11
+    w.write("customers.csv", csv);
+    let run = w.relance(&["import", "customers", "customers.csv"]);
+    run.expect_code(4);
+    for expected in [
+        "customers.csv:3: column 'external_id': contains the control character U+0000",
+        "customers.csv:4: column 'name': contains the control character U+001B",
+        "customers.csv:5: column 'external_id': is 102400 characters long; at most 64 are allowed",
+        "customers.csv:6: column 'country': 'ZZ' is not an assigned ISO 3166-1 alpha-2 country code",
+        "customers.csv:7: column 'country': 'XX' is not an assigned ISO 3166-1 alpha-2 country code",
+        "customers.csv:8: column 'name': is 201 characters long; at most 200 are allowed",
+        "customers.csv:9: column 'city': contains the control character U+000A",
+        "customers.csv:11: column 'tags': tag 2: contains the control character U+0007",
+    ] {
+        assert!(run.stderr.contains(expected), "missing «{expected}» in\n{}", run.stderr);
+    }
+    assert!(run.stdout.contains("8 of 9 rows are invalid"), "{}", run.stdout);
+    assert!(
+        !run.stderr.lines().any(|l| l.starts_with("INFO forged")),
+        "{}",
+        run.stderr
+    );
+    let ledger = w.relance(&["ledger", "--format", "json"]).expect_code(0).stdout.clone();
+    assert!(ledger.contains("\"customers\": 0"), "{ledger}");
+
+    // Invoices and payments: numbers, ids, references.
+    w.write("customers.csv", "external_id;name;segment;country\nC1;Un;smb;FR\nC2;Deux;smb;de\n");
+    w.relance(&["import", "customers", "customers.csv"]).expect_code(0);
+    w.write(
+        "invoices.csv",
+        format!(
+            "number;customer;issue_date;due_date;amount\nF\u{1b}1;C1;2026-03-01;2026-03-31;1\n{};C1;2026-03-01;2026-03-31;1\nF3;C1;2026-03-01;2026-03-31;1\n",
+            "F".repeat(65)
+        ),
+    );
+    let run = w.relance(&["import", "invoices", "invoices.csv"]);
+    run.expect_code(4);
+    assert!(run.stderr.contains("invoices.csv:2: column 'number': contains the control character U+001B"), "{}", run.stderr);
+    assert!(run.stderr.contains("invoices.csv:3: column 'number': is 65 characters long; at most 64"), "{}", run.stderr);
+    w.write(
+        "payments.csv",
+        format!("id;customer;date;amount;reference\nP1;C1;2026-03-05;1;VIR\u{0}F3\nP2;C1;2026-03-05;1;{}\n", "r".repeat(2001)),
+    );
+    let run = w.relance(&["import", "payments", "payments.csv"]);
+    run.expect_code(4);
+    assert!(run.stderr.contains("payments.csv:2: column 'reference': contains the control character U+0000"), "{}", run.stderr);
+    assert!(run.stderr.contains("payments.csv:3: column 'reference': is 2001 characters long; at most 2000"), "{}", run.stderr);
+    // A header with a control character rejects the file.
+    w.write("headers.csv", "external_id;name;segment;\"note\nWARN forged\"\nC3;Trois;smb;x\n");
+    let run = w.relance(&["import", "customers", "headers.csv"]);
+    run.expect_code(4);
+    assert!(run.stderr.contains("header: column 4: contains the control character U+000A"), "{}", run.stderr);
+    assert!(!run.stderr.lines().any(|l| l.to_ascii_lowercase().starts_with("warn")), "{}", run.stderr);
+}

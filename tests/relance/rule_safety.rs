@@ -1,0 +1,242 @@
+//! One bad rule line must never stop dunning: a date overflow, a calendar function asked
+//! for thousands of years, or a loop around one, fails for the customer whose path runs
+//! it, and every other customer and segment is dunned. Through the binary.
+
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex};
+
+use crate::helpers::{workspace_with_rules_and, Workspace};
+
+/// The other segment's rule: one email per customer with an overdue invoice.
+const PLAIN: &str = "email(\"reminder\", customer.dunnable.overdue(1))\n";
+
+/// A rule that runs `line` for customer C2 only, then emails every overdue customer.
+fn planted(line: &str) -> String {
+    format!("if customer.id == \"C2\" {{\n    let x = {line};\n}}\n{PLAIN}")
+}
+
+/// Two segments: `smb` (C1, C2, C3) with `rule`, `key` (K1) with a plain rule.
+fn portfolio(rule: &str, extra: &str) -> Workspace {
+    let w = workspace_with_rules_and(&[("smb", rule), ("key", PLAIN)], extra);
+    let mut customers = String::from("external_id,name,segment,emails\n");
+    let mut invoices = String::from("number,customer,issue_date,due_date,amount\n");
+    for (i, c) in ["C1", "C2", "C3", "K1"].iter().enumerate() {
+        let segment = if c.starts_with('K') { "key" } else { "smb" };
+        customers.push_str(&format!("{c},Client {c},{segment},{c}@client.example\n"));
+        invoices.push_str(&format!("F{i},{c},2026-01-01,2026-01-31,1{i}0.00\n"));
+    }
+    w.import_ledger(&customers, &invoices);
+    w
+}
+
+fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Each planted line, and the start of the error the customer's decision carries.
+const PLANTED: &[(&str, &str)] = &[
+    (
+        "today.add_days(999999999)",
+        "rules/smb.rhai:2:19: add_days(2026-03-02, 999999999): the result is outside the calendar (years 1 to 9999)",
+    ),
+    (
+        "today + 999999999",
+        "rules/smb.rhai:2:19: 2026-03-02 + 999999999 days: the result is outside the calendar",
+    ),
+    (
+        "today - 999999999",
+        "rules/smb.rhai:2:19: 2026-03-02 - 999999999 days: the result is outside the calendar",
+    ),
+    (
+        "today.add_business_days(-100000000)",
+        "rules/smb.rhai:2:19: add_business_days(2026-03-02, -100000000): the result is outside the calendar",
+    ),
+    (
+        "add_business_days(today, 100000000)",
+        "rules/smb.rhai:2:13: add_business_days(2026-03-02, 100000000): the result is outside the calendar",
+    ),
+    (
+        "date(1, 1, 1).add_days(-1)",
+        "rules/smb.rhai:2:",
+    ),
+    (
+        "business_days_between(date(1900, 1, 1), date(1899, 12, 31) + 5000000)",
+        "rules/smb.rhai:2:",
+    ),
+    (
+        "{ let n = 0; for i in 0..100000 { n += business_days_between(date(1, 1, 1), date(9999, 12, 31)); } n }",
+        "rules/smb.rhai:2:",
+    ),
+    (
+        "{ let d = today; for i in 0..100000 { d = d.add_business_days(2000000); } d }",
+        "rules/smb.rhai:2:",
+    ),
+];
+
+#[test]
+fn a_rule_line_that_overflows_a_date_fails_for_its_customer_only_in_simulate_and_tick() {
+    for (line, error) in PLANTED {
+        let w = portfolio(&planted(line), "");
+        let started = std::time::Instant::now();
+        let run = w.relance(&["simulate", "--as-of", "2026-03-02", "--format", "json"]);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{line}: simulate took {:?}",
+            started.elapsed()
+        );
+        // Rule errors are input rejected: exit 4, never a panic (101) or a silent 0.
+        run.expect_code(4);
+        let all = json_lines(&run.stdout);
+        let of = |c: &str| {
+            all.iter()
+                .filter(|d| d["customer"] == c)
+                .collect::<Vec<_>>()
+        };
+        for c in ["C1", "C3", "K1"] {
+            assert_eq!(of(c).len(), 1, "{line}: {c}\n{}", run.stdout);
+            assert_eq!(of(c)[0]["status"], "planned", "{line}: {c}");
+        }
+        let c2 = of("C2");
+        assert_eq!(c2.len(), 1, "{line}\n{}", run.stdout);
+        assert_eq!(c2[0]["status"], "error", "{line}");
+        let detail = c2[0]["detail"].as_str().unwrap();
+        assert!(detail.starts_with(error), "{line}: {detail}");
+        assert!(
+            !run.stderr.contains("panicked") && !run.stderr.contains("internal error"),
+            "{line}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("simulated 4 customers") && run.stderr.contains("1 errors"),
+            "{line}: {}",
+            run.stderr
+        );
+
+        let tick = w.relance(&["tick", "--as-of", "2026-03-02"]);
+        tick.expect_code(4);
+        assert!(
+            tick.stdout
+                .contains("smb: 3 customers, 2 new planned actions, 0 already planned, 0 already done, 0 blocked, 1 errors"),
+            "{line}: {}",
+            tick.stdout
+        );
+        assert!(
+            tick.stdout
+                .contains("key: 1 customers, 1 new planned actions"),
+            "{line}: {}",
+            tick.stdout
+        );
+        let errors = w.relance(&["actions", "list", "--status", "error", "--format", "json"]);
+        errors.expect_code(0);
+        assert!(errors.stdout.contains("C2"), "{line}: {}", errors.stdout);
+    }
+}
+
+#[test]
+fn rules_check_survives_a_rule_line_that_overflows_a_date() {
+    // `rules check` renders templates with the rules' sample decisions: it used to
+    // panic (exit 101) on such a line.
+    let w = portfolio(
+        "let x = today.add_days(999999999);\nemail(\"reminder\", customer.dunnable.overdue(1))\n",
+        "",
+    );
+    let run = w.relance(&["rules", "check"]);
+    assert_ne!(run.code, 101, "{}\n{}", run.stdout, run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+/// Starts `relance serve --listen 127.0.0.1:0`; returns the child, its base URL and its log.
+fn serve(w: &Workspace) -> (std::process::Child, String, Arc<Mutex<String>>) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args(["--config", w.path("relance.yaml").to_str().unwrap()])
+        .args(["serve", "--grace", "5", "--listen", "127.0.0.1:0"])
+        .current_dir(w.dir.path())
+        .env_remove("RELANCE_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("HTTP API listening on ").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+            }
+            sink.lock().unwrap().push_str(&format!("{line}\n"));
+        }
+    });
+    let addr = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("the service did not start:\n{}", log.lock().unwrap()));
+    (child, format!("http://{addr}"), log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_goes_on_dunning_other_customers_and_counts_the_rule_error_in_metrics() {
+    let w = portfolio(&planted("today + 999999999"), "");
+    let token = w.relance(&[
+        "tokens",
+        "create",
+        "--name",
+        "monitoring",
+        "--scope",
+        "read",
+    ]);
+    token.expect_code(0);
+    let token = token.stdout.trim().to_string();
+    let (mut child, base, log) = serve(&w);
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let metrics = loop {
+        let m = client
+            .get(format!("{base}/metrics"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.contains("relance_ticks_total{segment=\"smb\"")
+            && m.contains("relance_ticks_total{segment=\"key\"")
+        {
+            break m;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no tick:\n{}",
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let log = log.lock().unwrap().clone();
+    assert!(metrics.contains("relance_rule_errors_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("relance_customers_evaluated_total 4"),
+        "{metrics}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("tick done with rule errors")
+            && l.contains("segment=smb")
+            && l.contains("errors=1")),
+        "{log}"
+    );
+    let list = w.relance(&["actions", "list", "--format", "json"]);
+    for c in ["C1", "C3", "K1"] {
+        assert!(
+            list.stdout.contains(&format!("\"{c}\"")),
+            "{c}: {}",
+            list.stdout
+        );
+    }
+}
