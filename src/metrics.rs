@@ -230,7 +230,12 @@ impl Metrics {
         let _ = writeln!(out, "# HELP relance_transport_up 0 while a transport's deliveries fail for temporary reasons (network, timeouts, 5xx), 1 once one goes through again.\n# TYPE relance_transport_up gauge");
         if let Ok(t) = self.transports.lock() {
             for (channel, up) in t.iter() {
-                let _ = writeln!(out, "relance_transport_up{{channel=\"{}\"}} {}", label(channel), u8::from(*up));
+                let _ = writeln!(
+                    out,
+                    "relance_transport_up{{channel=\"{}\"}} {}",
+                    label(channel),
+                    u8::from(*up)
+                );
             }
         }
         let _ = writeln!(out, "# HELP relance_rule_reload_failures_total Rule files refused at reload (not compiling, empty, unreadable, not UTF-8, deleted), by segment; each refused version counts once.\n# TYPE relance_rule_reload_failures_total counter");

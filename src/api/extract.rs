@@ -9,8 +9,8 @@ use axum::http::{header, request::Parts, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, ApiResult};
-use crate::domain::ids::{check_text, TextKind};
 use super::AppState;
+use crate::domain::ids::{check_text, TextKind};
 use crate::store::tokens::{ApiToken, Scope};
 
 /// The SHA-256 under which a token's secret is stored.

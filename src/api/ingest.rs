@@ -123,8 +123,7 @@ async fn ingest(
 ) -> ApiResult<Response> {
     let sha = crate::digest::sha256_hex(body);
     let source = format!("api:{}", if single { "item" } else { "batch" });
-    match import_records(state.store.as_ref(), kind, &items, opts, &source, &sha).await
-    {
+    match import_records(state.store.as_ref(), kind, &items, opts, &source, &sha).await {
         Ok(report) => Ok(json(StatusCode::OK, &report)),
         Err(BatchError::Rejected(errors)) => {
             let n = errors.len();

@@ -140,7 +140,9 @@ fn replacement(buf: &[u8]) -> Option<Vec<u8>> {
     let status_line = lines.next()?;
     let headers: Vec<&str> = lines.collect();
     let lower = |h: &str| h.to_ascii_lowercase();
-    if headers.iter().any(|h| lower(h).starts_with("content-type:"))
+    if headers
+        .iter()
+        .any(|h| lower(h).starts_with("content-type:"))
         || !headers
             .iter()
             .any(|h| lower(h).replace(' ', "") == "content-length:0")
@@ -152,10 +154,7 @@ fn replacement(buf: &[u8]) -> Option<Vec<u8>> {
             "uri_too_long",
             "the request target (path and query) is too long",
         ),
-        431 => (
-            "headers_too_large",
-            "the request's headers are too large",
-        ),
+        431 => ("headers_too_large", "the request's headers are too large"),
         408 => ("timeout", "the request's headers did not arrive in time"),
         s if s >= 500 => ("internal", "the server could not read the request"),
         _ => (

@@ -66,6 +66,13 @@ pub enum ActionsCommand {
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
     },
+    /// Actions held for an operator after an interrupted send, with how far each send
+    /// went (claimed, request written to the network, parts delivered)
+    #[command(after_help = HELD_HELP)]
+    Held {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Put a dead, held or cancelled action back in the queue
     #[command(after_help = "Example:\n  relance actions retry 42")]
     Retry { id: i64 },
@@ -111,6 +118,18 @@ Exit codes: 0 every customer evaluated without error; 4 a rule failed for some c
 (they were not dunned; the others were, and each error is in the action log with status
 error); 1 the tick could not evaluate every customer it read (recorded as failed, with
 the reason); 3 invalid configuration.";
+
+const HELD_HELP: &str = "\
+Examples:
+  relance actions held
+  relance actions held --format json
+
+A formal notice or an insurer handover whose send was interrupted (the process stopped
+after its request was written to the network, before the answer was recorded) is held:
+it may have reached the recipient. Check with the recipient (registered-mail provider,
+insurer, mail server), then either `relance actions retry ID` (sent again with the same
+message id / idempotency key) or `relance actions cancel ID --reason \"delivered\"`.
+An interrupted send that provably never left is not held: it is sent again by itself.";
 
 pub(super) const DISPATCH_HELP: &str = "\
 Delivers the planned actions that are due through their channels, until none is left
@@ -388,6 +407,45 @@ pub(super) async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<u8, CliEr
             }
             Ok(exit::OK)
         }
+        ActionsCommand::Held { format } => {
+            let held = held_actions(store.as_ref()).await?;
+            match format {
+                OutputFormat::Json => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&held).unwrap_or_default()
+                    )
+                }
+                OutputFormat::Text => {
+                    if held.is_empty() {
+                        println!("no action is held");
+                    }
+                    for h in &held {
+                        println!(
+                            "action {} — {} {} for {} (attempt {})",
+                            h.id, h.kind, h.step, h.customer, h.attempt
+                        );
+                        if let Some((by, at)) = &h.claimed {
+                            println!("  claimed by {by} at {}", at.format("%Y-%m-%d %H:%M:%S"));
+                        }
+                        for (part, at) in &h.transmitted {
+                            println!(
+                                "  request written to the network: {part} at {}",
+                                at.format("%Y-%m-%d %H:%M:%S")
+                            );
+                        }
+                        for p in &h.delivered {
+                            println!("  already delivered: {} ({})", p.part, p.provider_ref);
+                        }
+                        if let Some(at) = &h.held_at {
+                            println!("  held at {}", at.format("%Y-%m-%d %H:%M:%S"));
+                        }
+                        println!("  {}", h.evidence);
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
         ActionsCommand::Show { id, format } => match store.action(*id).await? {
             None => Err(CliError::Input(format!("no action {id}"))),
             Some(d) => {
@@ -624,4 +682,88 @@ pub(super) async fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, CliError> {
     .await?;
     store.close().await;
     Ok(exit::OK)
+}
+
+/// A held action and the evidence of how far its interrupted send went.
+#[derive(Debug, serde::Serialize)]
+struct HeldAction {
+    id: i64,
+    customer: String,
+    kind: String,
+    step: String,
+    attempt: i64,
+    /// Who claimed the interrupted attempt, and when.
+    claimed: Option<(String, chrono::DateTime<Utc>)>,
+    /// Parts whose request was written to the network in that attempt, and when.
+    transmitted: Vec<(String, chrono::DateTime<Utc>)>,
+    /// Parts recorded as delivered (a formal notice by email and registered mail).
+    delivered: Vec<crate::store::documents::DeliveredPart>,
+    held_at: Option<chrono::DateTime<Utc>>,
+    /// What that means for the operator.
+    evidence: String,
+}
+
+async fn held_actions(store: &dyn Store) -> Result<Vec<HeldAction>, CliError> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = store
+            .list_actions(&ActionFilter {
+                status: Some(ActionStatus::Held),
+                after_id: after,
+                limit: 500,
+                ..Default::default()
+            })
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id);
+        for r in rows {
+            let Some(d) = store.action(r.id).await? else {
+                continue;
+            };
+            let attempt = d.row.attempts;
+            let of_attempt = |status: &str| {
+                d.events
+                    .iter()
+                    .filter(|e| e.attempt == attempt && e.status == status)
+                    .collect::<Vec<_>>()
+            };
+            let claimed = of_attempt("sending").last().map(|e| {
+                let by = e.detail.as_deref().unwrap_or("");
+                (by.trim_start_matches("claimed by ").to_string(), e.at)
+            });
+            let transmitted: Vec<_> = of_attempt("transmitting")
+                .iter()
+                .map(|e| (e.detail.clone().unwrap_or_default(), e.at))
+                .collect();
+            let held_at = of_attempt("held").last().map(|e| e.at);
+            let delivered = store.delivered_parts(r.id).await?;
+            let evidence = if transmitted.is_empty() {
+                "no record of the request leaving: held before this version recorded sends as they left; it may or may not have reached the recipient".to_string()
+            } else {
+                format!(
+                    "the request was written to the network ({}) and no answer was recorded: it may have reached the recipient; check before `relance actions retry {}`",
+                    transmitted
+                        .iter()
+                        .map(|(p, _)| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    r.id
+                )
+            };
+            out.push(HeldAction {
+                id: r.id,
+                customer: r.customer.clone(),
+                kind: r.kind.as_str().to_string(),
+                step: r.step.clone(),
+                attempt,
+                claimed,
+                transmitted,
+                delivered,
+                held_at,
+                evidence,
+            });
+        }
+    }
+    Ok(out)
 }

@@ -43,15 +43,19 @@ struct State<'a> {
     issues: Vec<(String, String)>,
 }
 
+/// The steps of an error's path, up to the value holding an enum's content (a problem
+/// inside an enum's variant is that value's problem).
 fn steps(p: &serde_path_to_error::Path) -> Option<Vec<Step>> {
     use serde_path_to_error::Segment;
-    p.iter()
-        .map(|s| match s {
-            Segment::Seq { index } => Some(Step::Index(*index)),
-            Segment::Map { key } => Some(Step::Key(key.clone())),
-            Segment::Enum { .. } | Segment::Unknown => None,
-        })
-        .collect()
+    let mut out = Vec::new();
+    for s in p.iter() {
+        match s {
+            Segment::Seq { index } => out.push(Step::Index(*index)),
+            Segment::Map { key } => out.push(Step::Key(key.clone())),
+            Segment::Enum { .. } | Segment::Unknown => break,
+        }
+    }
+    Some(out)
 }
 
 fn key_matches(k: &Value, key: &str) -> bool {

@@ -323,9 +323,12 @@ impl Config {
                 v.build(root, &source, &base_dir)
             }
         };
+        // Every problem has a line: that of its path, or of its closest ancestor in the
+        // file; one about something the file lacks altogether (a missing section) points
+        // at its first line.
         let locate = |mut i: Issue| {
             if i.line.is_none() {
-                i.line = index.line_of(&i.path);
+                i.line = index.line_of(&i.path).or(Some(1));
             }
             i
         };

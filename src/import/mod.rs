@@ -477,7 +477,12 @@ impl<'a> Importer<'a> {
                             released_amount: rust_decimal::Decimal::ZERO,
                         });
                     } else {
-                        refused.push((*line, inv.number.clone(), from.clone(), inv.customer.clone()));
+                        refused.push((
+                            *line,
+                            inv.number.clone(),
+                            from.clone(),
+                            inv.customer.clone(),
+                        ));
                     }
                 }
                 _ => {}
@@ -603,8 +608,11 @@ pub async fn import_file(
         };
         tx.record_import(&record, chrono::Utc::now()).await?;
         for c in &customer_changes {
-            tx.record_import(&c.history_entry(&record.file_name, &sha256), chrono::Utc::now())
-                .await?;
+            tx.record_import(
+                &c.history_entry(&record.file_name, &sha256),
+                chrono::Utc::now(),
+            )
+            .await?;
         }
         tx.commit().await?;
         if written.inserted + written.updated > 0 {

@@ -123,6 +123,11 @@ where
             .name(format!("rules-{n}"))
             .spawn(move || {
                 let evaluator = make();
+                // Fault injection for tests of the last line of defence: a defect outside
+                // the rule while this customer is evaluated.
+                let faulty = std::env::var("RELANCE_FAILPOINT")
+                    .ok()
+                    .and_then(|f| f.strip_prefix("evaluate-panic:").map(str::to_string));
                 loop {
                     let job = match job_rx.lock() {
                         Ok(mut rx) => rx.blocking_recv(),
@@ -135,7 +140,13 @@ where
                         // The rule's own failures are the customer's error decision; a
                         // defect elsewhere loses this customer only, and is reported.
                         let customer = a.customer.external_id.clone();
-                        match crate::panics::contain(|| map(evaluator.evaluate(&rules, a, today))) {
+                        let evaluated = crate::panics::contain(|| {
+                            if faulty.as_deref() == Some(customer.as_str()) {
+                                panic!("fault injected for {customer}");
+                            }
+                            map(evaluator.evaluate(&rules, a, today))
+                        });
+                        match evaluated {
                             Ok(o) => outcomes.push(o),
                             Err(message) => {
                                 tracing::error!(%customer, error = %message, "customer not evaluated");

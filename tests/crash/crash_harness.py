@@ -511,7 +511,7 @@ def reconcile(actions, receipts, instances, drained, show):
             held_parts.append(counts)
             why = [e.get("detail") or "" for e in events(a) if e.get("status") == "held"]
             details["held"].append("%d %s %s, parts received %s: %s" % (
-                a["id"], a["kind"], a["customer"], counts, (why[-1] if why else "")[:100]))
+                a["id"], a["kind"], a["customer"], counts, (why[-1] if why else "").split(":")[0]))
         elif st in ("blocked", "cancelled", "error"):
             cat[a["id"]] = "not_sent"
             if got:

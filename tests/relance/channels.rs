@@ -738,6 +738,18 @@ async fn a_crash_after_the_receiver_accepted_resends_with_the_same_key_or_is_hel
     );
     let held = status_of(&w, "C1");
     assert_eq!(held["status"], "held", "{held}");
+    // The operator sees how far the send went.
+    let w2 = w.clone();
+    let report = tokio::task::spawn_blocking(move || w2.relance(&["actions", "held"]))
+        .await
+        .unwrap();
+    report.expect_code(0);
+    assert!(
+        report.stdout.contains("request written to the network: sms at")
+            && report.stdout.contains("it may have reached the recipient"),
+        "{}",
+        report.stdout
+    );
     // The operator checked with the provider and decides to send it again.
     let id = held["id"].to_string();
     let w2 = w.clone();

@@ -454,13 +454,3 @@ fn a_lease_shorter_than_a_live_send_is_refused() {
     .unwrap();
     assert_eq!(config.dispatch.lease, std::time::Duration::from_secs(60));
 }
-
-/// The shipped examples and every configuration of the documentation still pass.
-#[test]
-fn the_shipped_configurations_pass_the_lease_and_secret_checks() {
-    let run = relance_in(
-        &repo(),
-        &["config", "check", "--config", "examples/relance.yaml"],
-    );
-    run.expect_code(0);
-}

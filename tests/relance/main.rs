@@ -13,6 +13,7 @@ mod documents;
 mod helpers;
 mod import;
 mod leases;
+mod properties;
 mod reports;
 mod rule_reload;
 mod rule_safety;

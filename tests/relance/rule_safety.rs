@@ -149,8 +149,9 @@ fn rules_check_survives_a_rule_line_that_overflows_a_date() {
 }
 
 /// Starts `relance serve --listen 127.0.0.1:0`; returns the child, its base URL and its log.
-fn serve(w: &Workspace) -> (std::process::Child, String, Arc<Mutex<String>>) {
+fn serve(w: &Workspace, failpoint: &str) -> (std::process::Child, String, Arc<Mutex<String>>) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .env("RELANCE_FAILPOINT", failpoint)
         .args(["--config", w.path("relance.yaml").to_str().unwrap()])
         .args(["serve", "--grace", "5", "--listen", "127.0.0.1:0"])
         .current_dir(w.dir.path())
@@ -190,7 +191,7 @@ async fn serve_goes_on_dunning_other_customers_and_counts_the_rule_error_in_metr
     ]);
     token.expect_code(0);
     let token = token.stdout.trim().to_string();
-    let (mut child, base, log) = serve(&w);
+    let (mut child, base, log) = serve(&w, "");
     let client = reqwest::Client::new();
     let started = std::time::Instant::now();
     let metrics = loop {
@@ -239,4 +240,128 @@ async fn serve_goes_on_dunning_other_customers_and_counts_the_rule_error_in_metr
             list.stdout
         );
     }
+}
+
+/// `relance tick` with a fault injected while customer `customer` is evaluated.
+fn tick_with_fault(w: &Workspace, customer: &str) -> crate::helpers::Run {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args(["--config", w.path("relance.yaml").to_str().unwrap()])
+        .args(["tick", "--as-of", "2026-03-02"])
+        .current_dir(w.dir.path())
+        .env("RELANCE_FAILPOINT", format!("evaluate-panic:{customer}"))
+        .output()
+        .unwrap();
+    crate::helpers::Run::from(out)
+}
+
+/// The tick records: (segment, status, customers, planned, errors, detail).
+async fn ticks(w: &Workspace) -> Vec<(String, String, i64, i64, i64, Option<String>)> {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", w.path("ledger.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query_as(
+        "SELECT segment, status, customers, planned, errors, detail FROM ticks ORDER BY id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_customer_that_cannot_be_evaluated_fails_the_tick_with_the_reason_and_the_others_are_dunned(
+) {
+    let w = portfolio(PLAIN, "");
+    let run = tick_with_fault(&w, "C2");
+    // Not a silent "done": exit 1, the reason on stderr, no panic message.
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("error: tick failed: 1 of 4 customers read were not evaluated; C2: internal error: fault injected for C2"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("smb: 2 customers, 2 new planned actions"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("key: 1 customers, 1 new planned actions"),
+        "{}",
+        run.stdout
+    );
+    let ticks = ticks(&w).await;
+    assert_eq!(ticks.len(), 2, "{ticks:?}");
+    for t in &ticks {
+        assert_eq!(t.1, "failed", "{ticks:?}");
+        assert!(
+            t.5.as_deref().unwrap_or("").contains("C2: internal error"),
+            "{ticks:?}"
+        );
+    }
+    // The next tick without the fault evaluates everyone, and plans nothing twice.
+    let again = w.relance(&["tick", "--as-of", "2026-03-02"]);
+    again.expect_code(0);
+    assert!(
+        again
+            .stdout
+            .contains("smb: 3 customers, 1 new planned actions, 0 already planned, 2 already done"),
+        "{}",
+        again.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_a_tick_that_cannot_account_for_a_customer_as_an_error_and_counts_it() {
+    let w = portfolio(PLAIN, "");
+    let token = w.relance(&[
+        "tokens",
+        "create",
+        "--name",
+        "monitoring",
+        "--scope",
+        "read",
+    ]);
+    token.expect_code(0);
+    let token = token.stdout.trim().to_string();
+    let (mut child, base, log) = serve(&w, "evaluate-panic:C3");
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let metrics = loop {
+        let m = client
+            .get(format!("{base}/metrics"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.contains("relance_ticks_total{segment=\"smb\",status=\"failed\"} 1") {
+            break m;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no failed tick counted:\n{m}\n{}",
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let log = log.lock().unwrap().clone();
+    assert!(
+        metrics.contains("relance_ticks_total{segment=\"key\",status=\"failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("ERROR")
+            && l.contains("tick failed")
+            && l.contains("C3: internal error")),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
 }
