@@ -358,8 +358,10 @@ impl Dispatcher {
         let failing = match delivered {
             Ok(_) => false,
             Err(DeliveryError::Temporary { .. }) => true,
+            // Not sent (no address, no template): says nothing of the transport.
+            Err(DeliveryError::Blocked { .. }) => return,
             // The transport answered: whatever it refused, it is up.
-            Err(_) => false,
+            Err(DeliveryError::Permanent { .. } | DeliveryError::DeadLetter { .. }) => false,
         };
         let was_failing = crate::metrics::global().transport(channel, !failing);
         match (was_failing, delivered) {

@@ -745,7 +745,9 @@ async fn a_crash_after_the_receiver_accepted_resends_with_the_same_key_or_is_hel
         .unwrap();
     report.expect_code(0);
     assert!(
-        report.stdout.contains("request written to the network: sms at")
+        report
+            .stdout
+            .contains("request written to the network: sms at")
             && report.stdout.contains("it may have reached the recipient"),
         "{}",
         report.stdout
@@ -772,7 +774,11 @@ async fn an_interrupted_send_that_provably_never_left_is_retried_not_held() {
     assert_eq!(seen.requests.lock().unwrap().len(), 0);
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     run(&w, &["dispatch"]).await.expect_code(0);
-    assert_eq!(seen.requests.lock().unwrap().len(), 1, "sent once, after the interruption");
+    assert_eq!(
+        seen.requests.lock().unwrap().len(),
+        1,
+        "sent once, after the interruption"
+    );
     let a = status_of(&w, "C1");
     assert_eq!(a["status"], "sent", "{a}");
     let id = a["id"].to_string();
@@ -780,7 +786,10 @@ async fn an_interrupted_send_that_provably_never_left_is_retried_not_held() {
     let show = tokio::task::spawn_blocking(move || w2.relance(&["actions", "show", &id]).stdout)
         .await
         .unwrap();
-    assert!(show.contains("before any request was written to the network"), "{show}");
+    assert!(
+        show.contains("before any request was written to the network"),
+        "{show}"
+    );
 }
 
 /// Checks a request with the reference Standard Webhooks library.
@@ -988,4 +997,51 @@ fn email_over_starttls_with_authentication_trusts_the_configured_ca_and_refuses_
     assert_eq!(sink.messages().len(), 1);
     // The password never shows in what relance prints, even at debug level.
     assert!(!run.stdout.contains("s3cret") && !run.stderr.contains("s3cret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_gateway_outage_is_one_warning_then_one_recovery_line() {
+    // Down for three attempts, then up: the service says so once each way, not at every
+    // retry.
+    let (url, seen) = http_peer(vec![
+        (503, vec![], "unavailable"),
+        (503, vec![], "unavailable"),
+        (503, vec![], "unavailable"),
+        (200, vec![], r#"{"id":"gw-9"}"#),
+    ])
+    .await;
+    let w = Arc::new(gateway_workspace(&url, ""));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args(["--config", w.path("relance.yaml").to_str().unwrap()])
+        .args(["serve", "--grace", "5"])
+        .current_dir(w.dir.path())
+        .env_remove("RELANCE_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while seen.requests.lock().unwrap().len() < 4 {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the gateway never recovered ({} requests):\n{}",
+                seen.requests.lock().unwrap().len(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let count = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("transport failing"), 1, "{log}");
+    assert_eq!(count("transport recovered"), 1, "{log}");
+    assert!(count("temporary failure, will retry") >= 3, "{log}");
 }
