@@ -365,3 +365,56 @@ async fn serve_logs_a_tick_that_cannot_account_for_a_customer_as_an_error_and_co
     );
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_tick_left_running_by_a_stopped_instance_is_marked_abandoned() {
+    let w = portfolio(PLAIN, "");
+    let url =
+        relance::config::DatabaseUrl::new(format!("sqlite://{}", w.path("ledger.db").display()));
+    let store = relance::store::open(&url, 1).await.unwrap();
+    let when = chrono::Utc::now() - chrono::Duration::hours(1);
+    let as_of = when.date_naive();
+    let left = store
+        .start_tick("smb", when, "schedule", as_of, "gone-host:4242", when)
+        .await
+        .unwrap();
+    let manual = store
+        .start_tick("key", when, "manual", as_of, "gone-host:4243", when)
+        .await
+        .unwrap();
+    store.close().await;
+    let (mut child, _base, log) = serve(&w, "");
+    let started = std::time::Instant::now();
+    while !log.lock().unwrap().contains("tick done segment=smb") {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{}",
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let all = ticks(&w).await;
+    assert_eq!(all[left as usize - 1].1, "failed", "{all:?}");
+    assert!(
+        all[left as usize - 1]
+            .5
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("abandoned"),
+        "{all:?}"
+    );
+    // A tick run by hand is not the scheduler's: it is left alone.
+    assert_eq!(all[manual as usize - 1].1, "running", "{all:?}");
+    assert!(log.lock().unwrap().contains("marked failed (abandoned)"));
+}
+
+#[test]
+fn serve_refuses_zero_dispatch_workers() {
+    let w = portfolio(PLAIN, "");
+    let run = w.relance(&["serve", "--workers", "0"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("--workers"), "{}", run.stderr);
+}
