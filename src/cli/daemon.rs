@@ -609,9 +609,10 @@ pub struct ServeArgs {
 pub(super) const SERVE_HELP: &str = "\
 Runs the scheduler (each segment on its cron schedule, with a catch-up tick for a slot
 missed while stopped), the dispatch workers and the rule reloader (rule files are
-re-read when they change and on SIGHUP; a version that does not compile is rejected and
-the previous one keeps running). SIGTERM or SIGINT stop it cleanly: no new work is
-claimed, in-flight work gets --grace seconds, exit code 0.
+re-read when they change and on SIGHUP; a version that does not compile, is empty, is
+not UTF-8 or was deleted is rejected and the previous one keeps running). SIGTERM or
+SIGINT stop it cleanly: no new work is claimed, in-flight work gets --grace seconds,
+exit code 0.
 
 With the embedded default configuration and an empty ledger, the sample portfolio is
 loaded first, and every action goes to the outbox/ folder: nothing is sent for real.
@@ -646,7 +647,7 @@ pub(super) async fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, CliError> {
     }
     let (registry, errors) = RuleRegistry::load(&config, engine_for(&config));
     for e in &errors {
-        tracing::error!(segment = %e.segment, error = %e.diagnostic.short(), "rule script does not compile; its customers get an error until it is fixed");
+        tracing::error!(segment = %e.segment, error = %e.diagnostic.short(), "rule script refused (see the error); its customers get an error until it is fixed");
     }
     report_unscripted(store.as_ref(), &config).await?;
     let dispatcher = Arc::new(dispatcher_for(&config, store.clone())?);
