@@ -18,7 +18,8 @@ mod common;
 
 use futures_util::StreamExt;
 use relance::config::{Config, DatabaseUrl, Source, EMBEDDED_DEFAULT};
-use relance::scripting::{pipeline, Evaluator, Limits, RuleRegistry};
+use relance::scheduler::pipeline;
+use relance::scripting::{Evaluator, Limits, RuleRegistry};
 use relance::store::{self, AccountFilter, Store};
 
 const AS_OF: &str = "2026-11-02";

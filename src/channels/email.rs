@@ -44,7 +44,7 @@ pub struct EmailChannel {
     from: Mailbox,
     bcc: Vec<Mailbox>,
     reply_to: Option<Mailbox>,
-    documents: Option<Arc<crate::documents::service::Documents>>,
+    documents: Option<Arc<super::documents::Documents>>,
 }
 
 impl EmailChannel {
@@ -358,7 +358,7 @@ fn wants_statement(a: &ClaimedAction) -> bool {
 
 impl EmailChannel {
     /// Attaches account statements when rules ask for them.
-    pub fn with_documents(mut self, documents: Arc<crate::documents::service::Documents>) -> Self {
+    pub fn with_documents(mut self, documents: Arc<super::documents::Documents>) -> Self {
         self.documents = Some(documents);
         self
     }

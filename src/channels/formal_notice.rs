@@ -10,13 +10,13 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde_json::json;
 
+use super::documents::Documents;
 use super::email::Attachment;
 use super::{
     http_error, Channel, Delivered, DeliveryError, EmailChannel, OnInterrupted, OutboxDir,
 };
 use crate::config::channels::RegisteredMailConfig;
 use crate::config::Company;
-use crate::documents::service::Documents;
 use crate::store::documents::StoredDocument;
 use crate::store::{ClaimedAction, Store};
 

@@ -13,13 +13,13 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde_json::json;
 
+use super::documents::Documents;
 use super::{http_error, webhook, Channel, Delivered, DeliveryError, OnInterrupted, OutboxDir};
+use crate::config::RetryPolicy;
 use crate::config::{Company, Insurer};
 use crate::documents::archive::Document;
-use crate::documents::service::Documents;
 use crate::documents::{company_json, customer_address};
 use crate::domain::ActionKind;
-use crate::outbox::RetryPolicy;
 use crate::store::{ActionFilter, ClaimedAction, Store};
 
 /// The event type and schema version of the handover document.

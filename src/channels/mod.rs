@@ -2,6 +2,7 @@
 //! action goes to the `outbox/` folder transport, which writes what would be sent.
 
 mod call_task;
+pub mod documents;
 mod email;
 pub mod formal_notice;
 pub mod insurer;
@@ -25,15 +26,7 @@ pub use sms::SmsChannel;
 use crate::domain::ActionKind;
 use crate::store::ClaimedAction;
 
-/// What a channel does with an action whose send was interrupted (a crash after the
-/// channel may have accepted it and before the outcome was recorded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnInterrupted {
-    /// Send again with the same message id / idempotency key: receivers deduplicate.
-    Resend,
-    /// Hold it for an operator (formal notices, insurer handovers).
-    Hold,
-}
+pub use crate::config::channels::OnInterrupted;
 
 /// An accepted delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +130,7 @@ pub trait Channel: Send + Sync {
     async fn deliver(&self, action: &ClaimedAction) -> Result<Delivered, DeliveryError>;
     /// How this channel's temporary failures are retried, when not as configured under
     /// `dispatch` (insurer handovers retry for about three days).
-    fn retry_policy(&self) -> Option<crate::outbox::RetryPolicy> {
+    fn retry_policy(&self) -> Option<crate::config::RetryPolicy> {
         None
     }
 }
@@ -201,7 +194,7 @@ impl Channel for WithPolicy {
     async fn deliver(&self, action: &ClaimedAction) -> Result<Delivered, DeliveryError> {
         self.inner.deliver(action).await
     }
-    fn retry_policy(&self) -> Option<crate::outbox::RetryPolicy> {
+    fn retry_policy(&self) -> Option<crate::config::RetryPolicy> {
         self.inner.retry_policy()
     }
 }

@@ -167,7 +167,7 @@ pub fn channels_for(config: &Config, store: Arc<dyn Store>) -> Result<Channels, 
     let templates = Arc::new(crate::templates::Templates::new(
         &config.channels.templates_dir,
     ));
-    let documents = Arc::new(crate::documents::service::Documents::new(
+    let documents = Arc::new(crate::channels::documents::Documents::new(
         config,
         store.clone(),
     ));

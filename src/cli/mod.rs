@@ -17,6 +17,7 @@ mod insurers;
 mod report;
 mod rules;
 mod tasks;
+mod template_check;
 mod tokens;
 pub use daemon::{
     channels_for, dispatcher_for, ActionsCommand, DispatchArgs, ListArgs, ServeArgs, TickArgs,
@@ -331,9 +332,9 @@ impl From<ImportError> for CliError {
     }
 }
 
-impl From<crate::templates::check::CheckError> for CliError {
-    fn from(e: crate::templates::check::CheckError) -> Self {
-        use crate::templates::check::CheckError;
+impl From<template_check::CheckError> for CliError {
+    fn from(e: template_check::CheckError) -> Self {
+        use template_check::CheckError;
         match e {
             CheckError::Store(s) => CliError::Store(s),
             CheckError::Import(i) => i.into(),
@@ -458,7 +459,7 @@ async fn config_check(cli: &Cli) -> Result<u8, CliError> {
     // The templates the rules use must render (scripts that do not compile are
     // `relance rules check`'s to report).
     let (set, _) = crate::scripting::registry::load_all(&config, &engine_for(&config));
-    let report = crate::templates::check::check(&config, &set).await?;
+    let report = template_check::check(&config, &set).await?;
     print_template_report(&report, false);
     if report.errors.is_empty() {
         Ok(exit::OK)
@@ -469,10 +470,7 @@ async fn config_check(cli: &Cli) -> Result<u8, CliError> {
 
 /// Warnings and errors of a template check on stderr, the summary on stdout when it
 /// passed (with the number of sample decisions when `decisions`).
-pub(super) fn print_template_report(
-    report: &crate::templates::check::TemplateReport,
-    decisions: bool,
-) {
+pub(super) fn print_template_report(report: &template_check::TemplateReport, decisions: bool) {
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

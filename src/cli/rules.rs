@@ -10,9 +10,8 @@ use clap::{Args, Subcommand};
 use super::{
     check_segments, engine_for, exit, load_config, open_store, parse_date_arg, today, Cli, CliError,
 };
-use crate::scripting::{
-    pipeline, registry, testing, DecisionStatus, Evaluator, Limits, RuleRegistry,
-};
+use crate::scheduler::pipeline;
+use crate::scripting::{registry, testing, DecisionStatus, Evaluator, Limits, RuleRegistry};
 use crate::store::AccountFilter;
 
 #[derive(Debug, Subcommand)]
@@ -108,7 +107,7 @@ pub(super) async fn check(cli: &Cli) -> Result<u8, CliError> {
     for e in &errors {
         eprintln!("{}", e.diagnostic.long());
     }
-    let report = crate::templates::check::check(&config, &set).await?;
+    let report = super::template_check::check(&config, &set).await?;
     super::print_template_report(&report, true);
     if errors.is_empty() && report.errors.is_empty() {
         Ok(exit::OK)

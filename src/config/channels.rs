@@ -9,8 +9,17 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Secret;
-use crate::channels::OnInterrupted;
 use crate::domain::ActionKind;
+
+/// What a channel does with an action whose send was interrupted (a crash after the
+/// channel may have accepted it and before the outcome was recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnInterrupted {
+    /// Send again with the same message id / idempotency key: receivers deduplicate.
+    Resend,
+    /// Hold it for an operator (formal notices, insurer handovers).
+    Hold,
+}
 
 /// Transports, validated.
 #[derive(Debug, Clone)]

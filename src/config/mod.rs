@@ -6,6 +6,7 @@ pub mod channels;
 mod env;
 mod lenient;
 pub mod raw;
+mod retry;
 pub mod secret;
 pub(crate) mod yaml_index;
 
@@ -19,6 +20,7 @@ use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
+pub use retry::RetryPolicy;
 pub use secret::{redact_text, redact_url, DatabaseUrl, Secret};
 use yaml_index::YamlIndex;
 

@@ -5,7 +5,6 @@
 
 pub mod archive;
 pub mod pdf;
-pub mod service;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -13,9 +12,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::config::{Company, Insurer};
+use crate::domain::format;
 use crate::domain::{Customer, InterestError, Invoice, LatePayment, Locale};
 use crate::store::PaymentView;
-use crate::templates::format;
 
 /// What is claimed for one invoice on a date.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

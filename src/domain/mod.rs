@@ -3,6 +3,7 @@
 pub mod account;
 pub mod customer;
 pub mod dates;
+pub mod format;
 pub mod ids;
 pub mod interest;
 pub mod invoice;

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use super::pipeline;
 use crate::config::Config;
 use crate::digest::sha256_hex;
-use crate::scripting::{pipeline, Decision, DecisionStatus, Evaluator, Limits, Outcome, RuleSet};
+use crate::scripting::{Decision, DecisionStatus, Evaluator, Limits, Outcome, RuleSet};
 use crate::store::{AccountFilter, ActionStatus, NewAction, Store, StoreError};
 
 /// What a tick did.

@@ -16,7 +16,6 @@ pub mod diagnostics;
 pub mod engine;
 pub mod evaluate;
 pub mod facts;
-pub mod pipeline;
 pub mod registry;
 pub mod testing;
 

@@ -4,8 +4,7 @@
 //! edits only what they want to change. Variables missing from the context are errors
 //! (strict mode), caught by `relance rules check` before anything is sent.
 
-pub mod check;
-pub mod format;
+pub use crate::domain::format;
 
 use std::path::{Path, PathBuf};
 

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
-use super::archive::{Archive, ArchiveError, Document};
-use super::pdf::PdfRenderer;
-use super::{statement_data, Claim, FormalNotice};
-use crate::channels::DeliveryError;
+use super::DeliveryError;
 use crate::config::channels::FormalNoticeConfig;
 use crate::config::{Company, Config, Insurer};
+use crate::documents::archive::{Archive, ArchiveError, Document};
+use crate::documents::pdf::PdfRenderer;
+use crate::documents::{statement_data, Claim, FormalNotice};
 use crate::domain::{Customer, Invoice, InvoiceStatus, Jurisdictions};
 use crate::store::documents::StoredDocument;
 use crate::store::{ClaimedAction, Store};

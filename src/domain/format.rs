@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use crate::domain::{Currency, Locale};
+use super::{Currency, Locale};
 
 /// The no-break space French typography puts between groups of digits and before the
 /// currency sign: a line never breaks inside an amount.

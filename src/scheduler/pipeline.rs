@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 use chrono::NaiveDate;
 use futures_util::StreamExt;
 
-use super::evaluate::{Evaluator, Outcome};
-use super::registry::RuleSet;
+use crate::scripting::{Evaluator, Outcome, RuleSet};
 use crate::store::{AccountFilter, Store, StoreError};
 
 /// How a portfolio is evaluated.
