@@ -5,13 +5,32 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
+
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::channels::{Channels, OutboxDir};
 use crate::config::Config;
-use crate::outbox::{Dispatcher, Step};
+use crate::outbox::{instance_name, Dispatcher, RetryPolicy, Step};
 use crate::scripting::RuleRegistry;
 use crate::store::{Store, StoreError};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The database cannot be opened or migrated.
+    #[error("{0}")]
+    Database(String),
+    /// A transport cannot be set up (TLS parameters for the SMTP host).
+    #[error("{0}")]
+    Channel(String),
+    /// The sample portfolio could not be loaded.
+    #[error("{0}")]
+    Sample(#[from] crate::import::ImportError),
+}
 
 /// How the service runs.
 #[derive(Debug, Clone)]
@@ -24,6 +43,124 @@ pub struct ServeOptions {
     /// Idle dispatch workers poll the queue this often.
     pub poll_every: Duration,
     pub instance: String,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            dispatch_workers: 2,
+            grace: Duration::from_secs(30),
+            reload_every: Duration::from_secs(2),
+            poll_every: Duration::from_millis(500),
+            instance: instance_name(),
+        }
+    }
+}
+
+/// The channels a configuration sets up: the configured transports, and the `outbox/`
+/// folder for every kind without one.
+///
+/// # Errors
+/// When a transport cannot be set up (TLS parameters for the SMTP host).
+pub fn channels_for(config: &Config, store: Arc<dyn Store>) -> Result<Channels, LaunchError> {
+    use crate::channels::{
+        CallTaskChannel, EmailChannel, FormalNoticeChannel, InsurerChannel, SmsChannel,
+    };
+    use crate::domain::ActionKind;
+    let outbox = || OutboxDir::new(config.channels.outbox_dir.clone());
+    let mut channels = Channels::all(Arc::new(outbox()));
+    let templates = Arc::new(crate::templates::Templates::new(
+        &config.channels.templates_dir,
+    ));
+    let documents = Arc::new(crate::channels::documents::Documents::new(
+        config,
+        store.clone(),
+    ));
+    let mut email_channel = None;
+    if let Some(email) = &config.channels.email {
+        let channel = EmailChannel::new(email, &config.company, templates.clone())
+            .map_err(|e| LaunchError::Channel(format!("channels.email: {e}")))?
+            .with_documents(documents.clone());
+        let channel = Arc::new(channel);
+        email_channel = Some(channel.clone());
+        channels.set(ActionKind::Email, channel);
+    }
+    channels.set(
+        ActionKind::FormalNotice,
+        Arc::new(FormalNoticeChannel::new(
+            store.clone(),
+            documents.clone(),
+            email_channel,
+            config.channels.formal_notice.email_template.clone(),
+            config.channels.formal_notice.registered_mail.clone(),
+            outbox(),
+            config.company.clone(),
+        )),
+    );
+    channels.set(
+        ActionKind::InsurerHandover,
+        Arc::new(InsurerChannel::new(
+            store.clone(),
+            documents,
+            config.insurers.clone(),
+            config.company.clone(),
+            outbox(),
+        )),
+    );
+    if let Some(sms) = &config.channels.sms {
+        channels.set(
+            ActionKind::Sms,
+            Arc::new(SmsChannel::new(sms, &config.company, templates.clone())),
+        );
+    }
+    channels.set(
+        ActionKind::CallTask,
+        Arc::new(CallTaskChannel::new(
+            store,
+            &config.channels.call_tasks,
+            &config.calendar,
+        )),
+    );
+    for (kind, policy) in &config.channels.on_interrupted {
+        channels.set_on_interrupted(*kind, *policy);
+    }
+    Ok(channels)
+}
+
+/// # Errors
+/// See [`channels_for`].
+pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Result<Dispatcher, LaunchError> {
+    let channels = channels_for(config, store.clone())?;
+    Ok(Dispatcher {
+        store,
+        windows: config.dispatch.quiet_hours.clone(),
+        budget: config.dispatch.contact_budget.clone(),
+        calendar: config.calendar.clone(),
+        rate_limits: config.dispatch.rate_limits.clone(),
+        recent: Default::default(),
+        channels,
+        owner: instance_name(),
+        lease: config.dispatch.lease,
+        retry: RetryPolicy {
+            max_attempts: config.dispatch.max_attempts,
+            base: config.dispatch.backoff_base,
+            max_delay: config.dispatch.backoff_max,
+        },
+        timezone: config.timezone,
+    })
+}
+
+/// Warns about customers whose segment has no script: they are never evaluated.
+pub async fn report_unscripted(
+    store: &dyn Store,
+    config: &Config,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let scripted: Vec<String> = config.segments.keys().cloned().collect();
+    let orphans = store.segments_with_open_invoices(&scripted).await?;
+    for (segment, customers) in &orphans {
+        tracing::warn!(segment = %segment, customers, "customers with open invoices are in a segment with no rule script in the configuration: they are not dunned");
+    }
+    Ok(orphans)
 }
 
 async fn dispatch_worker(dispatcher: Arc<Dispatcher>, poll: Duration, cancel: CancellationToken) {
@@ -83,12 +220,80 @@ async fn reloader(registry: Arc<RuleRegistry>, every: Duration, cancel: Cancella
     }
 }
 
-/// Runs the service until `shutdown` completes, then stops claiming work and gives
-/// in-flight work `grace` to finish.
+/// The service, built from its configuration: opens (and migrates) the database,
+/// loads the sample portfolio into an empty ledger under the embedded default
+/// configuration, loads the rule scripts, sets up the channels and the dispatcher, and
+/// serves the HTTP API on `listener` when one is given; runs until `shutdown`
+/// completes, then stops claiming work and gives in-flight work `opts.grace` to
+/// finish. Tests start it in-process on port 0.
+///
+/// # Errors
+/// The database cannot be opened or migrated, or a transport cannot be set up.
+pub async fn launch(
+    config: Arc<Config>,
+    opts: ServeOptions,
+    listener: Option<tokio::net::TcpListener>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), LaunchError> {
+    for w in &config.warnings {
+        tracing::warn!("{}", crate::config::format_issue(&config.source, w));
+    }
+    let url = &config.database.url;
+    let store = crate::store::open(url, config.database.max_connections)
+        .await
+        .map_err(|e| LaunchError::Database(format!("cannot open the database {url}: {e}")))?;
+    let applied = store
+        .migrate()
+        .await
+        .map_err(|e| LaunchError::Database(format!("cannot migrate the database {url}: {e}")))?;
+    if applied > 0 {
+        tracing::info!(applied, database = %url, "migrations applied");
+    }
+    let today = Utc::now().with_timezone(&config.timezone).date_naive();
+    if config.source == crate::config::Source::Embedded
+        && store.summary(today).await?.customers == 0
+    {
+        crate::sample::seed(store.as_ref(), 30, 120, today).await?;
+        tracing::info!("empty ledger: loaded the sample portfolio (30 customers, 120 invoices) for the embedded default configuration");
+    }
+    let engine = crate::scripting::engine::build(
+        Arc::new(config.calendar.clone()),
+        &crate::scripting::Limits::default(),
+    );
+    let (registry, errors) = RuleRegistry::load(&config, engine);
+    for e in &errors {
+        tracing::error!(segment = %e.segment, error = %e.diagnostic.short(), "rule script refused (see the error); its customers get an error until it is fixed");
+    }
+    report_unscripted(store.as_ref(), &config).await?;
+    let dispatcher = Arc::new(dispatcher_for(&config, store.clone())?);
+    let registry = Arc::new(registry);
+    let http = listener.map(|listener| {
+        if let Ok(bound) = listener.local_addr() {
+            tracing::info!(address = %bound, "HTTP API listening on {bound}");
+        }
+        let state = crate::api::AppState::new(config.clone(), store.clone(), registry.clone());
+        (listener, state)
+    });
+    run(
+        config,
+        store.clone(),
+        registry,
+        dispatcher,
+        opts,
+        http,
+        shutdown,
+    )
+    .await?;
+    store.close().await;
+    Ok(())
+}
+
+/// Runs the service's loops until `shutdown` completes, then stops claiming work and
+/// gives in-flight work `grace` to finish.
 ///
 /// # Errors
 /// A database error at start.
-pub async fn launch(
+async fn run(
     config: Arc<Config>,
     store: Arc<dyn Store>,
     registry: Arc<RuleRegistry>,

@@ -9,10 +9,8 @@ use super::{
     check_segments, engine_for, exit, load_config, open_store, parse_date_arg, today, Cli,
     CliError, OutputFormat,
 };
-use crate::channels::{Channels, OutboxDir};
-use crate::config::Config;
 use crate::domain::ActionKind;
-use crate::outbox::{instance_name, Dispatcher, RetryPolicy, Step};
+use crate::outbox::{instance_name, Step};
 use crate::scheduler::run_tick;
 use crate::scripting::RuleRegistry;
 use crate::store::{ActionFilter, ActionStatus, Store};
@@ -139,112 +137,6 @@ into the outbox/ folder.
 Example:
   relance dispatch";
 
-/// Warns about customers whose segment has no script: they are never evaluated.
-pub async fn report_unscripted(
-    store: &dyn Store,
-    config: &Config,
-) -> Result<Vec<(String, i64)>, CliError> {
-    let scripted: Vec<String> = config.segments.keys().cloned().collect();
-    let orphans = store.segments_with_open_invoices(&scripted).await?;
-    for (segment, customers) in &orphans {
-        tracing::warn!(segment = %segment, customers, "customers with open invoices are in a segment with no rule script in the configuration: they are not dunned");
-    }
-    Ok(orphans)
-}
-
-/// The channels a configuration sets up: the configured transports, and the `outbox/`
-/// folder for every kind without one.
-///
-/// # Errors
-/// When a transport cannot be set up (TLS parameters for the SMTP host).
-pub fn channels_for(config: &Config, store: Arc<dyn Store>) -> Result<Channels, CliError> {
-    use crate::channels::{
-        CallTaskChannel, EmailChannel, FormalNoticeChannel, InsurerChannel, SmsChannel,
-    };
-    use crate::domain::ActionKind;
-    let outbox = || OutboxDir::new(config.channels.outbox_dir.clone());
-    let mut channels = Channels::all(Arc::new(outbox()));
-    let templates = Arc::new(crate::templates::Templates::new(
-        &config.channels.templates_dir,
-    ));
-    let documents = Arc::new(crate::channels::documents::Documents::new(
-        config,
-        store.clone(),
-    ));
-    let mut email_channel = None;
-    if let Some(email) = &config.channels.email {
-        let channel = EmailChannel::new(email, &config.company, templates.clone())
-            .map_err(|e| CliError::Failure(format!("channels.email: {e}")))?
-            .with_documents(documents.clone());
-        let channel = Arc::new(channel);
-        email_channel = Some(channel.clone());
-        channels.set(ActionKind::Email, channel);
-    }
-    channels.set(
-        ActionKind::FormalNotice,
-        Arc::new(FormalNoticeChannel::new(
-            store.clone(),
-            documents.clone(),
-            email_channel,
-            config.channels.formal_notice.email_template.clone(),
-            config.channels.formal_notice.registered_mail.clone(),
-            outbox(),
-            config.company.clone(),
-        )),
-    );
-    channels.set(
-        ActionKind::InsurerHandover,
-        Arc::new(InsurerChannel::new(
-            store.clone(),
-            documents,
-            config.insurers.clone(),
-            config.company.clone(),
-            outbox(),
-        )),
-    );
-    if let Some(sms) = &config.channels.sms {
-        channels.set(
-            ActionKind::Sms,
-            Arc::new(SmsChannel::new(sms, &config.company, templates.clone())),
-        );
-    }
-    channels.set(
-        ActionKind::CallTask,
-        Arc::new(CallTaskChannel::new(
-            store,
-            &config.channels.call_tasks,
-            &config.calendar,
-        )),
-    );
-    for (kind, policy) in &config.channels.on_interrupted {
-        channels.set_on_interrupted(*kind, *policy);
-    }
-    Ok(channels)
-}
-
-/// # Errors
-/// See [`channels_for`].
-pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Result<Dispatcher, CliError> {
-    let channels = channels_for(config, store.clone())?;
-    Ok(Dispatcher {
-        store,
-        windows: config.dispatch.quiet_hours.clone(),
-        budget: config.dispatch.contact_budget.clone(),
-        calendar: config.calendar.clone(),
-        rate_limits: config.dispatch.rate_limits.clone(),
-        recent: Default::default(),
-        channels,
-        owner: instance_name(),
-        lease: config.dispatch.lease,
-        retry: RetryPolicy {
-            max_attempts: config.dispatch.max_attempts,
-            base: config.dispatch.backoff_base,
-            max_delay: config.dispatch.backoff_max,
-        },
-        timezone: config.timezone,
-    })
-}
-
 pub(super) async fn tick(cli: &Cli, args: &TickArgs) -> Result<u8, CliError> {
     let config = Arc::new(load_config(cli)?);
     check_segments(&config, &args.segment)?;
@@ -260,7 +152,7 @@ pub(super) async fn tick(cli: &Cli, args: &TickArgs) -> Result<u8, CliError> {
         args.segment.clone()
     };
     let orphans = if args.segment.is_empty() {
-        report_unscripted(store.as_ref(), &config).await?
+        crate::runtime::report_unscripted(store.as_ref(), &config).await?
     } else {
         Vec::new()
     };
@@ -309,7 +201,7 @@ pub(super) async fn tick(cli: &Cli, args: &TickArgs) -> Result<u8, CliError> {
 pub(super) async fn dispatch(cli: &Cli, args: &DispatchArgs) -> Result<u8, CliError> {
     let config = load_config(cli)?;
     let store = open_store(&config).await?;
-    let d = dispatcher_for(&config, store.clone())?;
+    let d = crate::runtime::dispatcher_for(&config, store.clone())?;
     let steps = if args.once {
         match d.try_execute_once().await? {
             Step::Idle => Vec::new(),
@@ -626,62 +518,23 @@ Examples:
   relance serve --listen 127.0.0.1:8080
   relance --config /etc/relance/relance.yaml --log-format json serve --workers 4";
 
-/// Loads a generated sample portfolio (dated around today) into an empty ledger.
-async fn seed_sample(store: &dyn Store, config: &Config) -> Result<(), CliError> {
-    crate::sample::seed(store, 30, 120, today(config)).await?;
-    tracing::info!("empty ledger: loaded the sample portfolio (30 customers, 120 invoices) for the embedded default configuration");
-    Ok(())
-}
-
 pub(super) async fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, CliError> {
     let shutdown = crate::runtime::shutdown_signal();
     let config = Arc::new(load_config(cli)?);
-    for w in &config.warnings {
-        tracing::warn!("{}", crate::config::format_issue(&config.source, w));
-    }
-    let store = open_store(&config).await?;
-    if config.source == crate::config::Source::Embedded
-        && store.summary(today(&config)).await?.customers == 0
-    {
-        seed_sample(store.as_ref(), &config).await?;
-    }
-    let (registry, errors) = RuleRegistry::load(&config, engine_for(&config));
-    for e in &errors {
-        tracing::error!(segment = %e.segment, error = %e.diagnostic.short(), "rule script refused (see the error); its customers get an error until it is fixed");
-    }
-    report_unscripted(store.as_ref(), &config).await?;
-    let dispatcher = Arc::new(dispatcher_for(&config, store.clone())?);
-    let registry = Arc::new(registry);
-    let http = match args.listen.or(config.api.listen) {
+    let listener = match args.listen.or(config.api.listen) {
         None => None,
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|e| CliError::Failure(format!("cannot listen on {addr}: {e}")))?;
-            let bound = listener.local_addr().unwrap_or(addr);
-            tracing::info!(address = %bound, "HTTP API listening on {bound}");
-            let state = crate::api::AppState::new(config.clone(), store.clone(), registry.clone());
-            Some((listener, state))
-        }
+                .map_err(|e| CliError::Failure(format!("cannot listen on {addr}: {e}")))?,
+        ),
     };
     let opts = crate::runtime::ServeOptions {
         dispatch_workers: args.workers,
         grace: std::time::Duration::from_secs(args.grace),
-        reload_every: std::time::Duration::from_secs(2),
-        poll_every: std::time::Duration::from_millis(500),
-        instance: instance_name(),
+        ..crate::runtime::ServeOptions::default()
     };
-    crate::runtime::launch(
-        config,
-        store.clone(),
-        registry,
-        dispatcher,
-        opts,
-        http,
-        shutdown,
-    )
-    .await?;
-    store.close().await;
+    crate::runtime::launch(config, opts, listener, shutdown).await?;
     Ok(exit::OK)
 }
 

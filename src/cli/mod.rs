@@ -19,9 +19,7 @@ mod rules;
 mod tasks;
 mod template_check;
 mod tokens;
-pub use daemon::{
-    channels_for, dispatcher_for, ActionsCommand, DispatchArgs, ListArgs, ServeArgs, TickArgs,
-};
+pub use daemon::{ActionsCommand, DispatchArgs, ListArgs, ServeArgs, TickArgs};
 pub use rules::{RulesCommand, RulesTestArgs, SimulateArgs, SimulateFormat};
 
 /// Process exit codes.
@@ -302,6 +300,15 @@ pub enum CliError {
     /// A value on the command line that clap cannot check (exit code 2).
     #[error("{0}")]
     Usage(String),
+}
+
+impl From<crate::runtime::LaunchError> for CliError {
+    fn from(e: crate::runtime::LaunchError) -> Self {
+        match e {
+            crate::runtime::LaunchError::Store(e) => CliError::Store(e),
+            other => CliError::Failure(other.to_string()),
+        }
+    }
 }
 
 impl CliError {

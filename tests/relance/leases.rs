@@ -35,8 +35,8 @@ async fn a_send_slower_than_the_lease_is_not_reclaimed_and_sent_twice() {
     let w = slow_smtp_workspace(sink.port);
     let config = Config::load(Some(&w.path("relance.yaml"))).unwrap();
     let store = relance::store::open(&config.database.url, 2).await.unwrap();
-    let mut a = relance::cli::dispatcher_for(&config, store.clone()).unwrap();
-    let mut b = relance::cli::dispatcher_for(&config, store.clone()).unwrap();
+    let mut a = relance::runtime::dispatcher_for(&config, store.clone()).unwrap();
+    let mut b = relance::runtime::dispatcher_for(&config, store.clone()).unwrap();
     a.owner = "worker-a".into();
     b.owner = "worker-b".into();
     a.lease = Duration::from_secs(1);

@@ -12,6 +12,7 @@ mod daemon;
 mod documents;
 mod helpers;
 mod import;
+mod in_process;
 mod leases;
 mod properties;
 mod reports;
