@@ -17,9 +17,13 @@
 //! - [`telemetry`]: logs, human or JSON; [`metrics`]: counters for `/metrics`.
 //! - [`digest`]: SHA-256 in hex, for rule versions, facts, keys and documents.
 //! - [`panics`]: a panic in one unit of work (a customer, a delivery) contained to it.
+//! - [`ffi`]: every call into C (SQLite's interface, two process settings); the only
+//!   module allowed `unsafe` code.
 //!
 //! Data flows one way: ingest → ledger → (tick) facts → rule → decisions → outbox →
 //! channel → delivery record.
+
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod channels;
@@ -28,6 +32,7 @@ pub mod config;
 pub mod digest;
 pub mod documents;
 pub mod domain;
+pub mod ffi;
 pub mod import;
 pub mod metrics;
 pub mod outbox;

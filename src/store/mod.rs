@@ -13,7 +13,6 @@ mod rows;
 mod sql;
 mod sql_actions;
 mod sqlite;
-mod sqlite_raw;
 pub mod tasks;
 pub mod tokens;
 
@@ -52,6 +51,12 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl From<crate::ffi::sqlite::SqliteError> for StoreError {
+    fn from(e: crate::ffi::sqlite::SqliteError) -> Self {
+        StoreError::Invalid(e.0)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use super::actions::{invoice_numbers_json, NewAction};
 use super::sql::ledger_sql;
 use super::sql_actions::actions_sql;
-use super::sqlite_raw::{self, Value};
 use super::{Backend, Result};
+use crate::ffi::sqlite::{self as sqlite_raw, Value};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -32,91 +32,6 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// What every connection is opened with (migrations use it too).
     options: SqliteConnectOptions,
-}
-
-/// Sets SQLite's process-wide options, once, before the first connection.
-///
-/// - Memory statistics off: SQLite updates them under one process-wide mutex on every
-///   allocation, so the connections, each on its own thread (a tick reads on several
-///   while it writes on another), queue on that mutex for every value they copy.
-///   relance never reads those statistics.
-/// - Allocations from mimalloc, the allocator of the rest of the process, rather than
-///   the C library's: sqlx copies every value of every row it reads, and SQLite's
-///   allocations were a seventh of a tick's processor time.
-fn configure_library() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let methods = libsqlite3_sys::sqlite3_mem_methods {
-            xMalloc: Some(memory::malloc),
-            xFree: Some(memory::free),
-            xRealloc: Some(memory::realloc),
-            xSize: Some(memory::size),
-            xRoundup: Some(memory::roundup),
-            xInit: Some(memory::init),
-            xShutdown: Some(memory::shutdown),
-            pAppData: std::ptr::null_mut(),
-        };
-        // SAFETY: called before any connection of this process exists (every SQLite
-        // connection is opened after this), so no other thread is inside SQLite;
-        // SQLite copies `methods` before returning. Should the library be initialised
-        // already, SQLite refuses with SQLITE_MISUSE and nothing changes.
-        unsafe {
-            libsqlite3_sys::sqlite3_config(
-                libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS,
-                0 as std::ffi::c_int,
-            );
-            libsqlite3_sys::sqlite3_config(
-                libsqlite3_sys::SQLITE_CONFIG_MALLOC,
-                &raw const methods,
-            );
-        }
-    });
-}
-
-/// SQLite's memory routines on mimalloc (`sqlite3_mem_methods`).
-mod memory {
-    use std::ffi::{c_int, c_void};
-
-    use libmimalloc_sys::{mi_free, mi_good_size, mi_malloc, mi_realloc, mi_usable_size};
-
-    fn bytes(n: c_int) -> usize {
-        usize::try_from(n).unwrap_or(0)
-    }
-
-    fn int(n: usize) -> c_int {
-        c_int::try_from(n).unwrap_or(c_int::MAX)
-    }
-
-    pub(super) unsafe extern "C" fn malloc(n: c_int) -> *mut c_void {
-        // SAFETY: any size may be asked of mimalloc; it returns null when it cannot.
-        unsafe { mi_malloc(bytes(n)) }
-    }
-
-    pub(super) unsafe extern "C" fn free(p: *mut c_void) {
-        // SAFETY: SQLite frees only what `malloc` or `realloc` gave it (or null).
-        unsafe { mi_free(p) }
-    }
-
-    pub(super) unsafe extern "C" fn realloc(p: *mut c_void, n: c_int) -> *mut c_void {
-        // SAFETY: as `free`; SQLite never asks for zero bytes here.
-        unsafe { mi_realloc(p, bytes(n)) }
-    }
-
-    pub(super) unsafe extern "C" fn size(p: *mut c_void) -> c_int {
-        // SAFETY: as `free`.
-        int(unsafe { mi_usable_size(p) })
-    }
-
-    pub(super) unsafe extern "C" fn roundup(n: c_int) -> c_int {
-        // SAFETY: a pure computation.
-        int(unsafe { mi_good_size(bytes(n)) })
-    }
-
-    pub(super) unsafe extern "C" fn init(_: *mut c_void) -> c_int {
-        libsqlite3_sys::SQLITE_OK
-    }
-
-    pub(super) unsafe extern "C" fn shutdown(_: *mut c_void) {}
 }
 
 impl SqliteStore {
@@ -152,7 +67,7 @@ impl SqliteStore {
     /// # Errors
     /// When the file cannot be opened or created.
     pub async fn connect(url: &str, max_connections: u32) -> Result<SqliteStore> {
-        configure_library();
+        crate::ffi::sqlite::configure();
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -291,7 +206,8 @@ impl SqliteStore {
                 ACTIONS_PER_STATEMENT,
                 &values,
                 |_| (),
-            )
+            )?;
+            Ok::<_, super::StoreError>(())
         })
         .await
     }

@@ -1,4 +1,5 @@
-//! Bulk inserts through SQLite's own interface, on a connection sqlx holds.
+//! SQLite's C interface: the library's process-wide options ([`configure`]), and bulk
+//! inserts on a connection sqlx holds.
 //!
 //! A tick writes hundreds of thousands of action rows. Through sqlx each value is copied
 //! into an owned argument, sent to the connection's worker thread and copied again by
@@ -13,16 +14,21 @@ use std::ptr::NonNull;
 
 use libsqlite3_sys as ffi;
 
-use super::{Result, StoreError};
+/// An error SQLite reported, with what was being done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SqliteError(pub String);
+
+type Result<T> = std::result::Result<T, SqliteError>;
 
 /// One prepared statement, finalized when dropped.
-pub(crate) struct Statement {
+pub struct Statement {
     db: NonNull<ffi::sqlite3>,
     stmt: NonNull<ffi::sqlite3_stmt>,
 }
 
 /// A value to bind.
-pub(crate) enum Value<'a> {
+pub enum Value<'a> {
     Int(i64),
     Text(&'a str),
     Null,
@@ -47,18 +53,18 @@ impl<'a> From<Option<&'a str>> for Value<'a> {
 }
 
 /// A row a statement returned, valid while the statement stays on it.
-pub(crate) struct Row<'s> {
+pub struct Row<'s> {
     stmt: NonNull<ffi::sqlite3_stmt>,
     _statement: std::marker::PhantomData<&'s Statement>,
 }
 
 impl Row<'_> {
-    pub(crate) fn int(&self, column: c_int) -> i64 {
+    pub fn int(&self, column: c_int) -> i64 {
         // SAFETY: the statement is on a row; SQLite converts any value to an integer.
         unsafe { ffi::sqlite3_column_int64(self.stmt.as_ptr(), column) }
     }
 
-    pub(crate) fn text(&self, column: c_int) -> String {
+    pub fn text(&self, column: c_int) -> String {
         // SAFETY: the statement is on a row; the text pointer and its length stay valid
         // until the next step or reset, and are copied at once.
         unsafe {
@@ -73,13 +79,13 @@ impl Row<'_> {
     }
 }
 
-fn error(db: NonNull<ffi::sqlite3>, code: c_int, what: &str) -> StoreError {
+fn error(db: NonNull<ffi::sqlite3>, code: c_int, what: &str) -> SqliteError {
     // SAFETY: the handle is open; sqlite3_errmsg returns a NUL-terminated string owned
     // by SQLite, valid until the next call on this connection (copied at once).
     let message = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(db.as_ptr())) }
         .to_string_lossy()
         .into_owned();
-    StoreError::Invalid(format!("database error ({what}, code {code}): {message}"))
+    SqliteError(format!("database error ({what}, code {code}): {message}"))
 }
 
 impl Statement {
@@ -87,8 +93,8 @@ impl Statement {
     /// thread only while the handle lives).
     fn prepare(db: NonNull<ffi::sqlite3>, sql: &str) -> Result<Statement> {
         let mut stmt = std::ptr::null_mut();
-        let len = c_int::try_from(sql.len())
-            .map_err(|_| StoreError::Invalid("statement too long".into()))?;
+        let len =
+            c_int::try_from(sql.len()).map_err(|_| SqliteError("statement too long".into()))?;
         // SAFETY: `sql` is valid for `len` bytes; SQLite writes the statement pointer.
         let rc = unsafe {
             ffi::sqlite3_prepare_v3(
@@ -172,7 +178,7 @@ impl Drop for Statement {
 }
 
 /// A connection sqlx holds, locked for direct use by the current thread.
-pub(crate) struct Handle {
+pub struct Handle {
     db: NonNull<ffi::sqlite3>,
 }
 
@@ -181,7 +187,7 @@ impl Handle {
     /// other), `per_statement` rows to a statement `{head} VALUES (?, …), … {tail}`.
     /// The statement for a full chunk is prepared once; only a shorter last chunk gets
     /// one of its own. `row` receives each row the statements return (`RETURNING`).
-    pub(crate) fn insert_rows(
+    pub fn insert_rows(
         &self,
         head: &str,
         width: usize,
@@ -212,10 +218,10 @@ impl Handle {
 /// Runs `work` on the raw handle of `conn`, which the caller holds in a transaction.
 /// On tokio's multi-threaded runtime the work runs in place of the current worker (its
 /// other tasks move to another one), as it blocks for the length of a batch.
-pub(crate) async fn with_handle<T>(
+pub async fn with_handle<T, E: From<sqlx::Error>>(
     conn: &mut sqlx::SqliteConnection,
-    work: impl FnOnce(&Handle) -> Result<T>,
-) -> Result<T> {
+    work: impl FnOnce(&Handle) -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
     let mut locked = conn.lock_handle().await?;
     // Valid while `locked` lives: sqlx's worker does not touch the connection meanwhile.
     let handle = Handle {
@@ -228,4 +234,89 @@ pub(crate) async fn with_handle<T>(
     } else {
         work(&handle)
     }
+}
+
+/// Sets SQLite's process-wide options, once, before the first connection.
+///
+/// - Memory statistics off: SQLite updates them under one process-wide mutex on every
+///   allocation, so the connections, each on its own thread (a tick reads on several
+///   while it writes on another), queue on that mutex for every value they copy.
+///   relance never reads those statistics.
+/// - Allocations from mimalloc, the allocator of the rest of the process, rather than
+///   the C library's: sqlx copies every value of every row it reads, and SQLite's
+///   allocations were a seventh of a tick's processor time.
+pub fn configure() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let methods = libsqlite3_sys::sqlite3_mem_methods {
+            xMalloc: Some(memory::malloc),
+            xFree: Some(memory::free),
+            xRealloc: Some(memory::realloc),
+            xSize: Some(memory::size),
+            xRoundup: Some(memory::roundup),
+            xInit: Some(memory::init),
+            xShutdown: Some(memory::shutdown),
+            pAppData: std::ptr::null_mut(),
+        };
+        // SAFETY: called before any connection of this process exists (every SQLite
+        // connection is opened after this), so no other thread is inside SQLite;
+        // SQLite copies `methods` before returning. Should the library be initialised
+        // already, SQLite refuses with SQLITE_MISUSE and nothing changes.
+        unsafe {
+            libsqlite3_sys::sqlite3_config(
+                libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS,
+                0 as std::ffi::c_int,
+            );
+            libsqlite3_sys::sqlite3_config(
+                libsqlite3_sys::SQLITE_CONFIG_MALLOC,
+                &raw const methods,
+            );
+        }
+    });
+}
+
+/// SQLite's memory routines on mimalloc (`sqlite3_mem_methods`).
+mod memory {
+    use std::ffi::{c_int, c_void};
+
+    use libmimalloc_sys::{mi_free, mi_good_size, mi_malloc, mi_realloc, mi_usable_size};
+
+    fn bytes(n: c_int) -> usize {
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    fn int(n: usize) -> c_int {
+        c_int::try_from(n).unwrap_or(c_int::MAX)
+    }
+
+    pub(super) unsafe extern "C" fn malloc(n: c_int) -> *mut c_void {
+        // SAFETY: any size may be asked of mimalloc; it returns null when it cannot.
+        unsafe { mi_malloc(bytes(n)) }
+    }
+
+    pub(super) unsafe extern "C" fn free(p: *mut c_void) {
+        // SAFETY: SQLite frees only what `malloc` or `realloc` gave it (or null).
+        unsafe { mi_free(p) }
+    }
+
+    pub(super) unsafe extern "C" fn realloc(p: *mut c_void, n: c_int) -> *mut c_void {
+        // SAFETY: as `free`; SQLite never asks for zero bytes here.
+        unsafe { mi_realloc(p, bytes(n)) }
+    }
+
+    pub(super) unsafe extern "C" fn size(p: *mut c_void) -> c_int {
+        // SAFETY: as `free`.
+        int(unsafe { mi_usable_size(p) })
+    }
+
+    pub(super) unsafe extern "C" fn roundup(n: c_int) -> c_int {
+        // SAFETY: a pure computation.
+        int(unsafe { mi_good_size(bytes(n)) })
+    }
+
+    pub(super) unsafe extern "C" fn init(_: *mut c_void) -> c_int {
+        libsqlite3_sys::SQLITE_OK
+    }
+
+    pub(super) unsafe extern "C" fn shutdown(_: *mut c_void) {}
 }
