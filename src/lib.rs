@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod call_outcomes;
 pub mod channels;
 pub mod cli;
 pub mod config;
@@ -43,6 +44,5 @@ pub mod sample;
 pub mod scheduler;
 pub mod scripting;
 pub mod store;
-pub mod tasks;
 pub mod telemetry;
 pub mod templates;

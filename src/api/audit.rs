@@ -13,11 +13,11 @@ use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{key, optional_text, required_text, typed, Caller, JsonBody, QueryParams};
+use super::scope::Scope;
 use super::{json, path_id, AppState};
 use crate::scheduler::pipeline;
 use crate::scripting::{Evaluator, Limits};
-use crate::store::tasks::{CallOutcome, TaskFilter};
-use crate::store::tokens::Scope;
+use crate::store::call_tasks::{CallOutcome, TaskFilter};
 use crate::store::{AccountFilter, ActionFilter};
 
 /// Default and largest page sizes.
@@ -267,7 +267,7 @@ pub(super) async fn complete_task(
     }
     let note = optional_text("note", b.note.as_deref())?;
     let dispute_reason = optional_text("dispute_reason", b.dispute_reason.as_deref())?;
-    let c = crate::tasks::TaskCompletion {
+    let c = crate::call_outcomes::TaskCompletion {
         outcome,
         note,
         by: caller.token.name.clone(),
@@ -276,7 +276,7 @@ pub(super) async fn complete_task(
         invoices: b.invoices,
         dispute_reason,
     };
-    let task = crate::tasks::complete(&state.store, id, &c, Utc::now()).await?;
+    let task = crate::call_outcomes::complete(&state.store, id, &c, Utc::now()).await?;
     Ok(json(StatusCode::OK, &task))
 }
 

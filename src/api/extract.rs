@@ -9,9 +9,10 @@ use axum::http::{header, request::Parts, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, ApiResult};
+use super::scope::{self, Scope};
 use super::AppState;
 use crate::domain::ids::{check_text, TextKind};
-use crate::store::tokens::{ApiToken, Scope};
+use crate::store::tokens::ApiToken;
 
 /// The SHA-256 under which a token's secret is stored.
 pub fn token_hash(secret: &str) -> String {
@@ -26,7 +27,7 @@ pub struct Caller {
 impl Caller {
     /// Fails with 403 unless the token grants `scope`.
     pub fn require(&self, scope: Scope) -> ApiResult<()> {
-        if self.token.allows(scope) {
+        if scope::allows(&self.token, scope) {
             Ok(())
         } else {
             Err(ApiError::forbidden(format!(

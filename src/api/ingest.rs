@@ -12,9 +12,9 @@ use serde_json::Value;
 
 use super::error::{ApiError, ApiResult, FieldProblem};
 use super::extract::{Caller, JsonBody, QueryParams};
+use super::scope::Scope;
 use super::{json, AppState};
 use crate::import::{import_records, BatchError, ImportKind, ImportOptions};
-use crate::store::tokens::Scope;
 
 /// The text of one field, as the CSV import would read it: strings as they are,
 /// numbers as written, booleans as true/false, lists of strings joined with `|`.

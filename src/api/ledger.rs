@@ -10,10 +10,10 @@ use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{key, optional_text, required_text, typed, Caller, JsonBody};
+use super::scope::Scope;
 use super::{json, AppState};
 use crate::domain::{Dispute, InvoiceStatus, Pause};
-use crate::store::tasks::TaskFilter;
-use crate::store::tokens::Scope;
+use crate::store::call_tasks::TaskFilter;
 use crate::store::{ActionFilter, NewPromise};
 
 /// Most actions shown in a customer's history (the audit endpoint pages through all).

@@ -11,6 +11,7 @@ pub mod extract;
 mod ingest;
 mod ledger;
 mod ops;
+pub mod scope;
 mod server;
 
 use std::sync::Arc;

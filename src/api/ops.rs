@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 
 use super::error::ApiResult;
 use super::extract::Caller;
+use super::scope::Scope;
 use super::{json, AppState, OPENAPI};
-use crate::store::tokens::Scope;
 
 /// The process is alive and answering.
 pub(super) async fn healthz() -> Response {

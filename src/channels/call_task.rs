@@ -13,7 +13,7 @@ use serde_json::json;
 use super::{webhook, Channel, Delivered, DeliveryError, OnInterrupted};
 use crate::config::channels::CallTasksConfig;
 use crate::domain::BusinessCalendar;
-use crate::store::tasks::NewCallTask;
+use crate::store::call_tasks::NewCallTask;
 use crate::store::{ClaimedAction, Store};
 
 pub struct CallTaskChannel {

@@ -216,7 +216,7 @@ Examples:
 pub struct ImportArgs {
     /// What the files hold
     #[arg(value_enum)]
-    pub kind: ImportKind,
+    pub kind: ImportKindArg,
     /// CSV files, imported in order, each in its own transaction
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -228,14 +228,87 @@ pub struct ImportArgs {
     #[arg(long)]
     pub allow_customer_change: bool,
     /// Text encoding of the files
-    #[arg(long, value_enum, default_value_t = Encoding::Auto)]
-    pub encoding: Encoding,
+    #[arg(long, value_enum, default_value_t = EncodingArg::Auto)]
+    pub encoding: EncodingArg,
     /// Output format of the report
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
     /// Show at most this many row errors (all are counted)
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub max_errors: usize,
+}
+
+/// What an imported file holds, as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportKindArg {
+    Customers,
+    Invoices,
+    Payments,
+}
+
+impl From<ImportKindArg> for ImportKind {
+    fn from(k: ImportKindArg) -> Self {
+        match k {
+            ImportKindArg::Customers => ImportKind::Customers,
+            ImportKindArg::Invoices => ImportKind::Invoices,
+            ImportKindArg::Payments => ImportKind::Payments,
+        }
+    }
+}
+
+/// The text encoding of imported files, as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EncodingArg {
+    /// UTF-8 unless the first 64 KiB are not valid UTF-8, then ISO-8859-15
+    Auto,
+    #[value(name = "utf-8", alias = "utf8")]
+    Utf8,
+    /// ISO-8859-15 (Latin-9), common in French accounting exports
+    #[value(name = "iso-8859-15", alias = "latin9", alias = "latin-9")]
+    Latin9,
+}
+
+impl From<EncodingArg> for Encoding {
+    fn from(e: EncodingArg) -> Self {
+        match e {
+            EncodingArg::Auto => Encoding::Auto,
+            EncodingArg::Utf8 => Encoding::Utf8,
+            EncodingArg::Latin9 => Encoding::Latin9,
+        }
+    }
+}
+
+/// A progress bar on standard error, drawn only on a terminal.
+struct ProgressBar(indicatif::ProgressBar);
+
+impl crate::import::Progress for ProgressBar {
+    fn start(&self, what: &str, total: u64) {
+        self.0.set_length(total);
+        self.0.set_message(format!("importing {what}"));
+    }
+    fn advance(&self, read: u64) {
+        self.0.set_position(read);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl ProgressBar {
+    fn for_import() -> ProgressBar {
+        let pb = indicatif::ProgressBar::with_draw_target(
+            Some(0),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        ProgressBar(pb)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -501,7 +574,7 @@ async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, CliError> {
     let store = open_store(&config).await?;
     let opts = ImportOptions {
         skip_invalid: args.skip_invalid,
-        encoding: args.encoding,
+        encoding: args.encoding.into(),
         default_currency: config.company.currency,
         default_country: config
             .company
@@ -509,12 +582,15 @@ async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, CliError> {
             .country
             .unwrap_or(crate::domain::CountryCode::FR),
         default_locale: crate::domain::Locale::Fr,
-        progress: args.format == OutputFormat::Text,
+        progress: (args.format == OutputFormat::Text).then(|| {
+            std::sync::Arc::new(ProgressBar::for_import())
+                as std::sync::Arc<dyn crate::import::Progress>
+        }),
         allow_customer_change: args.allow_customer_change,
     };
     let mut code = exit::OK;
     for file in &args.files {
-        let report = import_file(store.as_ref(), args.kind, file, &opts).await?;
+        let report = import_file(store.as_ref(), args.kind.into(), file, &opts).await?;
         match args.format {
             OutputFormat::Json => {
                 println!("{}", serde_json::to_string(&report).unwrap_or_default())

@@ -5,8 +5,8 @@ use clap::{Args, Subcommand};
 use rust_decimal::Decimal;
 
 use super::{exit, load_config, open_store, parse_date_arg, Cli, CliError, OutputFormat};
-use crate::store::tasks::{CallOutcome, TaskFilter};
-use crate::tasks::{complete, TaskCompletion};
+use crate::call_outcomes::{complete, TaskCompletion};
+use crate::store::call_tasks::{CallOutcome, TaskFilter};
 
 #[derive(Debug, Subcommand)]
 pub enum TasksCommand {

@@ -8,7 +8,7 @@ use chrono::Utc;
 use clap::Subcommand;
 
 use super::{exit, load_config, open_store, Cli, CliError, OutputFormat};
-use crate::store::tokens::{parse_scopes, Scope};
+use crate::api::scope::{parse_scopes, Scope};
 
 #[derive(Debug, Subcommand)]
 pub enum TokensCommand {
@@ -65,7 +65,12 @@ pub(super) async fn tokens(cli: &Cli, cmd: &TokensCommand) -> Result<u8, CliErro
             let secret = new_secret()?;
             let hash = crate::api::extract::token_hash(&secret);
             let id = store
-                .create_token(name.trim(), &scopes, &hash, Utc::now())
+                .create_token(
+                    name.trim(),
+                    &scopes.iter().map(Scope::as_str).collect::<Vec<_>>(),
+                    &hash,
+                    Utc::now(),
+                )
                 .await?;
             let names: Vec<&str> = scopes.iter().map(Scope::as_str).collect();
             match format {
@@ -98,7 +103,7 @@ pub(super) async fn tokens(cli: &Cli, cmd: &TokensCommand) -> Result<u8, CliErro
                         "ID", "NAME", "SCOPES", "CREATED"
                     );
                     for t in &tokens {
-                        let scopes: Vec<&str> = t.scopes.iter().map(Scope::as_str).collect();
+                        let scopes: Vec<&str> = t.scopes.iter().map(String::as_str).collect();
                         println!(
                             "{:<5} {:<24} {:<28} {:<20} {}",
                             t.id,

@@ -10,16 +10,25 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 /// The text encoding of a CSV file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Encoding {
     /// UTF-8 unless the first 64 KiB are not valid UTF-8, then ISO-8859-15.
     #[default]
     Auto,
-    #[value(name = "utf-8", alias = "utf8")]
     Utf8,
     /// ISO-8859-15 (Latin-9), common in French accounting exports.
-    #[value(name = "iso-8859-15", alias = "latin9", alias = "latin-9")]
     Latin9,
+}
+
+/// Told how far a long import has read, to show progress (the command line draws a
+/// bar on a terminal; nothing by default).
+pub trait Progress: Send + Sync {
+    /// Reading starts: `total` bytes to read, of what `what` names.
+    fn start(&self, what: &str, total: u64);
+    /// `read` bytes read so far.
+    fn advance(&self, read: u64);
+    /// Reading is over.
+    fn finish(&self);
 }
 
 /// A reader that hashes what passes through it, so the import record can carry the
@@ -28,7 +37,7 @@ struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
     bytes: u64,
-    progress: indicatif::ProgressBar,
+    progress: Option<std::sync::Arc<dyn Progress>>,
 }
 
 impl<R: Read> Read for HashingReader<R> {
@@ -36,7 +45,9 @@ impl<R: Read> Read for HashingReader<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
-        self.progress.set_position(self.bytes);
+        if let Some(p) = &self.progress {
+            p.advance(self.bytes);
+        }
         Ok(n)
     }
 }
@@ -109,7 +120,7 @@ impl CsvSource {
     pub fn open(
         path: &Path,
         encoding: Encoding,
-        progress: indicatif::ProgressBar,
+        progress: Option<std::sync::Arc<dyn Progress>>,
     ) -> Result<CsvSource, String> {
         let mut head = Vec::with_capacity(64 * 1024);
         File::open(path)

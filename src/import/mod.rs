@@ -15,13 +15,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use csv_source::{parse_bool, split_list, CsvSource, Encoding, FieldError, Row};
+pub use csv_source::{parse_bool, split_list, CsvSource, Encoding, FieldError, Progress, Row};
 
 use crate::domain::{CountryCode, Currency, Customer, InvoiceRecord, Locale, Payment};
 use crate::store::{ImportRecord, LedgerTx, PaymentStatus, Store, StoreError, UpsertCounts};
 
 /// What a file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImportKind {
     Customers,
@@ -99,15 +99,15 @@ impl ImportKind {
 }
 
 /// Defaults for values a file leaves out, and how to read it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ImportOptions {
     pub skip_invalid: bool,
     pub encoding: Encoding,
     pub default_currency: Currency,
     pub default_country: CountryCode,
     pub default_locale: Locale,
-    /// Show a progress bar on a terminal.
-    pub progress: bool,
+    /// Told how far the reading is (none by default).
+    pub progress: Option<std::sync::Arc<dyn Progress>>,
     /// Let an invoice imported again with another customer move to it, releasing the
     /// payment allocations the previous customer had on it. Without it such a row is
     /// an error on its `customer` column.
@@ -122,9 +122,23 @@ impl Default for ImportOptions {
             default_currency: Currency::EUR,
             default_country: CountryCode::FR,
             default_locale: Locale::Fr,
-            progress: false,
+            progress: None,
             allow_customer_change: false,
         }
+    }
+}
+
+impl std::fmt::Debug for ImportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportOptions")
+            .field("skip_invalid", &self.skip_invalid)
+            .field("encoding", &self.encoding)
+            .field("default_currency", &self.default_currency)
+            .field("default_country", &self.default_country)
+            .field("default_locale", &self.default_locale)
+            .field("progress", &self.progress.is_some())
+            .field("allow_customer_change", &self.allow_customer_change)
+            .finish()
     }
 }
 
@@ -517,23 +531,10 @@ pub async fn import_file(
 ) -> Result<ImportReport, ImportError> {
     let file_label = path.display().to_string();
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let progress = if opts.progress {
-        let pb = indicatif::ProgressBar::with_draw_target(
-            Some(size),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        pb.set_message(format!("importing {}", kind.as_str()));
-        pb
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let progress = opts.progress.clone();
+    if let Some(p) = &progress {
+        p.start(kind.as_str(), size);
+    }
     let mut source = CsvSource::open(path, opts.encoding, progress.clone()).map_err(|message| {
         ImportError::File {
             file: file_label.clone(),
@@ -581,7 +582,9 @@ pub async fn import_file(
             .await?;
     }
     imp.flush(&mut batch).await?;
-    progress.finish_and_clear();
+    if let Some(p) = &progress {
+        p.finish();
+    }
     let sha256 = source.finish();
 
     let committed = imp.writing();

@@ -252,3 +252,12 @@ pub struct TickRecord {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
+
+/// Counts the metrics endpoint reads from the action log.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ActionCounts {
+    /// (kind, status, actions).
+    pub by_kind_status: Vec<(String, String, i64)>,
+    /// Actions planned or retrying whose time has come.
+    pub due: i64,
+}

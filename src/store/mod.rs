@@ -7,13 +7,13 @@
 //! transaction, committed whole or not at all.
 
 pub mod actions;
+pub mod call_tasks;
 pub mod documents;
 mod postgres;
 mod rows;
 mod sql;
 mod sql_actions;
 mod sqlite;
-pub mod tasks;
 pub mod tokens;
 
 use std::collections::HashMap;
@@ -298,9 +298,16 @@ pub trait Store: Send + Sync + 'static {
 
     // --- Call tasks.
     /// Creates the task of a `call_task` action; creating it again returns the same id.
-    async fn create_call_task(&self, task: &tasks::NewCallTask, now: DateTime<Utc>) -> Result<i64>;
-    async fn call_tasks(&self, filter: &tasks::TaskFilter) -> Result<Vec<tasks::CallTask>>;
-    async fn call_task(&self, id: i64) -> Result<Option<tasks::CallTask>>;
+    async fn create_call_task(
+        &self,
+        task: &call_tasks::NewCallTask,
+        now: DateTime<Utc>,
+    ) -> Result<i64>;
+    async fn call_tasks(
+        &self,
+        filter: &call_tasks::TaskFilter,
+    ) -> Result<Vec<call_tasks::CallTask>>;
+    async fn call_task(&self, id: i64) -> Result<Option<call_tasks::CallTask>>;
     /// Archives a document with its action; an existing one of the same kind for the
     /// action is kept and returned (a retry reuses what was first generated).
     async fn save_document(
@@ -334,7 +341,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_token(
         &self,
         name: &str,
-        scopes: &[tokens::Scope],
+        scopes: &[&str],
         sha256: &str,
         now: DateTime<Utc>,
     ) -> Result<i64>;
@@ -344,7 +351,7 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a token; `false` when there is no live token with this id.
     async fn revoke_token(&self, id: i64, now: DateTime<Utc>) -> Result<bool>;
     /// Actions by kind and status, and how many are due, for the metrics.
-    async fn action_counts(&self, now: DateTime<Utc>) -> Result<tokens::ActionCounts>;
+    async fn action_counts(&self, now: DateTime<Utc>) -> Result<actions::ActionCounts>;
     /// (migrations applied, migrations this version ships), for readiness.
     async fn migrations_applied(&self) -> Result<(usize, usize)>;
 
@@ -432,7 +439,7 @@ pub trait LedgerTx: Send {
     async fn complete_call_task(
         &mut self,
         id: i64,
-        outcome: tasks::CallOutcome,
+        outcome: call_tasks::CallOutcome,
         note: Option<&str>,
         by: &str,
         now: DateTime<Utc>,

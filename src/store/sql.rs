@@ -504,7 +504,7 @@ macro_rules! ledger_sql {
             async fn complete_call_task(
                 &mut self,
                 id: i64,
-                outcome: $crate::store::tasks::CallOutcome,
+                outcome: $crate::store::call_tasks::CallOutcome,
                 note: Option<&str>,
                 by: &str,
                 now: chrono::DateTime<chrono::Utc>,
@@ -1169,16 +1169,16 @@ macro_rules! ledger_sql {
                 Ok(times.into_iter().map(|t| t.0).collect())
             }
 
-            async fn create_call_task(&self, task: &$crate::store::tasks::NewCallTask, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
+            async fn create_call_task(&self, task: &$crate::store::call_tasks::NewCallTask, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
                 self.create_call_task_sql(task, now).await
             }
 
-            async fn call_tasks(&self, filter: &$crate::store::tasks::TaskFilter) -> $crate::store::Result<Vec<$crate::store::tasks::CallTask>> {
+            async fn call_tasks(&self, filter: &$crate::store::call_tasks::TaskFilter) -> $crate::store::Result<Vec<$crate::store::call_tasks::CallTask>> {
                 self.call_tasks_sql(filter, None).await
             }
 
-            async fn call_task(&self, id: i64) -> $crate::store::Result<Option<$crate::store::tasks::CallTask>> {
-                Ok(self.call_tasks_sql(&$crate::store::tasks::TaskFilter { limit: 1, ..Default::default() }, Some(id)).await?.pop())
+            async fn call_task(&self, id: i64) -> $crate::store::Result<Option<$crate::store::call_tasks::CallTask>> {
+                Ok(self.call_tasks_sql(&$crate::store::call_tasks::TaskFilter { limit: 1, ..Default::default() }, Some(id)).await?.pop())
             }
 
             async fn save_document(&self, doc: &$crate::store::documents::NewDocument, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<$crate::store::documents::StoredDocument> {
@@ -1209,7 +1209,7 @@ macro_rules! ledger_sql {
                 self.set_endpoint_state_sql(insurer, disabled, now).await
             }
 
-            async fn create_token(&self, name: &str, scopes: &[$crate::store::tokens::Scope], sha256: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
+            async fn create_token(&self, name: &str, scopes: &[&str], sha256: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
                 self.create_token_sql(name, scopes, sha256, now).await
             }
 
@@ -1225,7 +1225,7 @@ macro_rules! ledger_sql {
                 self.revoke_token_sql(id, now).await
             }
 
-            async fn action_counts(&self, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<$crate::store::tokens::ActionCounts> {
+            async fn action_counts(&self, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<$crate::store::actions::ActionCounts> {
                 self.action_counts_sql(now).await
             }
 

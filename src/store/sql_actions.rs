@@ -133,8 +133,7 @@ macro_rules! actions_sql {
                     .collect())
             }
 
-            pub(crate) async fn create_token_sql(&self, name: &str, scopes: &[$crate::store::tokens::Scope], sha256: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
-                let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+            pub(crate) async fn create_token_sql(&self, name: &str, scopes: &[&str], sha256: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
                 let id: i64 = sqlx::query_scalar("INSERT INTO api_tokens (name, sha256, scopes, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
                     .bind(name)
                     .bind(sha256)
@@ -150,7 +149,7 @@ macro_rules! actions_sql {
                 Ok($crate::store::tokens::ApiToken {
                     id,
                     name,
-                    scopes: $crate::store::tokens::parse_scopes(&scopes).map_err($crate::store::StoreError::Corrupt)?,
+                    scopes: scopes.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
                     created_at,
                     revoked_at,
                 })
@@ -173,14 +172,14 @@ macro_rules! actions_sql {
                 Ok(done.rows_affected() > 0)
             }
 
-            pub(crate) async fn action_counts_sql(&self, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<$crate::store::tokens::ActionCounts> {
+            pub(crate) async fn action_counts_sql(&self, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<$crate::store::actions::ActionCounts> {
                 let by_kind_status: Vec<(String, String, i64)> =
                     sqlx::query_as("SELECT kind, status, COUNT(*) FROM actions GROUP BY kind, status ORDER BY kind, status").fetch_all(&self.pool).await?;
                 let due: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $1)")
                     .bind(now)
                     .fetch_one(&self.pool)
                     .await?;
-                Ok($crate::store::tokens::ActionCounts { by_kind_status, due })
+                Ok($crate::store::actions::ActionCounts { by_kind_status, due })
             }
 
             pub(crate) async fn migrations_applied_sql(&self) -> $crate::store::Result<(usize, usize)> {
@@ -203,7 +202,7 @@ macro_rules! actions_sql {
                 Ok(())
             }
 
-            pub(crate) async fn create_call_task_sql(&self, t: &$crate::store::tasks::NewCallTask, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
+            pub(crate) async fn create_call_task_sql(&self, t: &$crate::store::call_tasks::NewCallTask, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
                 let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
                 let customer_id: Option<i64> = sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1").bind(&t.customer).fetch_optional(&mut *tx).await?;
                 let customer_id = customer_id.ok_or_else(|| $crate::store::StoreError::NotFound { what: "customer", key: t.customer.clone() })?;
@@ -226,7 +225,7 @@ macro_rules! actions_sql {
                 Ok(id)
             }
 
-            pub(crate) async fn call_tasks_sql(&self, f: &$crate::store::tasks::TaskFilter, id: Option<i64>) -> $crate::store::Result<Vec<$crate::store::tasks::CallTask>> {
+            pub(crate) async fn call_tasks_sql(&self, f: &$crate::store::call_tasks::TaskFilter, id: Option<i64>) -> $crate::store::Result<Vec<$crate::store::call_tasks::CallTask>> {
                 type Row = (i64, i64, String, String, String, String, String, Option<String>, chrono::NaiveDate, String, Option<String>, Option<String>, Option<String>, Option<chrono::DateTime<chrono::Utc>>, chrono::DateTime<chrono::Utc>);
                 let mut qb = sqlx::QueryBuilder::<$db>::new(
                     "SELECT t.id, t.action_id, c.external_id, c.name, t.invoice_numbers, t.reason, t.priority, t.assignee, t.due_on, t.status, t.outcome, t.note, t.completed_by, t.completed_at, t.created_at \
@@ -251,7 +250,7 @@ macro_rules! actions_sql {
                 let rows: Vec<Row> = qb.build_query_as().fetch_all(&self.pool).await?;
                 rows.into_iter()
                     .map(|r| {
-                        Ok($crate::store::tasks::CallTask {
+                        Ok($crate::store::call_tasks::CallTask {
                             id: r.0,
                             action_id: r.1,
                             customer: r.2,

@@ -4,84 +4,14 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Upsert customers, invoices and payments.
-    Ingest,
-    /// Read the ledger, the action log, tasks and metrics.
-    Read,
-    /// Record disputes, promises, pauses; complete call tasks.
-    Collect,
-    /// Retry or cancel actions, run the rules for a customer; implies every other scope.
-    Admin,
-}
-
-impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Ingest, Scope::Read, Scope::Collect, Scope::Admin];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Scope::Ingest => "ingest",
-            Scope::Read => "read",
-            Scope::Collect => "collect",
-            Scope::Admin => "admin",
-        }
-    }
-}
-
-impl std::str::FromStr for Scope {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scope::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s.trim())
-            .ok_or_else(|| format!("unknown scope '{s}' (expected ingest, read, collect or admin)"))
-    }
-}
-
-/// Parses `ingest,read` into scopes, sorted and without repeats.
-///
-/// # Errors
-/// An unknown scope, or none.
-pub fn parse_scopes(text: &str) -> Result<Vec<Scope>, String> {
-    let mut scopes: Vec<Scope> = text
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
-    scopes.sort();
-    scopes.dedup();
-    if scopes.is_empty() {
-        return Err("at least one scope is needed (ingest, read, collect, admin)".into());
-    }
-    Ok(scopes)
-}
-
 /// A token as listed (without its secret).
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiToken {
     pub id: i64,
     pub name: String,
-    pub scopes: Vec<Scope>,
+    /// Scope names as stored (`ingest`, `read`…); what they grant is the API's
+    /// business (`api::scope`).
+    pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
-}
-
-impl ApiToken {
-    /// Whether the token grants `scope` (admin grants every scope).
-    pub fn allows(&self, scope: Scope) -> bool {
-        self.revoked_at.is_none()
-            && (self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin))
-    }
-}
-
-/// Counts the metrics endpoint reads from the action log.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ActionCounts {
-    /// (kind, status, actions).
-    pub by_kind_status: Vec<(String, String, i64)>,
-    /// Actions planned or retrying whose time has come.
-    pub due: i64,
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use crate::domain::Dispute;
-use crate::store::tasks::{CallOutcome, CallTask};
+use crate::store::call_tasks::{CallOutcome, CallTask};
 use crate::store::{NewPromise, Store, StoreError};
 
 /// What the collector reports.
