@@ -1,24 +1,32 @@
 //! relance: automated dunning of trade receivables.
 //!
 //! # Layout
+//! Modules by layer, lowest first: a module uses only modules of lower layers
+//! (`tests/architecture.rs` checks it; `docs/architecture.md` explains it).
+//! - Utilities: [`digest`] (SHA-256 in hex, for rule versions, facts, keys and
+//!   documents), [`panics`] (a panic in one unit of work contained to it), [`metrics`]
+//!   (counters for `/metrics`), [`telemetry`] (logs, human or JSON), [`ffi`] (every call
+//!   into C: SQLite's interface and two process settings; the only module allowed
+//!   `unsafe` code).
 //! - [`domain`]: money, customers, invoices, payments and their allocation, promises,
-//!   business calendar. Pure, no I/O.
-//! - [`config`]: `relance.yaml`, read raw then validated at once into [`config::Config`].
+//!   business calendar, locale formatting. Pure, no I/O.
+//! - [`config`]: `relance.yaml`, read raw then validated at once into [`config::Config`];
+//!   retry and interrupted-send policies.
 //! - [`store`]: the ledger's storage, one [`store::Store`] trait with SQLite and
 //!   PostgreSQL implementations and one migrations folder per backend.
-//! - [`import`]: CSV imports of customers, invoices and payments.
-//! - [`scripting`]: rule scripts per segment (Rhai): facts in, decisions out.
-//! - [`scheduler`]: ticks: decisions written to the action log, idempotently.
-//! - [`outbox`]: claiming, delivering and retrying planned actions.
-//! - [`channels`]: delivery transports behind one trait.
-//! - [`runtime`]: `relance serve`: the loops, wired with graceful shutdown.
+//! - On the store: [`import`] (CSV imports), [`scripting`] (rule scripts per segment:
+//!   facts in, decisions out; no I/O), [`documents`] (formal notices and statements as
+//!   PDF, the evidence archive), [`templates`] (email and SMS messages), [`reports`],
+//!   [`call_outcomes`] (a call's outcome applied to the ledger); then [`sample`]
+//!   (generated portfolios).
+//! - [`channels`]: delivery transports behind one trait, and the documents they send.
+//! - [`outbox`]: claiming, delivering and retrying planned actions; [`scheduler`]: cron
+//!   slots, catch-up, leader election, and the tick (the pass over the ledger, the
+//!   decisions written to the action log idempotently).
+//! - [`api`]: the HTTP API of `relance serve` (`/v1`, health, metrics, token scopes).
+//! - [`runtime`]: the composition root: [`runtime::launch`] builds the service from its
+//!   configuration and runs its loops with graceful shutdown.
 //! - [`cli`]: the command line; `main.rs` only maps its outcome to an exit code.
-//! - [`api`]: the HTTP API of `relance serve` (`/v1`, health, metrics).
-//! - [`telemetry`]: logs, human or JSON; [`metrics`]: counters for `/metrics`.
-//! - [`digest`]: SHA-256 in hex, for rule versions, facts, keys and documents.
-//! - [`panics`]: a panic in one unit of work (a customer, a delivery) contained to it.
-//! - [`ffi`]: every call into C (SQLite's interface, two process settings); the only
-//!   module allowed `unsafe` code.
 //!
 //! Data flows one way: ingest → ledger → (tick) facts → rule → decisions → outbox →
 //! channel → delivery record.

@@ -136,7 +136,7 @@ pub trait Channel: Send + Sync {
 }
 
 /// Where a delivery records that its request is about to be written to the network
-/// (see [`transmitting`]).
+/// (channels call `transmitting` just before they write a request).
 #[async_trait]
 pub trait TransmitLog: Send + Sync {
     /// Records that `part` of the action being delivered is about to leave.
@@ -150,7 +150,7 @@ tokio::task_local! {
     static TRANSMIT_LOG: Arc<dyn TransmitLog>;
 }
 
-/// Runs a delivery with `log` receiving its [`transmitting`] records.
+/// Runs a delivery with `log` receiving its `transmitting` records.
 pub async fn with_transmit_log<F: std::future::Future>(
     log: Arc<dyn TransmitLog>,
     delivery: F,

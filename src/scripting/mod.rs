@@ -7,7 +7,8 @@
 //! - [`decide`]: the engine's guarantees applied to a script's requests (idempotent
 //!   steps, blocked invoices) giving [`Decision`]s.
 //! - [`registry`]: compiling, hashing and hot-reloading scripts.
-//! - [`evaluate`]: one customer, end to end; [`pipeline`]: a portfolio, in parallel.
+//! - [`evaluate`]: one customer, end to end (a portfolio is evaluated in parallel by
+//!   the scheduler's pipeline, `scheduler::pipeline`).
 //! - [`testing`]: `relance rules test` fixtures.
 
 pub mod actions;
