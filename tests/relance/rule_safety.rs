@@ -216,6 +216,24 @@ async fn serve_goes_on_dunning_other_customers_and_counts_the_rule_error_in_metr
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
+    // The API's dry run gives the customer's error decision, with its file:line:col.
+    let dry: serde_json::Value = client
+        .get(format!("{base}/v1/customers/C2/dry-run?as_of=2026-03-02"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dry["decisions"][0]["status"], "error", "{dry}");
+    assert!(
+        dry["decisions"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("rules/smb.rhai:2:19: 2026-03-02 + 999999999 days"),
+        "{dry}"
+    );
     // SAFETY: signalling the child we spawned.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(0));
