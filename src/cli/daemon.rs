@@ -399,7 +399,7 @@ pub(super) async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<u8, CliEr
                         println!("  history:");
                         for e in &d.events {
                             println!(
-                                "    {}  {:<10} attempt {}  {}{}",
+                                "    {}  {:<12} attempt {}  {}{}",
                                 e.at.format("%Y-%m-%d %H:%M:%S"),
                                 e.status,
                                 e.attempt,
