@@ -1,23 +1,33 @@
-//! The layering of the crate, kept true: every file under `src/` is read, each reference
-//! to another top-level module (`use crate::x`, `crate::x::…`, `$crate::x` in macros) is
-//! checked against the table below, and every breach is reported with its file and line.
-//! `docs/architecture.md` explains the table.
+//! The layering of the crate, kept true (the idea of ArchUnit, in plain Rust).
+//!
+//! Every `.rs` file under `src/` but the binary's `main.rs` is read; each reference it
+//! makes to another top-level module of the crate — `use crate::x…`, `crate::x::…`
+//! anywhere in code, the members of `use crate::{x, y::{z, w}}` groups, `$crate::x` in
+//! macros, and `super::super::x` paths that climb out of their module — is checked
+//! against [`RANKS`] and [`FORBIDDEN`]. Comments and string literals are not code and
+//! are skipped. Every breach is collected and the test fails once, listing them all as
+//! `src/FILE:LINE: module A imports B (reason)`. A top-level module with no rank fails
+//! the test too, so every new module is placed. `docs/architecture.md` explains the
+//! table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Top-level modules by rank, lowest first. A module may use modules of a lower rank
-/// only; modules of the same rank do not use each other.
+/// Top-level modules by rank, lowest first. A module may import modules of a LOWER rank
+/// only; modules of the same rank may not import each other.
 const RANKS: &[(u8, &[&str])] = &[
-    // Utilities: they use no other module of the crate.
+    // 0: leaf utilities — SHA-256 in hex, panics contained to one unit of work, counters
+    // for /metrics, logs, every call into C. They import no other module of the crate.
     (0, &["digest", "panics", "metrics", "telemetry", "ffi"]),
-    // Money, customers, invoices, the calendar: pure, no I/O.
+    // 1: the receivables domain — money, customers, invoices, payments, promises, the
+    // calendar, locale formatting. Pure, no I/O.
     (1, &["domain"]),
-    // relance.yaml, validated.
+    // 2: relance.yaml read and validated at once; retry and interrupted-send policies.
     (2, &["config"]),
-    // The ledger's storage.
+    // 3: the ledger's storage — the Store trait, SQLite and PostgreSQL, the action log.
     (3, &["store"]),
-    // What works on the ledger: imports, rules, documents, messages, reports.
+    // 4: what works on the ledger — CSV imports, rule scripts (pure), formal notices and
+    // the evidence archive, message templates, reports, call outcomes.
     (
         4,
         &[
@@ -29,82 +39,115 @@ const RANKS: &[(u8, &[&str])] = &[
             "call_outcomes",
         ],
     ),
-    // Generated portfolios (through the import).
+    // 5: generated sample portfolios (written through the import).
     (5, &["sample"]),
-    // Delivery transports.
+    // 6: delivery transports behind one trait, and the documents they send.
     (6, &["channels"]),
-    // Delivering planned actions; scheduling ticks.
+    // 7: delivering planned actions (claim, deliver, retry, record); scheduling ticks
+    // and the pass over the ledger that writes decisions to the action log.
     (7, &["outbox", "scheduler"]),
-    // The HTTP API.
+    // 8: the HTTP API of `relance serve`.
     (8, &["api"]),
-    // The composition root.
+    // 9: the composition root: builds the service from its configuration and runs it.
     (9, &["runtime"]),
-    // The command line.
+    // 10: the command line.
     (10, &["cli"]),
 ];
 
-/// Uses the ranks would allow but the design does not, and why.
+/// Imports refused whatever the ranks say, with the reason printed: (from, to, why).
+/// The `templates` entries are refused by rank as well; they are listed for their reason.
 const FORBIDDEN: &[(&str, &str, &str)] = &[
     (
         "scripting",
         "store",
-        "rules are pure: facts in, decisions out (the scheduler reads the store)",
+        "rules are pure: facts in, decisions out",
     ),
     (
         "api",
         "channels",
         "the API reaches channels only through the outbox",
     ),
+    (
+        "templates",
+        "sample",
+        "templates render the context they are given; checking them against a sample ledger is the command line's job",
+    ),
+    (
+        "templates",
+        "import",
+        "templates render the context they are given; checking them against a sample ledger is the command line's job",
+    ),
+    (
+        "templates",
+        "scripting",
+        "templates render the context they are given; checking them against the rules is the command line's job",
+    ),
 ];
 
 fn rank_of(module: &str) -> Option<u8> {
     RANKS
         .iter()
-        .find(|(_, ms)| ms.contains(&module))
-        .map(|(r, _)| *r)
+        .find(|(_, modules)| modules.contains(&module))
+        .map(|(rank, _)| *rank)
 }
 
-/// Why `from` may not use `to`, if it may not.
+/// Why `from` may not import `to`, if it may not (both ranked).
 fn breach(from: &str, to: &str) -> Option<String> {
     if let Some((_, _, why)) = FORBIDDEN.iter().find(|(f, t, _)| *f == from && *t == to) {
         return Some((*why).to_string());
     }
-    match (rank_of(from), rank_of(to)) {
-        (Some(a), Some(b)) if b == a => Some(format!(
-            "{from} and {to} are of the same rank ({a}): neither uses the other"
-        )),
-        (Some(a), Some(b)) if b > a => Some(format!(
-            "{from} (rank {a}) may not use {to} (rank {b}), which is above it"
-        )),
-        _ => None,
+    let (a, b) = (rank_of(from)?, rank_of(to)?);
+    if a == 0 {
+        Some("rank 0 is for leaf utilities: they import no other module of the crate".to_string())
+    } else if a == b {
+        Some(format!(
+            "same rank {a}: modules of one rank do not import each other"
+        ))
+    } else if b > a {
+        Some(format!(
+            "rank {a} may only import lower ranks; {to} is rank {b}"
+        ))
+    } else {
+        None
     }
 }
 
-/// `text` with comments and the contents of string and character literals blanked out
-/// (line breaks kept, so line numbers stay right).
+// ---------------------------------------------------------------------------------------
+// The scanner.
+// ---------------------------------------------------------------------------------------
+
+fn is_ident_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// `text` with comments and the contents of string and character literals blanked out.
+/// Line breaks are kept, so line numbers stay right.
 fn code_only(text: &str) -> String {
-    let b = text.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
+    let b: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
     let mut i = 0;
-    let blank = |c: u8| if c == b'\n' { b'\n' } else { b' ' };
     while i < b.len() {
+        let at = |k: usize| b.get(k).copied();
         match b[i] {
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
-                    out.push(b' ');
+            // Line comments, doc comments included.
+            '/' if at(i + 1) == Some('/') => {
+                while i < b.len() && b[i] != '\n' {
+                    out.push(' ');
                     i += 1;
                 }
             }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
+            // Block comments, which nest.
+            '/' if at(i + 1) == Some('*') => {
                 let mut depth = 0;
                 while i < b.len() {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                    if b[i] == '/' && at(i + 1) == Some('*') {
                         depth += 1;
-                        out.extend_from_slice(b"  ");
+                        out.push_str("  ");
                         i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                    } else if b[i] == '*' && at(i + 1) == Some('/') {
                         depth -= 1;
-                        out.extend_from_slice(b"  ");
+                        out.push_str("  ");
                         i += 2;
                         if depth == 0 {
                             break;
@@ -115,66 +158,80 @@ fn code_only(text: &str) -> String {
                     }
                 }
             }
-            b'r' if matches!(b.get(i + 1), Some(b'"') | Some(b'#'))
-                && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')) =>
+            // Raw strings: r"…", r#"…"#, br"…", cr#"…"#.
+            'r' if matches!(at(i + 1), Some('"' | '#')) && {
+                let prefix_start = if i > 0 && matches!(b[i - 1], 'b' | 'c') {
+                    i - 1
+                } else {
+                    i
+                };
+                prefix_start == 0 || !is_ident_char(b[prefix_start - 1])
+            } =>
             {
-                // A raw string: r"…", r#"…"#.
                 let mut j = i + 1;
                 let mut hashes = 0;
-                while b.get(j) == Some(&b'#') {
+                while at(j) == Some('#') {
                     hashes += 1;
                     j += 1;
                 }
-                if b.get(j) != Some(&b'"') {
-                    out.push(b[i]);
+                if at(j) != Some('"') {
+                    // A raw identifier (r#type), not a string.
+                    out.push('r');
                     i += 1;
                     continue;
                 }
-                let close: Vec<u8> = std::iter::once(b'"')
-                    .chain(std::iter::repeat_n(b'#', hashes))
-                    .collect();
-                out.extend(std::iter::repeat_n(b' ', j + 1 - i));
+                for _ in i..=j {
+                    out.push(' ');
+                }
                 i = j + 1;
-                while i < b.len() && !b[i..].starts_with(&close) {
+                loop {
+                    if i >= b.len() {
+                        break;
+                    }
+                    if b[i] == '"' && (1..=hashes).all(|h| at(i + h) == Some('#')) {
+                        for _ in 0..=hashes {
+                            out.push(' ');
+                        }
+                        i += hashes + 1;
+                        break;
+                    }
                     out.push(blank(b[i]));
                     i += 1;
                 }
-                out.extend(std::iter::repeat_n(b' ', close.len().min(b.len() - i)));
-                i += close.len();
             }
-            b'"' => {
-                out.push(b' ');
+            // Strings, byte strings and C strings (their prefix is left as is).
+            '"' => {
+                out.push(' ');
                 i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    if b[i] == b'\\' && i + 1 < b.len() {
-                        out.push(b' ');
+                while i < b.len() && b[i] != '"' {
+                    if b[i] == '\\' && i + 1 < b.len() {
+                        out.push(' ');
                         i += 1;
                     }
                     out.push(blank(b[i]));
                     i += 1;
                 }
-                out.push(b' ');
+                out.push(' ');
                 i += 1;
             }
-            b'\'' => {
-                // A character literal ('x', '\n', '\''), not a lifetime ('a).
-                let end = if b.get(i + 1) == Some(&b'\\') {
-                    b[i + 2..]
-                        .iter()
-                        .position(|&c| c == b'\'')
-                        .map(|p| i + 2 + p)
-                } else if b.get(i + 2) == Some(&b'\'') {
+            // Character literals ('x', '\n', '\'', '\u{1b}'), not lifetimes ('a).
+            '\'' => {
+                let end = if at(i + 1) == Some('\\') {
+                    (i + 3..b.len().min(i + 16)).find(|&k| b[k] == '\'')
+                } else if at(i + 2) == Some('\'') {
                     Some(i + 2)
                 } else {
                     None
                 };
                 match end {
                     Some(e) => {
-                        out.extend(std::iter::repeat_n(b' ', e + 1 - i));
+                        for _ in i..=e {
+                            out.push(' ');
+                        }
                         i = e + 1;
                     }
                     None => {
-                        out.push(b'\'');
+                        out.push('\'');
                         i += 1;
                     }
                 }
@@ -185,71 +242,182 @@ fn code_only(text: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
-/// Every top-level module `code` refers to, with the line of the reference:
-/// `crate::x`, `$crate::x`, and the members of `use crate::{x, y::z}` groups.
-fn references(code: &str) -> Vec<(usize, String)> {
-    let line_of = |pos: usize| code[..pos].bytes().filter(|&c| c == b'\n').count() + 1;
-    let ident = |s: &str| -> String {
-        s.chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect()
-    };
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    /// `::`
+    Path,
+    Punct(char),
+}
+
+/// The tokens of comment- and string-free code, each with its line.
+fn tokens(code: &str) -> Vec<(usize, Tok)> {
+    let c: Vec<char> = code.chars().collect();
     let mut out = Vec::new();
-    let mut from = 0;
-    while let Some(p) = code[from..].find("crate::") {
-        let at = from + p;
-        from = at + "crate::".len();
-        // Not `foo_crate::` or `relance_crate::`.
-        let before = code[..at].chars().next_back();
-        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
-            continue;
+    let (mut i, mut line) = (0, 1);
+    while i < c.len() {
+        if c[i] == '\n' {
+            line += 1;
+            i += 1;
+        } else if c[i].is_whitespace() {
+            i += 1;
+        } else if is_ident_char(c[i]) {
+            let start = i;
+            while i < c.len() && is_ident_char(c[i]) {
+                i += 1;
+            }
+            out.push((line, Tok::Ident(c[start..i].iter().collect())));
+        } else if c[i] == ':' && c.get(i + 1) == Some(&':') {
+            out.push((line, Tok::Path));
+            i += 2;
+        } else {
+            out.push((line, Tok::Punct(c[i])));
+            i += 1;
         }
-        let rest = &code[from..];
-        let trimmed = rest.trim_start();
-        if let Some(group) = trimmed.strip_prefix('{') {
-            // `crate::{a, b::{c, d}, e}`: the first segment of each top-level member.
-            let mut depth = 1;
-            let mut member_start = true;
-            let base = from + (rest.len() - trimmed.len()) + 1;
-            for (k, c) in group.char_indices() {
-                match c {
-                    '{' => depth += 1,
-                    '}' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            break;
-                        }
-                    }
-                    ',' if depth == 1 => member_start = true,
-                    c if member_start && depth == 1 && (c.is_ascii_alphabetic() || c == '_') => {
-                        member_start = false;
-                        let name = ident(&group[k..]);
-                        out.push((line_of(base + k), name));
-                    }
-                    c if member_start && !c.is_whitespace() => member_start = false,
-                    _ => {}
+    }
+    out
+}
+
+fn ident(t: Option<&(usize, Tok)>) -> Option<&str> {
+    match t {
+        Some((_, Tok::Ident(s))) => Some(s),
+        _ => None,
+    }
+}
+
+/// The names `crate::{…}` (or `super::…::{…}` reaching the root) brings in: the first
+/// segment of each top-level member of the group that starts at `toks[open]` (`{`).
+fn group_members(toks: &[(usize, Tok)], open: usize, out: &mut Vec<(usize, String)>) {
+    let mut depth = 0;
+    let mut member_start = true;
+    for (line, t) in &toks[open..] {
+        match t {
+            Tok::Punct('{') => {
+                depth += 1;
+                if depth == 1 {
+                    member_start = true;
+                    continue;
                 }
             }
-        } else {
-            let name = ident(rest);
-            if !name.is_empty() {
-                out.push((line_of(at), name));
+            Tok::Punct('}') => {
+                depth -= 1;
+                if depth == 0 {
+                    return;
+                }
+            }
+            Tok::Punct(',') if depth == 1 => {
+                member_start = true;
+                continue;
+            }
+            _ => {}
+        }
+        if member_start && depth == 1 {
+            match t {
+                Tok::Ident(name) => out.push((*line, name.clone())),
+                Tok::Punct('*') => out.push((*line, "*".to_string())),
+                _ => {}
+            }
+        }
+        member_start = false;
+    }
+}
+
+/// Every top-level module the code refers to, with the line of the reference:
+/// `crate::x`, `$crate::x`, the members of `crate::{x, y::z}` groups, and `super::…::x`
+/// paths that climb to the crate root. `depth` is how deep the file's module lies
+/// (`src/store/mod.rs`: 1, `src/store/sql.rs`: 2); modules declared inline
+/// (`mod tests { … }`) add to it where they enclose the path. A glob at the root
+/// (`crate::*`) is returned as `*`.
+fn references(code: &str, depth: usize) -> Vec<(usize, String)> {
+    let toks = tokens(code);
+    let mut out = Vec::new();
+    // For each open brace, whether it opened an inline module.
+    let mut braces: Vec<bool> = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let prev = i.checked_sub(1).map(|p| &toks[p].1);
+        match &toks[i].1 {
+            Tok::Punct('{') => {
+                let is_mod = i >= 2
+                    && ident(toks.get(i - 2)) == Some("mod")
+                    && ident(toks.get(i - 1)).is_some();
+                braces.push(is_mod);
+            }
+            Tok::Punct('}') => {
+                braces.pop();
+            }
+            Tok::Ident(word)
+                if (word == "crate" || word == "super") && prev != Some(&Tok::Path) =>
+            {
+                // The path's root segment; count the `super`s.
+                let mut j = i;
+                let mut supers = 0;
+                if word == "crate" {
+                    j += 1;
+                } else {
+                    while ident(toks.get(j)) == Some("super") {
+                        supers += 1;
+                        j += 1;
+                        if toks.get(j).map(|t| &t.1) != Some(&Tok::Path) {
+                            break;
+                        }
+                        j += 1;
+                    }
+                    j -= 1;
+                }
+                let here = depth + braces.iter().filter(|m| **m).count();
+                let at_root = word == "crate" || supers == here;
+                if at_root && toks.get(j).map(|t| &t.1) == Some(&Tok::Path) {
+                    match toks.get(j + 1) {
+                        Some((line, Tok::Ident(name))) => out.push((*line, name.clone())),
+                        Some((_, Tok::Punct('{'))) => group_members(&toks, j + 1, &mut out),
+                        Some((line, Tok::Punct('*'))) => out.push((*line, "*".to_string())),
+                        _ => {}
+                    }
+                }
+                i = j.max(i + 1);
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The top-level modules `src/lib.rs` declares, with their lines.
+fn declared_modules(lib_rs: &str) -> Vec<(usize, String)> {
+    let toks = tokens(&code_only(lib_rs));
+    let mut out = Vec::new();
+    for (k, (line, t)) in toks.iter().enumerate() {
+        if *t == Tok::Ident("mod".into()) {
+            if let Some(name) = ident(toks.get(k + 1)) {
+                out.push((*line, name.to_string()));
             }
         }
     }
     out
 }
 
-/// The top-level module a file of `src/` belongs to (`None` for the crate roots).
-fn module_of(src: &Path, file: &Path) -> Option<String> {
+/// For a file of `src/`: its top-level module and how deep its own module lies
+/// (`store/mod.rs`: store, 1; `store/sql.rs`: store, 2; `digest.rs`: digest, 1). `None`
+/// for the crate roots.
+fn module_of(src: &Path, file: &Path) -> Option<(String, usize)> {
     let rel = file.strip_prefix(src).ok()?;
-    let first = rel.components().next()?.as_os_str().to_str()?;
-    match first {
-        "lib.rs" | "main.rs" => None,
-        f => Some(f.trim_end_matches(".rs").to_string()),
+    let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
+    match parts.as_slice() {
+        ["lib.rs"] | ["main.rs"] | [] => None,
+        [first, ..] => {
+            let depth = if parts.last() == Some(&"mod.rs") {
+                parts.len() - 1
+            } else {
+                parts.len()
+            };
+            Some((first.trim_end_matches(".rs").to_string(), depth))
+        }
     }
 }
 
@@ -268,101 +436,222 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every breach of the layering under `src`, as `src/FILE:LINE: …` lines.
+/// Every breach of the layering under `src` (a crate's source folder), one line each.
 fn breaches(src: &Path) -> Vec<String> {
+    let shown = |file: &Path| {
+        Path::new("src")
+            .join(file.strip_prefix(src).unwrap_or(file))
+            .display()
+            .to_string()
+    };
+    let mut problems = Vec::new();
+
+    // Every top-level module has a rank: those src/lib.rs declares, and those with a file.
+    let lib_rs = src.join("lib.rs");
+    let lib_text = std::fs::read_to_string(&lib_rs)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", lib_rs.display()));
+    let mut modules: BTreeMap<String, String> = BTreeMap::new();
+    for (line, name) in declared_modules(&lib_text) {
+        modules
+            .entry(name)
+            .or_insert_with(|| format!("{}:{line}", shown(&lib_rs)));
+    }
     let mut files = Vec::new();
     rust_files(src, &mut files);
-    let mut problems = Vec::new();
-    let mut unplaced: BTreeMap<String, PathBuf> = BTreeMap::new();
     for file in &files {
-        let Some(module) = module_of(src, file) else {
+        if let Some((module, _)) = module_of(src, file) {
+            modules.entry(module).or_insert_with(|| shown(file));
+        }
+    }
+    for (module, place) in &modules {
+        if rank_of(module).is_none() {
+            problems.push(format!(
+                "{place}: module {module} has no rank: place it in RANKS (tests/architecture.rs) and in docs/architecture.md"
+            ));
+        }
+    }
+
+    for file in &files {
+        let Some((module, depth)) = module_of(src, file) else {
             continue;
         };
         if rank_of(&module).is_none() {
-            unplaced
-                .entry(module.clone())
-                .or_insert_with(|| file.clone());
             continue;
         }
-        let text = std::fs::read_to_string(file).unwrap();
-        let shown = Path::new("src").join(file.strip_prefix(src).unwrap());
-        for (line, to) in references(&code_only(&text)) {
-            if to == module || to == "self" || to == "super" {
+        let text = std::fs::read_to_string(file)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+        let mut seen = BTreeSet::new();
+        for (line, to) in references(&code_only(&text), depth) {
+            if to == "*" {
+                problems.push(format!(
+                    "{}:{line}: module {module} imports * from the crate root (name the modules it uses)",
+                    shown(file)
+                ));
                 continue;
             }
-            if rank_of(&to).is_none() {
-                // `crate::SomeType` re-exported at the root, or a module not placed:
-                // the latter is reported once, below.
+            // Not a module: `self`, or an item of the crate root (a macro, say).
+            if to == module || !modules.contains_key(&to) || !seen.insert((line, to.clone())) {
                 continue;
             }
             if let Some(why) = breach(&module, &to) {
                 problems.push(format!(
-                    "{}:{line}: {module} uses {to}: {why}",
-                    shown.display()
+                    "{}:{line}: module {module} imports {to} ({why})",
+                    shown(file)
                 ));
             }
         }
-    }
-    for (module, file) in unplaced {
-        problems.push(format!(
-            "{}: module {module} has no rank in tests/architecture.rs (RANKS): place it in a layer",
-            file.display()
-        ));
     }
     problems
 }
 
 #[test]
-fn every_module_uses_only_the_layers_below_it() {
+fn every_module_imports_only_the_ranks_below_it() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let problems = breaches(&src);
     assert!(
         problems.is_empty(),
-        "{} import(s) break the layering (docs/architecture.md):\n{}",
+        "\n{} breach(es) of the layering (docs/architecture.md):\n{}\n",
         problems.len(),
         problems.join("\n")
     );
 }
 
 #[test]
-fn a_forbidden_import_is_reported_with_its_file_and_line() {
-    let dir = std::env::temp_dir().join(format!("relance-arch-{}", std::process::id()));
+fn every_ranked_module_exists() {
+    let lib_rs = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs");
+    let declared: BTreeSet<String> = declared_modules(&std::fs::read_to_string(lib_rs).unwrap())
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect();
+    let stale: Vec<&str> = RANKS
+        .iter()
+        .flat_map(|(_, modules)| modules.iter().copied())
+        .filter(|m| !declared.contains(*m))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "RANKS names modules src/lib.rs does not declare (renamed or removed?): {stale:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests of the scanner and the table themselves.
+// ---------------------------------------------------------------------------------------
+
+fn found(code: &str, depth: usize) -> Vec<(usize, String)> {
+    references(&code_only(code), depth)
+}
+
+fn refs(list: &[(usize, &str)]) -> Vec<(usize, String)> {
+    list.iter().map(|(l, n)| (*l, n.to_string())).collect()
+}
+
+#[test]
+fn the_table_places_each_module_once_in_rising_ranks() {
+    let mut seen = BTreeSet::new();
+    let mut last = None;
+    for (rank, modules) in RANKS {
+        assert!(last < Some(*rank), "ranks out of order at {rank}");
+        last = Some(*rank);
+        for m in *modules {
+            assert!(seen.insert(*m), "{m} is placed twice");
+        }
+    }
+    for (from, to, _) in FORBIDDEN {
+        let (a, b) = (rank_of(from), rank_of(to));
+        assert!(a.is_some() && b.is_some(), "{from} → {to}: unranked");
+    }
+}
+
+#[test]
+fn a_group_over_several_lines_gives_each_member_on_its_line() {
+    let code = "use crate::{\n    a,\n    b::{c, d},\n    e::{\n        f::{g, h},\n    },\n};\n";
+    assert_eq!(found(code, 1), refs(&[(2, "a"), (3, "b"), (4, "e")]));
+    // On one line, with a self-import and a nested brace right after `crate::`.
+    assert_eq!(
+        found("use crate::{a, b::{c, d}};", 1),
+        refs(&[(1, "a"), (1, "b")])
+    );
+}
+
+#[test]
+fn paths_anywhere_in_code_count_including_dollar_crate() {
+    let code = "fn f() -> crate::a::T {\n    let x = $crate::b::c!();\n    <crate::c::S as crate :: d::Tr>::m()\n}\n";
+    assert_eq!(
+        found(code, 1),
+        refs(&[(1, "a"), (2, "b"), (3, "c"), (3, "d")])
+    );
+    // `pub(crate)` and `my_crate::x` are not paths into the crate.
+    assert_eq!(found("pub(crate) fn f() { my_crate::a::f() }", 1), vec![]);
+}
+
+#[test]
+fn comments_and_strings_are_not_code() {
+    let code = r##"
+// use crate::a;
+/// crate::b in a doc comment
+//! crate::c
+/* crate::d /* nested crate::e */ crate::f */
+let s = "crate::g \" crate::h";
+let r = r#"crate::i "quoted" crate::j"#;
+let q = br"crate::k";
+let c = '"'; let e = '\''; let l: &'static str = crate::l::NAME;
+"##;
+    assert_eq!(found(code, 1), refs(&[(9, "l")]));
+}
+
+#[test]
+fn super_paths_count_once_they_climb_to_the_root() {
+    // In src/store/sql.rs (depth 2), super::super:: is the crate root.
+    let code = "use super::super::a::X;\nuse super::rows;\nuse super::super::{b, c::D};\n";
+    assert_eq!(found(code, 2), refs(&[(1, "a"), (3, "b"), (3, "c")]));
+    // In src/digest.rs (depth 1), super:: already is; inside `mod tests { }` it is not.
+    let code = "use super::a;\nmod tests {\n    use super::*;\n    use super::super::b;\n}\nuse super::c;\n";
+    assert_eq!(found(code, 1), refs(&[(1, "a"), (4, "b"), (6, "c")]));
+}
+
+#[test]
+fn a_forbidden_import_is_reported_with_its_file_line_and_reason() {
+    let dir = std::env::temp_dir().join(format!("relance-architecture-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("scripting")).unwrap();
-    std::fs::create_dir_all(dir.join("store")).unwrap();
-    std::fs::write(dir.join("lib.rs"), "pub mod scripting;\n").unwrap();
-    std::fs::write(
-        dir.join("scripting/mod.rs"),
-        "//! Rules.\n\nuse crate::domain::Account;\n// crate::api is only named in a comment\nuse crate::{\n    config::Config,\n    store::Store,\n};\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("store/mod.rs"),
-        "fn f() { let s = \"crate::cli\"; let _ = crate::api::routes(); }\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("extra.rs"), "\n").unwrap();
+    let write = |path: &str, text: &str| {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write(
+        "lib.rs",
+        "pub mod api;\npub mod config;\npub mod digest;\npub mod domain;\npub mod scripting;\npub mod store;\npub mod templates;\nmod extra {}\n",
+    );
+    write(
+        "main.rs",
+        "use relance::cli; fn main() { crate::cli::run(); }\n",
+    );
+    write("digest.rs", "pub fn f() { crate::domain::g() }\n");
+    write(
+        "scripting/mod.rs",
+        "//! crate::api is only named here.\nuse crate::domain::Account;\nuse crate::{\n    config::Config,\n    store::Store,\n};\n",
+    );
+    write(
+        "store/sql.rs",
+        "fn f() { let s = \"crate::cli\"; super::super::api::routes(); super::rows(); }\n",
+    );
+    write(
+        "templates/mod.rs",
+        "use crate::{scripting, store::Store};\n",
+    );
+    write("orphan/mod.rs", "\n");
     let problems = breaches(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(
         problems,
         vec![
-            "src/scripting/mod.rs:7: scripting uses store: rules are pure: facts in, decisions out (the scheduler reads the store)".to_string(),
-            "src/store/mod.rs:1: store uses api: store (rank 3) may not use api (rank 8), which is above it".to_string(),
-            format!("{}: module extra has no rank in tests/architecture.rs (RANKS): place it in a layer", dir.join("extra.rs").display()),
+            "src/lib.rs:8: module extra has no rank: place it in RANKS (tests/architecture.rs) and in docs/architecture.md",
+            "src/orphan/mod.rs: module orphan has no rank: place it in RANKS (tests/architecture.rs) and in docs/architecture.md",
+            "src/digest.rs:1: module digest imports domain (rank 0 is for leaf utilities: they import no other module of the crate)",
+            "src/scripting/mod.rs:5: module scripting imports store (rules are pure: facts in, decisions out)",
+            "src/store/sql.rs:1: module store imports api (rank 3 may only import lower ranks; api is rank 8)",
+            "src/templates/mod.rs:1: module templates imports scripting (templates render the context they are given; checking them against the rules is the command line's job)",
         ]
-    );
-}
-
-#[test]
-fn references_are_found_in_groups_macros_and_paths_but_not_in_comments_or_strings() {
-    let code = code_only(
-        "use crate::{a, b::{c, d},\n  e::f};\nlet x = $crate::g::h;\n/* crate::i */ let s = \"crate::j\";\nlet r = r#\"crate::k\"#; let c = '\"'; crate::l::m();\n",
-    );
-    let found: Vec<(usize, String)> = references(&code);
-    let names: Vec<(usize, &str)> = found.iter().map(|(l, n)| (*l, n.as_str())).collect();
-    assert_eq!(
-        names,
-        vec![(1, "a"), (1, "b"), (2, "e"), (3, "g"), (5, "l")]
     );
 }

@@ -184,30 +184,15 @@ pub trait Leadership: Send {
     async fn still_held(&mut self) -> bool;
 }
 
-/// The ledger as persisted.
+/// The ledger: customers, invoices, payments, promises; the accounts a tick reads; units
+/// of work for imports and collectors.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    fn backend(&self) -> Backend;
-
-    /// Applies pending migrations; returns how many were applied.
-    async fn migrate(&self) -> Result<usize>;
-
-    /// Tries to become the instance that schedules ticks: `None` when another instance
-    /// is. On PostgreSQL a session advisory lock on a dedicated connection: when the
-    /// holder dies, its connection closes and another instance takes over at its next
-    /// try. SQLite serves one instance, which always leads.
-    async fn try_lead(&self) -> Result<Option<Box<dyn Leadership>>>;
-
-    /// Refreshes the query planner's statistics, after a bulk change: without them
-    /// PostgreSQL plans the per-batch reads of a tick as full scans.
-    async fn refresh_statistics(&self) -> Result<()>;
-    /// Refreshes the planner's statistics of the action log, which a tick grows fast.
-    async fn refresh_action_statistics(&self) -> Result<()>;
-
+pub trait LedgerStore: Send + Sync {
     /// Starts a unit of work.
     async fn begin(&self) -> Result<Box<dyn LedgerTx>>;
 
     async fn customer(&self, external_id: &str) -> Result<Option<Customer>>;
+
     /// Customers, optionally of one segment, by external id.
     async fn customers(
         &self,
@@ -215,11 +200,16 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         after: Option<&str>,
     ) -> Result<Vec<Customer>>;
+
     /// Every invoice of a customer, by due date.
     async fn invoices_of(&self, customer: &str) -> Result<Vec<Invoice>>;
+
     async fn invoice(&self, number: &str) -> Result<Option<Invoice>>;
+
     async fn payments_of(&self, customer: &str) -> Result<Vec<PaymentView>>;
+
     async fn promises_of(&self, customer: &str) -> Result<Vec<PromiseToPay>>;
+
     /// Accounts that have open invoices, in customer order, in batches of up to `batch`
     /// customers. Memory is bounded by the batch, not by the portfolio.
     fn accounts<'a>(&'a self, filter: &'a AccountFilter, batch: usize) -> AccountStream<'a>;
@@ -236,13 +226,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ledger totals as of `today` (for overdue amounts).
     async fn summary(&self, today: NaiveDate) -> Result<LedgerSummary>;
+}
 
-    // --- The action log.
-
+/// The action log: decisions recorded idempotently, and the outbox's queue (claims under
+/// a lease, outcomes, retries).
+#[async_trait]
+pub trait ActionLog: Send + Sync {
     /// Records decisions; a decision whose key is already recorded is a no-op (and an
     /// event on the existing action). One transaction.
     async fn record_actions(&self, batch: &[NewAction], now: DateTime<Utc>)
         -> Result<RecordCounts>;
+
     /// Claims the next due action for delivery, marking it `sending` under a lease.
     async fn claim_action(
         &self,
@@ -250,9 +244,11 @@ pub trait Store: Send + Sync + 'static {
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<ClaimedAction>>;
+
     /// Why a claimed action must not be sent any more (paid, disputed, paused,
     /// promised since the decision), if so.
     async fn stale_reason(&self, action_id: i64, today: NaiveDate) -> Result<Option<String>>;
+
     /// Records how a delivery attempt ended; `false` when the lease was lost.
     async fn complete_action(
         &self,
@@ -261,10 +257,12 @@ pub trait Store: Send + Sync + 'static {
         completion: &Completion,
         now: DateTime<Utc>,
     ) -> Result<bool>;
+
     /// Extends the lease of an action being sent by `owner`, to `until`; `false` when the
     /// lease was lost (another worker reclaimed the action).
     async fn extend_lease(&self, action_id: i64, owner: &str, until: DateTime<Utc>)
         -> Result<bool>;
+
     /// Records, before a channel writes its request to the network, that attempt
     /// `attempt` of the action is about to leave (`part`: what is sent). An interrupted
     /// send without this record provably never left, and is retried even for held kinds.
@@ -275,6 +273,7 @@ pub trait Store: Send + Sync + 'static {
         part: &str,
         now: DateTime<Utc>,
     ) -> Result<()>;
+
     /// Actions whose lease expired mid-send: resent; held for the kinds in `hold` when
     /// the interrupted attempt may have reached the peer (it was marked transmitting).
     async fn reclaim_expired(
@@ -282,11 +281,15 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         hold: &[crate::domain::ActionKind],
     ) -> Result<Vec<(i64, ActionStatus)>>;
+
     /// Puts a dead, held, cancelled or failed action back in the queue.
     async fn retry_action(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
+
     /// Cancels an action not yet sent.
     async fn cancel_action(&self, id: i64, reason: &str, now: DateTime<Utc>) -> Result<()>;
+
     async fn list_actions(&self, filter: &ActionFilter) -> Result<Vec<ActionRow>>;
+
     /// When the customer was sent actions of these kinds since `since`, oldest first.
     async fn recent_contacts(
         &self,
@@ -294,20 +297,34 @@ pub trait Store: Send + Sync + 'static {
         kinds: &[crate::domain::ActionKind],
         since: DateTime<Utc>,
     ) -> Result<Vec<DateTime<Utc>>>;
+
     async fn action(&self, id: i64) -> Result<Option<ActionDetail>>;
 
-    // --- Call tasks.
+    /// Actions by kind and status, and how many are due, for the metrics.
+    async fn action_counts(&self, now: DateTime<Utc>) -> Result<actions::ActionCounts>;
+}
+
+/// Call tasks, created by `call_task` actions.
+#[async_trait]
+pub trait CallTaskStore: Send + Sync {
     /// Creates the task of a `call_task` action; creating it again returns the same id.
     async fn create_call_task(
         &self,
         task: &call_tasks::NewCallTask,
         now: DateTime<Utc>,
     ) -> Result<i64>;
+
     async fn call_tasks(
         &self,
         filter: &call_tasks::TaskFilter,
     ) -> Result<Vec<call_tasks::CallTask>>;
+
     async fn call_task(&self, id: i64) -> Result<Option<call_tasks::CallTask>>;
+}
+
+/// Documents archived with actions, parts delivered, insurer endpoints' state.
+#[async_trait]
+pub trait DocumentStore: Send + Sync {
     /// Archives a document with its action; an existing one of the same kind for the
     /// action is kept and returned (a retry reuses what was first generated).
     async fn save_document(
@@ -315,9 +332,12 @@ pub trait Store: Send + Sync + 'static {
         doc: &documents::NewDocument,
         now: DateTime<Utc>,
     ) -> Result<documents::StoredDocument>;
+
     async fn documents(&self, action_id: i64) -> Result<Vec<documents::StoredDocument>>;
+
     /// The bytes of a document archived in the database.
     async fn document_content(&self, id: i64) -> Result<Option<Vec<u8>>>;
+
     /// Records that one part of an action (`email`, `registered_mail`) was accepted.
     async fn record_delivered_part(
         &self,
@@ -326,8 +346,11 @@ pub trait Store: Send + Sync + 'static {
         provider_ref: &str,
         now: DateTime<Utc>,
     ) -> Result<()>;
+
     async fn delivered_parts(&self, action_id: i64) -> Result<Vec<documents::DeliveredPart>>;
+
     async fn endpoint_states(&self) -> Result<Vec<documents::EndpointState>>;
+
     /// Disables an insurer endpoint with a reason, or re-enables it (`None`).
     async fn set_endpoint_state(
         &self,
@@ -335,8 +358,11 @@ pub trait Store: Send + Sync + 'static {
         disabled: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<()>;
+}
 
-    // --- HTTP API tokens and service state.
+/// HTTP API tokens (the SHA-256 of their secrets, never the secrets).
+#[async_trait]
+pub trait TokenStore: Send + Sync {
     /// Stores a token (the SHA-256 of its secret); returns its id.
     async fn create_token(
         &self,
@@ -345,17 +371,19 @@ pub trait Store: Send + Sync + 'static {
         sha256: &str,
         now: DateTime<Utc>,
     ) -> Result<i64>;
+
     async fn tokens(&self) -> Result<Vec<tokens::ApiToken>>;
+
     /// The live (not revoked) token whose secret has this SHA-256.
     async fn token_by_hash(&self, sha256: &str) -> Result<Option<tokens::ApiToken>>;
+
     /// Revokes a token; `false` when there is no live token with this id.
     async fn revoke_token(&self, id: i64, now: DateTime<Utc>) -> Result<bool>;
-    /// Actions by kind and status, and how many are due, for the metrics.
-    async fn action_counts(&self, now: DateTime<Utc>) -> Result<actions::ActionCounts>;
-    /// (migrations applied, migrations this version ships), for readiness.
-    async fn migrations_applied(&self) -> Result<(usize, usize)>;
+}
 
-    // --- Ticks.
+/// Ticks as recorded: when each segment ran, for which slot, what it did.
+#[async_trait]
+pub trait TickStore: Send + Sync {
     async fn start_tick(
         &self,
         segment: &str,
@@ -365,6 +393,7 @@ pub trait Store: Send + Sync + 'static {
         instance: &str,
         now: DateTime<Utc>,
     ) -> Result<i64>;
+
     #[allow(clippy::too_many_arguments)]
     async fn finish_tick(
         &self,
@@ -377,12 +406,50 @@ pub trait Store: Send + Sync + 'static {
         detail: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<()>;
+
     /// The last finished tick of a segment.
     async fn last_tick(&self, segment: &str) -> Result<Option<TickRecord>>;
+
     /// Marks as failed the scheduled ticks still `running` that another instance
     /// started: called by a new scheduler leader, the previous one having stopped (ticks
     /// run with `relance tick` are left alone). Returns how many.
     async fn abandon_ticks(&self, instance: &str, now: DateTime<Utc>) -> Result<u64>;
+}
+
+/// The ledger as persisted: every concern above, on one database, plus what concerns
+/// the database itself (migrations, the scheduler role, planner statistics).
+#[async_trait]
+pub trait Store:
+    LedgerStore
+    + ActionLog
+    + CallTaskStore
+    + DocumentStore
+    + TokenStore
+    + TickStore
+    + Send
+    + Sync
+    + 'static
+{
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations; returns how many were applied.
+    async fn migrate(&self) -> Result<usize>;
+
+    /// Tries to become the instance that schedules ticks: `None` when another instance
+    /// is. On PostgreSQL a session advisory lock on a dedicated connection: when the
+    /// holder dies, its connection closes and another instance takes over at its next
+    /// try. SQLite serves one instance, which always leads.
+    async fn try_lead(&self) -> Result<Option<Box<dyn Leadership>>>;
+
+    /// Refreshes the query planner's statistics, after a bulk change: without them
+    /// PostgreSQL plans the per-batch reads of a tick as full scans.
+    async fn refresh_statistics(&self) -> Result<()>;
+
+    /// Refreshes the planner's statistics of the action log, which a tick grows fast.
+    async fn refresh_action_statistics(&self) -> Result<()>;
+
+    /// (migrations applied, migrations this version ships), for readiness.
+    async fn migrations_applied(&self) -> Result<(usize, usize)>;
 
     async fn close(&self);
 }

@@ -887,6 +887,7 @@ macro_rules! ledger_sql {
 
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
+
             fn backend(&self) -> $crate::store::Backend {
                 $backend
             }
@@ -909,6 +910,18 @@ macro_rules! ledger_sql {
                 Ok(())
             }
 
+            async fn migrations_applied(&self) -> $crate::store::Result<(usize, usize)> {
+                self.migrations_applied_sql().await
+            }
+
+            async fn close(&self) {
+                self.close_writer().await;
+                self.pool.close().await;
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::LedgerStore for $store {
             async fn begin(&self) -> $crate::store::Result<Box<dyn $crate::store::LedgerTx>> {
                 let tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
                 Ok(Box::new($tx { tx }))
@@ -1111,7 +1124,10 @@ macro_rules! ledger_sql {
                     by_currency: by.into_values().collect(),
                 })
             }
+        }
 
+        #[async_trait::async_trait]
+        impl $crate::store::ActionLog for $store {
             async fn record_actions(&self, batch: &[$crate::store::NewAction], now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<$crate::store::RecordCounts> {
                 self.record_actions_sql(batch, now).await
             }
@@ -1169,6 +1185,17 @@ macro_rules! ledger_sql {
                 Ok(times.into_iter().map(|t| t.0).collect())
             }
 
+            async fn action_counts(&self, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<$crate::store::actions::ActionCounts> {
+                self.action_counts_sql(now).await
+            }
+
+            async fn action(&self, id: i64) -> $crate::store::Result<Option<$crate::store::ActionDetail>> {
+                self.action_detail_sql(id).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::CallTaskStore for $store {
             async fn create_call_task(&self, task: &$crate::store::call_tasks::NewCallTask, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
                 self.create_call_task_sql(task, now).await
             }
@@ -1180,7 +1207,10 @@ macro_rules! ledger_sql {
             async fn call_task(&self, id: i64) -> $crate::store::Result<Option<$crate::store::call_tasks::CallTask>> {
                 Ok(self.call_tasks_sql(&$crate::store::call_tasks::TaskFilter { limit: 1, ..Default::default() }, Some(id)).await?.pop())
             }
+        }
 
+        #[async_trait::async_trait]
+        impl $crate::store::DocumentStore for $store {
             async fn save_document(&self, doc: &$crate::store::documents::NewDocument, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<$crate::store::documents::StoredDocument> {
                 self.save_document_sql(doc, now).await
             }
@@ -1208,7 +1238,10 @@ macro_rules! ledger_sql {
             async fn set_endpoint_state(&self, insurer: &str, disabled: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<()> {
                 self.set_endpoint_state_sql(insurer, disabled, now).await
             }
+        }
 
+        #[async_trait::async_trait]
+        impl $crate::store::TokenStore for $store {
             async fn create_token(&self, name: &str, scopes: &[&str], sha256: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
                 self.create_token_sql(name, scopes, sha256, now).await
             }
@@ -1224,19 +1257,10 @@ macro_rules! ledger_sql {
             async fn revoke_token(&self, id: i64, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<bool> {
                 self.revoke_token_sql(id, now).await
             }
+        }
 
-            async fn action_counts(&self, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<$crate::store::actions::ActionCounts> {
-                self.action_counts_sql(now).await
-            }
-
-            async fn migrations_applied(&self) -> $crate::store::Result<(usize, usize)> {
-                self.migrations_applied_sql().await
-            }
-
-            async fn action(&self, id: i64) -> $crate::store::Result<Option<$crate::store::ActionDetail>> {
-                self.action_detail_sql(id).await
-            }
-
+        #[async_trait::async_trait]
+        impl $crate::store::TickStore for $store {
             async fn start_tick(&self, segment: &str, scheduled_for: chrono::DateTime<chrono::Utc>, trigger: &str, as_of: chrono::NaiveDate, instance: &str, now: chrono::DateTime<chrono::Utc>) -> $crate::store::Result<i64> {
                 self.start_tick_sql(segment, scheduled_for, trigger, as_of, instance, now).await
             }
@@ -1260,11 +1284,6 @@ macro_rules! ledger_sql {
                 .await?
                 .rows_affected();
                 Ok(n)
-            }
-
-            async fn close(&self) {
-                self.close_writer().await;
-                self.pool.close().await;
             }
         }
     };
