@@ -32,6 +32,8 @@
 //! channel → delivery record.
 
 #![deny(unsafe_code)]
+// The store's shared SQL (`store/shared/`) is compiled once per backend, on purpose.
+#![allow(clippy::duplicate_mod)]
 
 pub mod api;
 pub mod call_outcomes;

@@ -12,7 +12,6 @@ pub mod documents;
 mod postgres;
 mod rows;
 mod sql;
-mod sql_actions;
 mod sqlite;
 pub mod tokens;
 

@@ -10,8 +10,6 @@ use sqlx::{PgPool, Postgres};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::actions::{invoice_numbers_json, NewAction};
-use super::sql::ledger_sql;
-use super::sql_actions::actions_sql;
 use super::{Backend, Result};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -159,14 +157,16 @@ impl PostgresStore {
     }
 }
 
-ledger_sql!(
-    store = PostgresStore,
-    tx = PostgresTx,
-    db = Postgres,
-    backend = Backend::Postgres,
-    distinct = "IS DISTINCT FROM"
-);
-actions_sql!(store = PostgresStore, db = Postgres);
+// The statements both backends share, compiled for this one.
+type Db = Postgres;
+type StoreImpl = PostgresStore;
+const BACKEND: Backend = Backend::Postgres;
+/// How this backend says "is distinct from" (NULL-safe).
+const DISTINCT: &str = "IS DISTINCT FROM";
+#[path = "shared/actions.rs"]
+mod actions;
+#[path = "shared/ledger.rs"]
+mod ledger;
 
 /// Key of the advisory lock the scheduling instance holds ("relance" in ASCII).
 const SCHEDULER_LOCK: i64 = 0x0072_656c_616e_6365;

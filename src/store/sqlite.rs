@@ -10,8 +10,6 @@ use sqlx::{Sqlite, SqlitePool};
 use chrono::{DateTime, Utc};
 
 use super::actions::{invoice_numbers_json, NewAction};
-use super::sql::ledger_sql;
-use super::sql_actions::actions_sql;
 use super::{Backend, Result};
 use crate::ffi::sqlite::{self as sqlite_raw, Value};
 
@@ -213,14 +211,16 @@ impl SqliteStore {
     }
 }
 
-ledger_sql!(
-    store = SqliteStore,
-    tx = SqliteTx,
-    db = Sqlite,
-    backend = Backend::Sqlite,
-    distinct = "IS NOT"
-);
-actions_sql!(store = SqliteStore, db = Sqlite);
+// The statements both backends share, compiled for this one.
+type Db = Sqlite;
+type StoreImpl = SqliteStore;
+const BACKEND: Backend = Backend::Sqlite;
+/// How this backend says "is distinct from" (NULL-safe).
+const DISTINCT: &str = "IS NOT";
+#[path = "shared/actions.rs"]
+mod actions;
+#[path = "shared/ledger.rs"]
+mod ledger;
 
 /// SQLite serves one instance: it always leads.
 struct SoleInstance;

@@ -1,0 +1,1171 @@
+//! The action log's SQL, shared by both backends like `ledger.rs` (compiled once for
+//! each). Two things differ. Claiming: PostgreSQL skips rows other instances hold (`FOR UPDATE SKIP LOCKED`);
+//! SQLite has one writer, so a conditional update is enough. And a tick's inserts
+//! (`insert_actions`, `insert_snapshots` in each backend's file): PostgreSQL binds each
+//! column as an array to one prepared statement; SQLite binds many rows to a statement
+//! prepared once per batch, through its own interface (`ffi::sqlite`).
+
+// Rows are read as tuples, one per statement, next to their SQL.
+#![allow(clippy::type_complexity)]
+
+use super::{Db, StoreImpl, MIGRATOR};
+
+impl StoreImpl {
+    async fn event(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        action_id: i64,
+        status: &str,
+        attempt: i64,
+        detail: Option<&str>,
+        provider_ref: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<()> {
+        sqlx::query("INSERT INTO action_events (action_id, at, status, attempt, detail, provider_ref) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(action_id)
+            .bind(now)
+            .bind(status)
+            .bind(attempt)
+            .bind(detail)
+            .bind(provider_ref)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The invoice numbers an action covers.
+    async fn invoice_numbers_of(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        action_id: i64,
+    ) -> crate::store::Result<Vec<String>> {
+        let (numbers,): (String,) =
+            sqlx::query_as("SELECT invoice_numbers FROM actions WHERE id = $1")
+                .bind(action_id)
+                .fetch_one(&mut *conn)
+                .await?;
+        Self::parse_numbers(&numbers)
+    }
+
+    fn parse_numbers(json: &str) -> crate::store::Result<Vec<String>> {
+        serde_json::from_str(json).map_err(|e| {
+            crate::store::StoreError::Corrupt(format!("action invoice numbers '{json}': {e}"))
+        })
+    }
+
+    /// `v1, v2, ...)` — an empty list matches nothing.
+    fn push_list(qb: &mut sqlx::QueryBuilder<'_, Db>, values: &[String]) {
+        if values.is_empty() {
+            qb.push("NULL)");
+            return;
+        }
+        let mut sep = qb.separated(", ");
+        for v in values {
+            sep.push_bind(v.clone());
+        }
+        qb.push(")");
+    }
+
+    pub(crate) async fn save_document_sql(
+        &self,
+        d: &crate::store::documents::NewDocument,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<crate::store::documents::StoredDocument> {
+        sqlx::query(
+            "INSERT INTO documents (action_id, kind, reference, file_name, sha256, size, location, content, metadata, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (action_id, kind) DO NOTHING",
+        )
+        .bind(d.action_id)
+        .bind(&d.kind)
+        .bind(&d.reference)
+        .bind(&d.file_name)
+        .bind(&d.sha256)
+        .bind(d.size)
+        .bind(&d.location)
+        .bind(&d.content)
+        .bind(d.metadata.to_string())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let mut docs = self.documents_sql(d.action_id).await?;
+        docs.retain(|x| x.kind == d.kind);
+        docs.pop()
+            .ok_or_else(|| crate::store::StoreError::NotFound {
+                what: "document",
+                key: format!("{}/{}", d.action_id, d.kind),
+            })
+    }
+
+    pub(crate) async fn documents_sql(
+        &self,
+        action_id: i64,
+    ) -> crate::store::Result<Vec<crate::store::documents::StoredDocument>> {
+        type Row = (
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            Option<String>,
+            String,
+            chrono::DateTime<chrono::Utc>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, action_id, kind, reference, file_name, sha256, size, location, metadata, created_at FROM documents WHERE action_id = $1 ORDER BY id",
+        )
+        .bind(action_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    action_id,
+                    kind,
+                    reference,
+                    file_name,
+                    sha256,
+                    size,
+                    location,
+                    metadata,
+                    created_at,
+                )| crate::store::documents::StoredDocument {
+                    id,
+                    action_id,
+                    kind,
+                    reference,
+                    file_name,
+                    sha256,
+                    size,
+                    location,
+                    metadata: serde_json::from_str(&metadata).unwrap_or(serde_json::Value::Null),
+                    created_at,
+                },
+            )
+            .collect())
+    }
+
+    pub(crate) async fn document_content_sql(
+        &self,
+        id: i64,
+    ) -> crate::store::Result<Option<Vec<u8>>> {
+        let row: Option<(Option<Vec<u8>>,)> =
+            sqlx::query_as("SELECT content FROM documents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|r| r.0))
+    }
+
+    pub(crate) async fn record_delivered_part_sql(
+        &self,
+        action_id: i64,
+        part: &str,
+        provider_ref: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<()> {
+        sqlx::query("INSERT INTO action_deliveries (action_id, part, provider_ref, at) VALUES ($1, $2, $3, $4) ON CONFLICT (action_id, part) DO NOTHING")
+            .bind(action_id)
+            .bind(part)
+            .bind(provider_ref)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn delivered_parts_sql(
+        &self,
+        action_id: i64,
+    ) -> crate::store::Result<Vec<crate::store::documents::DeliveredPart>> {
+        let rows: Vec<(String, String, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as("SELECT part, provider_ref, at FROM action_deliveries WHERE action_id = $1 ORDER BY at, part")
+                .bind(action_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(part, provider_ref, at)| crate::store::documents::DeliveredPart {
+                    part,
+                    provider_ref,
+                    at,
+                },
+            )
+            .collect())
+    }
+
+    pub(crate) async fn endpoint_states_sql(
+        &self,
+    ) -> crate::store::Result<Vec<crate::store::documents::EndpointState>> {
+        let rows: Vec<(String, Option<chrono::DateTime<chrono::Utc>>, Option<String>, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as("SELECT insurer, disabled_at, reason, updated_at FROM insurer_endpoints ORDER BY insurer").fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(insurer, disabled_at, reason, updated_at)| {
+                crate::store::documents::EndpointState {
+                    insurer,
+                    disabled_at,
+                    reason,
+                    updated_at,
+                }
+            })
+            .collect())
+    }
+
+    pub(crate) async fn create_token_sql(
+        &self,
+        name: &str,
+        scopes: &[&str],
+        sha256: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<i64> {
+        let id: i64 = sqlx::query_scalar("INSERT INTO api_tokens (name, sha256, scopes, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(name)
+            .bind(sha256)
+            .bind(scopes.join(","))
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    fn token_from_row(
+        row: (
+            i64,
+            String,
+            String,
+            chrono::DateTime<chrono::Utc>,
+            Option<chrono::DateTime<chrono::Utc>>,
+        ),
+    ) -> crate::store::Result<crate::store::tokens::ApiToken> {
+        let (id, name, scopes, created_at, revoked_at) = row;
+        Ok(crate::store::tokens::ApiToken {
+            id,
+            name,
+            scopes: scopes
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            created_at,
+            revoked_at,
+        })
+    }
+
+    pub(crate) async fn tokens_sql(
+        &self,
+    ) -> crate::store::Result<Vec<crate::store::tokens::ApiToken>> {
+        let rows: Vec<(
+            i64,
+            String,
+            String,
+            chrono::DateTime<chrono::Utc>,
+            Option<chrono::DateTime<chrono::Utc>>,
+        )> = sqlx::query_as(
+            "SELECT id, name, scopes, created_at, revoked_at FROM api_tokens ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Self::token_from_row).collect()
+    }
+
+    pub(crate) async fn token_by_hash_sql(
+        &self,
+        sha256: &str,
+    ) -> crate::store::Result<Option<crate::store::tokens::ApiToken>> {
+        let row: Option<(i64, String, String, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>)> =
+            sqlx::query_as("SELECT id, name, scopes, created_at, revoked_at FROM api_tokens WHERE sha256 = $1 AND revoked_at IS NULL").bind(sha256).fetch_optional(&self.pool).await?;
+        row.map(Self::token_from_row).transpose()
+    }
+
+    pub(crate) async fn revoke_token_sql(
+        &self,
+        id: i64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(crate) async fn action_counts_sql(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<crate::store::actions::ActionCounts> {
+        let by_kind_status: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT kind, status, COUNT(*) FROM actions GROUP BY kind, status ORDER BY kind, status").fetch_all(&self.pool).await?;
+        let due: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $1)")
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(crate::store::actions::ActionCounts {
+            by_kind_status,
+            due,
+        })
+    }
+
+    pub(crate) async fn migrations_applied_sql(&self) -> crate::store::Result<(usize, usize)> {
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((applied as usize, MIGRATOR.iter().count()))
+    }
+
+    pub(crate) async fn set_endpoint_state_sql(
+        &self,
+        insurer: &str,
+        disabled: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<()> {
+        let disabled_at = disabled.map(|_| now);
+        sqlx::query(
+            "INSERT INTO insurer_endpoints (insurer, disabled_at, reason, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (insurer) DO UPDATE SET disabled_at = excluded.disabled_at, reason = excluded.reason, updated_at = excluded.updated_at",
+        )
+        .bind(insurer)
+        .bind(disabled_at)
+        .bind(disabled)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn create_call_task_sql(
+        &self,
+        t: &crate::store::call_tasks::NewCallTask,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<i64> {
+        let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
+        let customer_id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1")
+                .bind(&t.customer)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let customer_id = customer_id.ok_or_else(|| crate::store::StoreError::NotFound {
+            what: "customer",
+            key: t.customer.clone(),
+        })?;
+        sqlx::query(
+            "INSERT INTO call_tasks (action_id, customer_id, invoice_numbers, reason, priority, assignee, due_on, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) ON CONFLICT (action_id) DO NOTHING",
+        )
+        .bind(t.action_id)
+        .bind(customer_id)
+        .bind(serde_json::to_string(&t.invoices).unwrap_or_else(|_| "[]".into()))
+        .bind(&t.reason)
+        .bind(&t.priority)
+        .bind(&t.assignee)
+        .bind(t.due_on)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM call_tasks WHERE action_id = $1")
+            .bind(t.action_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub(crate) async fn call_tasks_sql(
+        &self,
+        f: &crate::store::call_tasks::TaskFilter,
+        id: Option<i64>,
+    ) -> crate::store::Result<Vec<crate::store::call_tasks::CallTask>> {
+        type Row = (
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            chrono::NaiveDate,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<chrono::DateTime<chrono::Utc>>,
+            chrono::DateTime<chrono::Utc>,
+        );
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "SELECT t.id, t.action_id, c.external_id, c.name, t.invoice_numbers, t.reason, t.priority, t.assignee, t.due_on, t.status, t.outcome, t.note, t.completed_by, t.completed_at, t.created_at \
+             FROM call_tasks t JOIN customers c ON c.id = t.customer_id WHERE 1 = 1",
+        );
+        if let Some(id) = id {
+            qb.push(" AND t.id = ").push_bind(id);
+        }
+        if let Some(a) = &f.assignee {
+            qb.push(" AND t.assignee = ").push_bind(a.clone());
+        }
+        if let Some(s) = &f.status {
+            qb.push(" AND t.status = ").push_bind(s.clone());
+        }
+        if let Some(d) = f.due_by {
+            qb.push(" AND t.due_on <= ").push_bind(d);
+        }
+        if let Some(c) = &f.customer {
+            qb.push(" AND c.external_id = ").push_bind(c.clone());
+        }
+        qb.push(" ORDER BY t.status DESC, t.due_on, t.id LIMIT ")
+            .push_bind(i64::from(f.limit.max(1)));
+        let rows: Vec<Row> = qb.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(crate::store::call_tasks::CallTask {
+                    id: r.0,
+                    action_id: r.1,
+                    customer: r.2,
+                    customer_name: r.3,
+                    invoices: Self::parse_numbers(&r.4)?,
+                    reason: r.5,
+                    priority: r.6,
+                    assignee: r.7,
+                    due_on: r.8,
+                    status: r.9,
+                    outcome: r.10,
+                    note: r.11,
+                    completed_by: r.12,
+                    completed_at: r.13,
+                    created_at: r.14,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn record_actions_sql(
+        &self,
+        batch: &[crate::store::actions::NewAction],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<crate::store::actions::RecordCounts> {
+        use std::collections::HashMap;
+        let mut counts = crate::store::actions::RecordCounts::default();
+        if batch.is_empty() {
+            return Ok(counts);
+        }
+        let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
+        // Internal ids of the customers and invoices the batch names.
+        let mut customers: Vec<&str> = batch.iter().map(|a| a.customer.as_str()).collect();
+        customers.sort_unstable();
+        customers.dedup();
+        let mut customer_ids: HashMap<String, i64> = HashMap::new();
+        for chunk in customers.chunks(1000) {
+            let mut qb = sqlx::QueryBuilder::<Db>::new(
+                "SELECT external_id, id FROM customers WHERE external_id IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for c in chunk {
+                sep.push_bind(c.to_string());
+            }
+            qb.push(")");
+            let rows: Vec<(String, i64)> = qb
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?;
+            customer_ids.extend(rows);
+        }
+        // The keys already recorded for their customer come back missing.
+        let rows: Vec<(&crate::store::actions::NewAction, i64)> = batch
+            .iter()
+            .filter_map(|a| customer_ids.get(&a.customer).map(|&cid| (a, cid)))
+            .collect();
+        let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
+        ids.extend(
+            Self::insert_actions(&mut tx, &rows, now)
+                .await?
+                .into_iter()
+                .map(|(id, k)| (k, id)),
+        );
+        // One snapshot per customer and distinct facts of the new actions; an
+        // identical one may already be stored.
+        let mut snapshots: Vec<(i64, &str, &str)> = rows
+            .iter()
+            .filter(|(a, _)| ids.contains_key(&a.key))
+            .map(|(a, cid)| (*cid, &*a.facts_sha256, &*a.facts))
+            .collect();
+        snapshots.sort_unstable_by_key(|s| (s.0, s.1));
+        snapshots.dedup_by_key(|s| (s.0, s.1));
+        Self::insert_snapshots(&mut tx, &snapshots).await?;
+        let duplicates: Vec<(&str, i64)> = rows
+            .iter()
+            .map(|(a, cid)| (a.key.as_str(), *cid))
+            .filter(|(k, _)| !ids.contains_key(*k))
+            .collect();
+        let mut existing: HashMap<String, i64> = HashMap::new();
+        for chunk in duplicates.chunks(500) {
+            let mut qb = sqlx::QueryBuilder::<Db>::new(
+                "SELECT idempotency_key, id FROM actions WHERE customer_id IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for (_, cid) in chunk {
+                sep.push_bind(*cid);
+            }
+            qb.push(") AND idempotency_key IN (");
+            let mut sep = qb.separated(", ");
+            for (k, _) in chunk {
+                sep.push_bind(k.to_string());
+            }
+            qb.push(")");
+            let found: Vec<(String, i64)> = qb
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?;
+            existing.extend(found);
+        }
+        let duplicates: Vec<&str> = duplicates.into_iter().map(|(k, _)| k).collect();
+        counts.recorded = ids.len() as u64;
+        counts.duplicates = duplicates.len() as u64;
+        counts.duplicate_keys = duplicates.iter().map(|k| k.to_string()).collect();
+
+        // One event per action.
+        let duplicate_note = "the same decision was taken again; not recorded twice";
+        let events: Vec<(i64, &str, Option<&str>)> = rows
+            .iter()
+            .filter_map(|(a, _)| match ids.get(&a.key) {
+                // A new planned action is its own record of the decision (its
+                // creation time and status); blocked and error ones say why.
+                Some(_) if a.status == crate::store::actions::ActionStatus::Planned => None,
+                Some(&id) => Some((id, a.status.as_str(), a.detail.as_deref())),
+                None => existing
+                    .get(&a.key)
+                    .map(|&id| (id, "duplicate", Some(duplicate_note))),
+            })
+            .collect();
+        for chunk in events.chunks(1000) {
+            let mut qb = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO action_events (action_id, at, status, attempt, detail) ",
+            );
+            qb.push_values(chunk, |mut b, (id, status, detail)| {
+                b.push_bind(*id)
+                    .push_bind(now)
+                    .push_bind(*status)
+                    .push_bind(0i64)
+                    .push_bind(detail.map(str::to_string));
+            });
+            qb.build().persistent(false).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    pub(crate) async fn claim_action_sql(
+        &self,
+        owner: &str,
+        lease_until: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<Option<crate::store::actions::ClaimedAction>> {
+        type Claimed = (
+            i64,
+            String,
+            i64,
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+            i64,
+            i64,
+            chrono::NaiveDate,
+        );
+        let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
+        let row: Option<Claimed> = sqlx::query_as(Self::CLAIM_SQL)
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((
+            id,
+            key,
+            customer_id,
+            kind,
+            step,
+            template,
+            options,
+            currency,
+            amount_minor,
+            attempt,
+            decided_on,
+        )) = row
+        else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        Self::event(
+            &mut tx,
+            id,
+            "sending",
+            attempt,
+            Some(&format!("claimed by {owner}")),
+            None,
+            now,
+        )
+        .await?;
+        let sql = format!(
+            "SELECT {} FROM customers WHERE id = $1",
+            crate::store::rows::CUSTOMER_COLUMNS
+        );
+        let c: crate::store::rows::CustomerRow = sqlx::query_as(&sql)
+            .bind(customer_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let numbers = Self::invoice_numbers_of(&mut tx, id).await?;
+        let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
+            "{} WHERE i.number IN (",
+            crate::store::rows::INVOICE_SELECT
+        ));
+        Self::push_list(&mut qb, &numbers);
+        qb.push(" ORDER BY i.due_date, i.number");
+        let invoices: Vec<crate::store::rows::InvoiceRow> = qb
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let cur = crate::store::rows::currency(&currency)?;
+        Ok(Some(crate::store::actions::ClaimedAction {
+            id,
+            key,
+            customer: crate::domain::Customer::try_from(c)?,
+            kind: kind.parse().map_err(crate::store::StoreError::Corrupt)?,
+            step,
+            template,
+            options: serde_json::from_str(&options).unwrap_or(serde_json::Value::Null),
+            invoices: invoices
+                .into_iter()
+                .map(crate::domain::Invoice::try_from)
+                .collect::<crate::store::Result<_>>()?,
+            currency,
+            amount: cur.from_minor(amount_minor),
+            attempt,
+            decided_on,
+        }))
+    }
+
+    pub(crate) async fn stale_reason_sql(
+        &self,
+        action_id: i64,
+        today: chrono::NaiveDate,
+    ) -> crate::store::Result<Option<String>> {
+        type Row = (
+            String,
+            String,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<chrono::NaiveDate>,
+            Option<String>,
+            Option<chrono::NaiveDate>,
+        );
+        let mut conn = self.pool.acquire().await?;
+        let numbers = Self::invoice_numbers_of(&mut conn, action_id).await?;
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "SELECT i.number, i.status, i.open_minor, i.dispute_reason, i.pause_reason, i.paused_until, c.pause_reason, c.paused_until \
+             FROM invoices i JOIN customers c ON c.id = i.customer_id WHERE i.number IN (",
+        );
+        Self::push_list(&mut qb, &numbers);
+        let rows: Vec<Row> = qb
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?;
+        let active = |until: &Option<chrono::NaiveDate>| until.is_none_or(|u| today <= u);
+        for (number, status, open, dispute, pause, until, cpause, cuntil) in &rows {
+            if let Some(r) = cpause.as_ref().filter(|_| active(cuntil)) {
+                return Ok(Some(format!("customer paused: {r}")));
+            }
+            if status != "open" || *open <= 0 {
+                return Ok(Some(format!(
+                    "invoice {number} is {}",
+                    if status == "open" {
+                        "paid"
+                    } else {
+                        status.as_str()
+                    }
+                )));
+            }
+            if let Some(r) = dispute {
+                return Ok(Some(format!("invoice {number} disputed: {r}")));
+            }
+            if let Some(r) = pause.as_ref().filter(|_| active(until)) {
+                return Ok(Some(format!("invoice {number} paused: {r}")));
+            }
+        }
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "SELECT i.number, p.promised_date FROM promise_invoices pi \
+             JOIN promises p ON p.id = pi.promise_id JOIN invoices i ON i.id = pi.invoice_id \
+             WHERE p.status = 'pending' AND p.promised_date >= ",
+        );
+        qb.push_bind(today);
+        qb.push(" AND i.number IN (");
+        Self::push_list(&mut qb, &numbers);
+        qb.push(" LIMIT 1");
+        let promised: Option<(String, chrono::NaiveDate)> = qb
+            .build_query_as()
+            .persistent(false)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(promised.map(|(n, d)| format!("invoice {n} promised to be paid by {d}")))
+    }
+
+    pub(crate) async fn complete_action_sql(
+        &self,
+        action_id: i64,
+        owner: &str,
+        completion: &crate::store::actions::Completion,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<bool> {
+        use crate::store::actions::Completion as C;
+        let (status, next, provider_ref, error): (
+            &str,
+            Option<chrono::DateTime<chrono::Utc>>,
+            Option<&str>,
+            Option<&str>,
+        ) = match completion {
+            C::Sent { provider_ref } => ("sent", None, Some(provider_ref), None),
+            C::Retry { at, error } => ("retrying", Some(*at), None, Some(error)),
+            C::Dead { error } => ("dead", None, None, Some(error)),
+            C::Failed { error } => ("failed", None, None, Some(error)),
+            C::Blocked { reason } => ("blocked", None, None, Some(reason)),
+            C::Cancelled { reason } => ("cancelled", None, None, Some(reason)),
+            C::Deferred { until, reason } => ("planned", Some(*until), None, Some(reason)),
+        };
+        let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
+        // Deferring is not an attempt: give it back.
+        let undo = i64::from(matches!(
+            completion,
+            C::Deferred { .. } | C::Cancelled { .. }
+        ));
+        let attempt: Option<i64> = sqlx::query_scalar(
+            "UPDATE actions SET status = $1, next_attempt_at = $2, provider_ref = COALESCE($3, provider_ref), last_error = $4, \
+             lease_owner = NULL, lease_until = NULL, attempts = attempts - $5, updated_at = $6 \
+             WHERE id = $7 AND status = 'sending' AND lease_owner = $8 RETURNING attempts",
+        )
+        .bind(status)
+        .bind(next)
+        .bind(provider_ref)
+        .bind(error)
+        .bind(undo)
+        .bind(now)
+        .bind(action_id)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(attempt) = attempt else {
+            // The lease expired and another worker took the action over.
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let detail = match completion {
+            C::Retry { at, error } => Some(format!("{error}; next attempt at {}", at.to_rfc3339())),
+            C::Deferred { until, reason } => {
+                Some(format!("{reason}; not before {}", until.to_rfc3339()))
+            }
+            C::Dead { error }
+            | C::Failed { error }
+            | C::Blocked { reason: error }
+            | C::Cancelled { reason: error } => Some(error.clone()),
+            C::Sent { .. } => None,
+        };
+        Self::event(
+            &mut tx,
+            action_id,
+            status,
+            attempt + undo,
+            detail.as_deref(),
+            provider_ref,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(crate) async fn extend_lease_sql(
+        &self,
+        action_id: i64,
+        owner: &str,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<bool> {
+        let n = sqlx::query("UPDATE actions SET lease_until = $1 WHERE id = $2 AND status = 'sending' AND lease_owner = $3")
+            .bind(until)
+            .bind(action_id)
+            .bind(owner)
+            .execute(self.write_pool())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    pub(crate) async fn mark_transmitting_sql(
+        &self,
+        action_id: i64,
+        attempt: i64,
+        part: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<()> {
+        let mut conn = self.write_pool().acquire().await?;
+        Self::event(
+            &mut conn,
+            action_id,
+            "transmitting",
+            attempt,
+            Some(part),
+            None,
+            now,
+        )
+        .await
+    }
+
+    pub(crate) async fn reclaim_expired_sql(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        hold: &[crate::domain::ActionKind],
+    ) -> crate::store::Result<Vec<(i64, crate::store::actions::ActionStatus)>> {
+        // Whether the interrupted attempt was marked as leaving for the network.
+        let expired: Vec<(i64, String, i64, bool)> = sqlx::query_as(
+            "SELECT a.id, a.kind, a.attempts, EXISTS (SELECT 1 FROM action_events e WHERE e.action_id = a.id AND e.status = 'transmitting' AND e.attempt = a.attempts) \
+             FROM actions a WHERE a.status = 'sending' AND a.lease_until < $1",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for (id, kind, attempts, transmitting) in expired {
+            let held = hold.iter().any(|k| k.as_str() == kind);
+            let (status, detail) = if held && transmitting {
+                ("held", "the send was interrupted (lease expired) after its request was written to the network: it may have reached the peer; held for an operator (`relance actions held`): `relance actions retry` resends it with the same message id")
+            } else if held {
+                ("retrying", "the send was interrupted (lease expired) before any request was written to the network: it never left, sending it again")
+            } else {
+                (
+                    "retrying",
+                    "the send was interrupted (lease expired); resending with the same message id",
+                )
+            };
+            let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
+            let n = sqlx::query(
+                "UPDATE actions SET status = $1, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL, updated_at = $2 WHERE id = $3 AND status = 'sending' AND lease_until < $2",
+            )
+            .bind(status)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                Self::event(&mut tx, id, status, attempts, Some(detail), None, now).await?;
+                out.push((
+                    id,
+                    status.parse().map_err(crate::store::StoreError::Corrupt)?,
+                ));
+            }
+            tx.commit().await?;
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn set_action_status_sql(
+        &self,
+        id: i64,
+        from: &[&str],
+        to: &str,
+        detail: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<()> {
+        let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
+        let current: Option<(String, i64)> =
+            sqlx::query_as("SELECT status, attempts FROM actions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((status, attempts)) = current else {
+            return Err(crate::store::StoreError::NotFound {
+                what: "action",
+                key: id.to_string(),
+            });
+        };
+        if !from.contains(&status.as_str()) {
+            return Err(crate::store::StoreError::Invalid(format!(
+                "action {id} is {status}; only an action that is {} can be set to {to}",
+                from.join(" or ")
+            )));
+        }
+        sqlx::query(
+            "UPDATE actions SET status = $1, next_attempt_at = NULL, updated_at = $2 WHERE id = $3",
+        )
+        .bind(to)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        Self::event(&mut tx, id, to, attempts, Some(detail), None, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn list_actions_sql(
+        &self,
+        f: &crate::store::actions::ActionFilter,
+    ) -> crate::store::Result<Vec<crate::store::actions::ActionRow>> {
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            chrono::NaiveDate,
+        );
+        type Row2 = (
+            Option<chrono::DateTime<chrono::Utc>>,
+            Option<String>,
+            Option<String>,
+            chrono::DateTime<chrono::Utc>,
+            chrono::DateTime<chrono::Utc>,
+        );
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "SELECT a.id, a.idempotency_key, c.external_id, a.segment, a.kind, a.step, a.template, a.status, a.attempts, a.amount_minor, a.currency, a.rule_file, a.rule_hash, a.decided_on, \
+             a.next_attempt_at, a.provider_ref, a.last_error, a.created_at, a.updated_at, a.invoice_numbers FROM actions a JOIN customers c ON c.id = a.customer_id WHERE 1 = 1",
+        );
+        if let Some(c) = &f.customer {
+            qb.push(" AND c.external_id = ").push_bind(c.clone());
+        }
+        if let Some(s) = f.status {
+            qb.push(" AND a.status = ").push_bind(s.as_str());
+        }
+        if let Some(k) = f.kind {
+            qb.push(" AND a.kind = ").push_bind(k.as_str());
+        }
+        if let Some(t) = f.since {
+            qb.push(" AND a.created_at >= ").push_bind(t);
+        }
+        if let Some(t) = f.until {
+            qb.push(" AND a.created_at < ").push_bind(t);
+        }
+        if let Some(a) = f.after_id {
+            qb.push(" AND a.id > ").push_bind(a);
+        }
+        qb.push(" ORDER BY a.id LIMIT ")
+            .push_bind(i64::from(f.limit.max(1)));
+        use sqlx::Row as _;
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let base: Row = (
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+                r.try_get(5)?,
+                r.try_get(6)?,
+                r.try_get(7)?,
+                r.try_get(8)?,
+                r.try_get(9)?,
+                r.try_get(10)?,
+                r.try_get(11)?,
+                r.try_get(12)?,
+                r.try_get(13)?,
+            );
+            let more: Row2 = (
+                r.try_get(14)?,
+                r.try_get(15)?,
+                r.try_get(16)?,
+                r.try_get(17)?,
+                r.try_get(18)?,
+            );
+            let numbers: String = r.try_get(19)?;
+            let cur = crate::store::rows::currency(&base.10)?;
+            out.push(crate::store::actions::ActionRow {
+                id: base.0,
+                key: base.1,
+                customer: base.2,
+                segment: base.3,
+                kind: base.4.parse().map_err(crate::store::StoreError::Corrupt)?,
+                step: base.5,
+                template: base.6,
+                status: base.7.parse().map_err(crate::store::StoreError::Corrupt)?,
+                attempts: base.8,
+                amount: cur.from_minor(base.9),
+                currency: base.10,
+                invoices: Self::parse_numbers(&numbers)?,
+                rule_file: base.11,
+                rule_hash: base.12,
+                decided_on: base.13,
+                next_attempt_at: more.0,
+                provider_ref: more.1,
+                last_error: more.2,
+                created_at: more.3,
+                updated_at: more.4,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn action_detail_sql(
+        &self,
+        id: i64,
+    ) -> crate::store::Result<Option<crate::store::actions::ActionDetail>> {
+        let filter = crate::store::actions::ActionFilter {
+            after_id: Some(id - 1),
+            limit: 1,
+            ..Default::default()
+        };
+        let Some(row) = self
+            .list_actions_sql(&filter)
+            .await?
+            .into_iter()
+            .find(|a| a.id == id)
+        else {
+            return Ok(None);
+        };
+        let (options, facts): (String, String) = sqlx::query_as("SELECT a.options, COALESCE(f.snapshot, a.facts) FROM actions a LEFT JOIN facts_snapshots f ON f.customer_id = a.customer_id AND f.sha256 = a.facts_sha256 WHERE a.id = $1").bind(id).fetch_one(&self.pool).await?;
+        let events: Vec<(chrono::DateTime<chrono::Utc>, String, i64, Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT at, status, attempt, detail, provider_ref FROM action_events WHERE action_id = $1 ORDER BY id").bind(id).fetch_all(&self.pool).await?;
+        let mut events: Vec<crate::store::actions::ActionEvent> = events
+            .into_iter()
+            .map(
+                |(at, status, attempt, detail, provider_ref)| crate::store::actions::ActionEvent {
+                    at,
+                    status,
+                    attempt,
+                    detail,
+                    provider_ref,
+                },
+            )
+            .collect();
+        // The decision itself: planned actions have no event row for it.
+        if !events
+            .first()
+            .is_some_and(|e| ["planned", "blocked", "error"].contains(&e.status.as_str()))
+        {
+            events.insert(
+                0,
+                crate::store::actions::ActionEvent {
+                    at: row.created_at,
+                    status: "planned".into(),
+                    attempt: 0,
+                    detail: None,
+                    provider_ref: None,
+                },
+            );
+        }
+        Ok(Some(crate::store::actions::ActionDetail {
+            row,
+            options: serde_json::from_str(&options).unwrap_or(serde_json::Value::Null),
+            facts: serde_json::from_str(&facts).unwrap_or(serde_json::Value::Null),
+            events,
+        }))
+    }
+
+    pub(crate) async fn start_tick_sql(
+        &self,
+        segment: &str,
+        scheduled_for: chrono::DateTime<chrono::Utc>,
+        trigger: &str,
+        as_of: chrono::NaiveDate,
+        instance: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<i64> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO ticks (segment, scheduled_for, trigger, as_of, instance, status, started_at) VALUES ($1, $2, $3, $4, $5, 'running', $6) RETURNING id",
+        )
+        .bind(segment)
+        .bind(scheduled_for)
+        .bind(trigger)
+        .bind(as_of)
+        .bind(instance)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn finish_tick_sql(
+        &self,
+        id: i64,
+        status: &str,
+        customers: i64,
+        planned: i64,
+        blocked: i64,
+        errors: i64,
+        detail: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<()> {
+        sqlx::query("UPDATE ticks SET status = $1, customers = $2, planned = $3, blocked = $4, errors = $5, detail = $6, finished_at = $7 WHERE id = $8")
+            .bind(status)
+            .bind(customers)
+            .bind(planned)
+            .bind(blocked)
+            .bind(errors)
+            .bind(detail)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn last_tick_sql(
+        &self,
+        segment: &str,
+    ) -> crate::store::Result<Option<crate::store::actions::TickRecord>> {
+        type Row = (
+            i64,
+            String,
+            chrono::DateTime<chrono::Utc>,
+            String,
+            chrono::NaiveDate,
+            String,
+            i64,
+            i64,
+            i64,
+            i64,
+            chrono::DateTime<chrono::Utc>,
+            Option<chrono::DateTime<chrono::Utc>>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT id, segment, scheduled_for, trigger, as_of, status, customers, planned, blocked, errors, started_at, finished_at FROM ticks \
+             WHERE segment = $1 AND status = 'done' ORDER BY scheduled_for DESC, id DESC LIMIT 1",
+        )
+        .bind(segment)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| crate::store::actions::TickRecord {
+            id: r.0,
+            segment: r.1,
+            scheduled_for: r.2,
+            trigger: r.3,
+            as_of: r.4,
+            status: r.5,
+            customers: r.6,
+            planned: r.7,
+            blocked: r.8,
+            errors: r.9,
+            started_at: r.10,
+            finished_at: r.11,
+        }))
+    }
+}
