@@ -20,7 +20,7 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Claims the oldest due action (see `sql_actions.rs`).
+    /// Claims the oldest due action (see `shared/actions.rs`).
     const CLAIM_SQL: &'static str = "UPDATE actions SET status = 'sending', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
          WHERE id = (SELECT id FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
          ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status IN ('planned', 'retrying') \

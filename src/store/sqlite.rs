@@ -33,7 +33,7 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Claims the oldest due action (see `sql_actions.rs`).
+    /// Claims the oldest due action (see `shared/actions.rs`).
     const CLAIM_SQL: &'static str = "UPDATE actions SET status = 'sending', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
          WHERE id = (SELECT id FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
          ORDER BY id LIMIT 1) AND status IN ('planned', 'retrying') \
@@ -123,7 +123,7 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
-    /// Inserts a tick's new actions through SQLite's own interface (see `sqlite_raw`),
+    /// Inserts a tick's new actions through SQLite's own interface (see `ffi::sqlite`),
     /// [`ACTIONS_PER_STATEMENT`] rows per statement; returns the id and key of each one
     /// recorded (a key already recorded for its customer is left out).
     async fn insert_actions(
