@@ -1,7 +1,6 @@
 //! The HTTP API over real HTTP: `relance serve --listen 127.0.0.1:0` in a workspace,
 //! requests with reqwest, tokens made with `relance tokens create`.
 
-use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
@@ -29,47 +28,11 @@ struct Server {
 
 impl Server {
     fn start(w: &Workspace) -> Server {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
-            .args([
-                "--config",
-                w.path("relance.yaml").to_str().unwrap(),
-                "serve",
-                "--grace",
-                "5",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .current_dir(w.dir.path())
-            .env_remove("RELANCE_LOG")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("HTTP API listening on ").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = tx.send(addr);
-                }
-                sink.lock().unwrap().push_str(&format!("{line}\n"));
-            }
-        });
-        let addr = rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the server did not start; its log:\n{}",
-                    log.lock().unwrap()
-                )
-            });
+        let served = w.serve(&[]);
         Server {
-            child,
-            base: format!("http://{addr}"),
-            log,
+            child: served.child,
+            base: served.base,
+            log: served.log,
             client: reqwest::Client::new(),
         }
     }

@@ -231,3 +231,74 @@ pub fn workspace_with_rules_and(rules: &[(&str, &str)], extra: &str) -> Workspac
     w.write("relance.yaml", config);
     w
 }
+
+/// A running `relance serve --listen 127.0.0.1:0`: its process, the base URL of its
+/// HTTP API, and its log (standard error) as it grows.
+pub struct Served {
+    pub child: std::process::Child,
+    pub base: String,
+    pub log: Arc<std::sync::Mutex<String>>,
+}
+
+impl Workspace {
+    /// Starts `relance serve` on a free port with these extra environment variables and
+    /// waits until its HTTP API listens.
+    pub fn serve(&self, env: &[(&str, &str)]) -> Served {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_relance"))
+            .args(["--config", self.path("relance.yaml").to_str().unwrap()])
+            .args(["serve", "--grace", "5", "--listen", "127.0.0.1:0"])
+            .current_dir(self.dir.path())
+            .env_remove("RELANCE_LOG")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run relance serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("HTTP API listening on ").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                }
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the service did not start:\n{}", log.lock().unwrap()));
+        Served {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    /// Creates an API token with these scopes; returns its secret.
+    pub fn token(&self, name: &str, scope: &str) -> String {
+        let r = self.relance(&["tokens", "create", "--name", name, "--scope", scope]);
+        r.expect_code(0);
+        r.stdout.trim().to_string()
+    }
+}
+
+impl Served {
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Stops the service with SIGTERM, checks it exits 0, and returns its log.
+    pub fn stop(mut self) -> String {
+        // SAFETY: signalling the child this test spawned.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let log = self.log();
+        assert_eq!(status.code(), Some(0), "{log}");
+        log
+    }
+}

@@ -2,9 +2,6 @@
 //! for thousands of years, or a loop around one, fails for the customer whose path runs
 //! it, and every other customer and segment is dunned. Through the binary.
 
-use std::io::{BufRead, BufReader};
-use std::sync::{Arc, Mutex};
-
 use crate::helpers::{workspace_with_rules_and, Workspace};
 
 /// The other segment's rule: one email per customer with an overdue invoice.
@@ -148,74 +145,40 @@ fn rules_check_survives_a_rule_line_that_overflows_a_date() {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
-/// Starts `relance serve --listen 127.0.0.1:0`; returns the child, its base URL and its log.
-fn serve(w: &Workspace, failpoint: &str) -> (std::process::Child, String, Arc<Mutex<String>>) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
-        .env("RELANCE_FAILPOINT", failpoint)
-        .args(["--config", w.path("relance.yaml").to_str().unwrap()])
-        .args(["serve", "--grace", "5", "--listen", "127.0.0.1:0"])
-        .current_dir(w.dir.path())
-        .env_remove("RELANCE_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("HTTP API listening on ").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-            }
-            sink.lock().unwrap().push_str(&format!("{line}\n"));
-        }
-    });
-    let addr = rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("the service did not start:\n{}", log.lock().unwrap()));
-    (child, format!("http://{addr}"), log)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_goes_on_dunning_other_customers_and_counts_the_rule_error_in_metrics() {
-    let w = portfolio(&planted("today + 999999999"), "");
-    let token = w.relance(&[
-        "tokens",
-        "create",
-        "--name",
-        "monitoring",
-        "--scope",
-        "read",
-    ]);
-    token.expect_code(0);
-    let token = token.stdout.trim().to_string();
-    let (mut child, base, log) = serve(&w, "");
+/// Polls `/metrics` until it contains `want`; returns the whole page.
+async fn metrics_once(s: &crate::helpers::Served, token: &str, want: &str) -> String {
     let client = reqwest::Client::new();
     let started = std::time::Instant::now();
-    let metrics = loop {
+    loop {
         let m = client
-            .get(format!("{base}/metrics"))
-            .bearer_auth(&token)
+            .get(format!("{}/metrics", s.base))
+            .bearer_auth(token)
             .send()
             .await
             .unwrap()
             .text()
             .await
             .unwrap();
-        if m.contains("relance_ticks_total{segment=\"smb\"")
-            && m.contains("relance_ticks_total{segment=\"key\"")
-        {
-            break m;
+        if m.contains(want) {
+            return m;
         }
         assert!(
             started.elapsed() < std::time::Duration::from_secs(30),
-            "no tick:\n{}",
-            log.lock().unwrap()
+            "no {want} in /metrics:\n{m}\n{}",
+            s.log()
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_goes_on_dunning_other_customers_and_counts_the_rule_error_in_metrics() {
+    let w = portfolio(&planted("today + 999999999"), "");
+    let token = w.token("monitoring", "read");
+    let served = w.serve(&[]);
+    metrics_once(&served, &token, "relance_ticks_total{segment=\"key\"").await;
+    let metrics = metrics_once(&served, &token, "relance_ticks_total{segment=\"smb\"").await;
+    let (client, base) = (reqwest::Client::new(), served.base.clone());
     // The API's dry run gives the customer's error decision, with its file:line:col.
     let dry: serde_json::Value = client
         .get(format!("{base}/v1/customers/C2/dry-run?as_of=2026-03-02"))
@@ -234,10 +197,7 @@ async fn serve_goes_on_dunning_other_customers_and_counts_the_rule_error_in_metr
             .starts_with("rules/smb.rhai:2:19: 2026-03-02 + 999999999 days"),
         "{dry}"
     );
-    // SAFETY: signalling the child we spawned.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(child.wait().unwrap().code(), Some(0));
-    let log = log.lock().unwrap().clone();
+    let log = served.stop();
     assert!(metrics.contains("relance_rule_errors_total 1"), "{metrics}");
     assert!(
         metrics.contains("relance_customers_evaluated_total 4"),
@@ -334,43 +294,15 @@ async fn a_customer_that_cannot_be_evaluated_fails_the_tick_with_the_reason_and_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_logs_a_tick_that_cannot_account_for_a_customer_as_an_error_and_counts_it() {
     let w = portfolio(PLAIN, "");
-    let token = w.relance(&[
-        "tokens",
-        "create",
-        "--name",
-        "monitoring",
-        "--scope",
-        "read",
-    ]);
-    token.expect_code(0);
-    let token = token.stdout.trim().to_string();
-    let (mut child, base, log) = serve(&w, "evaluate-panic:C3");
-    let client = reqwest::Client::new();
-    let started = std::time::Instant::now();
-    let metrics = loop {
-        let m = client
-            .get(format!("{base}/metrics"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if m.contains("relance_ticks_total{segment=\"smb\",status=\"failed\"} 1") {
-            break m;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "no failed tick counted:\n{m}\n{}",
-            log.lock().unwrap()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
-    // SAFETY: signalling the child we spawned.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(child.wait().unwrap().code(), Some(0));
-    let log = log.lock().unwrap().clone();
+    let token = w.token("monitoring", "read");
+    let served = w.serve(&[("RELANCE_FAILPOINT", "evaluate-panic:C3")]);
+    let metrics = metrics_once(
+        &served,
+        &token,
+        "relance_ticks_total{segment=\"smb\",status=\"failed\"} 1",
+    )
+    .await;
+    let log = served.stop();
     assert!(
         metrics.contains("relance_ticks_total{segment=\"key\",status=\"failed\"} 1"),
         "{metrics}"
@@ -401,19 +333,17 @@ async fn a_scheduled_tick_left_running_by_a_stopped_instance_is_marked_abandoned
         .await
         .unwrap();
     store.close().await;
-    let (mut child, _base, log) = serve(&w, "");
+    let served = w.serve(&[]);
     let started = std::time::Instant::now();
-    while !log.lock().unwrap().contains("tick done segment=smb") {
+    while !served.log().contains("tick done segment=smb") {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(30),
             "{}",
-            log.lock().unwrap()
+            served.log()
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    // SAFETY: signalling the child we spawned.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let log = served.stop();
     let all = ticks(&w).await;
     assert_eq!(all[left as usize - 1].1, "failed", "{all:?}");
     assert!(
@@ -426,7 +356,7 @@ async fn a_scheduled_tick_left_running_by_a_stopped_instance_is_marked_abandoned
     );
     // A tick run by hand is not the scheduler's: it is left alone.
     assert_eq!(all[manual as usize - 1].1, "running", "{all:?}");
-    assert!(log.lock().unwrap().contains("marked failed (abandoned)"));
+    assert!(log.contains("marked failed (abandoned)"));
 }
 
 #[test]
