@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// A histogram with fixed upper bounds, in seconds.
@@ -60,7 +60,7 @@ impl Histogram {
 const TICK_BOUNDS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
 const DELIVERY_BOUNDS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
-/// The process's metrics.
+/// A service's metrics.
 #[derive(Debug)]
 pub struct Metrics {
     ticks: Mutex<BTreeMap<(String, String), u64>>,
@@ -79,22 +79,30 @@ pub struct Metrics {
     rule_script_stale: Mutex<BTreeMap<String, bool>>,
 }
 
-/// The metrics of this process.
-pub fn global() -> &'static Metrics {
-    static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(|| Metrics {
-        ticks: Mutex::new(BTreeMap::new()),
-        tick_duration: Mutex::new(Histogram::new(TICK_BOUNDS)),
-        customers_evaluated: AtomicU64::new(0),
-        rule_errors: AtomicU64::new(0),
-        deliveries: Mutex::new(BTreeMap::new()),
-        delivery_duration: Mutex::new(BTreeMap::new()),
-        http_requests: Mutex::new(BTreeMap::new()),
-        leader: AtomicBool::new(false),
-        transports: Mutex::new(BTreeMap::new()),
-        rule_reload_failures: Mutex::new(BTreeMap::new()),
-        rule_script_stale: Mutex::new(BTreeMap::new()),
-    })
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Metrics at zero. A running service has one set, shared by its scheduler,
+    /// dispatcher, rule registry and HTTP API; two services in one process count apart.
+    pub fn new() -> Metrics {
+        Metrics {
+            ticks: Mutex::new(BTreeMap::new()),
+            tick_duration: Mutex::new(Histogram::new(TICK_BOUNDS)),
+            customers_evaluated: AtomicU64::new(0),
+            rule_errors: AtomicU64::new(0),
+            deliveries: Mutex::new(BTreeMap::new()),
+            delivery_duration: Mutex::new(BTreeMap::new()),
+            http_requests: Mutex::new(BTreeMap::new()),
+            leader: AtomicBool::new(false),
+            transports: Mutex::new(BTreeMap::new()),
+            rule_reload_failures: Mutex::new(BTreeMap::new()),
+            rule_script_stale: Mutex::new(BTreeMap::new()),
+        }
+    }
 }
 
 /// Escapes a label value.

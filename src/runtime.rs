@@ -147,6 +147,7 @@ pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Result<Dispatch
             max_delay: config.dispatch.backoff_max,
         },
         timezone: config.timezone,
+        metrics: Arc::new(crate::metrics::Metrics::new()),
     })
 }
 
@@ -260,12 +261,16 @@ pub async fn launch(
         Arc::new(config.calendar.clone()),
         &crate::scripting::Limits::default(),
     );
-    let (registry, errors) = RuleRegistry::load(&config, engine);
+    // This service's metrics: the registry, scheduler, dispatcher and API count in them.
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let (registry, errors) = RuleRegistry::load_counted(&config, engine, metrics.clone());
     for e in &errors {
         tracing::error!(segment = %e.segment, error = %e.diagnostic.short(), "rule script refused (see the error); its customers get an error until it is fixed");
     }
     report_unscripted(store.as_ref(), &config).await?;
-    let dispatcher = Arc::new(dispatcher_for(&config, store.clone())?);
+    let mut dispatcher = dispatcher_for(&config, store.clone())?;
+    dispatcher.metrics = metrics;
+    let dispatcher = Arc::new(dispatcher);
     let registry = Arc::new(registry);
     let http = listener.map(|listener| {
         if let Ok(bound) = listener.local_addr() {

@@ -20,8 +20,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. `RELANCE_LOG` (or `RUST_LOG`) overrides `default_level`
-/// with a filter such as `info,relance::store=debug`.
+/// Installs the global subscriber, writing to stderr. `RELANCE_LOG` (or `RUST_LOG`)
+/// overrides `default_level` with a filter such as `info,relance::store=debug`.
 pub fn init(format: LogFormat, default_level: &str) {
     let filter = std::env::var("RELANCE_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
@@ -30,21 +30,39 @@ pub fn init(format: LogFormat, default_level: &str) {
         .unwrap_or_else(|| EnvFilter::new(format!("{default_level},sqlx=warn")));
     // Colours only on a terminal: escape codes in a log file or a journal are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // `try_init` also routes the `log` records of dependencies into it.
+    let _ = tracing_subscriber::util::SubscriberInitExt::try_init(dispatch(
+        format,
+        filter,
+        ansi,
+        std::io::stderr,
+    ));
+}
+
+/// The subscriber [`init`] installs, writing to `writer` instead: for a program that
+/// embeds the service (or runs several) and routes each one's log itself, with
+/// `tracing::dispatcher::set_default` on the threads that run it.
+pub fn dispatch<W>(format: LogFormat, filter: EnvFilter, ansi: bool, writer: W) -> tracing::Dispatch
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(ansi);
-    let _ = match format {
+    match format {
         LogFormat::Human => builder
             .fmt_fields(EscapedFields)
             .with_target(false)
-            .try_init(),
+            .finish()
+            .into(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init(),
-    };
+            .finish()
+            .into(),
+    }
 }
 
 /// Formats an event's or a span's fields as `name=value`, the message first, with the

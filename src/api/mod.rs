@@ -46,6 +46,8 @@ pub struct AppState {
     pub archive: Arc<Archive>,
     pub limits: ApiConfig,
     pub import: ImportOptions,
+    /// The service's metrics (those of its rule registry).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
                 config.channels.documents.archive.clone(),
             )),
             limits: config.api.clone(),
+            metrics: registry.metrics().clone(),
             store,
             config,
             registry,
@@ -198,6 +201,7 @@ pub fn router(state: AppState) -> Router {
         router = router.route(path, handler);
     }
     let timeout = state.limits.request_timeout;
+    let metrics = state.metrics.clone();
     router
         .fallback(|| async { ApiError::not_found("no such endpoint (see /v1/openapi.json)") })
         .method_not_allowed_fallback(|| async {
@@ -209,7 +213,7 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
-            answer_within(timeout, req, next)
+            answer_within(timeout, metrics.clone(), req, next)
         }))
         .layer(middleware::from_fn(json_errors))
         .with_state(state)
@@ -259,7 +263,12 @@ async fn json_errors(req: Request, next: Next) -> Response {
 }
 
 /// Answers 503 when a request takes longer than `timeout`, and counts answers.
-async fn answer_within(timeout: Duration, req: Request, next: Next) -> Response {
+async fn answer_within(
+    timeout: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
+    req: Request,
+    next: Next,
+) -> Response {
     let resp = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::new(
@@ -272,7 +281,7 @@ async fn answer_within(timeout: Duration, req: Request, next: Next) -> Response 
         )
         .into_response(),
     };
-    crate::metrics::global().http_request(resp.status().as_u16());
+    metrics.http_request(resp.status().as_u16());
     resp
 }
 

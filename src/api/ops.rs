@@ -19,7 +19,7 @@ pub(super) async fn healthz() -> Response {
 /// Ready to work: the database answers and every migration this version ships is
 /// applied. 503 otherwise, with what is missing.
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
-    let scheduler = if crate::metrics::global().is_leader() {
+    let scheduler = if state.metrics.is_leader() {
         "leader"
     } else {
         "standby"
@@ -61,7 +61,7 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
 pub(super) async fn metrics(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     caller.require(Scope::Read)?;
     let mut out = String::with_capacity(4096);
-    crate::metrics::global().render(&mut out);
+    state.metrics.render(&mut out);
     let counts = state.store.action_counts(Utc::now()).await?;
     let _ = writeln!(out, "# HELP relance_actions Actions in the action log, by kind and status.\n# TYPE relance_actions gauge");
     for (kind, status, n) in &counts.by_kind_status {

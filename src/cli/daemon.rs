@@ -170,6 +170,7 @@ pub(super) async fn tick(cli: &Cli, args: &TickArgs) -> Result<u8, CliError> {
         Utc::now(),
         "manual",
         &instance_name(),
+        registry.metrics(),
     )
     .await?;
     if args.format == OutputFormat::Text {

@@ -99,6 +99,8 @@ pub struct Dispatcher {
     pub lease: Duration,
     pub retry: RetryPolicy,
     pub timezone: chrono_tz::Tz,
+    /// Where deliveries and transport health are counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Dispatcher {
@@ -210,7 +212,7 @@ impl Dispatcher {
                 Err(DeliveryError::Blocked { .. }) => "blocked",
                 Err(_) => "retry",
             };
-            crate::metrics::global().delivery(action.kind.as_str(), outcome, started.elapsed());
+            self.metrics.delivery(action.kind.as_str(), outcome, started.elapsed());
             if delivered.is_ok()
                 && std::env::var("RELANCE_FAILPOINT").as_deref() == Ok("dispatch-after-send")
             {
@@ -332,7 +334,7 @@ impl Dispatcher {
             // The transport answered: whatever it refused, it is up.
             Err(DeliveryError::Permanent { .. } | DeliveryError::DeadLetter { .. }) => false,
         };
-        let was_failing = crate::metrics::global().transport(channel, !failing);
+        let was_failing = self.metrics.transport(channel, !failing);
         match (was_failing, delivered) {
             (false, Err(e)) if failing => {
                 tracing::warn!(channel, error = %e, "transport failing: deliveries through it are retried until it recovers");

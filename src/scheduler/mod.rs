@@ -73,6 +73,7 @@ async fn tick_segments(
         slot,
         trigger,
         instance,
+        registry.metrics(),
     )
     .await
     {
@@ -188,7 +189,7 @@ pub async fn leader_loop(
             }
         };
         tracing::info!(instance = %instance, "this instance schedules the ticks");
-        crate::metrics::global().set_leader(true);
+        registry.metrics().set_leader(true);
         let stop = cancel.child_token();
         let watch = async {
             loop {
@@ -211,7 +212,7 @@ pub async fn leader_loop(
             _ = watch => {}
         }
         stop.cancel();
-        crate::metrics::global().set_leader(false);
+        registry.metrics().set_leader(false);
         drop(lead);
     }
 }

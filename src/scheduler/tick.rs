@@ -126,6 +126,7 @@ pub async fn run_tick(
     scheduled_for: DateTime<Utc>,
     trigger: &str,
     instance: &str,
+    metrics: &crate::metrics::Metrics,
 ) -> Result<Vec<TickReport>, StoreError> {
     let mut tick_ids = Vec::with_capacity(segments.len());
     for segment in segments {
@@ -137,7 +138,6 @@ pub async fn run_tick(
     }
     let started = std::time::Instant::now();
     let result = tick_body(store.clone(), config, rules, segments, as_of).await;
-    let metrics = crate::metrics::global();
     metrics.tick_duration(started.elapsed());
     let now = Utc::now();
     match &result {

@@ -12,6 +12,7 @@ use rhai::{Dynamic, Engine, Scope, AST};
 use super::decide::RuleRef;
 use super::diagnostics::Diagnostic;
 use crate::config::{Config, Source};
+use crate::metrics::Metrics;
 
 /// One segment's compiled script.
 #[derive(Debug)]
@@ -316,14 +317,25 @@ pub struct RuleRegistry {
     /// Segments whose file is refused, with the refusal's signature: each refusal is
     /// logged and counted once, not at every check.
     refused: Mutex<BTreeMap<String, String>>,
+    /// Where refusals and stale files are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl RuleRegistry {
     /// Compiles every script. Segments whose script does not compile are left out (and
     /// reported); their customers get an evaluation error until it is fixed.
     pub fn load(config: &Config, engine: Engine) -> (RuleRegistry, Vec<RuleError>) {
+        RuleRegistry::load_counted(config, engine, Arc::new(Metrics::new()))
+    }
+
+    /// [`RuleRegistry::load`], counting refusals and stale files in a service's
+    /// `metrics`.
+    pub fn load_counted(
+        config: &Config,
+        engine: Engine,
+        metrics: Arc<Metrics>,
+    ) -> (RuleRegistry, Vec<RuleError>) {
         let (set, errors) = load_checked(config, &engine);
-        let metrics = crate::metrics::global();
         for name in config.segments.keys() {
             metrics.set_rule_script_stale(name, false);
         }
@@ -338,9 +350,15 @@ impl RuleRegistry {
                 engine,
                 current: RwLock::new(Arc::new(set)),
                 refused: Mutex::new(refused),
+                metrics,
             },
             errors.into_iter().map(|(e, _)| e).collect(),
         )
+    }
+
+    /// The metrics this registry counts in.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn current(&self) -> Arc<RuleSet> {
@@ -359,7 +377,7 @@ impl RuleRegistry {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let metrics = crate::metrics::global();
+        let metrics = &self.metrics;
         let mut refused = match self.refused.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),

@@ -11,6 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::actions::{invoice_numbers_json, NewAction};
 use super::{Backend, Result};
+use crate::store::sql::{action_insert_columns, claimed_action_columns};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -21,10 +22,13 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Claims the oldest due action (see `shared/actions.rs`).
-    const CLAIM_SQL: &'static str = "UPDATE actions SET status = 'sending', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+    const CLAIM_SQL: &'static str = concat!(
+        "UPDATE actions SET status = 'sending', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
          WHERE id = (SELECT id FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
          ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status IN ('planned', 'retrying') \
-         RETURNING id, idempotency_key, customer_id, kind, step, template, options, currency, amount_minor, attempts, decided_on";
+         RETURNING ",
+        claimed_action_columns!()
+    );
     /// PostgreSQL locks rows as it goes: a plain BEGIN.
     const BEGIN_WRITE: &'static str = "BEGIN";
     const REFRESH_ACTION_STATISTICS: &'static str = "ANALYZE actions (customer_id, status)";
@@ -85,11 +89,15 @@ impl PostgresStore {
         rows: &[(&NewAction, i64)],
         now: DateTime<Utc>,
     ) -> Result<Vec<(i64, String)>> {
-        const SQL: &str = "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, facts_sha256, invoice_numbers, decided_on, status, last_error, created_at, updated_at) \
+        const SQL: &str = concat!(
+            "INSERT INTO actions (",
+            action_insert_columns!(),
+            ") \
              SELECT k, c, seg, kind, step, tpl, opt, cur, amt, rf, rh, '', fs, inv, d, st, err, $17, $17 \
              FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::text[], $11::text[], $12::text[], $13::text[], $14::date[], $15::text[], $16::text[]) \
              AS u (k, c, seg, kind, step, tpl, opt, cur, amt, rf, rh, fs, inv, d, st, err) \
-             ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key";
+             ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key"
+        );
         if rows.is_empty() {
             return Ok(Vec::new());
         }

@@ -67,8 +67,6 @@ pub(crate) struct CustomerRow {
     pub paused_until: Option<NaiveDate>,
 }
 
-pub(crate) const CUSTOMER_COLUMNS: &str = "external_id, name, legal_name, siren, siret, vat_number, country, segment, locale, emails, phones, address_line1, address_line2, postal_code, city, address_country, currency, credit_limit_minor, insured, insurer_policy, insurer_buyer_ref, cover_minor, collector, tags, pause_reason, paused_until";
-
 fn opt<T>(
     v: Option<String>,
     f: fn(&str) -> Result<T, crate::domain::InvalidValue>,
@@ -226,7 +224,7 @@ impl PromiseRow {
     }
 }
 
-/// Customer fields as bound into an upsert, in [`CUSTOMER_UPSERT_COLUMNS`] order.
+/// Customer fields as bound into an upsert, in `sql::customer_upsert_columns!` order.
 pub(crate) struct CustomerBinds {
     pub external_id: String,
     pub name: String,
@@ -253,34 +251,6 @@ pub(crate) struct CustomerBinds {
     pub collector: Option<String>,
     pub tags: String,
 }
-
-/// The columns an upsert writes (everything but the pause, which collectors own).
-pub(crate) const CUSTOMER_UPSERT_COLUMNS: &[&str] = &[
-    "external_id",
-    "name",
-    "legal_name",
-    "siren",
-    "siret",
-    "vat_number",
-    "country",
-    "segment",
-    "locale",
-    "emails",
-    "phones",
-    "address_line1",
-    "address_line2",
-    "postal_code",
-    "city",
-    "address_country",
-    "currency",
-    "credit_limit_minor",
-    "insured",
-    "insurer_policy",
-    "insurer_buyer_ref",
-    "cover_minor",
-    "collector",
-    "tags",
-];
 
 impl CustomerBinds {
     pub fn from_customer(c: &Customer) -> Result<CustomerBinds> {

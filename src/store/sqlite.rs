@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use super::actions::{invoice_numbers_json, NewAction};
 use super::{Backend, Result};
 use crate::ffi::sqlite::{self as sqlite_raw, Value};
+use crate::store::sql::{action_insert_columns, claimed_action_columns, ACTION_INSERT_WIDTH};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -34,10 +35,13 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Claims the oldest due action (see `shared/actions.rs`).
-    const CLAIM_SQL: &'static str = "UPDATE actions SET status = 'sending', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+    const CLAIM_SQL: &'static str = concat!(
+        "UPDATE actions SET status = 'sending', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
          WHERE id = (SELECT id FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
          ORDER BY id LIMIT 1) AND status IN ('planned', 'retrying') \
-         RETURNING id, idempotency_key, customer_id, kind, step, template, options, currency, amount_minor, attempts, decided_on";
+         RETURNING ",
+        claimed_action_columns!()
+    );
     /// Write transactions take the write lock up front: a deferred one that reads and
     /// then writes fails at once ("database is locked", the busy timeout does not
     /// apply) when another connection wrote in between.
@@ -131,10 +135,10 @@ impl SqliteStore {
         rows: &[(&NewAction, i64)],
         now: DateTime<Utc>,
     ) -> Result<Vec<(i64, String)>> {
-        const HEAD: &str = "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, facts_sha256, invoice_numbers, decided_on, status, last_error, created_at, updated_at)";
+        const HEAD: &str = concat!("INSERT INTO actions (", action_insert_columns!(), ")");
         const TAIL: &str =
             "ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key";
-        const WIDTH: usize = 19;
+        const WIDTH: usize = ACTION_INSERT_WIDTH;
         if rows.is_empty() {
             return Ok(Vec::new());
         }

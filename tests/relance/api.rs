@@ -1,7 +1,6 @@
-//! The HTTP API over real HTTP: `relance serve --listen 127.0.0.1:0` in a workspace,
-//! requests with reqwest, tokens made with `relance tokens create`.
-
-use std::sync::{Arc, Mutex};
+//! The HTTP API over real HTTP: the service started in-process on port 0 through
+//! `relance::runtime::launch` (one test through the `relance serve` binary), requests
+//! with reqwest, tokens made with `relance tokens create`.
 
 use serde_json::{json, Value};
 
@@ -18,21 +17,37 @@ let open = customer.dunnable;
 ]
 "#;
 
-/// A running `relance serve` and its log.
+/// The running service: in-process through `relance::runtime::launch`, or the
+/// `relance serve` binary for the tests that go through the program itself.
+enum Running {
+    InProcess(crate::helpers::InProcess),
+    Binary(crate::helpers::Served),
+}
+
+/// A running service, its HTTP API and its log.
 struct Server {
-    child: std::process::Child,
+    running: Running,
     base: String,
-    log: Arc<Mutex<String>>,
     client: reqwest::Client,
 }
 
 impl Server {
+    /// Starts the service in-process on port 0.
     fn start(w: &Workspace) -> Server {
+        let service = w.launch();
+        Server {
+            base: service.base.clone(),
+            running: Running::InProcess(service),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Starts `relance serve --listen 127.0.0.1:0`.
+    fn start_binary(w: &Workspace) -> Server {
         let served = w.serve(&[]);
         Server {
-            child: served.child,
-            base: served.base,
-            log: served.log,
+            base: served.base.clone(),
+            running: Running::Binary(served),
             client: reqwest::Client::new(),
         }
     }
@@ -62,15 +77,13 @@ impl Server {
         (status, v)
     }
 
-    /// Stops the server with SIGTERM; returns its log.
-    fn stop(mut self) -> String {
-        // SAFETY: signalling the child we spawned.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let log = self.log.lock().unwrap().clone();
-        assert_eq!(status.code(), Some(0), "{log}");
-        log
+    /// Stops the service (its shutdown future, or SIGTERM for the binary), checks it
+    /// ended cleanly; returns its log.
+    fn stop(self) -> String {
+        match self.running {
+            Running::InProcess(s) => s.stop(),
+            Running::Binary(s) => s.stop(),
+        }
     }
 }
 
@@ -133,7 +146,7 @@ async fn health_needs_no_token_everything_else_does_and_scopes_are_enforced() {
         bad.stderr
     );
 
-    let s = Server::start(&w);
+    let s = Server::start_binary(&w);
     assert_eq!(
         s.call("GET", "/healthz", None, None).await,
         (200, json!({"status": "ok"}))

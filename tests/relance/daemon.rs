@@ -258,45 +258,20 @@ fn attempts_exhausted_dead_letter_and_an_operator_can_requeue() {
     );
 }
 
-/// Starts `relance serve` in the workspace, its stderr piped.
-fn spawn_serve(w: &Workspace) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
-        .args([
-            "--config",
-            w.path("relance.yaml").to_str().unwrap(),
-            "serve",
-            "--grace",
-            "5",
-        ])
-        .current_dir(w.dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Starts `relance serve`, waits until `ready`, stops it with SIGTERM; returns its stderr.
+/// Starts the service in-process, waits until `ready`, stops it; returns its log.
 fn serve_until(w: &Workspace, ready: impl FnMut() -> bool) -> String {
-    let mut child = spawn_serve(w);
+    let service = w.launch();
     let mut ready = ready;
     let start = std::time::Instant::now();
     while !ready() {
-        if start.elapsed() > std::time::Duration::from_secs(20) {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "timed out waiting for the service; its log:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "timed out waiting for the service; its log:\n{}",
+            service.log()
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    // SAFETY: signalling the child we spawned.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    stderr
+    service.stop()
 }
 
 #[test]
@@ -590,7 +565,7 @@ fn serve_reloads_rule_scripts_and_keeps_the_previous_one_when_a_new_one_does_not
 #[test]
 fn ticks_and_dispatch_writing_at_once_do_not_fail_with_database_is_locked() {
     let w = ledger("dispatch:\n  backoff_base_seconds: 0\n");
-    let serve = spawn_serve(&w);
+    let serve = w.launch();
     let mut failures = Vec::new();
     for day in [
         "2026-03-02",
@@ -606,13 +581,9 @@ fn ticks_and_dispatch_writing_at_once_do_not_fail_with_database_is_locked() {
         }
         w.relance(&["dispatch"]);
     }
-    // SAFETY: signalling the child we spawned.
-    unsafe { libc::kill(serve.id() as libc::pid_t, libc::SIGTERM) };
-    let out = serve.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = serve.stop();
     assert!(failures.is_empty(), "{failures:?}");
     assert!(!log.contains("database is locked"), "{log}");
-    assert_eq!(out.status.code(), Some(0));
 }
 
 /// `GET path` with a bearer token over plain HTTP/1.1; returns the response body.
@@ -645,55 +616,16 @@ fn hot_reload_refuses_deleted_non_utf8_and_empty_rule_files_loudly() {
         .stdout
         .trim()
         .to_string();
-    let log_path = w.path("serve.log");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
-        .args([
-            "--config",
-            w.path("relance.yaml").to_str().unwrap(),
-            "serve",
-            "--grace",
-            "5",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(w.dir.path())
-        .env_remove("RELANCE_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    let wait = |what: &[&str], child: &mut std::process::Child| {
-        let start = std::time::Instant::now();
-        loop {
-            let text = log();
-            if let Some(line) = text.lines().find(|l| what.iter().all(|w| l.contains(w))) {
-                return line.to_string();
-            }
-            if start.elapsed() > std::time::Duration::from_secs(20) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("no line with {what:?} in the log:\n{text}");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    };
-    let listening = wait(&["HTTP API listening on "], &mut child);
-    let addr = listening
-        .split("HTTP API listening on ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    wait(&["relance is running"], &mut child);
+    let service = w.launch();
+    let addr = service.base.trim_start_matches("http://").to_string();
+    let wait = |what: &[&str]| service.wait_for_line(what);
+    wait(&["relance is running"]);
     let running = w.relance(&["actions", "list"]).code;
     assert_eq!(running, 0);
 
     // Deleted.
     std::fs::remove_file(w.path("rules/smb.rhai")).unwrap();
-    let line = wait(&["rule script rejected", "does not exist"], &mut child);
+    let line = wait(&["rule script rejected", "does not exist"]);
     assert!(line.contains("ERROR") || line.contains("WARN"), "{line}");
     assert!(line.contains("rules/smb.rhai"), "{line}");
     assert!(
@@ -706,7 +638,7 @@ fn hot_reload_refuses_deleted_non_utf8_and_empty_rule_files_loudly() {
         "rules/smb.rhai",
         b"email(\"reminder_1\", \xff\xfe customer.dunnable)",
     );
-    let line = wait(&["rule script rejected", "not valid UTF-8"], &mut child);
+    let line = wait(&["rule script rejected", "not valid UTF-8"]);
     assert!(line.contains("rules/smb.rhai"), "{line}");
 
     // Empty: only whitespace and comments.
@@ -714,7 +646,7 @@ fn hot_reload_refuses_deleted_non_utf8_and_empty_rule_files_loudly() {
         "rules/smb.rhai",
         "// emptied by mistake\n\n   /* nothing */\n",
     );
-    let line = wait(&["rule script rejected", "empty"], &mut child);
+    let line = wait(&["rule script rejected", "empty"]);
     assert!(line.contains("rules/smb.rhai"), "{line}");
 
     let metrics = http_get(&addr, "/metrics", &token);
@@ -729,20 +661,17 @@ fn hot_reload_refuses_deleted_non_utf8_and_empty_rule_files_loudly() {
 
     // The version that was running is still the one in force: restoring it clears the flag.
     w.write("rules/smb.rhai", RULE);
-    wait(&["rule file matches the running version again"], &mut child);
+    wait(&["rule file matches the running version again"]);
     let metrics = http_get(&addr, "/metrics", &token);
     assert!(
         metrics.contains("relance_rule_script_stale{segment=\"smb\"} 0"),
         "{metrics}"
     );
+    let log = service.stop();
     assert!(
-        !log().contains("rule script reloaded"),
-        "nothing else was ever swapped in:\n{}",
-        log()
+        !log.contains("rule script reloaded"),
+        "nothing else was ever swapped in:\n{log}"
     );
-    // SAFETY: signalling the child we spawned.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(child.wait().unwrap().code(), Some(0), "{}", log());
 }
 
 /// Regression: `relance rules check` accepted an empty script (or one with only

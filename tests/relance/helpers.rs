@@ -302,3 +302,183 @@ impl Served {
         log
     }
 }
+
+/// The service started in-process through the library's composition root
+/// (`relance::runtime::launch`), on its own runtime and threads, listening on port 0,
+/// with its log captured apart from any other service the tests run at the same time.
+pub struct InProcess {
+    pub base: String,
+    log: Arc<std::sync::Mutex<String>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    ended: std::sync::mpsc::Receiver<Result<(), String>>,
+}
+
+/// A log destination for one in-process service.
+struct LogSink(Arc<std::sync::Mutex<String>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_str(&String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Workspace {
+    /// Starts the service of this workspace's `relance.yaml` in-process (as
+    /// `relance serve --grace 5 --listen 127.0.0.1:0` would) and waits until it listens.
+    pub fn launch(&self) -> InProcess {
+        self.launch_with(|_, _| {})
+    }
+
+    /// [`Workspace::launch`], with the configuration and options adjusted first.
+    pub fn launch_with(
+        &self,
+        adjust: impl FnOnce(&mut relance::config::Config, &mut relance::runtime::ServeOptions),
+    ) -> InProcess {
+        let mut config = relance::config::Config::load(Some(&self.path("relance.yaml")))
+            .unwrap_or_else(|e| panic!("the configuration does not load: {e:?}"));
+        let mut opts = relance::runtime::ServeOptions {
+            grace: std::time::Duration::from_secs(5),
+            ..relance::runtime::ServeOptions::default()
+        };
+        adjust(&mut config, &mut opts);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        let dispatch = relance::telemetry::dispatch(
+            relance::telemetry::LogFormat::Human,
+            tracing_subscriber::EnvFilter::new("info,sqlx=warn"),
+            false,
+            move || LogSink(sink.clone()),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (done, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _log = tracing::dispatcher::set_default(&dispatch);
+            let on_start = dispatch.clone();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                // Every thread of this service logs into its own log for as long as
+                // the thread lives.
+                .on_thread_start(move || {
+                    std::mem::forget(tracing::dispatcher::set_default(&on_start));
+                })
+                .build()
+                .unwrap();
+            let result = runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                relance::runtime::launch(std::sync::Arc::new(config), opts, Some(listener), async {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(|e| e.to_string())
+            });
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+            let _ = done.send(result);
+        });
+        let service = InProcess {
+            base,
+            log,
+            stop: Some(stop),
+            ended,
+        };
+        let started = std::time::Instant::now();
+        while !service.log().contains("relance is running") {
+            if let Ok(result) = service.ended.try_recv() {
+                panic!(
+                    "the service stopped at start: {result:?}\n{}",
+                    service.log()
+                );
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "the service did not start:\n{}",
+                service.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        service
+    }
+}
+
+impl InProcess {
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits until a line of the log contains every one of `what`; returns that line.
+    pub fn wait_for_line(&self, what: &[&str]) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let text = self.log();
+            if let Some(line) = text.lines().find(|l| what.iter().all(|w| l.contains(w))) {
+                return line.to_string();
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "no line with {what:?} in the log:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the service through its shutdown future, checks it ended without error,
+    /// and returns its log.
+    pub fn stop(mut self) -> String {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = self
+            .ended
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the service did not stop:\n{}", self.log()));
+        let log = self.log();
+        assert_eq!(result, Ok(()), "{log}");
+        log
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        // A test that failed half-way: stop the service rather than leave it running.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            let _ = self.ended.recv_timeout(std::time::Duration::from_secs(30));
+        }
+    }
+}
+
+/// What the tests read of a running service, in-process or a `relance serve` process.
+pub trait Service {
+    fn base(&self) -> &str;
+    fn log(&self) -> String;
+}
+
+impl Service for InProcess {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn log(&self) -> String {
+        InProcess::log(self)
+    }
+}
+
+impl Service for Served {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn log(&self) -> String {
+        Served::log(self)
+    }
+}

@@ -14,9 +14,9 @@ fn registry(config: &Config) -> RuleRegistry {
     registry
 }
 
-fn metrics() -> String {
+fn metrics(registry: &RuleRegistry) -> String {
     let mut out = String::new();
-    relance::metrics::global().render(&mut out);
+    registry.metrics().render(&mut out);
     out
 }
 
@@ -55,7 +55,7 @@ fn deleting_a_customised_rule_under_the_embedded_default_keeps_it_running() {
         custom_hash,
         "the customised script keeps running, not the shipped one"
     );
-    assert!(metrics().contains("relance_rule_script_stale{segment=\"embedded_probe\"} 1"));
+    assert!(metrics(&registry).contains("relance_rule_script_stale{segment=\"embedded_probe\"} 1"));
 
     // Restored: in force again, nothing stale.
     std::fs::write(&file, custom).unwrap();
@@ -110,7 +110,7 @@ fn a_deleted_non_utf8_or_empty_rule_file_is_refused_and_counted() {
             v1,
             "{what}: the previous version keeps running"
         );
-        let text = metrics();
+        let text = metrics(&registry);
         assert!(text.contains(&failures(n as u64 + 1)), "{what}:\n{text}");
         assert!(
             text.contains("relance_rule_script_stale{segment=\"reload_probe\"} 1"),
@@ -118,7 +118,10 @@ fn a_deleted_non_utf8_or_empty_rule_file_is_refused_and_counted() {
         );
         // Checked again, the same refusal is not counted twice.
         registry.reload();
-        assert!(metrics().contains(&failures(n as u64 + 1)), "{what}");
+        assert!(
+            metrics(&registry).contains(&failures(n as u64 + 1)),
+            "{what}"
+        );
     }
 
     w.write(
@@ -127,5 +130,5 @@ fn a_deleted_non_utf8_or_empty_rule_file_is_refused_and_counted() {
     );
     let report = registry.reload();
     assert_eq!(report.reloaded, ["reload_probe"]);
-    assert!(metrics().contains("relance_rule_script_stale{segment=\"reload_probe\"} 0"));
+    assert!(metrics(&registry).contains("relance_rule_script_stale{segment=\"reload_probe\"} 0"));
 }

@@ -146,12 +146,12 @@ fn rules_check_survives_a_rule_line_that_overflows_a_date() {
 }
 
 /// Polls `/metrics` until it contains `want`; returns the whole page.
-async fn metrics_once(s: &crate::helpers::Served, token: &str, want: &str) -> String {
+async fn metrics_once(s: &impl crate::helpers::Service, token: &str, want: &str) -> String {
     let client = reqwest::Client::new();
     let started = std::time::Instant::now();
     loop {
         let m = client
-            .get(format!("{}/metrics", s.base))
+            .get(format!("{}/metrics", s.base()))
             .bearer_auth(token)
             .send()
             .await
@@ -175,7 +175,7 @@ async fn metrics_once(s: &crate::helpers::Served, token: &str, want: &str) -> St
 async fn serve_goes_on_dunning_other_customers_and_counts_the_rule_error_in_metrics() {
     let w = portfolio(&planted("today + 999999999"), "");
     let token = w.token("monitoring", "read");
-    let served = w.serve(&[]);
+    let served = w.launch();
     metrics_once(&served, &token, "relance_ticks_total{segment=\"key\"").await;
     let metrics = metrics_once(&served, &token, "relance_ticks_total{segment=\"smb\"").await;
     let (client, base) = (reqwest::Client::new(), served.base.clone());
@@ -333,7 +333,7 @@ async fn a_scheduled_tick_left_running_by_a_stopped_instance_is_marked_abandoned
         .await
         .unwrap();
     store.close().await;
-    let served = w.serve(&[]);
+    let served = w.launch();
     let started = std::time::Instant::now();
     while !served.log().contains("tick done segment=smb") {
         assert!(

@@ -616,7 +616,7 @@ impl StoreImpl {
         .await?;
         let sql = format!(
             "SELECT {} FROM customers WHERE id = $1",
-            crate::store::rows::CUSTOMER_COLUMNS
+            crate::store::sql::CUSTOMER_COLUMNS
         );
         let c: crate::store::rows::CustomerRow = sqlx::query_as(&sql)
             .bind(customer_id)

@@ -98,7 +98,8 @@ impl crate::store::LedgerTx for Tx {
         &mut self,
         batch: &[crate::domain::Customer],
     ) -> crate::store::Result<crate::store::UpsertCounts> {
-        use crate::store::rows::{CustomerBinds, CUSTOMER_UPSERT_COLUMNS};
+        use crate::store::rows::CustomerBinds;
+        use crate::store::sql::{customer_upsert_column_names, customer_upsert_columns};
         let mut counts = crate::store::UpsertCounts::default();
         let now = chrono::Utc::now();
         for chunk in batch.chunks(crate::store::sql::BATCH_ROWS) {
@@ -110,9 +111,10 @@ impl crate::store::LedgerTx for Tx {
                 .iter()
                 .map(CustomerBinds::from_customer)
                 .collect::<crate::store::Result<Vec<_>>>()?;
-            let cols = CUSTOMER_UPSERT_COLUMNS.join(", ");
-            let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
-                "INSERT INTO customers ({cols}, created_at, updated_at) "
+            let mut qb = sqlx::QueryBuilder::<Db>::new(concat!(
+                "INSERT INTO customers (",
+                customer_upsert_columns!(),
+                ", created_at, updated_at) "
             ));
             qb.push_values(binds, |mut b, c| {
                 b.push_bind(c.external_id)
@@ -142,10 +144,11 @@ impl crate::store::LedgerTx for Tx {
                     .push_bind(now)
                     .push_bind(now);
             });
-            let data = &CUSTOMER_UPSERT_COLUMNS[1..];
-            let set: Vec<String> = data.iter().map(|c| format!("{c} = excluded.{c}")).collect();
-            let old: Vec<String> = data.iter().map(|c| format!("customers.{c}")).collect();
-            let new: Vec<String> = data.iter().map(|c| format!("excluded.{c}")).collect();
+            // Every column but the key.
+            let data = || customer_upsert_column_names().skip(1);
+            let set: Vec<String> = data().map(|c| format!("{c} = excluded.{c}")).collect();
+            let old: Vec<String> = data().map(|c| format!("customers.{c}")).collect();
+            let new: Vec<String> = data().map(|c| format!("excluded.{c}")).collect();
             qb.push(format!(
                 " ON CONFLICT (external_id) DO UPDATE SET {}, updated_at = excluded.updated_at WHERE ({}) {} ({})",
                 set.join(", "),
@@ -991,7 +994,7 @@ impl StoreImpl {
         let customers_q = async move {
             let sql = format!(
                 "SELECT id, {} FROM customers WHERE id {in_ids}",
-                crate::store::rows::CUSTOMER_COLUMNS
+                crate::store::sql::CUSTOMER_COLUMNS
             );
             let rows: Vec<crate::store::rows::CustomerRowWithId> =
                 sqlx::query_as(&sql).bind(ids_ref).fetch_all(pool).await?;
@@ -1213,7 +1216,7 @@ impl crate::store::LedgerStore for StoreImpl {
     ) -> crate::store::Result<Option<crate::domain::Customer>> {
         let sql = format!(
             "SELECT {} FROM customers WHERE external_id = $1",
-            crate::store::rows::CUSTOMER_COLUMNS
+            crate::store::sql::CUSTOMER_COLUMNS
         );
         let row: Option<crate::store::rows::CustomerRow> = sqlx::query_as(&sql)
             .bind(external_id)
@@ -1230,7 +1233,7 @@ impl crate::store::LedgerStore for StoreImpl {
     ) -> crate::store::Result<Vec<crate::domain::Customer>> {
         let sql = format!(
             "SELECT {} FROM customers WHERE ($1 IS NULL OR segment = $1) AND ($2 IS NULL OR external_id > $2) ORDER BY external_id LIMIT $3",
-            crate::store::rows::CUSTOMER_COLUMNS
+            crate::store::sql::CUSTOMER_COLUMNS
         );
         let rows: Vec<crate::store::rows::CustomerRow> = sqlx::query_as(&sql)
             .bind(segment)
