@@ -72,6 +72,20 @@ pub struct UpsertCounts {
     pub unchanged: u64,
 }
 
+impl UpsertCounts {
+    /// The counts of a batch upsert of `rows` rows, `existing` of which were stored
+    /// before, that changed `affected` rows (inserted or updated).
+    pub(crate) fn of_batch(rows: usize, existing: u64, affected: u64) -> UpsertCounts {
+        let inserted = rows as u64 - existing;
+        let updated = affected.saturating_sub(inserted);
+        UpsertCounts {
+            inserted,
+            updated,
+            unchanged: existing - updated,
+        }
+    }
+}
+
 impl std::ops::AddAssign for UpsertCounts {
     fn add_assign(&mut self, o: Self) {
         self.inserted += o.inserted;

@@ -460,22 +460,16 @@ impl StoreImpl {
         customers.sort_unstable();
         customers.dedup();
         let mut customer_ids: HashMap<String, i64> = HashMap::new();
-        for chunk in customers.chunks(1000) {
-            let mut qb = sqlx::QueryBuilder::<Db>::new(
-                "SELECT external_id, id FROM customers WHERE external_id IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for c in chunk {
-                sep.push_bind(c.to_string());
-            }
-            qb.push(")");
-            let rows: Vec<(String, i64)> = qb
-                .build_query_as()
-                .persistent(false)
-                .fetch_all(&mut *tx)
-                .await?;
-            customer_ids.extend(rows);
-        }
+        let keys: Vec<String> = customers.iter().map(|c| c.to_string()).collect();
+        let rows: Vec<(String, i64)> = super::ledger::select_in(
+            &mut tx,
+            "SELECT external_id, id FROM customers WHERE external_id IN (",
+            &keys,
+            "",
+            false,
+        )
+        .await?;
+        customer_ids.extend(rows);
         // The keys already recorded for their customer come back missing.
         let rows: Vec<(&crate::store::actions::NewAction, i64)> = batch
             .iter()

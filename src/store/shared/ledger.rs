@@ -10,6 +10,43 @@
 
 use super::{Db, StoreImpl, BACKEND, DISTINCT};
 
+/// Keys per `IN (…)` list of [`select_in`].
+const KEYS_PER_LIST: usize = 1000;
+
+/// Runs `head` (a query ending in `IN (`), the list of `keys` and `tail`, for each
+/// [`KEYS_PER_LIST`] keys, and collects the rows. `persistent`: whether the statement is
+/// kept prepared on the connection (not worth it for a text that changes with the
+/// number of keys of a one-off batch).
+pub(super) async fn select_in<K, T>(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    head: &str,
+    keys: &[K],
+    tail: &str,
+    persistent: bool,
+) -> crate::store::Result<Vec<T>>
+where
+    K: for<'q> sqlx::Encode<'q, Db> + sqlx::Type<Db> + Clone + Send + 'static,
+    T: for<'r> sqlx::FromRow<'r, <Db as sqlx::Database>::Row> + Send + Unpin,
+{
+    let mut out = Vec::new();
+    for chunk in keys.chunks(KEYS_PER_LIST) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(head);
+        let mut sep = qb.separated(", ");
+        for k in chunk {
+            sep.push_bind(k.clone());
+        }
+        qb.push(")");
+        qb.push(tail);
+        out.extend(
+            qb.build_query_as::<T>()
+                .persistent(persistent)
+                .fetch_all(&mut *conn)
+                .await?,
+        );
+    }
+    Ok(out)
+}
+
 /// A ledger transaction on this backend.
 pub struct Tx {
     tx: sqlx::Transaction<'static, Db>,
@@ -157,13 +194,7 @@ impl crate::store::LedgerTx for Tx {
                 new.join(", ")
             ));
             let affected = qb.build().execute(&mut *self.tx).await?.rows_affected();
-            let inserted = chunk.len() as u64 - existing;
-            let updated = affected.saturating_sub(inserted);
-            counts += crate::store::UpsertCounts {
-                inserted,
-                updated,
-                unchanged: existing - updated,
-            };
+            counts += crate::store::UpsertCounts::of_batch(chunk.len(), existing, affected);
         }
         Ok(counts)
     }
@@ -172,20 +203,16 @@ impl crate::store::LedgerTx for Tx {
         &mut self,
         external_ids: &[&str],
     ) -> crate::store::Result<std::collections::HashMap<String, i64>> {
-        let mut out = std::collections::HashMap::with_capacity(external_ids.len());
-        for chunk in external_ids.chunks(1000) {
-            let mut qb = sqlx::QueryBuilder::<Db>::new(
-                "SELECT external_id, id FROM customers WHERE external_id IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for k in chunk {
-                sep.push_bind(k.to_string());
-            }
-            qb.push(")");
-            let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *self.tx).await?;
-            out.extend(rows);
-        }
-        Ok(out)
+        let keys: Vec<String> = external_ids.iter().map(|k| k.to_string()).collect();
+        let rows: Vec<(String, i64)> = select_in(
+            &mut self.tx,
+            "SELECT external_id, id FROM customers WHERE external_id IN (",
+            &keys,
+            "",
+            true,
+        )
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     async fn upsert_invoices(
@@ -259,13 +286,7 @@ impl crate::store::LedgerTx for Tx {
             qb.push(DISTINCT);
             qb.push(" (excluded.customer_id, excluded.issue_date, excluded.due_date, excluded.currency, excluded.amount_minor, excluded.erp_open_minor, excluded.erp_status)");
             let affected = qb.build().execute(&mut *self.tx).await?.rows_affected();
-            let inserted = chunk.len() as u64 - existing;
-            let updated = affected.saturating_sub(inserted);
-            counts += crate::store::UpsertCounts {
-                inserted,
-                updated,
-                unchanged: existing - updated,
-            };
+            counts += crate::store::UpsertCounts::of_batch(chunk.len(), existing, affected);
         }
         Ok(counts)
     }
@@ -274,20 +295,16 @@ impl crate::store::LedgerTx for Tx {
         &mut self,
         numbers: &[&str],
     ) -> crate::store::Result<std::collections::HashMap<String, String>> {
-        let mut out = std::collections::HashMap::with_capacity(numbers.len());
-        for chunk in numbers.chunks(1000) {
-            let mut qb = sqlx::QueryBuilder::<Db>::new(
-                "SELECT invoices.number, customers.external_id FROM invoices JOIN customers ON customers.id = invoices.customer_id WHERE invoices.number IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for n in chunk {
-                sep.push_bind(n.to_string());
-            }
-            qb.push(")");
-            let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&mut *self.tx).await?;
-            out.extend(rows);
-        }
-        Ok(out)
+        let keys: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
+        let rows: Vec<(String, String)> = select_in(
+            &mut self.tx,
+            "SELECT invoices.number, customers.external_id FROM invoices JOIN customers ON customers.id = invoices.customer_id WHERE invoices.number IN (",
+            &keys,
+            "",
+            true,
+        )
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     async fn release_invoice_allocations(
@@ -366,18 +383,16 @@ impl crate::store::LedgerTx for Tx {
             Option<String>,
         );
         let mut existing: HashMap<String, Existing> = HashMap::new();
-        for chunk in batch.chunks(1000) {
-            let mut qb = sqlx::QueryBuilder::<Db>::new(
-                "SELECT id, external_id, customer_id, kind, date, currency, amount_minor, reference FROM payments WHERE external_id IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for (_, p) in chunk {
-                sep.push_bind(p.external_id.clone());
-            }
-            qb.push(")");
-            let rows: Vec<Existing> = qb.build_query_as().fetch_all(&mut *self.tx).await?;
-            existing.extend(rows.into_iter().map(|r| (r.1.clone(), r)));
-        }
+        let keys: Vec<String> = batch.iter().map(|(_, p)| p.external_id.clone()).collect();
+        let rows: Vec<Existing> = select_in(
+            &mut self.tx,
+            "SELECT id, external_id, customer_id, kind, date, currency, amount_minor, reference FROM payments WHERE external_id IN (",
+            &keys,
+            "",
+            true,
+        )
+        .await?;
+        existing.extend(rows.into_iter().map(|r| (r.1.clone(), r)));
 
         // Unchanged payments are left alone; changed ones have their allocations undone.
         let mut status = Vec::with_capacity(batch.len());
@@ -430,30 +445,27 @@ impl crate::store::LedgerTx for Tx {
         );
         let mut open_by_customer: HashMap<(i64, String), Vec<crate::domain::OpenItem>> =
             HashMap::new();
-        for chunk in customers.chunks(1000) {
-            let mut qb = sqlx::QueryBuilder::<Db>::new(
-                "SELECT id, customer_id, currency, number, issue_date, due_date, open_minor, dispute_reason FROM invoices \
-                 WHERE status = 'open' AND open_minor > 0 AND customer_id IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for c in chunk {
-                sep.push_bind(*c);
-            }
-            qb.push(")");
-            let rows: Vec<Open> = qb.build_query_as().fetch_all(&mut *self.tx).await?;
-            for (invoice_id, cid, cur, number, issue_date, due_date, open_minor, dispute) in rows {
-                open_by_customer
-                    .entry((cid, cur))
-                    .or_default()
-                    .push(crate::domain::OpenItem {
-                        invoice_id,
-                        number,
-                        issue_date,
-                        due_date,
-                        open_minor,
-                        disputed: dispute.is_some(),
-                    });
-            }
+        let rows: Vec<Open> = select_in(
+            &mut self.tx,
+            "SELECT id, customer_id, currency, number, issue_date, due_date, open_minor, dispute_reason FROM invoices \
+             WHERE status = 'open' AND open_minor > 0 AND customer_id IN (",
+            &customers,
+            "",
+            true,
+        )
+        .await?;
+        for (invoice_id, cid, cur, number, issue_date, due_date, open_minor, dispute) in rows {
+            open_by_customer
+                .entry((cid, cur))
+                .or_default()
+                .push(crate::domain::OpenItem {
+                    invoice_id,
+                    number,
+                    issue_date,
+                    due_date,
+                    open_minor,
+                    disputed: dispute.is_some(),
+                });
         }
 
         // Allocate in batch order; later payments see what earlier ones settled.
@@ -564,34 +576,27 @@ impl crate::store::LedgerTx for Tx {
             .filter_map(|i| payment_ids[i])
             .collect();
         let mut previous: HashMap<i64, Vec<(String, i64)>> = HashMap::new();
-        for chunk in unchanged.chunks(1000) {
-            let mut qb = sqlx::QueryBuilder::<Db>::new(
-                "SELECT a.payment_id, i.number, a.amount_minor FROM allocations a JOIN invoices i ON i.id = a.invoice_id WHERE a.payment_id IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            qb.push(") ORDER BY a.id");
-            let rows: Vec<(i64, String, i64)> =
-                qb.build_query_as().fetch_all(&mut *self.tx).await?;
-            for (pid, number, amt) in rows {
-                previous.entry(pid).or_default().push((number, amt));
-            }
+        let rows: Vec<(i64, String, i64)> = select_in(
+            &mut self.tx,
+            "SELECT a.payment_id, i.number, a.amount_minor FROM allocations a JOIN invoices i ON i.id = a.invoice_id WHERE a.payment_id IN (",
+            &unchanged,
+            " ORDER BY a.id",
+            true,
+        )
+        .await?;
+        for (pid, number, amt) in rows {
+            previous.entry(pid).or_default().push((number, amt));
         }
         let mut unapplied_before: HashMap<i64, i64> = HashMap::new();
-        for chunk in unchanged.chunks(1000) {
-            let mut qb = sqlx::QueryBuilder::<Db>::new(
-                "SELECT id, unapplied_minor FROM payments WHERE id IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            qb.push(")");
-            let rows: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *self.tx).await?;
-            unapplied_before.extend(rows);
-        }
+        let rows: Vec<(i64, i64)> = select_in(
+            &mut self.tx,
+            "SELECT id, unapplied_minor FROM payments WHERE id IN (",
+            &unchanged,
+            "",
+            true,
+        )
+        .await?;
+        unapplied_before.extend(rows);
         let mut out = Vec::with_capacity(batch.len());
         for (i, (_, p)) in batch.iter().enumerate() {
             let cur = p.currency;
