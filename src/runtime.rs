@@ -151,6 +151,47 @@ pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Result<Dispatch
     })
 }
 
+/// Real customers per segment a new script is tried on, besides the sample portfolio.
+pub const PROBE_REAL_CUSTOMERS: usize = 50;
+
+/// The customers new scripts are tried on: the generated sample portfolio, and the
+/// first [`PROBE_REAL_CUSTOMERS`] customers of each segment in `store`, when given.
+/// Reads only.
+///
+/// # Errors
+/// The sample portfolio cannot be generated, or the store cannot be read.
+pub async fn probe_for(
+    config: &Config,
+    store: Option<&dyn Store>,
+    today: chrono::NaiveDate,
+) -> Result<crate::scripting::probe::Probe, crate::sample::SampleError> {
+    use futures_util::StreamExt;
+    let samples = crate::sample::accounts(
+        crate::sample::CHECK_CUSTOMERS,
+        crate::sample::CHECK_INVOICES,
+        today,
+    )
+    .await?;
+    let mut real = std::collections::HashMap::new();
+    if let Some(store) = store {
+        for segment in config.segments.keys() {
+            let filter = crate::store::AccountFilter {
+                segments: Some(vec![segment.clone()]),
+                customer: None,
+            };
+            let mut stream = store.accounts(&filter, PROBE_REAL_CUSTOMERS);
+            if let Some(batch) = stream.next().await {
+                real.insert(segment.clone(), batch?);
+            }
+        }
+    }
+    Ok(crate::scripting::probe::Probe {
+        samples,
+        real,
+        today: None,
+    })
+}
+
 /// Warns about customers whose segment has no script: they are never evaluated.
 pub async fn report_unscripted(
     store: &dyn Store,
@@ -272,6 +313,23 @@ pub async fn launch(
     dispatcher.metrics = metrics;
     let dispatcher = Arc::new(dispatcher);
     let registry = Arc::new(registry);
+    // The customers new versions of the scripts are tried on before a reload swaps
+    // them in; built in the background, so that the service starts at once.
+    let probing = {
+        let (config, store, registry) = (config.clone(), store.clone(), registry.clone());
+        tokio::spawn(async move {
+            match probe_for(&config, Some(store.as_ref()), today).await {
+                Ok(probe) => {
+                    let real: usize = probe.real.values().map(Vec::len).sum();
+                    tracing::info!(samples = probe.samples.len(), real, "a new version of a rule script is tried on these customers before it is swapped in");
+                    registry.set_probe(probe);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot build the sample customers rule reloads are tried on; a new version is only compiled and checked before it runs")
+                }
+            }
+        })
+    };
     let http = listener.map(|listener| {
         if let Ok(bound) = listener.local_addr() {
             tracing::info!(address = %bound, "HTTP API listening on {bound}");
@@ -289,6 +347,7 @@ pub async fn launch(
         shutdown,
     )
     .await?;
+    probing.abort();
     store.close().await;
     Ok(())
 }

@@ -281,6 +281,64 @@ pub async fn seed(
     result
 }
 
+/// The size of the generated portfolio scripts are tried on (`relance rules check`,
+/// reloads) and templates rendered with.
+pub const CHECK_CUSTOMERS: u32 = 300;
+pub const CHECK_INVOICES: u32 = 1500;
+
+/// Why a sample portfolio could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    #[error("{0}")]
+    Scratch(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
+}
+
+/// The accounts of a generated sample portfolio as of `as_of`, read back through a
+/// scratch SQLite ledger that is removed afterwards: the customers `relance rules
+/// check` and rule reloads try scripts on, and render templates with.
+///
+/// # Errors
+/// The scratch ledger cannot be created, written or read.
+pub async fn accounts(
+    customers: u32,
+    invoices: u32,
+    as_of: NaiveDate,
+) -> Result<Vec<crate::domain::Account>, SampleError> {
+    use futures_util::StreamExt;
+    let dir = std::env::temp_dir().join(format!(
+        "relance-check-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| SampleError::Scratch(format!("cannot create {}: {e}", dir.display())))?;
+    let result = async {
+        let url = crate::config::DatabaseUrl::new(format!(
+            "sqlite://{}",
+            dir.join("sample.db").display()
+        ));
+        let store = crate::store::open(&url, 2).await?;
+        store.migrate().await?;
+        seed(store.as_ref(), customers, invoices, as_of).await?;
+        let filter = crate::store::AccountFilter::default();
+        let mut out = Vec::new();
+        let mut stream = store.accounts(&filter, 200);
+        while let Some(batch) = stream.next().await {
+            out.extend(batch?);
+        }
+        drop(stream);
+        store.close().await;
+        Ok::<_, SampleError>(out)
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

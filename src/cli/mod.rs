@@ -412,13 +412,13 @@ impl From<ImportError> for CliError {
     }
 }
 
-impl From<template_check::CheckError> for CliError {
-    fn from(e: template_check::CheckError) -> Self {
-        use template_check::CheckError;
+impl From<crate::sample::SampleError> for CliError {
+    fn from(e: crate::sample::SampleError) -> Self {
+        use crate::sample::SampleError;
         match e {
-            CheckError::Store(s) => CliError::Store(s),
-            CheckError::Import(i) => i.into(),
-            CheckError::Scratch(m) => CliError::Failure(m),
+            SampleError::Store(s) => CliError::Store(s),
+            SampleError::Import(i) => i.into(),
+            SampleError::Scratch(m) => CliError::Failure(m),
         }
     }
 }
@@ -499,6 +499,27 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, CliError> {
     Ok(store)
 }
 
+/// The configured ledger if it exists and is up to date, opened without creating or
+/// migrating anything (for checks that read real customers where they can).
+pub async fn existing_store(config: &Config) -> Option<Arc<dyn Store>> {
+    let url = config.database.url.expose();
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() || path.contains(":memory:") || !std::path::Path::new(path).exists() {
+            return None;
+        }
+    }
+    let store = store::open(&config.database.url, 2).await.ok()?;
+    match store.migrations_applied().await {
+        Ok((applied, shipped)) if applied >= shipped => Some(store),
+        _ => {
+            store.close().await;
+            None
+        }
+    }
+}
+
 /// The sandboxed engine rule scripts run in, for this configuration's calendar.
 pub(crate) fn engine_for(config: &Config) -> rhai::Engine {
     crate::scripting::engine::build(
@@ -539,7 +560,14 @@ async fn config_check(cli: &Cli) -> Result<u8, CliError> {
     // The templates the rules use must render (scripts that do not compile are
     // `relance rules check`'s to report).
     let (set, _) = crate::scripting::registry::load_all(&config, &engine_for(&config));
-    let report = template_check::check(&config, &set).await?;
+    let as_of = today(&config);
+    let samples = crate::sample::accounts(
+        crate::sample::CHECK_CUSTOMERS,
+        crate::sample::CHECK_INVOICES,
+        as_of,
+    )
+    .await?;
+    let report = template_check::check(&config, &set, &samples, as_of);
     print_template_report(&report, false);
     if report.errors.is_empty() {
         Ok(exit::OK)
@@ -628,9 +656,7 @@ async fn ledger(cli: &Cli, args: &LedgerArgs) -> Result<u8, CliError> {
     let config = load_config(cli)?;
     let store = open_store(&config).await?;
     let as_of = args.as_of.unwrap_or_else(|| today(&config));
-    let mut tx = store.begin().await?;
-    tx.refresh_promises(as_of, chrono::Utc::now()).await?;
-    tx.commit().await?;
+    // Reads only: promises are judged as of the date asked, not marked (the tick does).
     let s = store.summary(as_of).await?;
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default()),

@@ -11,14 +11,14 @@ use super::{
     check_segments, engine_for, exit, load_config, open_store, parse_date_arg, today, Cli, CliError,
 };
 use crate::scheduler::pipeline;
-use crate::scripting::{registry, testing, DecisionStatus, Evaluator, Limits, RuleRegistry};
+use crate::scripting::{probe, registry, testing, DecisionStatus, Evaluator, Limits, RuleRegistry};
 use crate::store::AccountFilter;
 
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
-    /// Compile every segment's script and report all errors as FILE:LINE:COLUMN
+    /// Check every segment's script (compiles, names the rule API knows, runs on sample and real customers)
     #[command(
-        after_help = "Example:\n  relance rules check\n\nAlso renders every email and SMS template the scripts use, in French and English,\nwith the decisions the rules take on a generated sample portfolio: a missing template\nor an unknown variable is an error; an SMS longer than channels.sms.max_segments is a\nwarning.\n\nExit code 4 when a script does not compile or a template does not render."
+        after_help = "Example:\n  relance rules check\n\nEach script must compile, use only properties, functions and options of the rule\nAPI (a misspelt name is reported with the nearest known one), compare numbers with\nnumbers, and run without error for the customers of a generated sample portfolio and,\nwhere the configured ledger exists, up to 50 real customers of its segment. Problems\nare reported as FILE:LINE:COLUMN with the line and a caret.\n\nAlso renders every email and SMS template the scripts use, in French and English,\nwith the decisions the rules take on the sample portfolio: a missing template or an\nunknown variable is an error; an SMS longer than channels.sms.max_segments is a\nwarning. Reads only.\n\nExit code 4 when a script fails a check or a template does not render."
     )]
     Check,
     /// Run the rule tests kept next to the scripts (rules/smb.test.yaml for rules/smb.rhai)
@@ -93,21 +93,37 @@ FILE:LINE:COLUMN in the detail); 1 some customers could not be evaluated at all.
 
 pub(super) async fn check(cli: &Cli) -> Result<u8, CliError> {
     let config = load_config(cli)?;
-    let (set, errors) = registry::load_all(&config, &engine_for(&config));
-    let mut ok: Vec<_> = set.by_segment.values().collect();
-    ok.sort_by(|a, b| a.segment.cmp(&b.segment));
-    for r in ok {
-        println!(
-            "{}: OK (segment {}, sha256 {})",
-            r.file,
-            r.segment,
-            &r.hash[..12]
-        );
+    let (mut set, mut errors) = registry::load_all(&config, &engine_for(&config));
+    // Each script that compiles is tried on the sample portfolio and, where the ledger
+    // is reachable, on real customers of its segment.
+    let as_of = today(&config);
+    let store = super::existing_store(&config).await;
+    let probe = crate::runtime::probe_for(&config, store.as_deref(), as_of).await;
+    if let Some(store) = &store {
+        store.close().await;
+    }
+    let probe = probe?;
+    let evaluator = Evaluator::new(&config, Limits::default());
+    let mut compiled: Vec<_> = set.by_segment.values().cloned().collect();
+    compiled.sort_by(|a, b| a.segment.cmp(&b.segment));
+    for r in compiled {
+        match probe::try_rule(&evaluator, &r, &probe, as_of) {
+            Ok(tried) => println!(
+                "{}: OK (segment {}, sha256 {}, ran for {tried} customers)",
+                r.file,
+                r.segment,
+                &r.hash[..12]
+            ),
+            Err(e) => {
+                set.by_segment.remove(&r.segment);
+                errors.push(e);
+            }
+        }
     }
     for e in &errors {
-        eprintln!("{}", e.diagnostic.long());
+        eprintln!("{}", e.long());
     }
-    let report = super::template_check::check(&config, &set).await?;
+    let report = super::template_check::check(&config, &set, &probe.samples, as_of);
     super::print_template_report(&report, true);
     if errors.is_empty() && report.errors.is_empty() {
         Ok(exit::OK)
@@ -134,7 +150,7 @@ pub(super) fn test(cli: &Cli, args: &RulesTestArgs) -> Result<u8, CliError> {
     let config = load_config(cli)?;
     let (set, errors) = registry::load_all(&config, &engine_for(&config));
     for e in &errors {
-        eprintln!("{}", e.diagnostic.long());
+        eprintln!("{}", e.long());
     }
     let evaluator = Evaluator::new(&config, Limits::default());
     let mut files = testing::discover(&config.segments);
@@ -158,6 +174,16 @@ pub(super) fn test(cli: &Cli, args: &RulesTestArgs) -> Result<u8, CliError> {
     }
     let (mut passed, mut failed) = (0, 0);
     for (segment, path) in files {
+        // A script that does not compile was reported above, once: its cases cannot run.
+        if let Some(e) = errors.iter().find(|e| e.segment == segment) {
+            failed += 1;
+            println!(
+                "FAIL  {}: not run: {} has errors (above)",
+                registry::display_path(&path, Some(&config.base_dir)),
+                e.diagnostic.file
+            );
+            continue;
+        }
         let result = testing::run_file(
             &path,
             &config.base_dir,

@@ -1,21 +1,9 @@
 //! Checking templates before anything is sent: every email and SMS template the rules
 //! use is rendered, in every shipped language, with the decisions the rules take on a
-//! generated sample portfolio (in a scratch SQLite database) — `relance rules check` and
+//! generated sample portfolio (`sample::accounts`) — `relance rules check` and
 //! `relance config check`.
 
 use crate::scripting::{DecisionStatus, Evaluator, Limits};
-use crate::store::AccountFilter;
-
-/// Why the check could not run (not a template problem: those are in the report).
-#[derive(Debug, thiserror::Error)]
-pub enum CheckError {
-    #[error("{0}")]
-    Scratch(String),
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
-    Import(#[from] crate::import::ImportError),
-}
 
 /// What rendering found.
 #[derive(Debug, Default)]
@@ -44,35 +32,30 @@ fn literal_templates(source: &str, function: &str) -> Vec<String> {
     out
 }
 
-/// Renders the templates the rules use with the decisions they take on a sample.
-pub async fn check(
+/// Renders the templates the rules use with the decisions they take on `samples`
+/// (customers of any segment: each is evaluated as a customer of every segment) as of
+/// `as_of`.
+pub fn check(
     config: &crate::config::Config,
     rules: &crate::scripting::RuleSet,
-) -> Result<TemplateReport, CheckError> {
+    samples: &[crate::domain::Account],
+    as_of: chrono::NaiveDate,
+) -> TemplateReport {
     use crate::domain::{ActionKind, Locale};
     use crate::templates::{sms_length, MessageContext, Templates};
-    use futures_util::StreamExt;
     use std::collections::BTreeMap;
 
     let mut report = TemplateReport::default();
     let templates = Templates::new(&config.channels.templates_dir);
-    let as_of = chrono::Utc::now()
-        .with_timezone(&config.timezone)
-        .date_naive();
-    // Sample decisions: a generated portfolio in a scratch database.
-    let dir = scratch_dir()?;
-    let url =
-        crate::config::DatabaseUrl::new(format!("sqlite://{}", dir.join("check.db").display()));
-    let store = crate::store::open(&url, 2).await?;
-    store.migrate().await?;
-    crate::sample::seed(store.as_ref(), 300, 1500, as_of).await?;
     let evaluator = Evaluator::new(config, Limits::default());
     // (kind, template) -> contexts of the sample decisions using it.
     let mut uses: BTreeMap<(ActionKind, String), Vec<MessageContext>> = BTreeMap::new();
-    let filter = AccountFilter::default();
-    let mut stream = store.accounts(&filter, 200);
-    while let Some(batch) = stream.next().await {
-        for account in batch? {
+    let mut segments: Vec<&String> = rules.by_segment.keys().collect();
+    segments.sort();
+    for segment in segments {
+        for sample in samples {
+            let mut account = sample.clone();
+            account.customer.segment = segment.clone();
             let outcome = evaluator.evaluate(rules, account, as_of);
             let account = outcome.facts.account();
             for d in &outcome.decisions {
@@ -112,9 +95,6 @@ pub async fn check(
             }
         }
     }
-    drop(stream);
-    store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
     // Names only a script's text shows (a branch the sample did not reach).
     for rule in rules.by_segment.values() {
         for (function, kind) in [("email", ActionKind::Email), ("sms", ActionKind::Sms)] {
@@ -168,16 +148,5 @@ pub async fn check(
             }
         }
     }
-    Ok(report)
-}
-
-fn scratch_dir() -> Result<std::path::PathBuf, CheckError> {
-    let dir = std::env::temp_dir().join(format!(
-        "relance-check-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| CheckError::Scratch(format!("cannot create {}: {e}", dir.display())))?;
-    Ok(dir)
+    report
 }

@@ -167,6 +167,14 @@ pub fn build(
 }
 
 fn check_option(kind: ActionKind, key: &str, v: &Dynamic) -> Result<(), Box<EvalAltResult>> {
+    match option_problem(kind, key, v) {
+        None => Ok(()),
+        Some(msg) => Err(err(msg)),
+    }
+}
+
+/// What is wrong with `v` as the value of the option `key` of an action of `kind`.
+pub(crate) fn option_problem(kind: ActionKind, key: &str, v: &Dynamic) -> Option<String> {
     let what = kind.as_str();
     let days_within = |r: std::ops::RangeInclusive<i64>| v.as_int().is_ok_and(|n| r.contains(&n));
     let ok = match key {
@@ -207,7 +215,7 @@ fn check_option(kind: ActionKind, key: &str, v: &Dynamic) -> Result<(), Box<Eval
         _ => v.is_string(),
     };
     if ok {
-        return Ok(());
+        return None;
     }
     let expected = match key {
         "due_in_days" => "a whole number of days from 0 to 365",
@@ -218,7 +226,7 @@ fn check_option(kind: ActionKind, key: &str, v: &Dynamic) -> Result<(), Box<Eval
         "recipients" | "cc" => "a string or an array of strings",
         _ => "a string",
     };
-    Err(err(format!("{what}: option '{key}' must be {expected}")))
+    Some(format!("{what}: option '{key}' must be {expected}"))
 }
 
 /// Reads what a script returned: nothing, one action, or an array of actions.

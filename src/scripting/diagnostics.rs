@@ -18,7 +18,8 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    fn new(file: &str, source: &str, pos: Position, message: String) -> Diagnostic {
+    /// A message about the place `pos` of `source`.
+    pub fn at(file: &str, source: &str, pos: Position, message: String) -> Diagnostic {
         let line = pos.line();
         Diagnostic {
             file: file.to_string(),
@@ -33,7 +34,7 @@ impl Diagnostic {
 
     /// A compile error.
     pub fn parse(file: &str, source: &str, e: &ParseError) -> Diagnostic {
-        Diagnostic::new(file, source, e.1, e.0.to_string())
+        Diagnostic::at(file, source, e.1, e.0.to_string())
     }
 
     /// A runtime error: the innermost error and position, with the limits explained.
@@ -70,6 +71,36 @@ impl Diagnostic {
             ),
             // A built-in function's own message: without Rhai's "Runtime error: " prefix.
             EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.to_string(),
+            // The engine's words for a name the rule API does not have, in the rule API's.
+            EvalAltResult::ErrorFunctionNotFound(signature, _) => {
+                let (name, args) = signature.split_once(" (").unwrap_or((signature, ")"));
+                let args = args
+                    .trim_end_matches(')')
+                    .replace("&str | ImmutableString | String", "text")
+                    .replace("ImmutableString", "text")
+                    .replace("decimal", "amount")
+                    .replace("i64", "number");
+                format!("no function '{name}' of the rule API takes ({args}) (the functions are listed in docs/rules.md)")
+            }
+            EvalAltResult::ErrorDotExpr(text, _) if text.starts_with("Unknown property '") => {
+                let name = text
+                    .trim_start_matches("Unknown property '")
+                    .split('\'')
+                    .next()
+                    .unwrap_or("");
+                let of = text
+                    .rsplit("for type '")
+                    .next()
+                    .unwrap_or("")
+                    .trim_end_matches('\'');
+                format!(
+                    "'{name}' is not a property of {} (the properties are listed in docs/rules.md)",
+                    of.to_lowercase()
+                )
+            }
+            EvalAltResult::ErrorPropertyNotFound(name, _) => {
+                format!("the map has no field '{name}'")
+            }
             other => {
                 // The message without the " (line L, position C)" Display appends.
                 let s = other.to_string();
@@ -79,7 +110,7 @@ impl Diagnostic {
                 }
             }
         };
-        Diagnostic::new(file, source, pos, message)
+        Diagnostic::at(file, source, pos, message)
     }
 
     /// One line: `file:line:column: message`.

@@ -87,6 +87,10 @@ pub fn build(calendar: Arc<BusinessCalendar>, limits: &Limits) -> Engine {
     engine.register_global_module(BasicMapPackage::new().as_shared_module());
     engine.register_global_module(MoreStringPackage::new().as_shared_module());
     engine.disable_symbol("eval");
+    // Scripts are compiled as written, so that the checks see every line (the optimiser
+    // would drop an `if` whose block is empty, with its condition); the registry then
+    // optimises the AST that runs (`registry::compile`).
+    engine.set_optimization_level(rhai::OptimizationLevel::None);
     engine.set_strict_variables(true);
     engine.set_fail_on_invalid_map_property(true);
     engine.set_max_operations(limits.max_operations);

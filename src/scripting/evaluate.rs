@@ -27,6 +27,9 @@ pub struct Evaluator {
 pub struct Outcome {
     pub facts: CustomerFacts,
     pub decisions: Vec<Decision>,
+    /// Where and why the rule failed, when it did (its `error` decision says it in one
+    /// line).
+    pub failure: Option<Box<Diagnostic>>,
 }
 
 impl Evaluator {
@@ -47,9 +50,11 @@ impl Evaluator {
             return Outcome {
                 facts,
                 decisions: vec![d],
+                failure: None,
             };
         };
         let rule_ref = rule.rule_ref();
+        let mut failure = None;
         // A defect met while this customer's rule runs (in a built-in function, or in
         // turning its result into decisions) is this customer's error, not the batch's.
         let decisions = crate::panics::contain(|| {
@@ -65,15 +70,24 @@ impl Evaluator {
                 Err(e) => {
                     let d = Diagnostic::runtime(&rule.file, &rule.source, &e, &self.limits);
                     tracing::warn!(customer = %facts.account().customer.external_id, error = %d.short(), "rule evaluation failed");
-                    vec![Decision::error(&facts, Some(&rule_ref), d.short())]
+                    let decision = Decision::error(&facts, Some(&rule_ref), d.short());
+                    failure = Some(Box::new(d));
+                    vec![decision]
                 }
                 Ok(value) => match actions::collect(value) {
                     Ok(requests) => decide(&facts, requests, &rule_ref),
-                    Err(msg) => vec![Decision::error(
-                        &facts,
-                        Some(&rule_ref),
-                        format!("{}: {msg}", rule.file),
-                    )],
+                    Err(msg) => {
+                        let d = Diagnostic {
+                            file: rule.file.clone(),
+                            line: None,
+                            column: None,
+                            message: msg,
+                            source_line: None,
+                        };
+                        let decision = Decision::error(&facts, Some(&rule_ref), d.short());
+                        failure = Some(Box::new(d));
+                        vec![decision]
+                    }
                 },
             }
         })
@@ -83,7 +97,11 @@ impl Evaluator {
             tracing::error!(customer = %facts.account().customer.external_id, error = %detail, "rule evaluation failed");
             vec![Decision::error(&facts, Some(&rule_ref), detail)]
         });
-        Outcome { facts, decisions }
+        Outcome {
+            facts,
+            decisions,
+            failure,
+        }
     }
 }
 

@@ -6,7 +6,10 @@
 //! - [`actions`]: what a script returns, built with `email(...)`, `sms(...)`...
 //! - [`decide`]: the engine's guarantees applied to a script's requests (idempotent
 //!   steps, blocked invoices) giving [`Decision`]s.
-//! - [`registry`]: compiling, hashing and hot-reloading scripts.
+//! - [`lint`]: static checks (names not in the rule API, with the nearest known one;
+//!   option values; numbers compared with quoted text).
+//! - [`probe`]: trying a new script on sample customers before it runs.
+//! - [`registry`]: compiling, checking, hashing and hot-reloading scripts.
 //! - [`evaluate`]: one customer, end to end (a portfolio is evaluated in parallel by
 //!   the scheduler's pipeline, `scheduler::pipeline`).
 //! - [`testing`]: `relance rules test` fixtures.
@@ -17,6 +20,8 @@ pub mod diagnostics;
 pub mod engine;
 pub mod evaluate;
 pub mod facts;
+pub mod lint;
+pub mod probe;
 pub mod registry;
 pub mod testing;
 

@@ -11,6 +11,10 @@ use rhai::{Dynamic, Engine, Scope, AST};
 
 use super::decide::RuleRef;
 use super::diagnostics::Diagnostic;
+use super::evaluate::Evaluator;
+use super::lint::{self, KnownNames};
+use super::probe::{try_rule, Probe};
+use super::Limits;
 use crate::config::{Config, Source};
 use crate::metrics::Metrics;
 
@@ -52,6 +56,28 @@ impl RuleSet {
 pub struct RuleError {
     pub segment: String,
     pub diagnostic: Box<Diagnostic>,
+    /// Further problems found in the same script, after the first.
+    pub more: Vec<Diagnostic>,
+}
+
+impl RuleError {
+    pub(crate) fn new(segment: &str, diagnostic: Diagnostic) -> RuleError {
+        RuleError {
+            segment: segment.to_string(),
+            diagnostic: Box::new(diagnostic),
+            more: Vec::new(),
+        }
+    }
+
+    /// Every problem, long form (the line and a caret under the place), one after the other.
+    pub fn long(&self) -> String {
+        let mut out = self.diagnostic.long();
+        for d in &self.more {
+            out.push('\n');
+            out.push_str(&d.long());
+        }
+        out
+    }
 }
 
 /// A path as shown to people: relative to the working directory when under it, else
@@ -105,29 +131,34 @@ pub fn compile(
     source: &str,
 ) -> Result<CompiledRule, RuleError> {
     let file = display_path(path, Some(base));
-    match engine.compile_with_scope(&declared_scope(), source) {
-        Ok(mut ast) => {
-            ast.set_source(file.as_str());
-            let hash = sha256_hex(source.as_bytes());
-            let rule = RuleRef {
-                file: Arc::from(file.as_str()),
-                hash: Arc::from(hash.as_str()),
-            };
-            Ok(CompiledRule {
-                segment: segment.to_string(),
-                path: path.to_path_buf(),
-                hash,
-                file,
-                source: Arc::from(source),
-                ast: Arc::new(ast),
-                rule,
-            })
-        }
-        Err(e) => Err(RuleError {
-            segment: segment.to_string(),
-            diagnostic: Box::new(Diagnostic::parse(&file, source, &e)),
-        }),
+    let compiled = engine
+        .compile_with_scope(&declared_scope(), source)
+        .map_err(|e| RuleError::new(segment, Diagnostic::parse(&file, source, &e)))?;
+    // Names the rule API does not know, and comparisons that are always false.
+    let mut findings = lint::check(&compiled, &KnownNames::of(engine))
+        .into_iter()
+        .map(|f| Diagnostic::at(&file, source, f.position, f.message));
+    if let Some(first) = findings.next() {
+        let mut error = RuleError::new(segment, first);
+        error.more = findings.collect();
+        return Err(error);
     }
+    let mut ast = engine.optimize_ast(&declared_scope(), compiled, rhai::OptimizationLevel::Simple);
+    ast.set_source(file.as_str());
+    let hash = sha256_hex(source.as_bytes());
+    let rule = RuleRef {
+        file: Arc::from(file.as_str()),
+        hash: Arc::from(hash.as_str()),
+    };
+    Ok(CompiledRule {
+        segment: segment.to_string(),
+        path: path.to_path_buf(),
+        hash,
+        file,
+        source: Arc::from(source),
+        ast: Arc::new(ast),
+        rule,
+    })
 }
 
 /// Whether a script holds nothing but whitespace and comments (`//`, `/* */`): it would
@@ -171,6 +202,8 @@ pub fn is_blank(source: &str) -> bool {
 enum Checked {
     /// A new version that compiles.
     Compiled(Box<CompiledRule>),
+    /// A new version that compiles and ran for every customer it was tried on (if any).
+    Tried(Arc<CompiledRule>),
     /// The version already running.
     Unchanged,
     /// Refused; `signature` tells one refusal from the next (reason and content).
@@ -180,16 +213,16 @@ enum Checked {
 fn refused(segment: &str, file: &str, message: String, content: Option<&[u8]>) -> Checked {
     let signature = format!("{message}|{}", content.map(sha256_hex).unwrap_or_default());
     Checked::Refused {
-        error: RuleError {
-            segment: segment.to_string(),
-            diagnostic: Box::new(Diagnostic {
+        error: RuleError::new(
+            segment,
+            Diagnostic {
                 file: file.to_string(),
                 line: None,
                 column: None,
                 message,
                 source_line: None,
-            }),
-        },
+            },
+        ),
         signature,
     }
 }
@@ -285,6 +318,9 @@ fn load_checked(config: &Config, engine: &Engine) -> (RuleSet, Vec<(RuleError, S
             Checked::Compiled(rule) => {
                 set.by_segment.insert(name.clone(), Arc::from(rule));
             }
+            Checked::Tried(rule) => {
+                set.by_segment.insert(name.clone(), rule);
+            }
             Checked::Unchanged => {}
             Checked::Refused { error, signature } => errors.push((error, signature)),
         }
@@ -319,6 +355,8 @@ pub struct RuleRegistry {
     refused: Mutex<BTreeMap<String, String>>,
     /// Where refusals and stale files are counted.
     metrics: Arc<Metrics>,
+    /// The customers a new version is tried on before it is swapped in.
+    probe: RwLock<Arc<Probe>>,
 }
 
 impl RuleRegistry {
@@ -351,9 +389,18 @@ impl RuleRegistry {
                 current: RwLock::new(Arc::new(set)),
                 refused: Mutex::new(refused),
                 metrics,
+                probe: RwLock::new(Arc::new(Probe::default())),
             },
             errors.into_iter().map(|(e, _)| e).collect(),
         )
+    }
+
+    /// Sets the customers each new version of a script is tried on at reload: a version
+    /// that fails for any of them is refused like one that does not compile.
+    pub fn set_probe(&self, probe: Probe) {
+        if let Ok(mut p) = self.probe.write() {
+            *p = Arc::new(probe);
+        }
     }
 
     /// The metrics this registry counts in.
@@ -383,18 +430,40 @@ impl RuleRegistry {
             Err(p) => p.into_inner(),
         };
         let mut report = ReloadReport::default();
+        let probe = self.probe.read().map(|p| p.clone()).unwrap_or_default();
+        let mut evaluator = None;
         for (name, seg) in &self.config.segments {
             let running = old.get(name).map(|r| &**r);
-            match check(&self.config, &self.engine, name, &seg.rules, running) {
+            let checked = match check(&self.config, &self.engine, name, &seg.rules, running) {
+                Checked::Compiled(rule) if probe.is_empty() => Checked::Tried(Arc::from(rule)),
+                Checked::Compiled(rule) => {
+                    let rule: Arc<CompiledRule> = Arc::from(rule);
+                    let evaluator = evaluator
+                        .get_or_insert_with(|| Evaluator::new(&self.config, Limits::default()));
+                    let today = chrono::Utc::now()
+                        .with_timezone(&self.config.timezone)
+                        .date_naive();
+                    match try_rule(evaluator, &rule, &probe, today) {
+                        Ok(_) => Checked::Tried(rule),
+                        Err(error) => Checked::Refused {
+                            signature: format!("{}|{}", error.diagnostic.short(), rule.hash),
+                            error,
+                        },
+                    }
+                }
+                other => other,
+            };
+            match checked {
                 Checked::Unchanged => {
                     if refused.remove(name).is_some() {
                         tracing::info!(segment = %name, file = %display_path(&seg.rules, Some(&self.config.base_dir)), "rule file matches the running version again");
                         metrics.set_rule_script_stale(name, false);
                     }
                 }
-                Checked::Compiled(rule) => {
+                Checked::Compiled(_) => unreachable!("every new version is tried above"),
+                Checked::Tried(rule) => {
                     tracing::info!(segment = %name, file = %rule.file, hash = %&rule.hash[..12], "rule script reloaded");
-                    next.insert(name.clone(), Arc::from(rule));
+                    next.insert(name.clone(), rule);
                     report.reloaded.push(name.clone());
                     refused.remove(name);
                     metrics.set_rule_script_stale(name, false);
@@ -407,7 +476,7 @@ impl RuleRegistry {
                         } else {
                             "the segment has no script running; its customers get an error"
                         };
-                        if compile_error {
+                        if compile_error && error.more.is_empty() {
                             tracing::error!(segment = %name, file = %error.diagnostic.file, error = %error.diagnostic.short(), "rule script rejected: it does not compile; {keeps}");
                         } else {
                             tracing::error!(segment = %name, file = %error.diagnostic.file, reason = %error.diagnostic.message, "rule script rejected: {}; {keeps}", error.diagnostic.short());

@@ -1449,10 +1449,14 @@ impl crate::store::LedgerStore for StoreImpl {
         let payments: i64 = sqlx::query_scalar(&count("payments"))
             .fetch_one(&self.pool)
             .await?;
-        let pending: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM promises WHERE status = 'pending'")
-                .fetch_one(&self.pool)
-                .await?;
+        // Pending as of `today`: a promise whose date has passed by then is no longer
+        // pending, whether or not a tick has marked it yet (reads never write).
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM promises WHERE status = 'pending' AND promised_date >= $1",
+        )
+        .bind(today)
+        .fetch_one(&self.pool)
+        .await?;
         let open: Vec<(String, i64, i64, i64)> = sqlx::query_as(
             "SELECT currency, COUNT(*), CAST(SUM(open_minor) AS BIGINT), CAST(SUM(CASE WHEN due_date < $1 THEN open_minor ELSE 0 END) AS BIGINT) \
              FROM invoices WHERE status = 'open' AND open_minor > 0 GROUP BY currency ORDER BY currency",
