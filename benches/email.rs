@@ -114,6 +114,7 @@ fn action(n: usize) -> ClaimedAction {
         amount: rust_decimal::Decimal::new(370368, 2),
         attempt: 1,
         decided_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap(),
+        reminded_before: false,
     }
 }
 

@@ -67,8 +67,6 @@ pub fn channels_for(config: &Config, store: Arc<dyn Store>) -> Result<Channels, 
         CallTaskChannel, EmailChannel, FormalNoticeChannel, InsurerChannel, SmsChannel,
     };
     use crate::domain::ActionKind;
-    let outbox = || OutboxDir::new(config.channels.outbox_dir.clone());
-    let mut channels = Channels::all(Arc::new(outbox()));
     let templates = Arc::new(crate::templates::Templates::new(
         &config.channels.templates_dir,
     ));
@@ -76,6 +74,32 @@ pub fn channels_for(config: &Config, store: Arc<dyn Store>) -> Result<Channels, 
         config,
         store.clone(),
     ));
+    // The outbox folder writes each message as its transport would send it: from the
+    // configured sender, else the company's address.
+    let email = config.channels.email.as_ref();
+    let from = email.map(|e| e.from.clone()).unwrap_or_else(|| {
+        config
+            .company
+            .email
+            .as_ref()
+            .map_or_else(|| "relance@localhost".to_string(), |e| e.to_string())
+    });
+    let composer = crate::channels::email::Composer::new(
+        &from,
+        email.map_or(&[][..], |e| &e.bcc),
+        email.and_then(|e| e.reply_to.as_deref()),
+        &config.company,
+        templates.clone(),
+    )
+    .map_err(|e| LaunchError::Channel(format!("outbox folder: {e}")))?;
+    let rendering = Arc::new(crate::channels::outbox_dir::Rendering {
+        composer,
+        company: config.company.clone(),
+        templates: templates.clone(),
+        documents: Some(documents.clone()),
+    });
+    let outbox = || OutboxDir::rendering(config.channels.outbox_dir.clone(), rendering.clone());
+    let mut channels = Channels::all(Arc::new(outbox()));
     let mut email_channel = None;
     if let Some(email) = &config.channels.email {
         let channel = EmailChannel::new(email, &config.company, templates.clone())

@@ -37,14 +37,50 @@ pub struct EmailChannel {
     pool: Pool,
     tls: Option<TlsParameters>,
     config: EmailConfig,
+    composer: Composer,
+    documents: Option<Arc<super::documents::Documents>>,
+}
+
+/// Builds the message an action becomes: the template of the customer's locale
+/// rendered as plain text and HTML, the addresses, the Message-ID from the action's
+/// idempotency key, and attachments. The SMTP channel sends it; the outbox folder
+/// writes it as an `.eml` file.
+pub struct Composer {
     company: Company,
     templates: Arc<Templates>,
     domain: String,
-    /// The configured addresses, parsed once.
+    /// The addresses, parsed once.
     from: Mailbox,
     bcc: Vec<Mailbox>,
     reply_to: Option<Mailbox>,
-    documents: Option<Arc<super::documents::Documents>>,
+}
+
+impl Composer {
+    /// # Errors
+    /// An address that does not parse.
+    pub fn new(
+        from: &str,
+        bcc: &[String],
+        reply_to: Option<&str>,
+        company: &Company,
+        templates: Arc<Templates>,
+    ) -> Result<Composer, String> {
+        let mailbox = |a: &str| {
+            a.parse::<Mailbox>()
+                .map_err(|e| format!("'{a}' is not an email address: {e}"))
+        };
+        let from = mailbox(from)?;
+        let bcc = bcc.iter().map(|b| mailbox(b)).collect::<Result<_, _>>()?;
+        let reply_to = reply_to.map(mailbox).transpose()?;
+        Ok(Composer {
+            domain: from.email.domain().to_string(),
+            company: company.clone(),
+            templates,
+            from,
+            bcc,
+            reply_to,
+        })
+    }
 }
 
 impl EmailChannel {
@@ -75,30 +111,20 @@ impl EmailChannel {
                 )
             }
         };
-        let mailbox = |a: &str| {
-            a.parse::<Mailbox>()
-                .map_err(|e| format!("'{a}' is not an email address: {e}"))
-        };
-        let from = mailbox(&config.from)?;
-        let bcc = config
-            .bcc
-            .iter()
-            .map(|b| mailbox(b))
-            .collect::<Result<_, _>>()?;
-        let reply_to = config.reply_to.as_deref().map(mailbox).transpose()?;
-        let domain = from.email.domain().to_string();
+        let composer = Composer::new(
+            &config.from,
+            &config.bcc,
+            config.reply_to.as_deref(),
+            company,
+            templates,
+        )?;
         Ok(EmailChannel {
             pool: Pool {
                 idle: Mutex::new(Vec::new()),
             },
             tls,
             config: config.clone(),
-            company: company.clone(),
-            templates,
-            domain,
-            from,
-            bcc,
-            reply_to,
+            composer,
             documents: None,
         })
     }
@@ -110,13 +136,29 @@ impl EmailChannel {
     /// cannot be rendered.
     pub fn message(&self, a: &ClaimedAction) -> Result<Message, DeliveryError> {
         let template = a.template.as_deref().unwrap_or(&a.step);
-        self.compose(a, template, &[])
+        self.composer.compose(a, template, &[])
     }
 
     /// The message of an action from email template `template`, with `attachments`.
     ///
     /// # Errors
     /// As [`EmailChannel::message`].
+    pub fn compose(
+        &self,
+        a: &ClaimedAction,
+        template: &str,
+        attachments: &[Attachment],
+    ) -> Result<Message, DeliveryError> {
+        self.composer.compose(a, template, attachments)
+    }
+}
+
+impl Composer {
+    /// The message of an action from email template `template`, with `attachments`.
+    ///
+    /// # Errors
+    /// [`DeliveryError::Blocked`] when the customer has no address or the template
+    /// cannot be rendered.
     pub fn compose(
         &self,
         a: &ClaimedAction,
@@ -328,22 +370,34 @@ impl Channel for EmailChannel {
 
     async fn deliver(&self, a: &ClaimedAction) -> Result<Delivered, DeliveryError> {
         let template = a.template.as_deref().unwrap_or(&a.step);
-        let mut attachments = Vec::new();
-        if wants_statement(a) {
-            let Some(docs) = &self.documents else {
-                return Err(DeliveryError::Blocked {
-                    reason: "the rule attaches a statement but documents are not set up".into(),
-                });
-            };
-            let (doc, bytes) = docs.statement(a).await?;
-            attachments.push(Attachment {
-                file_name: doc.file_name,
-                bytes,
-            });
-        }
+        let attachments = attachments_of(a, self.documents.as_deref()).await?;
         let message = self.compose(a, template, &attachments)?;
         self.send(message).await
     }
+}
+
+/// The attachments an email rule asks for: the account statement
+/// (`attachments: ["statement"]`), archived as it is made.
+///
+/// # Errors
+/// Blocked when documents are not set up; the statement's own errors.
+pub async fn attachments_of(
+    a: &ClaimedAction,
+    documents: Option<&super::documents::Documents>,
+) -> Result<Vec<Attachment>, DeliveryError> {
+    if !wants_statement(a) {
+        return Ok(Vec::new());
+    }
+    let Some(docs) = documents else {
+        return Err(DeliveryError::Blocked {
+            reason: "the rule attaches a statement but documents are not set up".into(),
+        });
+    };
+    let (doc, bytes) = docs.statement(a).await?;
+    Ok(vec![Attachment {
+        file_name: doc.file_name,
+        bytes,
+    }])
 }
 
 /// Whether an email rule asks for the account statement attached

@@ -126,6 +126,14 @@ impl FormalNoticeChannel {
                 self.outbox
                     .put(a, &format!("-{}", doc.file_name), pdf)
                     .await?;
+                // The email itself, with the letter attached, as SMTP would carry it.
+                if let Some(composer) = self.outbox.composer() {
+                    let message =
+                        composer.compose(a, &self.email_template, &[attachment.clone()])?;
+                    self.outbox
+                        .put(a, "-email.eml", &message.formatted())
+                        .await?;
+                }
                 let body = OutboxDir::describe(a, json!({ "means": "email", "document": doc }));
                 self.outbox
                     .put(

@@ -3,10 +3,10 @@
 
 mod call_task;
 pub mod documents;
-mod email;
+pub mod email;
 pub mod formal_notice;
 pub mod insurer;
-mod outbox_dir;
+pub mod outbox_dir;
 mod sms;
 pub mod webhook;
 

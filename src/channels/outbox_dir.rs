@@ -1,23 +1,58 @@
 //! The `outbox/` folder transport: each action becomes a JSON file describing exactly
-//! what would be sent. The embedded default uses it for every kind, so nothing leaves
-//! the machine until real transports are configured.
+//! what would be sent, and, where messages are rendered, what a transport would carry:
+//! the email as an `.eml` file (RFC 5322, plain text and HTML, attachments) that any
+//! mail client opens, the SMS text as a `.txt` file, the letter as its PDF. The embedded
+//! default uses it for every kind, so nothing leaves the machine until real transports
+//! are configured.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::json;
 
+use super::documents::Documents;
+use super::email::{attachments_of, Composer};
+use super::sms::sms_text;
 use super::{Channel, Delivered, DeliveryError, OnInterrupted};
+use crate::config::Company;
 use crate::domain::ActionKind;
 use crate::store::ClaimedAction;
+use crate::templates::Templates;
 
 pub struct OutboxDir {
     dir: PathBuf,
+    rendering: Option<Arc<Rendering>>,
+}
+
+/// What the outbox folder renders messages with.
+pub struct Rendering {
+    pub composer: Composer,
+    pub company: Company,
+    pub templates: Arc<Templates>,
+    pub documents: Option<Arc<Documents>>,
 }
 
 impl OutboxDir {
+    /// The folder, writing the JSON description of each action only.
     pub fn new(dir: impl Into<PathBuf>) -> OutboxDir {
-        OutboxDir { dir: dir.into() }
+        OutboxDir {
+            dir: dir.into(),
+            rendering: None,
+        }
+    }
+
+    /// The folder, writing each message as a transport would send it too.
+    pub fn rendering(dir: impl Into<PathBuf>, rendering: Arc<Rendering>) -> OutboxDir {
+        OutboxDir {
+            dir: dir.into(),
+            rendering: Some(rendering),
+        }
+    }
+
+    /// How messages are composed, when this folder renders them.
+    pub fn composer(&self) -> Option<&Composer> {
+        self.rendering.as_ref().map(|r| &r.composer)
     }
 
     /// The file name stem of an action's files: `<id>-<customer>`.
@@ -113,6 +148,24 @@ impl Channel for OutboxDir {
     }
 
     async fn deliver(&self, a: &ClaimedAction) -> Result<Delivered, DeliveryError> {
+        // What the transport would carry first: a message that cannot be built (no
+        // address, a template that does not render) is blocked as it would be.
+        if let Some(r) = &self.rendering {
+            match a.kind {
+                ActionKind::Email => {
+                    let template = a.template.as_deref().unwrap_or(&a.step);
+                    let attachments = attachments_of(a, r.documents.as_deref()).await?;
+                    let message = r.composer.compose(a, template, &attachments)?;
+                    self.put(a, ".eml", &message.formatted()).await?;
+                }
+                ActionKind::Sms => {
+                    let (to, text) = sms_text(a, &r.company, &r.templates)?;
+                    self.put(a, ".txt", format!("To: {to}\n\n{text}\n").as_bytes())
+                        .await?;
+                }
+                _ => {}
+            }
+        }
         let body = Self::describe(a, json!({}));
         let text = serde_json::to_string_pretty(&body).unwrap_or_default();
         let path = self.put(a, ".json", text.as_bytes()).await?;

@@ -39,34 +39,7 @@ impl SmsChannel {
     /// # Errors
     /// [`DeliveryError::Blocked`] without a valid mobile number or a renderable template.
     pub fn message(&self, a: &ClaimedAction) -> Result<(String, String), DeliveryError> {
-        let to = match a.options.get("to").and_then(|v| v.as_str()) {
-            Some(t) => PhoneNumber::try_from(t.to_string())
-                .map_err(|e| DeliveryError::Blocked {
-                    reason: format!("the rule's 'to' number is not valid: {}", e.0),
-                })?
-                .to_string(),
-            None => a
-                .customer
-                .phones
-                .iter()
-                .find(|p| p.is_probably_mobile())
-                .map(|p| p.to_string())
-                .ok_or_else(|| DeliveryError::Blocked {
-                    reason: format!(
-                        "customer {} has no valid E.164 mobile number",
-                        a.customer.external_id
-                    ),
-                })?,
-        };
-        let template = a.template.as_deref().unwrap_or(&a.step);
-        let ctx = MessageContext::for_action(&self.company, a);
-        let text = self
-            .templates
-            .sms(template, a.customer.locale, &ctx)
-            .map_err(|e| DeliveryError::Blocked {
-                reason: e.to_string(),
-            })?;
-        Ok((to, text))
+        sms_text(a, &self.company, &self.templates)
     }
 
     async fn exchange(
@@ -91,6 +64,44 @@ impl SmsChannel {
         }
         Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
     }
+}
+
+/// The recipient and text of an action.
+///
+/// # Errors
+/// [`DeliveryError::Blocked`] without a valid mobile number or a renderable template.
+pub fn sms_text(
+    a: &ClaimedAction,
+    company: &Company,
+    templates: &Templates,
+) -> Result<(String, String), DeliveryError> {
+    let to = match a.options.get("to").and_then(|v| v.as_str()) {
+        Some(t) => PhoneNumber::try_from(t.to_string())
+            .map_err(|e| DeliveryError::Blocked {
+                reason: format!("the rule's 'to' number is not valid: {}", e.0),
+            })?
+            .to_string(),
+        None => a
+            .customer
+            .phones
+            .iter()
+            .find(|p| p.is_probably_mobile())
+            .map(|p| p.to_string())
+            .ok_or_else(|| DeliveryError::Blocked {
+                reason: format!(
+                    "customer {} has no valid E.164 mobile number",
+                    a.customer.external_id
+                ),
+            })?,
+    };
+    let template = a.template.as_deref().unwrap_or(&a.step);
+    let ctx = MessageContext::for_action(company, a);
+    let text = templates
+        .sms(template, a.customer.locale, &ctx)
+        .map_err(|e| DeliveryError::Blocked {
+            reason: e.to_string(),
+        })?;
+    Ok((to, text))
 }
 
 #[async_trait]

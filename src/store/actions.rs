@@ -144,6 +144,10 @@ pub struct ClaimedAction {
     /// This attempt's number (1 the first time).
     pub attempt: i64,
     pub decided_on: NaiveDate,
+    /// Whether the customer was already sent a message (email, SMS, formal notice)
+    /// about one of these invoices: a message may say "despite our previous reminder"
+    /// only then.
+    pub reminded_before: bool,
 }
 
 /// How a delivery attempt ended.

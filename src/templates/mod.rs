@@ -341,12 +341,16 @@ pub struct MessageContext {
     pub total_overdue: String,
     /// What to write on the transfer: the invoice numbers.
     pub payment_reference: String,
+    /// Whether the customer was already sent a message about one of these invoices.
+    pub reminded_before: bool,
 }
 
 impl MessageContext {
     /// The context of the message a claimed action becomes, as of its decision.
     pub fn for_action(company: &Company, a: &crate::store::ClaimedAction) -> MessageContext {
-        MessageContext::new(company, &a.customer, &a.invoices, &a.step, a.decided_on)
+        let mut ctx = MessageContext::new(company, &a.customer, &a.invoices, &a.step, a.decided_on);
+        ctx.reminded_before = a.reminded_before;
+        ctx
     }
 
     /// The context of a message about `invoices` of `customer`, as of `today`.
@@ -412,6 +416,7 @@ impl MessageContext {
                 .map(|i| i.number.as_str())
                 .collect::<Vec<_>>()
                 .join(" "),
+            reminded_before: false,
         }
     }
 }

@@ -61,7 +61,17 @@ async fn the_service_runs_in_process_on_port_0_ticks_delivers_and_stops_on_its_s
     }
     let health = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    assert!(std::fs::read_dir(w.path("outbox/email")).unwrap().count() == 1);
+    let described = std::fs::read_dir(w.path("outbox/email"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".json")
+        })
+        .count();
+    assert_eq!(described, 1);
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(20), service)

@@ -14,6 +14,7 @@ mod helpers;
 mod import;
 mod in_process;
 mod leases;
+mod outbox_messages;
 mod properties;
 mod read_only;
 mod reports;

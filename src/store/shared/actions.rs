@@ -628,6 +628,21 @@ impl StoreImpl {
             .persistent(false)
             .fetch_all(&mut *tx)
             .await?;
+        // Messages already sent to this customer, and the invoices each named.
+        let earlier: Vec<String> = sqlx::query_scalar(
+            "SELECT invoice_numbers FROM actions WHERE customer_id = $1 AND id <> $2 AND status = 'sent' \
+             AND kind IN ('email', 'sms', 'formal_notice')",
+        )
+        .bind(customer_id)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let reminded_before = earlier.iter().any(|json| {
+            serde_json::from_str::<Vec<String>>(json)
+                .unwrap_or_default()
+                .iter()
+                .any(|n| numbers.contains(n))
+        });
         tx.commit().await?;
         let cur = crate::store::rows::currency(&currency)?;
         Ok(Some(crate::store::actions::ClaimedAction {
@@ -646,6 +661,7 @@ impl StoreImpl {
             amount: cur.from_minor(amount_minor),
             attempt,
             decided_on,
+            reminded_before,
         }))
     }
 

@@ -1,0 +1,125 @@
+//! What the outbox folder writes: each email as an `.eml` file a mail client opens
+//! (checked with Python's `email` package, an independent MIME parser), each SMS as its
+//! text, each letter as its PDF; and no first message speaks of a previous reminder.
+
+/// Python: parses every `.eml` of `outbox/email` and `outbox/formal_notice`; prints one
+/// JSON object per file.
+const PARSE: &str = r#"
+import email, glob, json, sys
+from email import policy
+for path in sorted(glob.glob(sys.argv[1] + '/outbox/*/*.eml')):
+    with open(path, 'rb') as f:
+        m = email.message_from_bytes(f.read(), policy=policy.default)
+    text = m.get_body(preferencelist=('plain',))
+    html = m.get_body(preferencelist=('html',))
+    print(json.dumps({
+        'file': path.split('/outbox/')[1],
+        'from': str(m['From']), 'to': str(m['To']), 'subject': str(m['Subject']),
+        'message_id': str(m['Message-ID']),
+        'type': m.get_content_type(),
+        'text': text.get_content() if text else None,
+        'html': html.get_content() if html else None,
+        'attachments': [(a.get_filename(), a.get_content_type(), len(a.get_content())) for a in m.iter_attachments()],
+        'defects': [str(d) for d in m.defects],
+    }, ensure_ascii=False))
+"#;
+
+#[test]
+fn the_embedded_default_writes_each_email_as_an_eml_file_in_the_customers_language() {
+    // No configuration at all: the embedded default, its sample portfolio, the outbox.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args(["serve", "--grace", "5"])
+        .current_dir(dir.path())
+        .env_remove("RELANCE_CONFIG")
+        .env_remove("RELANCE_DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let count = |kind: &str, ext: &str| {
+        std::fs::read_dir(dir.path().join("outbox").join(kind))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(ext))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let started = std::time::Instant::now();
+    let mut last = (0, std::time::Instant::now());
+    loop {
+        let n = count("email", ".json");
+        if n != last.0 {
+            last = (n, std::time::Instant::now());
+        }
+        // Delivered, and nothing new for two seconds.
+        if n >= 10 && last.1.elapsed() > std::time::Duration::from_secs(2) {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "{n} emails so far");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // SAFETY: signalling the child this test spawned.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+
+    // One message file per email description.
+    assert_eq!(count("email", ".eml"), count("email", ".json"));
+    let out = std::process::Command::new("python3")
+        .args(["-c", PARSE, dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let messages: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let emails: Vec<&serde_json::Value> = messages
+        .iter()
+        .filter(|m| m["file"].as_str().unwrap().starts_with("email/"))
+        .collect();
+    assert_eq!(emails.len(), count("email", ".eml"));
+    for m in &emails {
+        assert_eq!(m["defects"], serde_json::json!([]), "{m}");
+        assert_eq!(m["type"], "multipart/alternative", "{m}");
+        assert!(m["from"].as_str().unwrap().contains('@'), "{m}");
+        assert!(m["to"].as_str().unwrap().contains('@'), "{m}");
+        assert!(!m["subject"].as_str().unwrap().is_empty(), "{m}");
+        assert!(
+            m["text"].as_str().is_some() && m["html"].as_str().is_some(),
+            "{m}"
+        );
+        // A fresh ledger: nobody was reminded before, so no message says so.
+        let text = m["text"].as_str().unwrap();
+        assert!(
+            !text.contains("précédent rappel") && !text.contains("previous reminder"),
+            "{m}"
+        );
+    }
+    // French customers read French, with the amounts as French writes them.
+    let french = emails
+        .iter()
+        .find(|m| m["text"].as_str().unwrap().starts_with("Bonjour"))
+        .expect("a French email");
+    let text = french["text"].as_str().unwrap();
+    assert!(text.contains(" €"), "{text}");
+    assert!(
+        french["html"].as_str().unwrap().contains("lang=\"fr\""),
+        "{french}"
+    );
+    // A formal notice sent by email carries its letter as a PDF attachment.
+    if let Some(notice) = messages
+        .iter()
+        .find(|m| m["file"].as_str().unwrap().starts_with("formal_notice/"))
+    {
+        let attachments = notice["attachments"].as_array().unwrap();
+        assert_eq!(attachments.len(), 1, "{notice}");
+        assert_eq!(attachments[0][1], "application/pdf", "{notice}");
+        assert!(attachments[0][2].as_u64().unwrap() > 1000, "{notice}");
+    }
+}
