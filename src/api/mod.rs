@@ -63,6 +63,7 @@ impl AppState {
                 .address
                 .country
                 .unwrap_or(crate::domain::CountryCode::FR),
+            references: Some(Arc::new(crate::import::References::of(&config))),
             ..ImportOptions::default()
         };
         AppState {

@@ -615,6 +615,7 @@ async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, CliError> {
                 as std::sync::Arc<dyn crate::import::Progress>
         }),
         allow_customer_change: args.allow_customer_change,
+        references: Some(std::sync::Arc::new(crate::import::References::of(&config))),
     };
     let mut code = exit::OK;
     for file in &args.files {

@@ -180,6 +180,9 @@ pub struct Config {
     pub segments: BTreeMap<String, Segment>,
     /// Credit-insurance policies, by key (what customers' `insurer_policy` names).
     pub insurers: BTreeMap<String, Insurer>,
+    /// The collectors customers may be assigned to (`collectors:`); when set, an
+    /// import or an API call naming another one is refused.
+    pub collectors: Option<std::collections::BTreeSet<String>>,
     pub dispatch: DispatchConfig,
     /// The HTTP API of `relance serve`.
     pub api: ApiConfig,
@@ -255,6 +258,7 @@ const SECTIONS: &[&str] = &[
     "late_payment",
     "segments",
     "insurers",
+    "collectors",
     "dispatch",
     "channels",
     "api",
@@ -438,6 +442,35 @@ impl Validator {
         let late = self.section::<raw::RawLatePayment>(&root, "late_payment");
         let segments = self.section::<raw::RawSegments>(&root, "segments");
         let insurers = self.section::<raw::RawInsurers>(&root, "insurers");
+        let collectors = match root.get("collectors") {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::Sequence(items)) => {
+                let mut names = std::collections::BTreeSet::new();
+                let mut ok = true;
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str() {
+                        Some(s) if !s.trim().is_empty() => {
+                            names.insert(s.trim().to_string());
+                        }
+                        _ => {
+                            ok = false;
+                            self.err(
+                                &format!("collectors[{i}]"),
+                                "expected a collector's name or email address",
+                            );
+                        }
+                    }
+                }
+                ok.then_some(Some(names))
+            }
+            Some(_) => {
+                self.err(
+                    "collectors",
+                    "expected a list of the collectors customers may be assigned to",
+                );
+                None
+            }
+        };
         let dispatch = self.section::<raw::RawDispatch>(&root, "dispatch");
         let api = self.section::<raw::RawApi>(&root, "api");
         let raw_channels = self.section::<channels::RawChannels>(&root, "channels");
@@ -520,6 +553,7 @@ impl Validator {
             late_payment: late?,
             segments: segments?,
             insurers: insurers?,
+            collectors: collectors?,
             dispatch: dispatch?,
             api: api?,
             channels: channels?,

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod interest;
 pub mod invoice;
 pub mod money;
+pub mod names;
 pub mod payment;
 pub mod promise;
 
@@ -20,5 +21,6 @@ pub use ids::{
 pub use interest::{InterestError, Jurisdictions, LatePayment};
 pub use invoice::{Dispute, Invoice, InvoiceRecord, InvoiceStatus};
 pub use money::{parse_amount, Currency, Money, MoneyError};
+pub use names::nearest;
 pub use payment::{allocate, Allocation, OpenItem, Payment, PaymentKind};
 pub use promise::{promise_status, PromiseStatus, PromiseToPay};

@@ -112,6 +112,55 @@ pub struct ImportOptions {
     /// payment allocations the previous customer had on it. Without it such a row is
     /// an error on its `customer` column.
     pub allow_customer_change: bool,
+    /// The segments, insurer policies and collectors rows may name (none checked
+    /// when absent).
+    pub references: Option<std::sync::Arc<References>>,
+}
+
+/// The names the configuration knows, which a customer row must use: a misspelt
+/// segment would leave the customer out of every rule, a misspelt policy out of every
+/// handover. Each list is checked when the configuration has one (a ledger kept
+/// without segments, insurers or a list of collectors accepts any name there).
+#[derive(Debug, Clone, Default)]
+pub struct References {
+    pub segments: Option<std::collections::BTreeSet<String>>,
+    pub insurer_policies: Option<std::collections::BTreeSet<String>>,
+    pub collectors: Option<std::collections::BTreeSet<String>>,
+}
+
+impl References {
+    pub fn of(config: &crate::config::Config) -> References {
+        let listed =
+            |names: std::collections::BTreeSet<String>| (!names.is_empty()).then_some(names);
+        References {
+            segments: listed(config.segments.keys().cloned().collect()),
+            insurer_policies: listed(config.insurers.keys().cloned().collect()),
+            collectors: config.collectors.clone().and_then(listed),
+        }
+    }
+
+    /// The error for `value` in `column` when it is not one of `known`.
+    pub(crate) fn check(
+        column: &str,
+        what: &str,
+        value: &str,
+        known: &std::collections::BTreeSet<String>,
+        configured_in: &str,
+    ) -> Result<(), csv_source::FieldError> {
+        if known.contains(value) {
+            return Ok(());
+        }
+        let listed: Vec<&str> = known.iter().map(String::as_str).collect();
+        let nearest = crate::domain::nearest(value, listed.iter().copied())
+            .map_or(String::new(), |n| format!("; did you mean '{n}'?"));
+        Err(csv_source::FieldError::new(
+            column,
+            format!(
+                "unknown {what} '{value}': the {configured_in} are {}{nearest}",
+                listed.join(", ")
+            ),
+        ))
+    }
 }
 
 impl Default for ImportOptions {
@@ -124,6 +173,7 @@ impl Default for ImportOptions {
             default_locale: Locale::Fr,
             progress: None,
             allow_customer_change: false,
+            references: None,
         }
     }
 }

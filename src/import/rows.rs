@@ -73,6 +73,37 @@ pub fn customer(row: &Row<'_>, opts: &ImportOptions) -> Result<Customer, FieldEr
             format!("'{segment}' is not a segment name (letters, digits, '_' and '-')"),
         ));
     }
+    let collector = row.get("collector")?;
+    if let Some(refs) = &opts.references {
+        use super::References;
+        if let Some(known) = &refs.segments {
+            References::check(
+                "segment",
+                "segment",
+                &segment,
+                known,
+                "segments in relance.yaml",
+            )?;
+        }
+        if let (Some(policy), Some(known)) = (&insurer_policy, &refs.insurer_policies) {
+            References::check(
+                "insurer_policy",
+                "insurer policy",
+                policy,
+                known,
+                "insurers in relance.yaml",
+            )?;
+        }
+        if let (Some(c), Some(known)) = (&collector, &refs.collectors) {
+            References::check(
+                "collector",
+                "collector",
+                c,
+                known,
+                "collectors in relance.yaml",
+            )?;
+        }
+    }
     Ok(Customer {
         external_id: row.required("external_id")?,
         name: row.required("name")?,
@@ -102,7 +133,7 @@ pub fn customer(row: &Row<'_>, opts: &ImportOptions) -> Result<Customer, FieldEr
             buyer_ref: row.get("insurer_buyer_ref")?,
             cover_amount,
         },
-        collector: row.get("collector")?,
+        collector,
         tags: tags(row)?,
         pause: None,
     })

@@ -482,3 +482,24 @@ impl Service for Served {
         Served::log(self)
     }
 }
+
+impl Workspace {
+    /// Runs `f` while the configuration also has segment `name` (a script of nothing):
+    /// a customer imported meanwhile belongs to a segment that is then removed.
+    pub fn with_segment_for_a_while(&self, name: &str, f: impl FnOnce()) {
+        let cfg = std::fs::read_to_string(self.path("relance.yaml")).unwrap();
+        assert!(cfg.contains("segments:\n"), "{cfg}");
+        self.write(&format!("rules/{name}.rhai"), "[]");
+        self.write(
+            "relance.yaml",
+            cfg.replacen(
+                "segments:\n",
+                &format!("segments:\n  {name}:\n    rules: rules/{name}.rhai\n    schedule: \"0 0 9 * * Mon-Fri\"\n"),
+                1,
+            ),
+        );
+        f();
+        self.write("relance.yaml", cfg);
+        let _ = std::fs::remove_file(self.path(&format!("rules/{name}.rhai")));
+    }
+}

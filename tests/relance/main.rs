@@ -17,6 +17,7 @@ mod leases;
 mod outbox_messages;
 mod properties;
 mod read_only;
+mod references;
 mod reports;
 mod rule_checks;
 mod rule_reload;

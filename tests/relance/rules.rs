@@ -122,12 +122,15 @@ async fn simulate_small_ledger(w: &Workspace, db_url: &str) -> Vec<serde_json::V
     let url_args = ["--database-url", db_url];
     w.write("customers.csv", LEDGER_CUSTOMERS);
     w.write("invoices.csv", LEDGER_INVOICES);
-    for k in ["customers", "invoices"] {
-        let file = format!("{k}.csv");
-        let mut args = url_args.to_vec();
-        args.extend(["import", k, file.as_str()]);
-        w.relance(&args).expect_code(0);
-    }
+    // C-ORPHAN's segment was configured when it was imported, and removed since.
+    w.with_segment_for_a_while("unknown_segment", || {
+        for k in ["customers", "invoices"] {
+            let file = format!("{k}.csv");
+            let mut args = url_args.to_vec();
+            args.extend(["import", k, file.as_str()]);
+            w.relance(&args).expect_code(0);
+        }
+    });
     // Collectors' facts: a dispute, a paused invoice, a promise, a paused customer,
     // and a step already applied.
     let store = relance::store::open(&relance::config::DatabaseUrl::new(db_url), 2)
