@@ -17,7 +17,8 @@
 //! - On the store: [`import`] (CSV imports), [`scripting`] (rule scripts per segment:
 //!   facts in, decisions out; no I/O), [`documents`] (formal notices and statements as
 //!   PDF, the evidence archive), [`templates`] (email and SMS messages), [`reports`],
-//!   [`call_outcomes`] (a call's outcome applied to the ledger); then [`sample`]
+//!   [`call_outcomes`] (a call's outcome applied to the ledger), [`collect`] (disputes,
+//!   pauses and promises recorded by collectors); then [`sample`]
 //!   (generated portfolios).
 //! - [`channels`]: delivery transports behind one trait, and the documents they send.
 //! - [`outbox`]: claiming, delivering and retrying planned actions; [`scheduler`]: cron
@@ -39,6 +40,7 @@ pub mod api;
 pub mod call_outcomes;
 pub mod channels;
 pub mod cli;
+pub mod collect;
 pub mod config;
 pub mod digest;
 pub mod documents;

@@ -27,7 +27,7 @@ const RANKS: &[(u8, &[&str])] = &[
     // 3: the ledger's storage — the Store trait, SQLite and PostgreSQL, the action log.
     (3, &["store"]),
     // 4: what works on the ledger — CSV imports, rule scripts (pure), formal notices and
-    // the evidence archive, message templates, reports, call outcomes.
+    // the evidence archive, message templates, reports, call outcomes, collectors' facts.
     (
         4,
         &[
@@ -37,6 +37,7 @@ const RANKS: &[(u8, &[&str])] = &[
             "templates",
             "reports",
             "call_outcomes",
+            "collect",
         ],
     ),
     // 5: generated sample portfolios (written through the import).

@@ -99,6 +99,21 @@ impl ApiError {
     }
 }
 
+impl From<crate::collect::Invalid> for ApiError {
+    fn from(i: crate::collect::Invalid) -> Self {
+        ApiError::invalid(i.field, i.message)
+    }
+}
+
+impl From<crate::collect::CollectError> for ApiError {
+    fn from(e: crate::collect::CollectError) -> Self {
+        match e {
+            crate::collect::CollectError::Invalid(i) => i.into(),
+            crate::collect::CollectError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

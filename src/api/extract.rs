@@ -274,12 +274,7 @@ fn serde_urlencoded_pairs(q: &str) -> ApiResult<Vec<(String, String)>> {
 /// A required free-text field (a reason): trimmed, refused when empty, with control
 /// characters or longer than free text may be.
 pub(crate) fn required_text(field: &str, value: &str) -> ApiResult<String> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(ApiError::invalid(field, "must not be empty"));
-    }
-    check_text(v, TextKind::Text).map_err(|e| ApiError::invalid(field, e.0))?;
-    Ok(v.to_string())
+    Ok(crate::collect::text(field, value)?)
 }
 
 /// An optional free-text field (a note): as [`required_text`] when given.
@@ -291,9 +286,5 @@ pub(crate) fn optional_text(field: &str, value: Option<&str>) -> ApiResult<Optio
 /// a body: not empty, no control characters, at most 64 characters. Refused with a 422
 /// naming `field`.
 pub(crate) fn key(field: &str, value: &str) -> ApiResult<String> {
-    if value.trim().is_empty() {
-        return Err(ApiError::invalid(field, "must not be empty"));
-    }
-    check_text(value, TextKind::Id).map_err(|e| ApiError::invalid(field, e.0))?;
-    Ok(value.to_string())
+    Ok(crate::collect::key(field, value)?)
 }

@@ -9,12 +9,13 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{key, optional_text, required_text, typed, Caller, JsonBody};
+use super::extract::{key, typed, Caller, JsonBody};
 use super::scope::Scope;
 use super::{json, AppState};
-use crate::domain::{Dispute, InvoiceStatus, Pause};
+use crate::collect::{self, Change};
+use crate::domain::{InvoiceStatus, Pause};
 use crate::store::call_tasks::TaskFilter;
-use crate::store::{ActionFilter, NewPromise};
+use crate::store::ActionFilter;
 
 /// Most actions shown in a customer's history (the audit endpoint pages through all).
 const HISTORY: u32 = 200;
@@ -114,23 +115,7 @@ struct PauseBody {
 
 fn pause_of(body: JsonBody, today: NaiveDate) -> ApiResult<Pause> {
     let b: PauseBody = typed(body.value)?;
-    let reason = required_text("reason", &b.reason)?;
-    if let Some(u) = b.until {
-        if u < today {
-            return Err(ApiError::invalid("until", format!("{u} is in the past")));
-        }
-    }
-    Ok(Pause {
-        reason,
-        until: b.until,
-    })
-}
-
-/// A collector's change to a customer or an invoice.
-enum Change {
-    CustomerPause(Option<Pause>),
-    InvoicePause(Option<Pause>),
-    Dispute(Option<Dispute>),
+    Ok(collect::pause(&b.reason, b.until, today)?)
 }
 
 /// Applies `change` to the customer or invoice `key` in a transaction of its own, logs
@@ -141,18 +126,7 @@ async fn apply(
     key: String,
     change: Change,
 ) -> ApiResult<Response> {
-    let field = match change {
-        Change::CustomerPause(_) => "external_id",
-        Change::InvoicePause(_) | Change::Dispute(_) => "number",
-    };
-    let key = super::extract::key(field, &key)?;
-    let mut tx = state.store.begin().await?;
-    match &change {
-        Change::CustomerPause(p) => tx.set_customer_pause(&key, p.as_ref()).await?,
-        Change::InvoicePause(p) => tx.set_invoice_pause(&key, p.as_ref()).await?,
-        Change::Dispute(d) => tx.set_invoice_dispute(&key, d.as_ref()).await?,
-    }
-    tx.commit().await?;
+    collect::apply(state.store.as_ref(), &key, &change).await?;
     let by = &caller.token.name;
     let body = match change {
         Change::CustomerPause(Some(p)) => {
@@ -237,10 +211,7 @@ pub(super) async fn open_dispute(
 ) -> ApiResult<Response> {
     caller.require(Scope::Collect)?;
     let b: DisputeBody = typed(body.value)?;
-    let dispute = Dispute {
-        reason: required_text("reason", &b.reason)?,
-        opened_at: chrono::Utc::now(),
-    };
+    let dispute = collect::dispute(&b.reason, chrono::Utc::now())?;
     apply(&state, &caller, number, Change::Dispute(Some(dispute))).await
 }
 
@@ -271,59 +242,19 @@ pub(super) async fn add_promise(
 ) -> ApiResult<Response> {
     caller.require(Scope::Collect)?;
     let b: PromiseBody = typed(body.value)?;
-    key("customer", &b.customer)?;
-    for (i, n) in b.invoices.iter().enumerate() {
-        key(&format!("invoices[{i}]"), n)?;
-    }
-    let note = optional_text("note", b.note.as_deref())?;
-    if b.amount <= Decimal::ZERO {
-        return Err(ApiError::invalid("amount", "must be positive"));
-    }
-    if b.amount.scale() > 2 {
-        return Err(ApiError::invalid(
-            "amount",
-            format!("{} has more than 2 decimals", b.amount),
-        ));
-    }
-    let Some(customer) = state.store.customer(&b.customer).await? else {
-        return Err(ApiError::invalid(
-            "customer",
-            format!("unknown customer '{}'", b.customer),
-        ));
-    };
-    for (i, n) in b.invoices.iter().enumerate() {
-        match state.store.invoice(n).await? {
-            Some(inv) if inv.customer == customer.external_id => {}
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    format!("invoices[{i}]"),
-                    format!("invoice '{n}' is not {}'s", customer.external_id),
-                ))
-            }
-            None => {
-                return Err(ApiError::invalid(
-                    format!("invoices[{i}]"),
-                    format!("unknown invoice '{n}'"),
-                ))
-            }
-        }
-    }
-    let promise = NewPromise {
-        customer: b.customer.clone(),
+    let input = collect::PromiseInput {
+        customer: b.customer,
         promised_date: b.promised_date,
         amount: b.amount,
         invoices: b.invoices,
-        note: note.or_else(|| Some(format!("recorded through the API by {}", caller.token.name))),
+        note: Some(
+            b.note
+                .unwrap_or_else(|| format!("recorded through the API by {}", caller.token.name)),
+        ),
     };
-    let mut tx = state.store.begin().await?;
-    let id = tx.add_promise(&promise, chrono::Utc::now()).await?;
-    tx.commit().await?;
-    tracing::info!(customer = %promise.customer, promised_date = %promise.promised_date, by = %caller.token.name, "promise to pay recorded");
-    let created = state
-        .store
-        .promises_of(&promise.customer)
-        .await?
-        .into_iter()
-        .find(|p| p.id == id);
+    let created = collect::add_promise(state.store.as_ref(), input).await?;
+    if let Some(p) = &created {
+        tracing::info!(customer = %p.customer, promised_date = %p.promised_date, by = %caller.token.name, "promise to pay recorded");
+    }
     Ok(json(StatusCode::CREATED, &created))
 }

@@ -128,8 +128,11 @@ impl FormalNoticeChannel {
                     .await?;
                 // The email itself, with the letter attached, as SMTP would carry it.
                 if let Some(composer) = self.outbox.composer() {
-                    let message =
-                        composer.compose(a, &self.email_template, &[attachment.clone()])?;
+                    let message = composer.compose(
+                        a,
+                        &self.email_template,
+                        std::slice::from_ref(&attachment),
+                    )?;
                     self.outbox
                         .put(a, "-email.eml", &message.formatted())
                         .await?;

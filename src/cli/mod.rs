@@ -12,6 +12,7 @@ use crate::import::{import_file, Encoding, ImportError, ImportKind, ImportOption
 use crate::store::{self, Store, StoreError};
 use crate::telemetry::{self, LogFormat};
 
+mod collect;
 mod daemon;
 mod insurers;
 mod report;
@@ -155,6 +156,32 @@ pub enum Command {
         after_help = "Examples:\n  relance tasks list --status open\n  relance tasks complete 12 --outcome promise --promise-date 2026-12-05"
     )]
     Tasks(tasks::TasksCommand),
+
+    /// Disputes: mark an invoice disputed (left out of dunning), or resolve the dispute
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  relance dispute open F2026-0042 --reason \"goods returned on 2026-10-28\"\n  relance dispute resolve F2026-0042"
+    )]
+    Dispute(collect::DisputeCommand),
+
+    /// Pause dunning of a customer or an invoice, until a date or until lifted
+    #[command(
+        after_help = "Examples:\n  relance pause --customer C0000017 --reason \"payment plan agreed\" --until 2026-12-31\n  relance pause --invoice F2026-0042 --reason \"credit note coming\""
+    )]
+    Pause(collect::PauseArgs),
+
+    /// Lift the pause of a customer or an invoice
+    #[command(
+        after_help = "Examples:\n  relance unpause --customer C0000017\n  relance unpause --invoice F2026-0042"
+    )]
+    Unpause(collect::UnpauseArgs),
+
+    /// Promises to pay: record one (dunning of its invoices waits until its date)
+    #[command(
+        subcommand,
+        after_help = "Example:\n  relance promise add --customer C0000017 --date 2026-12-15 --amount 1250.00"
+    )]
+    Promise(collect::PromiseCommand),
 
     /// Reports for credit managers: insurer declaration deadlines
     #[command(
@@ -462,6 +489,10 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Dispatch(args) => daemon::dispatch(&cli, args).await,
         Command::Actions(cmd) => daemon::actions(&cli, cmd).await,
         Command::Tasks(cmd) => tasks::tasks(&cli, cmd).await,
+        Command::Dispute(cmd) => collect::dispute(&cli, cmd).await,
+        Command::Pause(args) => collect::pause(&cli, args).await,
+        Command::Unpause(args) => collect::unpause(&cli, args).await,
+        Command::Promise(cmd) => collect::promise(&cli, cmd).await,
         Command::Report(cmd) => report::report(&cli, cmd).await,
         Command::Insurers(cmd) => insurers::insurers(&cli, cmd).await,
         Command::Tokens(cmd) => tokens::tokens(&cli, cmd).await,

@@ -120,6 +120,13 @@ pub fn build(
     let mut repeat_after_days = None;
     let mut opts = serde_json::Map::new();
     for (key, value) in options.unwrap_or_default() {
+        // An option set to `()` (a fact the customer does not have, such as
+        // `customer.collector`) is an option not given.
+        let known = ["step", "repeat_after_days"].contains(&key.as_str())
+            || allowed_options(kind).contains(&key.as_str());
+        if value.is_unit() && known {
+            continue;
+        }
         match key.as_str() {
             "step" => match value.clone().try_cast::<ImmutableString>() {
                 Some(s) if !s.trim().is_empty() => step = s,

@@ -7,7 +7,9 @@
 mod api;
 mod channels;
 mod cli;
+mod collectors_cli;
 mod config;
+mod cookbook;
 mod daemon;
 mod documents;
 mod helpers;

@@ -195,3 +195,36 @@ fn serve_refuses_a_reload_with_a_typo_or_that_fails_on_sample_customers() {
     let log = service.stop();
     assert!(!log.contains("rule script reloaded"), "{log}");
 }
+
+/// Regression: an option set to a fact the customer does not have
+/// (`assignee: customer.collector` for a customer without a collector) failed the rule
+/// for that customer. An option set to `()` is an option not given.
+#[test]
+fn an_option_set_to_a_missing_fact_is_an_option_not_given() {
+    let w = workspace_with_rules_and(
+        &[(
+            "smb",
+            "call_task(\"call\", customer.dunnable.overdue(1), #{ assignee: customer.collector, priority: \"high\" })",
+        )],
+        "",
+    );
+    w.import_ledger(
+        "external_id,name,segment,phones,collector\nC1,Un,smb,+33612345678,\nC2,Deux,smb,+33612345679,claire\n",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,10.00\nF2,C2,2026-01-01,2026-01-31,10.00\n",
+    );
+    let run = w.relance(&["simulate", "--as-of", "2026-03-02", "--format", "json"]);
+    run.expect_code(0);
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    for l in &lines {
+        assert_eq!(l["status"], "planned", "{l}");
+    }
+    let c2 = lines.iter().find(|l| l["customer"] == "C2").unwrap();
+    assert_eq!(c2["options"]["assignee"], "claire", "{c2}");
+    let c1 = lines.iter().find(|l| l["customer"] == "C1").unwrap();
+    assert!(c1["options"].get("assignee").is_none(), "{c1}");
+}
