@@ -280,6 +280,40 @@ pub(super) async fn complete_task(
     Ok(json(StatusCode::OK, &task))
 }
 
+/// `GET /v1/customers/{id}/explain`: the customer's evaluation told in full, with the
+/// conditions the script evaluated (see `scripting::explain`).
+pub(super) async fn explain(
+    State(state): State<AppState>,
+    Path(customer): Path<String>,
+    caller: Caller,
+    q: QueryParams,
+) -> ApiResult<Response> {
+    caller.require(Scope::Read)?;
+    let q = q.only(&["as_of"])?;
+    let as_of = q.parse("as_of", date)?.unwrap_or_else(|| state.today());
+    let customer = key("external_id", &customer)?;
+    let Some(account) = crate::store::account_of(state.store.as_ref(), &customer).await? else {
+        return Err(ApiError::not_found(format!(
+            "no customer with external id '{customer}'"
+        )));
+    };
+    let config = state.config.clone();
+    let rules = state.registry.current();
+    let x = tokio::task::spawn_blocking(move || {
+        let evaluator = Evaluator::new(&config, Limits::default());
+        crate::scripting::explain::explain(
+            &evaluator,
+            &rules,
+            account,
+            as_of,
+            Arc::new(config.calendar.clone()),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("explaining {customer}: {e}")))?;
+    Ok(json(StatusCode::OK, &x))
+}
+
 pub(super) async fn dry_run(
     State(state): State<AppState>,
     Path(customer): Path<String>,

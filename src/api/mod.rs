@@ -181,6 +181,11 @@ pub fn routes() -> Vec<Route> {
             "/v1/customers/{external_id}/dry-run",
             get(audit::dry_run),
         ),
+        r(
+            "get",
+            "/v1/customers/{external_id}/explain",
+            get(audit::explain),
+        ),
     ]
 }
 

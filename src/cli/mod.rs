@@ -131,6 +131,10 @@ pub enum Command {
     #[command(after_help = rules::SIMULATE_HELP)]
     Simulate(SimulateArgs),
 
+    /// Explain one customer's evaluation: facts, actions, decisions, and the conditions behind them
+    #[command(after_help = rules::EXPLAIN_HELP)]
+    Explain(rules::ExplainArgs),
+
     /// Run the service: scheduled ticks, delivery, rule reloading
     #[command(after_help = daemon::SERVE_HELP)]
     Serve(ServeArgs),
@@ -489,6 +493,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Dispatch(args) => daemon::dispatch(&cli, args).await,
         Command::Actions(cmd) => daemon::actions(&cli, cmd).await,
         Command::Tasks(cmd) => tasks::tasks(&cli, cmd).await,
+        Command::Explain(args) => rules::explain(&cli, args).await,
         Command::Dispute(cmd) => collect::dispute(&cli, cmd).await,
         Command::Pause(args) => collect::pause(&cli, args).await,
         Command::Unpause(args) => collect::unpause(&cli, args).await,

@@ -351,3 +351,170 @@ pub(super) async fn simulate(cli: &Cli, args: &SimulateArgs) -> Result<u8, CliEr
         exit::OK
     })
 }
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The customer (external id)
+    pub customer: String,
+    /// Evaluate as if today were this date
+    #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
+    pub as_of: Option<NaiveDate>,
+    #[arg(long, value_enum, default_value_t = super::OutputFormat::Text)]
+    pub format: super::OutputFormat,
+}
+
+pub(super) const EXPLAIN_HELP: &str = "\
+Shows one customer's evaluation in full: the facts the rule saw (every property of
+the rule API), the actions the script built and the invoices each named, the fate of
+each (planned, already done, blocked, error), every condition the script evaluated
+with the values it compared and its outcome (why an action did or did not fire),
+and what print and debug wrote. Writes nothing, sends nothing.
+
+Examples:
+  relance explain C0000017
+  relance explain C0000017 --as-of 2026-12-15
+  relance explain C0000017 --format json";
+
+pub(super) async fn explain(cli: &Cli, args: &ExplainArgs) -> Result<u8, CliError> {
+    let config = Arc::new(load_config(cli)?);
+    let store = open_store(&config).await?;
+    let as_of = args.as_of.unwrap_or_else(|| today(&config));
+    let account = crate::store::account_of(store.as_ref(), &args.customer).await?;
+    let Some(account) = account else {
+        store.close().await;
+        return Err(CliError::Input(format!(
+            "no customer with external id '{}'",
+            args.customer
+        )));
+    };
+    store.close().await;
+    let (registry, errors) = RuleRegistry::load(&config, engine_for(&config));
+    for e in &errors {
+        eprintln!("warning: {}", e.diagnostic.short());
+    }
+    let evaluator = Evaluator::new(&config, Limits::default());
+    let x = crate::scripting::explain::explain(
+        &evaluator,
+        &registry.current(),
+        account,
+        as_of,
+        Arc::new(config.calendar.clone()),
+    );
+    if args.format == super::OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&x).unwrap_or_default());
+        return Ok(exit::OK);
+    }
+    print!("{}", explanation_text(&x));
+    Ok(exit::OK)
+}
+
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "()".into(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The explanation for people.
+pub(crate) fn explanation_text(x: &crate::scripting::explain::Explanation) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Customer {} (segment {}), as of {}: {} (sha256 {})",
+        x.customer,
+        x.segment,
+        x.as_of,
+        x.rule_file.as_deref().unwrap_or("no rule script"),
+        x.rule_hash
+            .as_deref()
+            .map_or("-", |h| &h[..12.min(h.len())])
+    );
+    let _ = writeln!(o, "\nFacts the rule saw (customer.*):");
+    let width = x.facts.keys().map(String::len).max().unwrap_or(0);
+    for (k, v) in &x.facts {
+        let _ = writeln!(o, "  {k:<width$}  {}", value_text(v));
+    }
+    let _ = writeln!(o, "\nOpen invoices:");
+    if x.invoices.is_empty() {
+        let _ = writeln!(o, "  (none)");
+    }
+    for inv in &x.invoices {
+        let get = |k: &str| inv.get(k).map(value_text).unwrap_or_default();
+        let blocked = get("blocked_reason");
+        let steps = get("steps");
+        let _ = writeln!(
+            o,
+            "  {:<14} due {}  open {:>12}  {:>4} days overdue{}{}",
+            get("number"),
+            get("due_date"),
+            get("open_amount"),
+            get("days_overdue"),
+            if blocked.is_empty() || blocked == "()" {
+                String::new()
+            } else {
+                format!("  blocked: {blocked}")
+            },
+            if steps == "[]" || steps.is_empty() {
+                String::new()
+            } else {
+                format!("  steps: {steps}")
+            },
+        );
+    }
+    let _ = writeln!(o, "\nActions the script built:");
+    if x.calls.is_empty() {
+        let _ = writeln!(o, "  (none)");
+    }
+    for c in &x.calls {
+        let named = if c.invoices.is_empty() {
+            "names no invoice: dropped".to_string()
+        } else {
+            format!("names {}", c.invoices.join(", "))
+        };
+        let _ = writeln!(
+            o,
+            "  line {:>3}: {:<16} {named}    {}",
+            c.line.unwrap_or(0),
+            c.constructor,
+            c.source
+        );
+    }
+    let _ = writeln!(o, "\nDecisions:");
+    if x.decisions.is_empty() {
+        let _ = writeln!(o, "  (none)");
+    }
+    for d in &x.decisions {
+        let _ = writeln!(
+            o,
+            "  {:<16} {:<16} {:<24} {:<12} {}",
+            d.kind.map_or("-", |k| k.as_str()),
+            d.step.as_deref().unwrap_or("-"),
+            shorten(&d.invoices, 3),
+            d.status.as_str(),
+            d.detail
+        );
+    }
+    let _ = writeln!(o, "\nConditions evaluated (why, and why not):");
+    if x.conditions.is_empty() {
+        let _ = writeln!(o, "  (none)");
+    }
+    for c in &x.conditions {
+        let _ = writeln!(
+            o,
+            "  line {:>3}: {}\n            {} -> {}",
+            c.line.unwrap_or(0),
+            c.source,
+            c.evaluated,
+            c.outcome
+        );
+    }
+    if !x.output.is_empty() {
+        let _ = writeln!(o, "\nprint and debug:");
+        for l in &x.output {
+            let _ = writeln!(o, "  {l}");
+        }
+    }
+    o
+}

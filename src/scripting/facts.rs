@@ -144,6 +144,12 @@ impl InvoiceList {
         )
     }
 
+    /// The invoice numbers of the list, in its order.
+    pub(crate) fn numbers(&self) -> impl Iterator<Item = String> + '_ {
+        self.indexes()
+            .map(|i| self.c.account.invoices[i].invoice.number.clone())
+    }
+
     pub(crate) fn get(&self, n: usize) -> Option<InvoiceFacts> {
         self.indexes().nth(n).map(|i| InvoiceFacts {
             c: self.c.clone(),
@@ -174,6 +180,10 @@ pub struct InvoiceFacts {
 }
 
 impl InvoiceFacts {
+    pub(crate) fn number(&self) -> String {
+        self.open().invoice.number.clone()
+    }
+
     pub(crate) fn fact(&self) -> &InvoiceFact {
         &self.c.invoices[self.i]
     }

@@ -12,6 +12,8 @@
 //! - [`registry`]: compiling, checking, hashing and hot-reloading scripts.
 //! - [`evaluate`]: one customer, end to end (a portfolio is evaluated in parallel by
 //!   the scheduler's pipeline, `scheduler::pipeline`).
+//! - [`explain`]: one customer's evaluation told in full, with the conditions the script
+//!   evaluated and their values ("why, and why not").
 //! - [`testing`]: `relance rules test` fixtures.
 
 pub mod actions;
@@ -19,6 +21,7 @@ pub mod decide;
 pub mod diagnostics;
 pub mod engine;
 pub mod evaluate;
+pub mod explain;
 pub mod facts;
 pub mod lint;
 pub mod probe;

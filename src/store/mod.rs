@@ -548,3 +548,36 @@ pub async fn open(url: &DatabaseUrl, max_connections: u32) -> Result<Arc<dyn Sto
         ))
     }
 }
+
+/// One customer's account as the rules see it (the customer, its open invoices,
+/// credit, history and promises); a customer with nothing open has no invoices.
+/// `None` for an unknown customer.
+///
+/// # Errors
+/// The store's.
+pub async fn account_of(store: &dyn Store, external_id: &str) -> Result<Option<Account>> {
+    use futures_util::StreamExt;
+    let filter = AccountFilter {
+        segments: None,
+        customer: Some(external_id.to_string()),
+    };
+    let found = {
+        let mut stream = store.accounts(&filter, 1);
+        let first = stream.next().await;
+        drop(stream);
+        first.transpose()?.and_then(|mut batch| batch.pop())
+    };
+    if found.is_some() {
+        return Ok(found);
+    }
+    let Some(customer) = store.customer(external_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Account {
+        customer,
+        invoices: Vec::new(),
+        unapplied_credit: Decimal::ZERO,
+        history: Vec::new(),
+        promises: store.promises_of(external_id).await?,
+    }))
+}

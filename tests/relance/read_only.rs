@@ -140,6 +140,7 @@ async fn read_commands_and_gets_leave_the_database_unchanged(url: &str) {
         "/v1/actions/1/documents/statement".to_string(),
         format!("/v1/customers/C1/dry-run?as_of={in_7}"),
         "/v1/customers/C2/dry-run".to_string(),
+        format!("/v1/customers/C1/explain?as_of={in_7}"),
     ];
     for path in &gets {
         let r = client
@@ -163,6 +164,8 @@ async fn read_commands_and_gets_leave_the_database_unchanged(url: &str) {
         vec!["customer", "C1", "--as-of", &in_7],
         vec!["simulate"],
         vec!["simulate", "--as-of", &in_7, "--format", "json"],
+        vec!["explain", "C1"],
+        vec!["explain", "C1", "--as-of", &in_7, "--format", "json"],
         vec!["actions", "list"],
         vec!["actions", "show", "1"],
         vec!["actions", "held"],
