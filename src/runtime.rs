@@ -74,24 +74,7 @@ pub fn channels_for(config: &Config, store: Arc<dyn Store>) -> Result<Channels, 
         config,
         store.clone(),
     ));
-    // The outbox folder writes each message as its transport would send it: from the
-    // configured sender, else the company's address.
-    let email = config.channels.email.as_ref();
-    let from = email.map(|e| e.from.clone()).unwrap_or_else(|| {
-        config
-            .company
-            .email
-            .as_ref()
-            .map_or_else(|| "relance@localhost".to_string(), |e| e.to_string())
-    });
-    let composer = crate::channels::email::Composer::new(
-        &from,
-        email.map_or(&[][..], |e| &e.bcc),
-        email.and_then(|e| e.reply_to.as_deref()),
-        &config.company,
-        templates.clone(),
-    )
-    .map_err(|e| LaunchError::Channel(format!("outbox folder: {e}")))?;
+    let composer = composer_for(config, templates.clone())?;
     let rendering = Arc::new(crate::channels::outbox_dir::Rendering {
         composer,
         company: config.company.clone(),
@@ -149,6 +132,33 @@ pub fn channels_for(config: &Config, store: Arc<dyn Store>) -> Result<Channels, 
         channels.set_on_interrupted(*kind, *policy);
     }
     Ok(channels)
+}
+
+/// How emails are composed: from the configured sender, else the company's address
+/// (what the outbox folder and `relance preview` write when no SMTP server is set).
+///
+/// # Errors
+/// An address that does not parse.
+pub fn composer_for(
+    config: &Config,
+    templates: Arc<crate::templates::Templates>,
+) -> Result<crate::channels::email::Composer, LaunchError> {
+    let email = config.channels.email.as_ref();
+    let from = email.map(|e| e.from.clone()).unwrap_or_else(|| {
+        config
+            .company
+            .email
+            .as_ref()
+            .map_or_else(|| "relance@localhost".to_string(), |e| e.to_string())
+    });
+    crate::channels::email::Composer::new(
+        &from,
+        email.map_or(&[][..], |e| &e.bcc),
+        email.and_then(|e| e.reply_to.as_deref()),
+        &config.company,
+        templates,
+    )
+    .map_err(|e| LaunchError::Channel(format!("email sender: {e}")))
 }
 
 /// # Errors

@@ -7,7 +7,7 @@ pub mod email;
 pub mod formal_notice;
 pub mod insurer;
 pub mod outbox_dir;
-mod sms;
+pub mod sms;
 pub mod webhook;
 
 use std::collections::HashMap;

@@ -15,6 +15,7 @@ use crate::telemetry::{self, LogFormat};
 mod collect;
 mod daemon;
 mod insurers;
+mod preview;
 mod report;
 mod rules;
 mod tasks;
@@ -134,6 +135,10 @@ pub enum Command {
     /// Explain one customer's evaluation: facts, actions, decisions, and the conditions behind them
     #[command(after_help = rules::EXPLAIN_HELP)]
     Explain(rules::ExplainArgs),
+
+    /// Render the message an action would send, or a template for a customer; sends nothing
+    #[command(after_help = preview::PREVIEW_HELP)]
+    Preview(preview::PreviewArgs),
 
     /// Run the service: scheduled ticks, delivery, rule reloading
     #[command(after_help = daemon::SERVE_HELP)]
@@ -494,6 +499,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Actions(cmd) => daemon::actions(&cli, cmd).await,
         Command::Tasks(cmd) => tasks::tasks(&cli, cmd).await,
         Command::Explain(args) => rules::explain(&cli, args).await,
+        Command::Preview(args) => preview::preview(&cli, args).await,
         Command::Dispute(cmd) => collect::dispute(&cli, cmd).await,
         Command::Pause(args) => collect::pause(&cli, args).await,
         Command::Unpause(args) => collect::unpause(&cli, args).await,

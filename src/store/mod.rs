@@ -258,6 +258,10 @@ pub trait ActionLog: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<ClaimedAction>>;
 
+    /// What claiming action `id` would give (its customer, invoices, options), without
+    /// claiming it: for rendering its message. `None` for an unknown id.
+    async fn action_message(&self, id: i64) -> Result<Option<ClaimedAction>>;
+
     /// Why a claimed action must not be sent any more (paid, disputed, paused,
     /// promised since the decision), if so.
     async fn stale_reason(&self, action_id: i64, today: NaiveDate) -> Result<Option<String>>;

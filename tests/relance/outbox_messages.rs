@@ -123,3 +123,77 @@ fn the_embedded_default_writes_each_email_as_an_eml_file_in_the_customers_langua
         assert!(attachments[0][2].as_u64().unwrap() > 1000, "{notice}");
     }
 }
+
+#[test]
+fn preview_renders_an_action_or_a_template_as_it_would_be_sent_and_sends_nothing() {
+    let w = crate::helpers::workspace_with_rules_and(
+        &[(
+            "smb",
+            "let late = customer.dunnable.overdue(1);\n[email(\"reminder_1\", late), sms(\"sms_reminder\", late)]",
+        )],
+        "",
+    );
+    w.import_ledger(
+        "external_id,name,segment,emails,phones\nC1,Un SARL,smb,compta@un.example,+33612345678\n",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,1234.56\n",
+    );
+    w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
+    let run = w.relance(&["preview", "1"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("To: compta@un.example"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Subject: "), "{}", run.stdout);
+    assert!(run.stdout.contains("1 234,56 €"), "{}", run.stdout);
+    let html = w.relance(&["preview", "1", "--html"]);
+    assert!(
+        html.stdout.contains("<html lang=\"fr\">"),
+        "{}",
+        html.stdout
+    );
+    // The whole message, for a mail client.
+    w.relance(&["preview", "1", "--eml", "m.eml"])
+        .expect_code(0);
+    let parsed = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import email, sys\nfrom email import policy\nm = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=policy.default)\nprint(m['To']); print(m.get_body(preferencelist=('plain',)).get_content())",
+            w.path("m.eml").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let parsed = String::from_utf8_lossy(&parsed.stdout);
+    assert!(
+        parsed.starts_with("compta@un.example") && parsed.contains("F1"),
+        "{parsed}"
+    );
+    // The SMS, with its length.
+    let sms = w.relance(&["preview", "2"]);
+    sms.expect_code(0);
+    assert!(sms.stdout.starts_with("To: +33612345678"), "{}", sms.stdout);
+    assert!(sms.stderr.contains("segment"), "{}", sms.stderr);
+    // A template for a customer, with its overdue invoices.
+    let t = w.relance(&[
+        "preview",
+        "--customer",
+        "C1",
+        "--template",
+        "reminder_2",
+        "--as-of",
+        "2026-03-02",
+    ]);
+    t.expect_code(0);
+    assert!(t.stdout.contains("F1"), "{}", t.stdout);
+    // Nothing was sent: both actions are still planned.
+    let list = w.relance(&["actions", "list", "--format", "json"]).stdout;
+    assert_eq!(list.matches("\"planned\"").count(), 2, "{list}");
+    let missing = w.relance(&["preview", "99"]);
+    assert_eq!(missing.code, 4);
+    assert!(
+        missing.stderr.contains("no action 99"),
+        "{}",
+        missing.stderr
+    );
+}

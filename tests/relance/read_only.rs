@@ -165,6 +165,8 @@ async fn read_commands_and_gets_leave_the_database_unchanged(url: &str) {
         vec!["simulate"],
         vec!["simulate", "--as-of", &in_7, "--format", "json"],
         vec!["explain", "C1"],
+        vec!["preview", "1"],
+        vec!["preview", "--customer", "C1", "--template", "reminder_1"],
         vec!["explain", "C1", "--as-of", &in_7, "--format", "json"],
         vec!["actions", "list"],
         vec!["actions", "show", "1"],

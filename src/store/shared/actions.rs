@@ -8,6 +8,21 @@
 // Rows are read as tuples, one per statement, next to their SQL.
 #![allow(clippy::type_complexity)]
 
+/// An action's row as claiming it returns it (`claimed_action_columns!`).
+type ClaimedRow = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    i64,
+    chrono::NaiveDate,
+);
+
 use super::{Db, StoreImpl, MIGRATOR};
 
 impl StoreImpl {
@@ -561,21 +576,8 @@ impl StoreImpl {
         lease_until: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> crate::store::Result<Option<crate::store::actions::ClaimedAction>> {
-        type Claimed = (
-            i64,
-            String,
-            i64,
-            String,
-            String,
-            Option<String>,
-            String,
-            String,
-            i64,
-            i64,
-            chrono::NaiveDate,
-        );
         let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
-        let row: Option<Claimed> = sqlx::query_as(Self::CLAIM_SQL)
+        let row: Option<ClaimedRow> = sqlx::query_as(Self::CLAIM_SQL)
             .bind(owner)
             .bind(lease_until)
             .bind(now)
@@ -608,6 +610,46 @@ impl StoreImpl {
             now,
         )
         .await?;
+        let claimed = Self::claimed_from_row(
+            &mut tx,
+            (
+                id,
+                key,
+                customer_id,
+                kind,
+                step,
+                template,
+                options,
+                currency,
+                amount_minor,
+                attempt,
+                decided_on,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(claimed))
+    }
+
+    /// What an action's message is made of (its customer, invoices and options), from
+    /// its row: what claiming it gives, and what `relance preview` renders.
+    async fn claimed_from_row(
+        tx: &mut <Db as sqlx::Database>::Connection,
+        row: ClaimedRow,
+    ) -> crate::store::Result<crate::store::actions::ClaimedAction> {
+        let (
+            id,
+            key,
+            customer_id,
+            kind,
+            step,
+            template,
+            options,
+            currency,
+            amount_minor,
+            attempt,
+            decided_on,
+        ) = row;
         let sql = format!(
             "SELECT {} FROM customers WHERE id = $1",
             crate::store::sql::CUSTOMER_COLUMNS
@@ -616,7 +658,7 @@ impl StoreImpl {
             .bind(customer_id)
             .fetch_one(&mut *tx)
             .await?;
-        let numbers = Self::invoice_numbers_of(&mut tx, id).await?;
+        let numbers = Self::invoice_numbers_of(&mut *tx, id).await?;
         let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
             "{} WHERE i.number IN (",
             crate::store::rows::INVOICE_SELECT
@@ -643,9 +685,8 @@ impl StoreImpl {
                 .iter()
                 .any(|n| numbers.contains(n))
         });
-        tx.commit().await?;
         let cur = crate::store::rows::currency(&currency)?;
-        Ok(Some(crate::store::actions::ClaimedAction {
+        Ok(crate::store::actions::ClaimedAction {
             id,
             key,
             customer: crate::domain::Customer::try_from(c)?,
@@ -662,7 +703,27 @@ impl StoreImpl {
             attempt,
             decided_on,
             reminded_before,
-        }))
+        })
+    }
+
+    /// An action's message as [`Self::claim_action_sql`] gives it, without claiming it.
+    pub(crate) async fn action_message_sql(
+        &self,
+        id: i64,
+    ) -> crate::store::Result<Option<crate::store::actions::ClaimedAction>> {
+        let mut conn = self.pool.acquire().await?;
+        let row: Option<ClaimedRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            crate::store::sql::claimed_action_columns!(),
+            " FROM actions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => Ok(Some(Self::claimed_from_row(&mut conn, row).await?)),
+        }
     }
 
     pub(crate) async fn stale_reason_sql(

@@ -1507,6 +1507,13 @@ impl crate::store::ActionLog for StoreImpl {
         self.record_actions_sql(batch, now).await
     }
 
+    async fn action_message(
+        &self,
+        id: i64,
+    ) -> crate::store::Result<Option<crate::store::actions::ClaimedAction>> {
+        self.action_message_sql(id).await
+    }
+
     async fn claim_action(
         &self,
         owner: &str,
