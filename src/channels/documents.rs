@@ -166,6 +166,7 @@ impl Documents {
             deadline_days,
             deadline: today + chrono::Duration::days(deadline_days),
             registered,
+            reminded_before: a.reminded_before,
         };
         let template = a
             .template

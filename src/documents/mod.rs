@@ -271,6 +271,9 @@ pub struct FormalNotice<'a> {
     pub deadline: NaiveDate,
     /// Sent by registered mail (the letter says so).
     pub registered: bool,
+    /// Whether the customer was sent a reminder about these invoices before: the
+    /// letter refers to earlier reminders only then.
+    pub reminded_before: bool,
 }
 
 impl FormalNotice<'_> {
@@ -306,6 +309,7 @@ impl FormalNotice<'_> {
             "date": format::date(self.claim.as_of, locale),
             "place": self.company.address.city,
             "registered": self.registered,
+            "reminded_before": self.reminded_before,
             "company": company_json(self.company),
             "customer": customer_json(self.customer, self.company),
             "invoices": invoices,

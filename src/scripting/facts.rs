@@ -398,6 +398,15 @@ impl CustomerFacts {
                 .active_promise
                 .map(|i| c.account.promises[i].promised_date),
             broken_promise: c.broken_promise.is_some(),
+            has_email: !c.account.customer.emails.is_empty(),
+            has_mobile: c
+                .account
+                .customer
+                .phones
+                .iter()
+                .any(|p| p.is_probably_mobile()),
+            days_to_insurer_deadline: c.insurer_deadline.map(|d| (d - c.today).num_days()),
+            last_contact_days: c.last_contact.map(|d| (c.today - d).num_days()),
             invoices: c
                 .invoices
                 .iter()
@@ -430,6 +439,16 @@ pub struct FactsSnapshot {
     pub insurer_deadline: Option<NaiveDate>,
     pub promise: Option<NaiveDate>,
     pub broken_promise: bool,
+    /// The channel facts rules test (absent from snapshots stored before they were
+    /// kept).
+    #[serde(default)]
+    pub has_email: bool,
+    #[serde(default)]
+    pub has_mobile: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days_to_insurer_deadline: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_contact_days: Option<i64>,
     pub invoices: Vec<InvoiceSnapshot>,
 }
 

@@ -129,3 +129,40 @@ async fn the_api_explains_a_customer_as_the_command_line_does() {
     assert_eq!(missing.status(), 404);
     service.stop();
 }
+
+/// Regression: `actions show` lacked facts the rule read (`has_mobile`,
+/// `days_to_insurer_deadline`), so "why was this sent?" could not be answered for a
+/// rule testing them.
+#[test]
+fn actions_show_lists_the_channel_and_deadline_facts_the_rule_read() {
+    let w = workspace_with_rules_and(
+        &[(
+            "smb",
+            "if customer.has_mobile { sms(\"sms_reminder\", customer.dunnable.overdue(1)) }",
+        )],
+        "",
+    );
+    w.import_ledger(
+        "external_id,name,segment,phones,insurer_policy\nC1,Un,smb,+33612345678,coface-fr\n",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,10.00\n",
+    );
+    w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
+    let show = w.relance(&["actions", "show", "1"]);
+    show.expect_code(0);
+    assert!(
+        show.stdout.contains("\"has_mobile\":true"),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        show.stdout.contains("\"has_email\":false"),
+        "{}",
+        show.stdout
+    );
+    // Covered by coface-fr, 90 days after the due date: 60 days left on 2 March.
+    assert!(
+        show.stdout.contains("\"days_to_insurer_deadline\":60"),
+        "{}",
+        show.stdout
+    );
+}

@@ -112,6 +112,28 @@ fn the_embedded_default_writes_each_email_as_an_eml_file_in_the_customers_langua
         french["html"].as_str().unwrap().contains("lang=\"fr\""),
         "{french}"
     );
+    // Nor does any letter (the formal notices of customers never reminded before).
+    for entry in std::fs::read_dir(dir.path().join("outbox/formal_notice"))
+        .map(|d| d.filter_map(Result::ok).collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        if !entry.file_name().to_string_lossy().ends_with(".pdf") {
+            continue;
+        }
+        let text = std::process::Command::new("pdftotext")
+            .args([entry.path().to_str().unwrap(), "-"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains("MISE EN DEMEURE") || text.contains("FORMAL NOTICE"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("précédentes relances") && !text.contains("previous reminders"),
+            "{text}"
+        );
+    }
     // A formal notice sent by email carries its letter as a PDF attachment.
     if let Some(notice) = messages
         .iter()
