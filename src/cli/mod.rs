@@ -241,12 +241,15 @@ Each file is one transaction: if any row is invalid nothing from the file is wri
 and every bad row is listed as FILE:LINE: column 'NAME': reason (exit code 4). With
 --skip-invalid the good rows are written and the bad ones listed (still exit code 4).
 Re-importing a file changes nothing: rows are matched by external id, invoice number
-or payment id.
+or payment id; a dispute by its invoice, a promise by customer, date, amount and
+invoices.
 
 Examples:
   relance import customers examples/data/customers.csv
   relance import invoices examples/data/invoices.csv --skip-invalid
-  relance import payments bank-2026-11.csv --encoding iso-8859-15 --format json";
+  relance import payments bank-2026-11.csv --encoding iso-8859-15 --format json
+  relance import disputes disputes.csv        (invoice, reason[, status open|resolved])
+  relance import promises promises.csv        (customer, promised_date, amount[, invoices, note])";
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -280,6 +283,8 @@ pub enum ImportKindArg {
     Customers,
     Invoices,
     Payments,
+    Disputes,
+    Promises,
 }
 
 impl From<ImportKindArg> for ImportKind {
@@ -288,6 +293,8 @@ impl From<ImportKindArg> for ImportKind {
             ImportKindArg::Customers => ImportKind::Customers,
             ImportKindArg::Invoices => ImportKind::Invoices,
             ImportKindArg::Payments => ImportKind::Payments,
+            ImportKindArg::Disputes => ImportKind::Disputes,
+            ImportKindArg::Promises => ImportKind::Promises,
         }
     }
 }

@@ -27,6 +27,10 @@ pub enum ImportKind {
     Customers,
     Invoices,
     Payments,
+    /// Invoices disputed (or resolved) by the customer.
+    Disputes,
+    /// Promises to pay.
+    Promises,
 }
 
 impl ImportKind {
@@ -35,6 +39,8 @@ impl ImportKind {
             ImportKind::Customers => "customers",
             ImportKind::Invoices => "invoices",
             ImportKind::Payments => "payments",
+            ImportKind::Disputes => "disputes",
+            ImportKind::Promises => "promises",
         }
     }
 
@@ -44,6 +50,8 @@ impl ImportKind {
             ImportKind::Customers => &["external_id", "name", "segment"],
             ImportKind::Invoices => &["number", "customer", "issue_date", "due_date", "amount"],
             ImportKind::Payments => &["id", "customer", "date", "amount"],
+            ImportKind::Disputes => &["invoice", "reason"],
+            ImportKind::Promises => &["customer", "promised_date", "amount"],
         }
     }
 
@@ -94,6 +102,8 @@ impl ImportKind {
                 "amount",
                 "reference",
             ],
+            ImportKind::Disputes => &["invoice", "reason", "status"],
+            ImportKind::Promises => &["customer", "promised_date", "amount", "invoices", "note"],
         }
     }
 }
@@ -337,14 +347,34 @@ enum Parsed {
     Customer(Box<Customer>),
     Invoice(InvoiceRecord),
     Payment(Payment),
+    Dispute(rows::DisputeRow),
+    Promise(crate::store::NewPromise),
 }
 
 impl Parsed {
     fn customer_key(&self) -> Option<&str> {
         match self {
-            Parsed::Customer(_) => None,
+            Parsed::Customer(_) | Parsed::Dispute(_) => None,
             Parsed::Invoice(i) => Some(&i.customer),
             Parsed::Payment(p) => Some(&p.customer),
+            Parsed::Promise(p) => Some(&p.customer),
+        }
+    }
+
+    /// What identifies the row in its file: a second row with the same key is refused.
+    fn key(&self) -> String {
+        match self {
+            Parsed::Customer(c) => c.external_id.clone(),
+            Parsed::Invoice(i) => i.number.clone(),
+            Parsed::Payment(p) => p.external_id.clone(),
+            Parsed::Dispute(d) => d.invoice.clone(),
+            Parsed::Promise(p) => format!(
+                "{} {} {} {}",
+                p.customer,
+                p.promised_date,
+                p.amount,
+                p.invoices.join("|")
+            ),
         }
     }
 }
@@ -403,6 +433,8 @@ impl<'a> Importer<'a> {
             }
             ImportKind::Invoices => rows::invoice(row, self.opts).map(Parsed::Invoice),
             ImportKind::Payments => rows::payment(row, self.opts).map(Parsed::Payment),
+            ImportKind::Disputes => rows::dispute(row).map(Parsed::Dispute),
+            ImportKind::Promises => rows::promise(row).map(Parsed::Promise),
         };
         let p = match parsed {
             Err(e) => {
@@ -411,11 +443,8 @@ impl<'a> Importer<'a> {
             }
             Ok(p) => p,
         };
-        let key: &str = match &p {
-            Parsed::Customer(c) => &c.external_id,
-            Parsed::Invoice(i) => &i.number,
-            Parsed::Payment(p) => &p.external_id,
-        };
+        let key = p.key();
+        let key = key.as_str();
         if let Some(first) = seen_keys.get(key) {
             let col = self.kind.required_columns()[0];
             let message = format!("'{key}' appears twice {container} (first {position} {first})");
@@ -456,6 +485,8 @@ impl<'a> Importer<'a> {
         let mut customers = Vec::new();
         let mut invoices = Vec::new();
         let mut payments = Vec::new();
+        let mut disputes = Vec::new();
+        let mut promises = Vec::new();
         for (line, parsed) in rows {
             if let Some(key) = parsed.customer_key() {
                 if !self.customer_ids.contains_key(key) {
@@ -467,11 +498,38 @@ impl<'a> Importer<'a> {
                 Parsed::Customer(c) => customers.push(*c),
                 Parsed::Invoice(i) => invoices.push((line, self.customer_ids[&i.customer], i)),
                 Parsed::Payment(p) => payments.push((self.customer_ids[&p.customer], p)),
+                Parsed::Dispute(d) => disputes.push((line, d)),
+                Parsed::Promise(p) => promises.push((line, p)),
             }
         }
         let moves = self.customer_changes_of(&mut invoices).await?;
+        let disputes = self.checked_disputes(disputes).await?;
+        let promises = self.checked_promises(promises).await?;
         if !self.writing() {
             return Ok(());
+        }
+        for (d, current) in disputes {
+            let wanted = d.reason.as_deref();
+            if current.as_deref() == wanted {
+                self.written.unchanged += 1;
+                continue;
+            }
+            let dispute = d.reason.map(|reason| crate::domain::Dispute {
+                reason,
+                opened_at: chrono::Utc::now(),
+            });
+            self.tx
+                .set_invoice_dispute(&d.invoice, dispute.as_ref())
+                .await?;
+            self.written.updated += 1;
+        }
+        for p in promises {
+            if self.tx.promise_recorded(&p).await? {
+                self.written.unchanged += 1;
+            } else {
+                self.tx.add_promise(&p, chrono::Utc::now()).await?;
+                self.written.inserted += 1;
+            }
         }
         if !payments.is_empty() {
             for outcome in self.tx.record_payments(&payments).await? {
@@ -510,6 +568,69 @@ impl<'a> Importer<'a> {
             self.written += self.tx.upsert_invoices(&batch).await?;
         }
         Ok(())
+    }
+
+    /// Disputes on invoices that exist, each with the invoice's current dispute reason;
+    /// the others are rejected on their `invoice` column.
+    async fn checked_disputes(
+        &mut self,
+        rows: Vec<(u64, rows::DisputeRow)>,
+    ) -> Result<Vec<(rows::DisputeRow, Option<String>)>, ImportError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let numbers: Vec<&str> = rows.iter().map(|(_, d)| d.invoice.as_str()).collect();
+        let current = self.tx.invoice_disputes(&numbers).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (line, d) in rows {
+            match current.get(&d.invoice) {
+                Some(now) => {
+                    let now = now.clone();
+                    out.push((d, now));
+                }
+                None => self.reject(
+                    line,
+                    Some("invoice".into()),
+                    format!(
+                        "unknown invoice '{}' (import it with `relance import invoices` first)",
+                        d.invoice
+                    ),
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Promises whose invoices exist and belong to their customer; the others are
+    /// rejected on their `invoices` column.
+    async fn checked_promises(
+        &mut self,
+        rows: Vec<(u64, crate::store::NewPromise)>,
+    ) -> Result<Vec<crate::store::NewPromise>, ImportError> {
+        let numbers: Vec<&str> = rows
+            .iter()
+            .flat_map(|(_, p)| p.invoices.iter().map(String::as_str))
+            .collect();
+        let owners = if numbers.is_empty() {
+            HashMap::new()
+        } else {
+            self.tx.invoice_customers(&numbers).await?
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for (line, p) in rows {
+            let wrong = p.invoices.iter().find_map(|n| match owners.get(n) {
+                None => Some(format!("unknown invoice '{n}'")),
+                Some(c) if *c != p.customer => {
+                    Some(format!("invoice '{n}' is not {}'s", p.customer))
+                }
+                Some(_) => None,
+            });
+            match wrong {
+                Some(message) => self.reject(line, Some("invoices".into()), message),
+                None => out.push(p),
+            }
+        }
+        Ok(out)
     }
 
     /// Invoices of the batch that already belong to another customer: rejected on their

@@ -186,3 +186,63 @@ pub fn payment(row: &Row<'_>, opts: &ImportOptions) -> Result<Payment, FieldErro
         .map_err(|(col, msg)| FieldError::new(col, msg))?;
     Ok(payment)
 }
+
+/// A dispute row: the invoice, and the reason (`None` when the row resolves it).
+#[derive(Debug, Clone)]
+pub struct DisputeRow {
+    pub invoice: String,
+    pub reason: Option<String>,
+}
+
+fn text(row: &Row<'_>, column: &str) -> Result<String, FieldError> {
+    let v = row.required(column)?;
+    crate::domain::ids::check_text(v.trim(), crate::domain::ids::TextKind::Text)
+        .map_err(|e| FieldError::new(column, e.0))?;
+    Ok(v.trim().to_string())
+}
+
+pub fn dispute(row: &Row<'_>) -> Result<DisputeRow, FieldError> {
+    let invoice = row.required("invoice")?;
+    let resolved = match row.get("status")?.as_deref() {
+        None | Some("open") => false,
+        Some("resolved") => true,
+        Some(other) => {
+            return Err(FieldError::new(
+                "status",
+                format!("'{other}' is not a dispute status (open or resolved)"),
+            ))
+        }
+    };
+    let reason = text(row, "reason")?;
+    Ok(DisputeRow {
+        invoice,
+        reason: (!resolved).then_some(reason),
+    })
+}
+
+pub fn promise(row: &Row<'_>) -> Result<crate::store::NewPromise, FieldError> {
+    let amount = row.parse_required("amount", parse_amount)?;
+    if amount <= rust_decimal::Decimal::ZERO {
+        return Err(FieldError::new("amount", "must be positive"));
+    }
+    if amount.scale() > 2 && amount.normalize().scale() > 2 {
+        return Err(FieldError::new(
+            "amount",
+            format!("{amount} has more than 2 decimals"),
+        ));
+    }
+    let note = match row.get("note")? {
+        None => None,
+        Some(_) => Some(text(row, "note")?),
+    };
+    Ok(crate::store::NewPromise {
+        customer: row.required("customer")?,
+        promised_date: row.parse_required("promised_date", parse_date)?,
+        amount,
+        invoices: row
+            .get("invoices")?
+            .map(|t| split_list(&t))
+            .unwrap_or_default(),
+        note,
+    })
+}

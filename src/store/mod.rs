@@ -487,6 +487,16 @@ pub trait LedgerTx: Send {
     /// The customer (external id) each of these invoices belongs to, for those that exist.
     async fn invoice_customers(&mut self, numbers: &[&str]) -> Result<HashMap<String, String>>;
 
+    /// The dispute reason of each of these invoices that exist (`None`: not disputed).
+    async fn invoice_disputes(
+        &mut self,
+        numbers: &[&str],
+    ) -> Result<HashMap<String, Option<String>>>;
+
+    /// Whether the same promise (customer, date, amount and invoices) is already
+    /// recorded: a file of promises imported again adds none twice.
+    async fn promise_recorded(&mut self, promise: &NewPromise) -> Result<bool>;
+
     /// Undoes every payment allocation on an invoice: the payments get the amounts back
     /// as unapplied credit, the invoice is open for them again. Returns how many
     /// allocations were released and their total in minor units.

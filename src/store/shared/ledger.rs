@@ -307,6 +307,63 @@ impl crate::store::LedgerTx for Tx {
         Ok(rows.into_iter().collect())
     }
 
+    async fn invoice_disputes(
+        &mut self,
+        numbers: &[&str],
+    ) -> crate::store::Result<std::collections::HashMap<String, Option<String>>> {
+        let keys: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
+        let rows: Vec<(String, Option<String>)> = select_in(
+            &mut self.tx,
+            "SELECT number, dispute_reason FROM invoices WHERE number IN (",
+            &keys,
+            "",
+            true,
+        )
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn promise_recorded(
+        &mut self,
+        p: &crate::store::NewPromise,
+    ) -> crate::store::Result<bool> {
+        let Some(customer_id): Option<i64> =
+            sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1")
+                .bind(&p.customer)
+                .fetch_optional(&mut *self.tx)
+                .await?
+        else {
+            return Ok(false);
+        };
+        let candidates: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT id, currency, amount_minor FROM promises WHERE customer_id = $1 AND promised_date = $2",
+        )
+        .bind(customer_id)
+        .bind(p.promised_date)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut wanted: Vec<&str> = p.invoices.iter().map(String::as_str).collect();
+        wanted.sort_unstable();
+        for (id, cur, minor) in candidates {
+            let cur = crate::store::rows::currency(&cur)?;
+            if cur.from_minor(minor) != p.amount {
+                continue;
+            }
+            let mut linked: Vec<String> = sqlx::query_scalar(
+                "SELECT i.number FROM promise_invoices pi JOIN invoices i ON i.id = pi.invoice_id WHERE pi.promise_id = $1",
+            )
+            .bind(id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+            linked.sort_unstable();
+            // A promise on every open invoice is linked to those it covered then.
+            if wanted.is_empty() || linked == wanted {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     async fn release_invoice_allocations(
         &mut self,
         number: &str,
