@@ -299,7 +299,7 @@ pub(super) async fn explain(
     };
     let config = state.config.clone();
     let rules = state.registry.current();
-    let x = tokio::task::spawn_blocking(move || {
+    let mut x = tokio::task::spawn_blocking(move || {
         let evaluator = Evaluator::new(&config, Limits::default());
         crate::scripting::explain::explain(
             &evaluator,
@@ -311,6 +311,13 @@ pub(super) async fn explain(
     })
     .await
     .map_err(|e| ApiError::internal(format!("explaining {customer}: {e}")))?;
+    crate::outbox::explain_deferrals(
+        state.store.as_ref(),
+        &state.config,
+        &mut x,
+        chrono::Utc::now(),
+    )
+    .await?;
     Ok(json(StatusCode::OK, &x))
 }
 

@@ -387,19 +387,20 @@ pub(super) async fn explain(cli: &Cli, args: &ExplainArgs) -> Result<u8, CliErro
             args.customer
         )));
     };
-    store.close().await;
     let (registry, errors) = RuleRegistry::load(&config, engine_for(&config));
     for e in &errors {
         eprintln!("warning: {}", e.diagnostic.short());
     }
     let evaluator = Evaluator::new(&config, Limits::default());
-    let x = crate::scripting::explain::explain(
+    let mut x = crate::scripting::explain::explain(
         &evaluator,
         &registry.current(),
         account,
         as_of,
         Arc::new(config.calendar.clone()),
     );
+    crate::outbox::explain_deferrals(store.as_ref(), &config, &mut x, chrono::Utc::now()).await?;
+    store.close().await;
     if args.format == super::OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&x).unwrap_or_default());
         return Ok(exit::OK);
@@ -494,6 +495,16 @@ pub(crate) fn explanation_text(x: &crate::scripting::explain::Explanation) -> St
             shorten(&d.invoices, 3),
             d.status.as_str(),
             d.detail
+        );
+    }
+    for d in &x.deferrals {
+        let _ = writeln!(
+            o,
+            "  {} {}: would wait until {} ({})",
+            d.kind,
+            d.step,
+            d.until.format("%Y-%m-%d %H:%M UTC"),
+            d.reason
         );
     }
     let _ = writeln!(o, "\nConditions evaluated (why, and why not):");

@@ -141,42 +141,22 @@ impl Dispatcher {
         if let Some(reason) = self.store.stale_reason(id, today).await? {
             return self.finish(id, Completion::Cancelled { reason }).await;
         }
-        if let Some(w) = self.windows.get(&action.kind) {
-            if let Some(until) = next_allowed(now, self.timezone, w, &self.calendar) {
-                let reason = format!(
-                    "outside the delivery hours for {} ({}–{}{})",
-                    action.kind,
-                    w.from.format("%H:%M"),
-                    w.to.format("%H:%M"),
-                    if w.business_days_only {
-                        " on business days"
-                    } else {
-                        ""
-                    }
-                );
-                return self.defer(id, until, reason).await;
-            }
-        }
-        if let Some(b) = self
-            .budget
-            .as_ref()
-            .filter(|b| b.kinds.contains(&action.kind))
+        let rules = DeliveryRules {
+            windows: &self.windows,
+            budget: self.budget.as_ref(),
+            calendar: &self.calendar,
+            timezone: self.timezone,
+        };
+        if let Some((until, reason)) = rules
+            .not_before(
+                self.store.as_ref(),
+                action.kind,
+                &action.customer.external_id,
+                now,
+            )
+            .await?
         {
-            let window = chrono::Duration::days(i64::from(b.per_days));
-            let sent = self
-                .store
-                .recent_contacts(&action.customer.external_id, &b.kinds, now - window)
-                .await?;
-            if sent.len() >= b.max_contacts as usize {
-                // Room again when the oldest contact that fills the budget leaves the window.
-                let until = sent[sent.len() - b.max_contacts as usize] + window;
-                let reason = format!(
-                    "contact budget reached: {} contacts in the last {} days",
-                    sent.len(),
-                    b.per_days
-                );
-                return self.defer(id, until, reason).await;
-            }
+            return self.defer(id, until, reason).await;
         }
         if let Some(&per_minute) = self.rate_limits.get(&action.kind) {
             if let Some(until) = self.rate_limited(action.kind, per_minute, now) {
@@ -428,6 +408,102 @@ impl TransmitLog for StoreTransmitLog {
             .await
             .map_err(|e| e.to_string())
     }
+}
+
+/// When a delivery may go: the delivery hours of each kind and the contact budget.
+pub struct DeliveryRules<'a> {
+    pub windows:
+        &'a std::collections::BTreeMap<crate::domain::ActionKind, crate::config::DeliveryWindow>,
+    pub budget: Option<&'a crate::config::ContactBudget>,
+    pub calendar: &'a crate::domain::BusinessCalendar,
+    pub timezone: chrono_tz::Tz,
+}
+
+impl<'a> DeliveryRules<'a> {
+    /// The rules of a configuration.
+    pub fn of(config: &'a crate::config::Config) -> DeliveryRules<'a> {
+        DeliveryRules {
+            windows: &config.dispatch.quiet_hours,
+            budget: config.dispatch.contact_budget.as_ref(),
+            calendar: &config.calendar,
+            timezone: config.timezone,
+        }
+    }
+
+    /// Whether an action of `kind` for `customer` must wait at `now`, and until when
+    /// and why: outside its delivery hours, or over the customer's contact budget.
+    /// (Rate limits depend on the instance's own pace, not on the action.)
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn not_before(
+        &self,
+        store: &dyn Store,
+        kind: crate::domain::ActionKind,
+        customer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
+        if let Some(w) = self.windows.get(&kind) {
+            if let Some(until) = next_allowed(now, self.timezone, w, self.calendar) {
+                let reason = format!(
+                    "outside the delivery hours for {kind} ({}–{}{})",
+                    w.from.format("%H:%M"),
+                    w.to.format("%H:%M"),
+                    if w.business_days_only {
+                        " on business days"
+                    } else {
+                        ""
+                    }
+                );
+                return Ok(Some((until, reason)));
+            }
+        }
+        if let Some(b) = self.budget.filter(|b| b.kinds.contains(&kind)) {
+            let window = chrono::Duration::days(i64::from(b.per_days));
+            let sent = store
+                .recent_contacts(customer, &b.kinds, now - window)
+                .await?;
+            if sent.len() >= b.max_contacts as usize {
+                // Room again when the oldest contact that fills the budget leaves the window.
+                let until = sent[sent.len() - b.max_contacts as usize] + window;
+                let reason = format!(
+                    "contact budget reached: {} contacts in the last {} days",
+                    sent.len(),
+                    b.per_days
+                );
+                return Ok(Some((until, reason)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Fills in the deferrals of an explanation: each planned action's wait, if it were
+/// delivered at `now`.
+///
+/// # Errors
+/// The store's.
+pub async fn explain_deferrals(
+    store: &dyn Store,
+    config: &crate::config::Config,
+    x: &mut crate::scripting::explain::Explanation,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let rules = DeliveryRules::of(config);
+    for d in &x.decisions {
+        let (Some(kind), crate::scripting::DecisionStatus::Planned) = (d.kind, d.status) else {
+            continue;
+        };
+        if let Some((until, reason)) = rules.not_before(store, kind, &x.customer, now).await? {
+            x.deferrals.push(crate::scripting::explain::Deferral {
+                kind,
+                step: d.step.as_deref().unwrap_or("").to_string(),
+                until,
+                reason,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The next start of the delivery window after `now`, or `None` when `now` is inside it.

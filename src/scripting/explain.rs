@@ -43,6 +43,16 @@ pub struct ConstructorCall {
     pub invoices: Vec<String>,
 }
 
+/// A planned action that would wait before delivery (delivery hours, contact budget),
+/// as the dispatcher would decide it (filled in by `outbox::DeliveryRules`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Deferral {
+    pub kind: crate::domain::ActionKind,
+    pub step: String,
+    pub until: chrono::DateTime<chrono::Utc>,
+    pub reason: String,
+}
+
 /// A customer's evaluation, explained.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
@@ -57,6 +67,8 @@ pub struct Explanation {
     pub invoices: Vec<serde_json::Map<String, serde_json::Value>>,
     /// The engine's decisions: planned, already done, blocked, error.
     pub decisions: Vec<Decision>,
+    /// Planned actions that would be deferred if they were delivered now.
+    pub deferrals: Vec<Deferral>,
     pub calls: Vec<ConstructorCall>,
     pub conditions: Vec<Condition>,
     /// What `print` and `debug` wrote.
@@ -322,6 +334,7 @@ pub fn explain(
         facts: facts_map,
         invoices,
         decisions: outcome.decisions,
+        deferrals: Vec::new(),
         calls: trace.calls,
         conditions: trace.conditions,
         output: trace.output,

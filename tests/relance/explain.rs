@@ -166,3 +166,35 @@ fn actions_show_lists_the_channel_and_deadline_facts_the_rule_read() {
         show.stdout
     );
 }
+
+#[test]
+fn explain_says_when_a_planned_action_would_wait_for_the_contact_budget() {
+    let w = workspace_with_rules_and(
+        &[("smb", "email(\"reminder_1\", customer.dunnable.overdue(1))")],
+        "dispatch:\n  contact_budget: { max_contacts: 1, per_days: 7 }\n",
+    );
+    w.import_ledger(
+        "external_id,name,segment,emails\nC1,Un,smb,c1@un.example\n",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-01-31,10.00\n",
+    );
+    let today = chrono::Utc::now().date_naive().to_string();
+    w.relance(&["tick", "--as-of", &today]).expect_code(0);
+    w.relance(&["dispatch"]).expect_code(0);
+    // A new late invoice: its reminder is planned, and the budget is spent.
+    w.write(
+        "more.csv",
+        "number,customer,issue_date,due_date,amount\nF2,C1,2026-01-01,2026-02-10,20.00\n",
+    );
+    w.relance(&["import", "invoices", "more.csv"])
+        .expect_code(0);
+    let run = w.relance(&["explain", "C1"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("email reminder_1: would wait until ")
+            && run
+                .stdout
+                .contains("(contact budget reached: 1 contacts in the last 7 days)"),
+        "{}",
+        run.stdout
+    );
+}
