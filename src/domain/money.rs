@@ -241,9 +241,18 @@ pub fn parse_amount(text: &str) -> Result<Decimal, MoneyError> {
     Decimal::from_str(&cleaned).map_err(|_| invalid())
 }
 
+/// The currency codes relance knows, for error messages.
+fn known_currencies() -> String {
+    CURRENCIES
+        .iter()
+        .map(|(c, _)| *c)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MoneyError {
-    #[error("unknown currency '{0}' (expected an ISO 4217 code such as EUR)")]
+    #[error("unknown currency '{0}' (expected an ISO 4217 code: {known})", known = known_currencies())]
     UnknownCurrency(String),
     #[error("invalid amount '{0}' (expected a number such as 1234.56 or 1 234,56)")]
     InvalidAmount(String),

@@ -627,6 +627,21 @@ fn register_invoice_list(engine: &mut Engine) {
             .map(|i| l.c.account.invoices[i].invoice.open_amount)
             .sum()
     });
+    // The customer's totals over the invoices of a list: `customer.dunnable
+    // .overdue_total()` leaves out disputed, paused and promised invoices, which
+    // `customer.overdue_total` counts.
+    engine.register_fn("overdue_total", |l: &mut InvoiceList| -> Decimal {
+        l.indexes()
+            .filter(|&i| l.c.invoices[i].days_overdue > 0)
+            .map(|i| l.c.account.invoices[i].invoice.open_amount)
+            .sum()
+    });
+    engine.register_fn("not_due_total", |l: &mut InvoiceList| -> Decimal {
+        l.indexes()
+            .filter(|&i| l.c.invoices[i].days_overdue <= 0)
+            .map(|i| l.c.account.invoices[i].invoice.open_amount)
+            .sum()
+    });
     engine.register_fn("max_days_overdue", |l: &mut InvoiceList| -> INT {
         l.indexes()
             .map(|i| l.c.invoices[i].days_overdue)

@@ -228,3 +228,23 @@ fn an_option_set_to_a_missing_fact_is_an_option_not_given() {
     let c1 = lines.iter().find(|l| l["customer"] == "C1").unwrap();
     assert!(c1["options"].get("assignee").is_none(), "{c1}");
 }
+
+/// `customer.overdue_total` counts disputed invoices; `customer.dunnable
+/// .overdue_total()` only those dunning may act on.
+#[test]
+fn dunnable_totals_leave_out_disputed_invoices() {
+    let w = workspace_with_rules_and(
+        &[(
+            "smb",
+            "let open = customer.dunnable;\nif open.overdue_total() >= 1000 { call_task(\"large balance\", open.overdue(1)) }",
+        )],
+        "",
+    );
+    w.write(
+        "rules/smb.test.yaml",
+        "cases:\n  - name: a large disputed invoice does not count\n    today: 2026-03-02\n    invoices:\n      - { number: F1, due: 2026-02-20, amount: 800.00 }\n      - { number: F2, due: 2026-02-10, amount: 2500.00, disputed: \"wrong quantity\" }\n      - { number: F3, due: 2026-03-20, amount: 900.00 }\n    expect: []\n  - name: undisputed, it does\n    today: 2026-03-02\n    invoices:\n      - { number: F1, due: 2026-02-20, amount: 800.00 }\n      - { number: F2, due: 2026-02-10, amount: 2500.00 }\n    expect:\n      - { kind: call_task, invoices: [F1, F2] }\n",
+    );
+    let run = w.relance(&["rules", "test"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("2 passed, 0 failed"), "{}", run.stdout);
+}
