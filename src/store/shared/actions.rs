@@ -583,23 +583,11 @@ impl StoreImpl {
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some((
-            id,
-            key,
-            customer_id,
-            kind,
-            step,
-            template,
-            options,
-            currency,
-            amount_minor,
-            attempt,
-            decided_on,
-        )) = row
-        else {
+        let Some(row) = row else {
             tx.rollback().await?;
             return Ok(None);
         };
+        let (id, attempt) = (row.0, row.9);
         Self::event(
             &mut tx,
             id,
@@ -610,23 +598,7 @@ impl StoreImpl {
             now,
         )
         .await?;
-        let claimed = Self::claimed_from_row(
-            &mut tx,
-            (
-                id,
-                key,
-                customer_id,
-                kind,
-                step,
-                template,
-                options,
-                currency,
-                amount_minor,
-                attempt,
-                decided_on,
-            ),
-        )
-        .await?;
+        let claimed = Self::claimed_from_row(&mut tx, row).await?;
         tx.commit().await?;
         Ok(Some(claimed))
     }
