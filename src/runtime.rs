@@ -185,6 +185,9 @@ pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Result<Dispatch
     })
 }
 
+/// How often the customers new scripts are tried on are read again.
+const PROBE_REFRESH: Duration = Duration::from_secs(3600);
+
 /// Real customers per segment a new script is tried on, besides the sample portfolio.
 pub const PROBE_REAL_CUSTOMERS: usize = 50;
 
@@ -348,19 +351,28 @@ pub async fn launch(
     let dispatcher = Arc::new(dispatcher);
     let registry = Arc::new(registry);
     // The customers new versions of the scripts are tried on before a reload swaps
-    // them in; built in the background, so that the service starts at once.
+    // them in; built in the background, so that the service starts at once, and read
+    // again every hour, so that the real customers among them stay current.
     let probing = {
         let (config, store, registry) = (config.clone(), store.clone(), registry.clone());
         tokio::spawn(async move {
-            match probe_for(&config, Some(store.as_ref()), today).await {
-                Ok(probe) => {
-                    let real: usize = probe.real.values().map(Vec::len).sum();
-                    tracing::info!(samples = probe.samples.len(), real, "a new version of a rule script is tried on these customers before it is swapped in");
-                    registry.set_probe(probe);
+            let mut first = true;
+            loop {
+                let today = Utc::now().with_timezone(&config.timezone).date_naive();
+                match probe_for(&config, Some(store.as_ref()), today).await {
+                    Ok(probe) => {
+                        if first {
+                            let real: usize = probe.real.values().map(Vec::len).sum();
+                            tracing::info!(samples = probe.samples.len(), real, "a new version of a rule script is tried on these customers before it is swapped in");
+                        }
+                        registry.set_probe(probe);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot build the sample customers rule reloads are tried on; a new version is only compiled and checked before it runs")
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot build the sample customers rule reloads are tried on; a new version is only compiled and checked before it runs")
-                }
+                first = false;
+                tokio::time::sleep(PROBE_REFRESH).await;
             }
         })
     };
