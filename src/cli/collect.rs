@@ -92,6 +92,7 @@ pub struct PromiseAddArgs {
     /// What was said, for the history
     #[arg(long)]
     pub note: Option<String>,
+    /// text for people, json for tools (the promise as stored)
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 }

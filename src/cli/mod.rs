@@ -105,7 +105,7 @@ pub enum Command {
     )]
     Config(ConfigCommand),
 
-    /// Import customers, invoices or payments from CSV files
+    /// Import customers, invoices, payments, disputes or promises to pay from CSV files
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
 

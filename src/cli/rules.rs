@@ -359,6 +359,7 @@ pub struct ExplainArgs {
     /// Evaluate as if today were this date
     #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
     pub as_of: Option<NaiveDate>,
+    /// text for people, json for tools (the same object as GET /v1/customers/{id}/explain)
     #[arg(long, value_enum, default_value_t = super::OutputFormat::Text)]
     pub format: super::OutputFormat,
 }
