@@ -50,12 +50,7 @@ impl From<Invalid> for CollectError {
 /// # Errors
 /// Naming `field`.
 pub fn text(field: &str, value: &str) -> Result<String, Invalid> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(Invalid::new(field, "must not be empty"));
-    }
-    check_text(v, TextKind::Text).map_err(|e| Invalid::new(field, e.0))?;
-    Ok(v.to_string())
+    crate::domain::ids::free_text(value).map_err(|e| Invalid::new(field, e.0))
 }
 
 /// An identifier (a customer's external id, an invoice number).

@@ -222,11 +222,7 @@ pub async fn probe_for(
             }
         }
     }
-    Ok(crate::scripting::probe::Probe {
-        samples,
-        real,
-        today: None,
-    })
+    Ok(crate::scripting::probe::Probe { samples, real })
 }
 
 /// Warns about customers whose segment has no script: they are never evaluated.

@@ -280,6 +280,28 @@ pub(super) async fn complete_task(
     Ok(json(StatusCode::OK, &task))
 }
 
+fn unknown_customer(customer: &str) -> ApiError {
+    ApiError::not_found(format!("no customer with external id '{customer}'"))
+}
+
+/// What the rules endpoints of a customer take: scope `read`, a known customer, and
+/// `as_of` (default today).
+async fn rules_request(
+    state: &AppState,
+    caller: &Caller,
+    customer: &str,
+    q: QueryParams,
+) -> ApiResult<(String, chrono::NaiveDate)> {
+    caller.require(Scope::Read)?;
+    let q = q.only(&["as_of"])?;
+    let as_of = q.parse("as_of", date)?;
+    let customer = key("external_id", customer)?;
+    if state.store.customer(&customer).await?.is_none() {
+        return Err(unknown_customer(&customer));
+    }
+    Ok((customer, as_of.unwrap_or_else(|| state.today())))
+}
+
 /// `GET /v1/customers/{id}/explain`: the customer's evaluation told in full, with the
 /// conditions the script evaluated (see `scripting::explain`).
 pub(super) async fn explain(
@@ -288,14 +310,9 @@ pub(super) async fn explain(
     caller: Caller,
     q: QueryParams,
 ) -> ApiResult<Response> {
-    caller.require(Scope::Read)?;
-    let q = q.only(&["as_of"])?;
-    let as_of = q.parse("as_of", date)?.unwrap_or_else(|| state.today());
-    let customer = key("external_id", &customer)?;
+    let (customer, as_of) = rules_request(&state, &caller, &customer, q).await?;
     let Some(account) = crate::store::account_of(state.store.as_ref(), &customer).await? else {
-        return Err(ApiError::not_found(format!(
-            "no customer with external id '{customer}'"
-        )));
+        return Err(unknown_customer(&customer));
     };
     let config = state.config.clone();
     let rules = state.registry.current();
@@ -327,16 +344,7 @@ pub(super) async fn dry_run(
     caller: Caller,
     q: QueryParams,
 ) -> ApiResult<Response> {
-    caller.require(Scope::Read)?;
-    let q = q.only(&["as_of"])?;
-    let as_of = q.parse("as_of", date)?;
-    let customer = key("external_id", &customer)?;
-    if state.store.customer(&customer).await?.is_none() {
-        return Err(ApiError::not_found(format!(
-            "no customer with external id '{customer}'"
-        )));
-    }
-    let as_of = as_of.unwrap_or_else(|| state.today());
+    let (customer, as_of) = rules_request(&state, &caller, &customer, q).await?;
     let cfg = state.config.clone();
     let make: Arc<dyn Fn() -> Evaluator + Send + Sync> =
         Arc::new(move || Evaluator::new(&cfg, Limits::default()));

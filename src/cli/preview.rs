@@ -72,24 +72,27 @@ pub(super) async fn preview(cli: &Cli, args: &PreviewArgs) -> Result<u8, CliErro
     let blocked = |e: crate::channels::DeliveryError| CliError::Input(e.to_string());
     match action.kind {
         ActionKind::Email => {
-            let composer = crate::runtime::composer_for(&config, templates)?;
+            let composer = crate::runtime::composer_for(&config, templates.clone())?;
             let template = action.template.as_deref().unwrap_or(&action.step);
             let message = composer.compose(&action, template, &[]).map_err(blocked)?;
-            let bytes = message.formatted();
             if let Some(path) = &args.eml {
-                std::fs::write(path, &bytes).map_err(|e| {
+                std::fs::write(path, message.formatted()).map_err(|e| {
                     CliError::Failure(format!("cannot write {}: {e}", path.display()))
                 })?;
                 eprintln!("wrote {}", path.display());
             }
-            let parsed = mail_parts(&bytes);
             for h in ["From", "To", "Cc", "Reply-To", "Subject"] {
                 if let Some(v) = message.headers().get_raw(h) {
                     println!("{h}: {v}");
                 }
             }
+            // The body as the templates render it (the message above carries it encoded).
+            let ctx = crate::templates::MessageContext::for_action(&config.company, &action);
+            let rendered = templates
+                .email(template, action.customer.locale, &ctx)
+                .map_err(|e| CliError::Input(e.to_string()))?;
             println!();
-            println!("{}", if args.html { parsed.1 } else { parsed.0 });
+            println!("{}", if args.html { rendered.html } else { rendered.text });
         }
         ActionKind::Sms => {
             let (to, text) =
@@ -113,54 +116,6 @@ pub(super) async fn preview(cli: &Cli, args: &PreviewArgs) -> Result<u8, CliErro
         }
     }
     Ok(exit::OK)
-}
-
-/// The text and HTML parts of a message, decoded (quoted-printable) for reading.
-fn mail_parts(bytes: &[u8]) -> (String, String) {
-    let text = String::from_utf8_lossy(bytes);
-    let mut parts = (String::new(), String::new());
-    for section in text.split("\r\n--").chain(std::iter::empty()) {
-        let (head, body) = section.split_once("\r\n\r\n").unwrap_or(("", ""));
-        let lower = head.to_ascii_lowercase();
-        let target = if lower.contains("content-type: text/plain") {
-            &mut parts.0
-        } else if lower.contains("content-type: text/html") {
-            &mut parts.1
-        } else {
-            continue;
-        };
-        let body = body.rsplit_once("\r\n").map_or(body, |(b, _)| b);
-        *target = if lower.contains("quoted-printable") {
-            decode_qp(body)
-        } else {
-            body.replace("\r\n", "\n")
-        };
-    }
-    parts
-}
-
-fn decode_qp(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'=' if b.get(i + 1) == Some(&b'\r') && b.get(i + 2) == Some(&b'\n') => i += 3,
-            b'=' if i + 2 < b.len() => {
-                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    Ok(v) => out.push(v),
-                    Err(_) => out.extend_from_slice(&b[i..i + 3]),
-                }
-                i += 3;
-            }
-            b'\r' => i += 1,
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A message of `template` to `customer` about its overdue invoices (all open ones when

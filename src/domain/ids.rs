@@ -245,6 +245,20 @@ impl TextKind {
     }
 }
 
+/// Free text a person typed (a reason, a note): trimmed, not empty, and as
+/// [`check_text`] allows.
+///
+/// # Errors
+/// Empty, or what [`check_text`] refuses.
+pub fn free_text(text: &str) -> Result<String, InvalidValue> {
+    let v = text.trim();
+    if v.is_empty() {
+        return Err(InvalidValue("must not be empty".into()));
+    }
+    check_text(v, TextKind::Text)?;
+    Ok(v.to_string())
+}
+
 /// Checks a text value received from outside (imports, the HTTP API): no control
 /// characters (C0, DEL, C1: NUL, ESC, line breaks, tabs...) and at most the kind's
 /// length in characters.

@@ -195,10 +195,7 @@ pub struct DisputeRow {
 }
 
 fn text(row: &Row<'_>, column: &str) -> Result<String, FieldError> {
-    let v = row.required(column)?;
-    crate::domain::ids::check_text(v.trim(), crate::domain::ids::TextKind::Text)
-        .map_err(|e| FieldError::new(column, e.0))?;
-    Ok(v.trim().to_string())
+    crate::domain::ids::free_text(&row.required(column)?).map_err(|e| FieldError::new(column, e.0))
 }
 
 pub fn dispute(row: &Row<'_>) -> Result<DisputeRow, FieldError> {

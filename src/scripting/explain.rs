@@ -176,14 +176,14 @@ fn record_condition(
 /// The value of every getter of the rule API registered for `T`, on `value`.
 fn properties<T: Clone + Send + Sync + 'static>(
     engine: &Engine,
-    names: &[String],
+    readers: &[(String, rhai::AST)],
     value: T,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut out = serde_json::Map::new();
-    for name in names {
+    for (name, read) in readers {
         let mut scope = Scope::new();
         scope.push("it", value.clone());
-        if let Ok(v) = engine.eval_with_scope::<Dynamic>(&mut scope, &format!("it.{name}")) {
+        if let Ok(v) = engine.eval_ast_with_scope::<Dynamic>(&mut scope, read) {
             let json = if let Some(list) = v.read_lock::<InvoiceList>() {
                 serde_json::Value::from(list.numbers().collect::<Vec<String>>())
             } else {
@@ -193,6 +193,21 @@ fn properties<T: Clone + Send + Sync + 'static>(
         }
     }
     out
+}
+
+/// `it.NAME` for each of `names`, compiled once and read for every value.
+fn readers(engine: &Engine, names: Vec<String>) -> Vec<(String, rhai::AST)> {
+    let mut declared = Scope::new();
+    declared.push("it", Dynamic::UNIT);
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let ast = engine
+                .compile_with_scope(&declared, format!("it.{n}"))
+                .ok()?;
+            Some((n, ast))
+        })
+        .collect()
 }
 
 /// The getters registered for the type `T` (their names without `get$`).
@@ -230,12 +245,13 @@ pub fn explain(
         .into_iter()
         .filter(|n| n != "history")
         .collect();
-    let invoice_names = getters_of::<InvoiceFacts>(&engine);
-    let facts_map = properties(&engine, &customer_names, facts.clone());
+    let customer_readers = readers(&engine, customer_names);
+    let invoice_readers = readers(&engine, getters_of::<InvoiceFacts>(&engine));
+    let facts_map = properties(&engine, &customer_readers, facts.clone());
     let all = InvoiceList::new(&facts.0, 0..facts.0.invoices.len() as u32);
     let invoices = all
         .into_iter()
-        .map(|inv| properties(&engine, &invoice_names, inv))
+        .map(|inv| properties(&engine, &invoice_readers, inv))
         .collect();
     if let Some(rule) = &rule {
         let source: Arc<str> = rule.source.clone();

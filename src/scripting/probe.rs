@@ -14,14 +14,13 @@ use super::evaluate::Evaluator;
 use super::registry::{CompiledRule, RuleError, RuleSet};
 use crate::domain::Account;
 
-/// The customers new scripts are tried on, and the date they are evaluated as of.
+/// The customers new scripts are tried on.
 #[derive(Debug, Clone, Default)]
 pub struct Probe {
     /// Customers of any segment: each is tried as a customer of the script's segment.
     pub samples: Vec<Account>,
     /// Real customers, by segment.
     pub real: HashMap<String, Vec<Account>>,
-    pub today: Option<NaiveDate>,
 }
 
 impl Probe {
@@ -50,7 +49,6 @@ pub fn try_rule(
     let segment = rule.segment.as_str();
     let mut set = RuleSet::default();
     set.by_segment.insert(segment.to_string(), rule.clone());
-    let today = probe.today.unwrap_or(today);
     let real = probe.real.get(segment).into_iter().flatten();
     let mut tried = 0;
     for (account, sample) in real

@@ -454,3 +454,35 @@ fn a_lease_shorter_than_a_live_send_is_refused() {
     .unwrap();
     assert_eq!(config.dispatch.lease, std::time::Duration::from_secs(60));
 }
+
+#[test]
+fn a_collectors_list_must_be_a_list_of_names() {
+    let w = Workspace::new();
+    let base = std::fs::read_to_string(w.path("relance.yaml")).unwrap();
+    w.write("relance.yaml", format!("{base}collectors: claire\n"));
+    let run = w.relance(&["config", "check"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("collectors: expected a list of the collectors customers may be assigned to"),
+        "{}",
+        run.stderr
+    );
+    w.write(
+        "relance.yaml",
+        format!("{base}collectors: [claire, \"\"]\n"),
+    );
+    let run = w.relance(&["config", "check"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("collectors[1]: expected a collector's name or email address"),
+        "{}",
+        run.stderr
+    );
+    w.write(
+        "relance.yaml",
+        format!("{base}collectors: [claire, paul]\n"),
+    );
+    w.relance(&["config", "check"]).expect_code(0);
+}

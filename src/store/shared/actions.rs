@@ -642,15 +642,21 @@ impl StoreImpl {
             .persistent(false)
             .fetch_all(&mut *tx)
             .await?;
-        // Messages already sent to this customer, and the invoices each named.
-        let earlier: Vec<String> = sqlx::query_scalar(
+        // Messages already sent to this customer, and the invoices each named: read
+        // only for a message, which may speak of an earlier one.
+        let message = matches!(kind.as_str(), "email" | "sms" | "formal_notice");
+        let earlier: Vec<String> = if !message {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(
             "SELECT invoice_numbers FROM actions WHERE customer_id = $1 AND id <> $2 AND status = 'sent' \
              AND kind IN ('email', 'sms', 'formal_notice')",
         )
         .bind(customer_id)
         .bind(id)
         .fetch_all(&mut *tx)
-        .await?;
+        .await?
+        };
         let reminded_before = earlier.iter().any(|json| {
             serde_json::from_str::<Vec<String>>(json)
                 .unwrap_or_default()
