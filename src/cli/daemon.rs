@@ -131,8 +131,9 @@ An interrupted send that provably never left is not held: it is sent again by it
 
 pub(super) const DISPATCH_HELP: &str = "\
 Delivers the planned actions that are due through their channels, until none is left
-(or one with --once). Until channels are configured, actions are written as JSON files
-into the outbox/ folder.
+(or one with --once). Until channels are configured, actions are written into the
+outbox/ folder: a JSON description of each, and each email as an .eml file, each SMS
+as its text.
 
 Example:
   relance dispatch";
