@@ -90,6 +90,7 @@ pub async fn complete(
                     amount,
                     invoices: invoices.clone(),
                     note: c.note.clone().or_else(|| Some(format!("call task {id}"))),
+                    call_task: Some(id),
                 },
                 now,
             )

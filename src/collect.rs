@@ -186,6 +186,7 @@ pub async fn add_promise(
         amount: p.amount,
         invoices: p.invoices,
         note,
+        call_task: None,
     };
     let mut tx = store.begin().await?;
     let id = tx.add_promise(&promise, Utc::now()).await?;

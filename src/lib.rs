@@ -39,6 +39,7 @@
 pub mod api;
 pub mod call_outcomes;
 pub mod channels;
+pub mod charts;
 pub mod cli;
 pub mod collect;
 pub mod config;

@@ -40,8 +40,9 @@ const RANKS: &[(u8, &[&str])] = &[
             "collect",
         ],
     ),
-    // 5: generated sample portfolios (written through the import).
-    (5, &["sample"]),
+    // 5: generated sample portfolios (written through the import); the reports' charts
+    // and the monthly PDF report (reports drawn, rendered by the documents' engine).
+    (5, &["sample", "charts"]),
     // 6: delivery transports behind one trait, and the documents they send.
     (6, &["channels"]),
     // 7: delivering planned actions (claim, deliver, retry, record); scheduling ticks

@@ -46,6 +46,38 @@ pub struct ApiConfig {
     pub max_batch_items: usize,
 }
 
+/// How reports are written (`reports:`).
+#[derive(Debug, Clone)]
+pub struct ReportsConfig {
+    /// Labels, amounts in tables and charts, CSV decimal separator.
+    pub locale: crate::domain::Locale,
+    /// The aged balance's buckets: the last day past due of each but the last.
+    pub aging_buckets: Vec<i64>,
+    /// How many customers the lists show.
+    pub top: usize,
+    /// The monthly management report, emailed on a schedule.
+    pub monthly: Option<MonthlyReportConfig>,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig {
+            locale: crate::domain::Locale::Fr,
+            aging_buckets: vec![30, 60, 90, 120],
+            top: 20,
+            monthly: None,
+        }
+    }
+}
+
+/// When the monthly report is sent, and to whom.
+#[derive(Debug, Clone)]
+pub struct MonthlyReportConfig {
+    pub schedule: cron::Schedule,
+    pub schedule_text: String,
+    pub recipients: Vec<crate::domain::EmailAddress>,
+}
+
 /// Where a configuration came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -186,6 +218,7 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     /// The HTTP API of `relance serve`.
     pub api: ApiConfig,
+    pub reports: ReportsConfig,
     /// Channel settings, typed by the channel modules.
     pub channels: channels::ChannelsConfig,
     /// Non-fatal remarks found while validating (shown by `config check`).
@@ -262,6 +295,7 @@ const SECTIONS: &[&str] = &[
     "dispatch",
     "channels",
     "api",
+    "reports",
 ];
 
 impl Config {
@@ -473,6 +507,7 @@ impl Validator {
         };
         let dispatch = self.section::<raw::RawDispatch>(&root, "dispatch");
         let api = self.section::<raw::RawApi>(&root, "api");
+        let reports = self.section::<raw::RawReports>(&root, "reports");
         let raw_channels = self.section::<channels::RawChannels>(&root, "channels");
         // Problems found from here on under a stand-in value are consequences of one
         // already reported.
@@ -533,6 +568,7 @@ impl Validator {
         let longest = longest_send(channels.as_ref(), insurers.as_ref());
         let dispatch = dispatch.map(|d| self.dispatch(d, longest));
         let api = api.map(|a| self.api(a));
+        let reports = reports.map(|r| self.reports(r));
 
         let stand_ins = std::mem::take(&mut self.stand_ins);
         let consequence = |i: &Issue| stand_ins.iter().any(|s| lenient::under(&i.path, s));
@@ -556,6 +592,7 @@ impl Validator {
             collectors: collectors?,
             dispatch: dispatch?,
             api: api?,
+            reports: reports?,
             channels: channels?,
             warnings: Vec::new(),
         })
@@ -834,6 +871,67 @@ impl Validator {
                 }
                 Ok(_) => self.err(&format!("{path}.{locale}"), "must not be empty"),
                 Err(e) => self.err(&format!("{path}.{locale}"), e.to_string()),
+            }
+        }
+        out
+    }
+
+    fn reports(&mut self, r: raw::RawReports) -> ReportsConfig {
+        let mut out = ReportsConfig::default();
+        if let Some(l) = &r.locale {
+            match crate::domain::Locale::parse(l) {
+                Ok(l) => out.locale = l,
+                Err(e) => self.err("reports.locale", e.to_string()),
+            }
+        }
+        if let Some(b) = r.aging_buckets {
+            if b.is_empty() || b[0] < 1 || b.windows(2).any(|w| w[0] >= w[1]) {
+                self.err(
+                    "reports.aging_buckets",
+                    "expected increasing numbers of days past due, the first at least 1, e.g. [30, 60, 90, 120]",
+                );
+            } else {
+                out.aging_buckets = b;
+            }
+        }
+        if let Some(t) = r.top {
+            if !(1..=10_000).contains(&t) {
+                self.err("reports.top", "must be between 1 and 10000");
+            } else {
+                out.top = t;
+            }
+        }
+        if let Some(m) = r.monthly {
+            let schedule_text = m.schedule.unwrap_or_else(|| "0 0 7 1 * *".to_string());
+            let schedule = match cron::Schedule::from_str(&schedule_text) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.err(
+                        "reports.monthly.schedule",
+                        format!("'{schedule_text}' is not a cron expression (sec min hour day month weekday): {e}"),
+                    );
+                    None
+                }
+            };
+            let mut recipients = Vec::new();
+            for (i, r) in m.recipients.iter().enumerate() {
+                match crate::domain::EmailAddress::parse(r) {
+                    Ok(a) => recipients.push(a),
+                    Err(e) => self.err(&format!("reports.monthly.recipients[{i}]"), e.0),
+                }
+            }
+            if m.recipients.is_empty() {
+                self.err(
+                    "reports.monthly.recipients",
+                    "the monthly report needs at least one recipient (the credit managers' addresses)",
+                );
+            }
+            if let Some(schedule) = schedule {
+                out.monthly = Some(MonthlyReportConfig {
+                    schedule,
+                    schedule_text,
+                    recipients,
+                });
             }
         }
         out

@@ -120,6 +120,23 @@ pub type RawInsurers = BTreeMap<String, RawInsurer>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawReports {
+    pub locale: Option<String>,
+    pub aging_buckets: Option<Vec<i64>>,
+    pub top: Option<usize>,
+    pub monthly: Option<RawMonthlyReport>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonthlyReport {
+    pub schedule: Option<String>,
+    #[serde(default)]
+    pub recipients: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawApi {
     pub listen: Option<String>,
     pub max_body_bytes: Option<usize>,

@@ -40,6 +40,18 @@ const SHIPPED: &[(&str, &str)] = &[
         "statement.en.typ",
         include_str!("../../templates/pdf/statement.en.typ"),
     ),
+    (
+        "_monthly.typ",
+        include_str!("../../templates/pdf/_monthly.typ"),
+    ),
+    (
+        "monthly_report.fr.typ",
+        include_str!("../../templates/pdf/monthly_report.fr.typ"),
+    ),
+    (
+        "monthly_report.en.typ",
+        include_str!("../../templates/pdf/monthly_report.en.typ"),
+    ),
 ];
 
 /// The PDF templates relance ships: name (within `pdf/`) and text.

@@ -241,5 +241,6 @@ pub fn promise(row: &Row<'_>) -> Result<crate::store::NewPromise, FieldError> {
             .map(|t| split_list(&t))
             .unwrap_or_default(),
         note,
+        call_task: None,
     })
 }

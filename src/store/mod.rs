@@ -10,6 +10,7 @@ pub mod actions;
 pub mod call_tasks;
 pub mod documents;
 mod postgres;
+pub mod reports;
 mod rows;
 mod sql;
 mod sqlite;
@@ -132,6 +133,8 @@ pub struct NewPromise {
     /// Invoice numbers; empty means every open invoice of the customer.
     pub invoices: Vec<String>,
     pub note: Option<String>,
+    /// The call task whose outcome it is.
+    pub call_task: Option<i64>,
 }
 
 /// An import, as recorded in the ledger.
@@ -398,6 +401,18 @@ pub trait TokenStore: Send + Sync {
     async fn revoke_token(&self, id: i64, now: DateTime<Utc>) -> Result<bool>;
 }
 
+/// What the reports read, in batches of customers.
+pub trait ReportStore: Send + Sync {
+    /// Customers matching `filter` in id order, in batches of up to `batch`, each with
+    /// all of its invoices and what `needs` asks for.
+    fn report_accounts<'a>(
+        &'a self,
+        filter: &'a reports::ReportFilter,
+        needs: reports::ReportNeeds,
+        batch: usize,
+    ) -> reports::ReportStream<'a>;
+}
+
 /// Ticks as recorded: when each segment ran, for which slot, what it did.
 #[async_trait]
 pub trait TickStore: Send + Sync {
@@ -443,6 +458,7 @@ pub trait Store:
     + DocumentStore
     + TokenStore
     + TickStore
+    + ReportStore
     + Send
     + Sync
     + 'static

@@ -175,6 +175,8 @@ const DISTINCT: &str = "IS DISTINCT FROM";
 mod actions;
 #[path = "shared/ledger.rs"]
 mod ledger;
+#[path = "shared/reports.rs"]
+mod reports;
 
 /// Key of the advisory lock the scheduling instance holds ("relance" in ASCII).
 const SCHEDULER_LOCK: i64 = 0x0072_656c_616e_6365;

@@ -225,6 +225,8 @@ const DISTINCT: &str = "IS NOT";
 mod actions;
 #[path = "shared/ledger.rs"]
 mod ledger;
+#[path = "shared/reports.rs"]
+mod reports;
 
 /// SQLite serves one instance: it always leads.
 struct SoleInstance;

@@ -164,6 +164,7 @@ async fn simulate_small_ledger(w: &Workspace, db_url: &str) -> Vec<serde_json::V
             amount: "60".parse().unwrap(),
             invoices: vec!["K-4".into()],
             note: None,
+            call_task: None,
         },
         at,
     )

@@ -402,6 +402,7 @@ async fn collector_story(store: Arc<dyn Store>) {
                 amount: dec("500.00"),
                 invoices: vec!["F-2".into()],
                 note: Some("by phone".into()),
+                call_task: None,
             },
             now,
         )
@@ -415,6 +416,7 @@ async fn collector_story(store: Arc<dyn Store>) {
                 amount: dec("1000.00"),
                 invoices: vec!["F-1".into()],
                 note: None,
+                call_task: None,
             },
             now,
         )
@@ -427,7 +429,8 @@ async fn collector_story(store: Arc<dyn Store>) {
                 promised_date: d("2026-03-25"),
                 amount: dec("1"),
                 invoices: vec!["F-9".into()],
-                note: None
+                note: None,
+                call_task: None,
             },
             now
         )
@@ -753,6 +756,7 @@ async fn accounts_story(store: Arc<dyn Store>) {
             amount: dec("500.00"),
             invoices: vec!["F-2".into()],
             note: None,
+            call_task: None,
         },
         now,
     )

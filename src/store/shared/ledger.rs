@@ -839,8 +839,8 @@ impl crate::store::LedgerTx for Tx {
         }
         let open_total: i64 = chosen.iter().map(|r| r.3).sum();
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO promises (customer_id, promised_date, currency, amount_minor, open_at_promise_minor, status, note, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) RETURNING id",
+            "INSERT INTO promises (customer_id, promised_date, currency, amount_minor, open_at_promise_minor, status, note, created_at, call_task_id) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8) RETURNING id",
         )
         .bind(customer_id)
         .bind(p.promised_date)
@@ -849,6 +849,7 @@ impl crate::store::LedgerTx for Tx {
         .bind(open_total)
         .bind(&p.note)
         .bind(now)
+        .bind(p.call_task)
         .fetch_one(&mut *self.tx)
         .await?;
         for row in chosen {
