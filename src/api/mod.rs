@@ -11,6 +11,7 @@ pub mod extract;
 mod ingest;
 mod ledger;
 mod ops;
+mod reports;
 pub mod scope;
 mod server;
 
@@ -175,6 +176,8 @@ pub fn routes() -> Vec<Route> {
         ),
         r("post", "/v1/actions/{id}/retry", post(audit::retry)),
         r("post", "/v1/actions/{id}/cancel", post(audit::cancel)),
+        // Reports.
+        r("get", "/v1/reports/{name}", get(reports::report)),
         // Rules.
         r(
             "get",

@@ -285,6 +285,8 @@ pub enum ImportKindArg {
     Payments,
     Disputes,
     Promises,
+    /// Actions another tool sent before relance (customer;kind;step;sent_on;invoices)
+    History,
 }
 
 impl From<ImportKindArg> for ImportKind {
@@ -295,6 +297,7 @@ impl From<ImportKindArg> for ImportKind {
             ImportKindArg::Payments => ImportKind::Payments,
             ImportKindArg::Disputes => ImportKind::Disputes,
             ImportKindArg::Promises => ImportKind::Promises,
+            ImportKindArg::History => ImportKind::History,
         }
     }
 }

@@ -180,30 +180,14 @@ fn query(
     from: Option<NaiveDate>,
     common: &Common,
 ) -> Result<ReportQuery, CliError> {
-    let today = today(config);
-    let mut q = ReportQuery::new(as_of, today);
-    if let Some(f) = from {
-        q.from = f;
-    }
-    q.buckets = config.reports.aging_buckets.clone();
-    q.top = common.top.unwrap_or(config.reports.top);
-    q.filter = ReportFilter {
+    let filter = ReportFilter {
         segment: common.segment.clone(),
         collector: common.collector.clone(),
-        currency: common.currency.as_ref().map(|c| c.trim().to_uppercase()),
+        currency: common.currency.clone(),
         customer: None,
     };
-    if let Some(s) = &q.filter.segment {
-        if !config.segments.contains_key(s) {
-            let known: Vec<&str> = config.segments.keys().map(String::as_str).collect();
-            return Err(CliError::Usage(format!(
-                "unknown segment '{s}' (the configuration has {})",
-                known.join(", ")
-            )));
-        }
-    }
-    q.check().map_err(|e| CliError::Usage(e.to_string()))?;
-    Ok(q)
+    ReportQuery::build(config, as_of, from, filter, common.top, today(config))
+        .map_err(|e| CliError::Usage(e.to_string()))
 }
 
 async fn point(cli: &Cli, kind: ReportKind, a: &PointArgs) -> Result<u8, CliError> {

@@ -31,6 +31,8 @@ pub enum ImportKind {
     Disputes,
     /// Promises to pay.
     Promises,
+    /// Actions sent before relance kept the log (another tool's dunning history).
+    History,
 }
 
 impl ImportKind {
@@ -41,6 +43,7 @@ impl ImportKind {
             ImportKind::Payments => "payments",
             ImportKind::Disputes => "disputes",
             ImportKind::Promises => "promises",
+            ImportKind::History => "history",
         }
     }
 
@@ -52,6 +55,7 @@ impl ImportKind {
             ImportKind::Payments => &["id", "customer", "date", "amount"],
             ImportKind::Disputes => &["invoice", "reason"],
             ImportKind::Promises => &["customer", "promised_date", "amount"],
+            ImportKind::History => &["customer", "kind", "step", "sent_on", "invoices"],
         }
     }
 
@@ -102,8 +106,16 @@ impl ImportKind {
                 "amount",
                 "reference",
             ],
-            ImportKind::Disputes => &["invoice", "reason", "status"],
-            ImportKind::Promises => &["customer", "promised_date", "amount", "invoices", "note"],
+            ImportKind::Disputes => &["invoice", "reason", "status", "opened_on"],
+            ImportKind::Promises => &[
+                "customer",
+                "promised_date",
+                "amount",
+                "invoices",
+                "note",
+                "made_on",
+            ],
+            ImportKind::History => &["customer", "kind", "step", "sent_on", "invoices", "amount"],
         }
     }
 }
@@ -339,6 +351,12 @@ pub enum ImportError {
 /// Rows are applied to the ledger in batches of this size.
 const BATCH: usize = 2000;
 
+/// The instant a day given in a file stands for: noon UTC, the same day in every time
+/// zone of Europe and the Americas.
+fn day_instant(day: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
+    day.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc()
+}
+
 /// Most row errors kept in a report; beyond it they are counted, not stored.
 const MAX_ERRORS_KEPT: usize = 10_000;
 
@@ -348,7 +366,8 @@ enum Parsed {
     Invoice(InvoiceRecord),
     Payment(Payment),
     Dispute(rows::DisputeRow),
-    Promise(crate::store::NewPromise),
+    Promise(rows::PromiseRow),
+    History(rows::HistoryRow),
 }
 
 impl Parsed {
@@ -357,7 +376,8 @@ impl Parsed {
             Parsed::Customer(_) | Parsed::Dispute(_) => None,
             Parsed::Invoice(i) => Some(&i.customer),
             Parsed::Payment(p) => Some(&p.customer),
-            Parsed::Promise(p) => Some(&p.customer),
+            Parsed::Promise(p) => Some(&p.promise.customer),
+            Parsed::History(h) => Some(&h.customer),
         }
     }
 
@@ -370,10 +390,18 @@ impl Parsed {
             Parsed::Dispute(d) => d.invoice.clone(),
             Parsed::Promise(p) => format!(
                 "{} {} {} {}",
-                p.customer,
-                p.promised_date,
-                p.amount,
-                p.invoices.join("|")
+                p.promise.customer,
+                p.promise.promised_date,
+                p.promise.amount,
+                p.promise.invoices.join("|")
+            ),
+            Parsed::History(h) => format!(
+                "{} {} {} {} {}",
+                h.customer,
+                h.kind,
+                h.step,
+                h.sent_on,
+                h.invoices.join("|")
             ),
         }
     }
@@ -390,6 +418,8 @@ struct Importer<'a> {
     rejected_total: u64,
     unapplied: u64,
     customer_changes: Vec<CustomerChange>,
+    /// The file (or request) the rows come from, kept with imported history.
+    source: String,
 }
 
 impl<'a> Importer<'a> {
@@ -404,6 +434,7 @@ impl<'a> Importer<'a> {
             rejected_total: 0,
             unapplied: 0,
             customer_changes: Vec::new(),
+            source: kind.as_str().to_string(),
         }
     }
 
@@ -435,6 +466,7 @@ impl<'a> Importer<'a> {
             ImportKind::Payments => rows::payment(row, self.opts).map(Parsed::Payment),
             ImportKind::Disputes => rows::dispute(row).map(Parsed::Dispute),
             ImportKind::Promises => rows::promise(row).map(Parsed::Promise),
+            ImportKind::History => rows::history(row).map(Parsed::History),
         };
         let p = match parsed {
             Err(e) => {
@@ -487,6 +519,7 @@ impl<'a> Importer<'a> {
         let mut payments = Vec::new();
         let mut disputes = Vec::new();
         let mut promises = Vec::new();
+        let mut history = Vec::new();
         for (line, parsed) in rows {
             if let Some(key) = parsed.customer_key() {
                 if !self.customer_ids.contains_key(key) {
@@ -500,11 +533,13 @@ impl<'a> Importer<'a> {
                 Parsed::Payment(p) => payments.push((self.customer_ids[&p.customer], p)),
                 Parsed::Dispute(d) => disputes.push((line, d)),
                 Parsed::Promise(p) => promises.push((line, p)),
+                Parsed::History(h) => history.push((line, h)),
             }
         }
         let moves = self.customer_changes_of(&mut invoices).await?;
         let disputes = self.checked_disputes(disputes).await?;
         let promises = self.checked_promises(promises).await?;
+        let history = self.checked_history(history).await?;
         if !self.writing() {
             return Ok(());
         }
@@ -514,21 +549,39 @@ impl<'a> Importer<'a> {
                 self.written.unchanged += 1;
                 continue;
             }
-            let dispute = d.reason.map(|reason| crate::domain::Dispute {
-                reason,
-                opened_at: chrono::Utc::now(),
-            });
+            let opened_at = d.opened_on.map_or_else(chrono::Utc::now, day_instant);
+            let dispute = d
+                .reason
+                .map(|reason| crate::domain::Dispute { reason, opened_at });
             self.tx
                 .set_invoice_dispute(&d.invoice, dispute.as_ref())
                 .await?;
             self.written.updated += 1;
         }
         for p in promises {
-            if self.tx.promise_recorded(&p).await? {
+            if self.tx.promise_recorded(&p.promise).await? {
                 self.written.unchanged += 1;
             } else {
-                self.tx.add_promise(&p, chrono::Utc::now()).await?;
+                let made = p.made_on.map_or_else(chrono::Utc::now, day_instant);
+                self.tx.add_promise(&p.promise, made).await?;
                 self.written.inserted += 1;
+            }
+        }
+        for (line, h) in history {
+            let action = crate::store::PastAction {
+                customer_id: self.customer_ids[&h.customer],
+                kind: h.kind,
+                step: h.step,
+                invoices: h.invoices,
+                amount: h.amount,
+                sent_at: day_instant(h.sent_on),
+                source: self.source.clone(),
+            };
+            match self.tx.record_past_action(&action).await {
+                Ok(true) => self.written.inserted += 1,
+                Ok(false) => self.written.unchanged += 1,
+                Err(StoreError::Invalid(m)) => self.reject(line, Some("invoices".into()), m),
+                Err(e) => return Err(e.into()),
             }
         }
         if !payments.is_empty() {
@@ -605,11 +658,11 @@ impl<'a> Importer<'a> {
     /// rejected on their `invoices` column.
     async fn checked_promises(
         &mut self,
-        rows: Vec<(u64, crate::store::NewPromise)>,
-    ) -> Result<Vec<crate::store::NewPromise>, ImportError> {
+        rows: Vec<(u64, rows::PromiseRow)>,
+    ) -> Result<Vec<rows::PromiseRow>, ImportError> {
         let numbers: Vec<&str> = rows
             .iter()
-            .flat_map(|(_, p)| p.invoices.iter().map(String::as_str))
+            .flat_map(|(_, p)| p.promise.invoices.iter().map(String::as_str))
             .collect();
         let owners = if numbers.is_empty() {
             HashMap::new()
@@ -618,16 +671,48 @@ impl<'a> Importer<'a> {
         };
         let mut out = Vec::with_capacity(rows.len());
         for (line, p) in rows {
-            let wrong = p.invoices.iter().find_map(|n| match owners.get(n) {
+            let wrong = p.promise.invoices.iter().find_map(|n| match owners.get(n) {
                 None => Some(format!("unknown invoice '{n}'")),
-                Some(c) if *c != p.customer => {
-                    Some(format!("invoice '{n}' is not {}'s", p.customer))
+                Some(c) if *c != p.promise.customer => {
+                    Some(format!("invoice '{n}' is not {}'s", p.promise.customer))
                 }
                 Some(_) => None,
             });
             match wrong {
                 Some(message) => self.reject(line, Some("invoices".into()), message),
                 None => out.push(p),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Past actions whose invoices exist and belong to their customer; the others are
+    /// rejected on their `invoices` column.
+    async fn checked_history(
+        &mut self,
+        rows: Vec<(u64, rows::HistoryRow)>,
+    ) -> Result<Vec<(u64, rows::HistoryRow)>, ImportError> {
+        let numbers: Vec<&str> = rows
+            .iter()
+            .flat_map(|(_, h)| h.invoices.iter().map(String::as_str))
+            .collect();
+        let owners = if numbers.is_empty() {
+            HashMap::new()
+        } else {
+            self.tx.invoice_customers(&numbers).await?
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for (line, h) in rows {
+            let wrong = h.invoices.iter().find_map(|n| match owners.get(n) {
+                None => Some(format!("unknown invoice '{n}'")),
+                Some(c) if *c != h.customer => {
+                    Some(format!("invoice '{n}' is not {}'s", h.customer))
+                }
+                Some(_) => None,
+            });
+            match wrong {
+                Some(message) => self.reject(line, Some("invoices".into()), message),
+                None => out.push((line, h)),
             }
         }
         Ok(out)
@@ -737,6 +822,9 @@ pub async fn import_file(
     tracing::debug!(encoding = ?source.encoding, delimiter = %(source.delimiter as char).escape_default(), "reading");
 
     let mut imp = Importer::new(kind, store.begin().await?, opts);
+    imp.source = path
+        .file_name()
+        .map_or_else(|| file_label.clone(), |n| n.to_string_lossy().into_owned());
     let mut seen_keys: HashMap<Box<str>, u64> = HashMap::new();
     let mut batch: Vec<(u64, Parsed)> = Vec::with_capacity(BATCH);
     let mut rows_read = 0u64;
@@ -880,6 +968,7 @@ pub async fn import_records(
         ..opts.clone()
     };
     let mut imp = Importer::new(kind, store.begin().await?, &opts);
+    imp.source = source.to_string();
     let mut seen_keys: HashMap<Box<str>, u64> = HashMap::new();
     let mut batch: Vec<(u64, Parsed)> = Vec::with_capacity(BATCH.min(records.len()));
     for (i, fields) in records.iter().enumerate() {

@@ -192,6 +192,56 @@ pub fn payment(row: &Row<'_>, opts: &ImportOptions) -> Result<Payment, FieldErro
 pub struct DisputeRow {
     pub invoice: String,
     pub reason: Option<String>,
+    /// The day the customer disputed the invoice (default: now).
+    pub opened_on: Option<chrono::NaiveDate>,
+}
+
+/// A promise row: the promise, and the day it was made (default: now).
+#[derive(Debug, Clone)]
+pub struct PromiseRow {
+    pub promise: crate::store::NewPromise,
+    pub made_on: Option<chrono::NaiveDate>,
+}
+
+/// An action sent in the past.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    pub customer: String,
+    pub kind: crate::domain::ActionKind,
+    pub step: String,
+    pub sent_on: chrono::NaiveDate,
+    pub invoices: Vec<String>,
+    pub amount: Option<rust_decimal::Decimal>,
+}
+
+pub fn history(row: &Row<'_>) -> Result<HistoryRow, FieldError> {
+    let kind = row.parse_required("kind", |v| {
+        v.parse::<crate::domain::ActionKind>()
+            .map_err(|e| e.to_string())
+    })?;
+    let step = row.required("step")?;
+    if step.chars().count() > 64 || step.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "step",
+            "must be at most 64 characters, without control characters",
+        ));
+    }
+    let invoices = split_list(&row.required("invoices")?);
+    if invoices.is_empty() {
+        return Err(FieldError::new("invoices", "names no invoice"));
+    }
+    let amount = row.parse("amount", |v| parse_amount(v).map_err(|e| e.to_string()))?;
+    if amount.is_some_and(|a| a < rust_decimal::Decimal::ZERO) {
+        return Err(FieldError::new("amount", "must not be negative"));
+    }
+    Ok(HistoryRow {
+        customer: row.required("customer")?,
+        kind,
+        step,
+        sent_on: row.parse_required("sent_on", parse_date)?,
+        invoices,
+        amount,
+    })
 }
 
 fn text(row: &Row<'_>, column: &str) -> Result<String, FieldError> {
@@ -214,10 +264,11 @@ pub fn dispute(row: &Row<'_>) -> Result<DisputeRow, FieldError> {
     Ok(DisputeRow {
         invoice,
         reason: (!resolved).then_some(reason),
+        opened_on: row.parse("opened_on", parse_date)?,
     })
 }
 
-pub fn promise(row: &Row<'_>) -> Result<crate::store::NewPromise, FieldError> {
+pub fn promise(row: &Row<'_>) -> Result<PromiseRow, FieldError> {
     let amount = row.parse_required("amount", parse_amount)?;
     if amount <= rust_decimal::Decimal::ZERO {
         return Err(FieldError::new("amount", "must be positive"));
@@ -232,15 +283,18 @@ pub fn promise(row: &Row<'_>) -> Result<crate::store::NewPromise, FieldError> {
         None => None,
         Some(_) => Some(text(row, "note")?),
     };
-    Ok(crate::store::NewPromise {
-        customer: row.required("customer")?,
-        promised_date: row.parse_required("promised_date", parse_date)?,
-        amount,
-        invoices: row
-            .get("invoices")?
-            .map(|t| split_list(&t))
-            .unwrap_or_default(),
-        note,
-        call_task: None,
+    Ok(PromiseRow {
+        promise: crate::store::NewPromise {
+            customer: row.required("customer")?,
+            promised_date: row.parse_required("promised_date", parse_date)?,
+            amount,
+            invoices: row
+                .get("invoices")?
+                .map(|t| split_list(&t))
+                .unwrap_or_default(),
+            note,
+            call_task: None,
+        },
+        made_on: row.parse("made_on", parse_date)?,
     })
 }

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::{money, Cell, ReportError, ReportQuery, Table};
+use super::{money, Cell, Fixed, ReportError, ReportQuery, Table};
 use crate::domain::ActionKind;
 use crate::store::reports::{ReportAccount, ReportAction, ReportNeeds};
 use crate::store::Store;
@@ -95,7 +95,7 @@ pub(crate) fn median(days: &BTreeMap<i64, u64>) -> Option<Decimal> {
     };
     let lo = value_at((n - 1) / 2);
     let hi = value_at(n / 2);
-    Some(Decimal::from(lo + hi) / Decimal::from(2))
+    Some((Decimal::from(lo + hi) / Decimal::from(2)).fixed(1))
 }
 
 /// The last action in `actions` (sorted by sent day, then id) sent on or before `day`
@@ -217,9 +217,8 @@ pub async fn effectiveness(
                 paid_within_14_days: share(s.within[1]),
                 paid_within_30_days: share(s.within[2]),
                 median_days_to_payment: median(&s.days),
-                contacts_per_1000: (s.collected > 0).then(|| {
-                    (Decimal::from(s.actions) * Decimal::from(1000) / collected).round_dp(2)
-                }),
+                contacts_per_1000: (s.collected > 0)
+                    .then(|| (Decimal::from(s.actions) * Decimal::from(1000) / collected).fixed(2)),
                 collected,
                 disputes_after: s.disputes,
                 actions: s.actions,

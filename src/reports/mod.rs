@@ -128,6 +128,46 @@ impl ReportQuery {
         }
     }
 
+    /// The query a command or a request asks for: `as_of` (the end of the period),
+    /// `from` (default: twelve months), the filter and list length, with the
+    /// configuration's buckets and list length; checked.
+    ///
+    /// # Errors
+    /// An unknown segment, a bad period or currency.
+    pub fn build(
+        config: &crate::config::Config,
+        as_of: NaiveDate,
+        from: Option<NaiveDate>,
+        filter: ReportFilter,
+        top: Option<usize>,
+        today: NaiveDate,
+    ) -> Result<ReportQuery, ReportError> {
+        let mut q = ReportQuery::new(as_of, today);
+        if let Some(f) = from {
+            q.from = f;
+        }
+        q.buckets = config.reports.aging_buckets.clone();
+        q.top = top.unwrap_or(config.reports.top);
+        q.filter = ReportFilter {
+            currency: filter.currency.map(|c| c.trim().to_uppercase()),
+            ..filter
+        };
+        if let Some(s) = &q.filter.segment {
+            if !config.segments.contains_key(s) {
+                let known: Vec<&str> = config.segments.keys().map(String::as_str).collect();
+                return Err(ReportError::Invalid(format!(
+                    "unknown segment '{s}' (the configuration has {})",
+                    known.join(", ")
+                )));
+            }
+        }
+        if q.top > 10_000 {
+            return Err(ReportError::Invalid("top: at most 10000".into()));
+        }
+        q.check()?;
+        Ok(q)
+    }
+
     /// Checks the period and buckets.
     ///
     /// # Errors
@@ -230,8 +270,7 @@ pub(crate) fn money(code: &str, minor: i64) -> Decimal {
 
 /// `part / whole × 100`, to one decimal; `None` when `whole` is zero.
 pub(crate) fn percent(part: i64, whole: i64) -> Option<Decimal> {
-    (whole != 0)
-        .then(|| (Decimal::from(part) * Decimal::from(100) / Decimal::from(whole)).round_dp(1))
+    (whole != 0).then(|| (Decimal::from(part) * Decimal::from(100) / Decimal::from(whole)).fixed(1))
 }
 
 /// Totals kept per currency code, in code order.
@@ -331,5 +370,20 @@ pub async fn run(
 
 /// `part / whole × 100` of two amounts, to one decimal; `None` when `whole` is zero.
 pub fn share(part: Decimal, whole: Decimal) -> Option<Decimal> {
-    (!whole.is_zero()).then(|| (part * Decimal::from(100) / whole).round_dp(1))
+    (!whole.is_zero()).then(|| (part * Decimal::from(100) / whole).fixed(1))
+}
+
+/// Decimals written with a fixed number of places, rounded half away from zero (as
+/// accountants round): `30` days is `30.0`, `0.625` per thousand `0.63`.
+pub(crate) trait Fixed {
+    fn fixed(self, places: u32) -> Decimal;
+}
+
+impl Fixed for Decimal {
+    fn fixed(self, places: u32) -> Decimal {
+        let mut d = self
+            .round_dp_with_strategy(places, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        d.rescale(places);
+        d
+    }
 }

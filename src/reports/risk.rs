@@ -5,7 +5,7 @@ use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::{money, Cell, PerCurrency, ReportError, ReportQuery, Table, TopN};
+use super::{money, Cell, Fixed, PerCurrency, ReportError, ReportQuery, Table, TopN};
 use crate::domain::ActionKind;
 use crate::store::reports::{ReportAccount, ReportNeeds};
 use crate::store::Store;
@@ -192,7 +192,7 @@ pub async fn risk(
         .map(|(currency, (total, n, top))| {
             let total_d = money(&currency, total);
             let share = |v: Decimal| {
-                (!total_d.is_zero()).then(|| (v * Decimal::from(100) / total_d).round_dp(1))
+                (!total_d.is_zero()).then(|| (v * Decimal::from(100) / total_d).fixed(1))
             };
             let mut top = top.into_sorted();
             for r in &mut top {

@@ -8,8 +8,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::{
-    first_of_month, last_of_month, money, Cell, PerCurrency, ReportError, ReportKind, ReportQuery,
-    Table,
+    first_of_month, last_of_month, money, Cell, Fixed, PerCurrency, ReportError, ReportKind,
+    ReportQuery, Table,
 };
 use crate::store::reports::ReportNeeds;
 use crate::store::Store;
@@ -87,7 +87,7 @@ pub fn months(from: NaiveDate, to: NaiveDate) -> Vec<(NaiveDate, NaiveDate)> {
 }
 
 fn days_dec(d: Decimal) -> Decimal {
-    d.round_dp(1)
+    d.fixed(1)
 }
 
 /// The count-back DSO of `receivables` at `end`: walks back month by month, taking each
@@ -99,7 +99,7 @@ pub fn count_back(
     sales: &BTreeMap<NaiveDate, i64>,
 ) -> Option<Decimal> {
     if receivables <= 0 {
-        return Some(Decimal::ZERO);
+        return Some(Decimal::ZERO.fixed(1));
     }
     let mut remaining = receivables;
     let mut days = Decimal::ZERO;

@@ -137,6 +137,24 @@ pub struct NewPromise {
     pub call_task: Option<i64>,
 }
 
+/// An action sent before relance kept the log (the history of a previous dunning tool,
+/// or of a sample portfolio), recorded as sent so the rules see the steps already taken
+/// and the reports what followed them.
+#[derive(Debug, Clone)]
+pub struct PastAction {
+    /// From [`LedgerTx::customer_ids`].
+    pub customer_id: i64,
+    pub kind: crate::domain::ActionKind,
+    pub step: String,
+    /// Invoice numbers of the customer.
+    pub invoices: Vec<String>,
+    /// The amount the action named; `None`: the invoices' amounts.
+    pub amount: Option<Decimal>,
+    pub sent_at: DateTime<Utc>,
+    /// Where it comes from (the file imported), kept with the action.
+    pub source: String,
+}
+
 /// An import, as recorded in the ledger.
 #[derive(Debug, Clone)]
 pub struct ImportRecord {
@@ -542,6 +560,10 @@ pub trait LedgerTx: Send {
     async fn set_invoice_pause(&mut self, number: &str, pause: Option<&Pause>) -> Result<()>;
     /// Opens (`Some`) or resolves (`None`) a dispute on an invoice.
     async fn set_invoice_dispute(&mut self, number: &str, dispute: Option<&Dispute>) -> Result<()>;
+
+    /// Records an action sent in the past, as sent; `false` when the same action
+    /// (customer, kind, step, invoices, day) is recorded already.
+    async fn record_past_action(&mut self, action: &PastAction) -> Result<bool>;
 
     /// Records a promise to pay; returns its id.
     async fn add_promise(&mut self, promise: &NewPromise, now: DateTime<Utc>) -> Result<i64>;

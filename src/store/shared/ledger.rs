@@ -862,6 +862,97 @@ impl crate::store::LedgerTx for Tx {
         Ok(id)
     }
 
+    async fn record_past_action(
+        &mut self,
+        a: &crate::store::PastAction,
+    ) -> crate::store::Result<bool> {
+        let mut invoices = a.invoices.clone();
+        invoices.sort();
+        invoices.dedup();
+        let named: Vec<(String, i64)> = if invoices.is_empty() {
+            Vec::new()
+        } else {
+            let mut qb = sqlx::QueryBuilder::<Db>::new(
+                "SELECT currency, amount_minor FROM invoices WHERE customer_id = ",
+            );
+            qb.push_bind(a.customer_id);
+            qb.push(" AND number IN (");
+            let mut sep = qb.separated(", ");
+            for n in &invoices {
+                sep.push_bind(n.clone());
+            }
+            qb.push(")");
+            qb.build_query_as()
+                .persistent(false)
+                .fetch_all(&mut *self.tx)
+                .await?
+        };
+        if named.len() != invoices.len() {
+            return Err(crate::store::StoreError::Invalid(
+                "an invoice named is not one of the customer's".into(),
+            ));
+        }
+        let customer_currency: String =
+            sqlx::query_scalar("SELECT currency FROM customers WHERE id = $1")
+                .bind(a.customer_id)
+                .fetch_one(&mut *self.tx)
+                .await?;
+        let currency = named.first().map_or(customer_currency, |(c, _)| c.clone());
+        if named.iter().any(|(c, _)| *c != currency) {
+            return Err(crate::store::StoreError::Invalid(
+                "an action names invoices of one currency".into(),
+            ));
+        }
+        let amount_minor = match a.amount {
+            Some(amount) => crate::store::rows::currency(&currency)?
+                .to_minor(amount)
+                .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?,
+            None => named.iter().map(|(_, m)| m).sum(),
+        };
+        let day = a.sent_at.date_naive();
+        let key = format!(
+            "hist-{}",
+            &crate::digest::sha256_hex(
+                format!(
+                    "{}|{}|{}|{}|{day}",
+                    a.customer_id,
+                    a.kind.as_str(),
+                    a.step,
+                    invoices.join(",")
+                )
+                .as_bytes()
+            )[..32]
+        );
+        let facts = serde_json::json!({ "imported_from": a.source }).to_string();
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, options, currency, amount_minor, \
+             rule_file, rule_hash, facts, decided_on, status, attempts, created_at, updated_at, invoice_numbers) \
+             SELECT $1, id, segment, $2, $3, '{}', $4, $5, $6, 'imported', $7, $8, 'sent', 1, $9, $9, $10 FROM customers WHERE id = $11 \
+             ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(&key)
+        .bind(a.kind.as_str())
+        .bind(&a.step)
+        .bind(&currency)
+        .bind(amount_minor)
+        .bind(&a.source)
+        .bind(&facts)
+        .bind(day)
+        .bind(a.sent_at)
+        .bind(crate::store::actions::invoice_numbers_json(&invoices))
+        .bind(a.customer_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some(id) = id else { return Ok(false) };
+        sqlx::query("INSERT INTO action_events (action_id, at, status, attempt, detail) VALUES ($1, $2, 'sent', 1, $3)")
+            .bind(id)
+            .bind(a.sent_at)
+            .bind(format!("imported from {}", a.source))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(true)
+    }
+
     async fn refresh_promises(
         &mut self,
         today: chrono::NaiveDate,
