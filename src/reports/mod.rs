@@ -356,7 +356,9 @@ pub async fn run(
     Ok(match kind {
         ReportKind::Aging => Report::Aging(aging::aging(store, config, query).await?),
         ReportKind::Dso | ReportKind::Cei => {
-            Report::Trend(trend::trend(store, config, query).await?)
+            let mut t = trend::trend(store, config, query).await?;
+            t.report = kind.as_str();
+            Report::Trend(t)
         }
         ReportKind::Effectiveness => {
             Report::Effectiveness(effectiveness::effectiveness(store, config, query).await?)
