@@ -21,6 +21,7 @@ mod outbox_messages;
 mod properties;
 mod read_only;
 mod references;
+mod report_figures;
 mod reports;
 mod rule_checks;
 mod rule_reload;
