@@ -328,8 +328,8 @@ pub async fn launch(
     if config.source == crate::config::Source::Embedded
         && store.summary(today).await?.customers == 0
     {
-        crate::sample::seed(store.as_ref(), 30, 120, today).await?;
-        tracing::info!("empty ledger: loaded the sample portfolio (30 customers, 120 invoices) for the embedded default configuration");
+        crate::sample::seed(store.as_ref(), 60, 900, today, 365).await?;
+        tracing::info!("empty ledger: loaded the sample portfolio (60 customers, 900 invoices, a year of history) for the embedded default configuration");
     }
     let engine = crate::scripting::engine::build(
         Arc::new(config.calendar.clone()),

@@ -13,8 +13,15 @@ pub struct PortfolioSpec {
     pub customers: u32,
     pub invoices: u32,
     pub seed: u64,
-    /// Invoices are issued in the 240 days before this date.
+    /// Invoices are issued in the 240 days before this date (or the history's days).
     pub as_of: NaiveDate,
+    /// With more than 0: a history of that many days — invoices issued over the
+    /// period, paid with delays that depend on the dunning step each reached, disputes,
+    /// promises kept and broken, and the actions sent (see [`write_history`]).
+    pub history_days: u32,
+    /// No action is recorded in the history's last days (those left for relance to
+    /// do: the demo's first tick catches up on them).
+    pub quiet_days: u32,
 }
 
 /// SplitMix64: tiny, fast and stable across releases (unlike a library RNG whose
@@ -122,6 +129,289 @@ fn segment(rng: &mut Rng) -> &'static str {
     }
 }
 
+const CUSTOMER_HEADER: &str = "external_id;name;siren;vat_number;country;segment;locale;emails;phones;address_line1;postal_code;city;credit_limit;insured;insurer_policy;insurer_buyer_ref;cover_amount;collector;tags";
+
+/// One generated customer: its CSV line and what the invoices need of it.
+struct CustomerRow {
+    line: String,
+    name: String,
+    segment: &'static str,
+    insured: bool,
+    /// Its credit limit, in euros.
+    limit: u64,
+}
+
+/// Customer `i`, drawn from `rng` (the same draws, in the same order, as ever: the
+/// portfolios of a seed do not change).
+fn customer_row(rng: &mut Rng, i: u32) -> CustomerRow {
+    let name = format!(
+        "{} {} {}",
+        rng.pick(TRADES),
+        rng.pick(NAMES),
+        rng.pick(FORMS)
+    );
+    let body = format!("{:08}", 10_000_000 + rng.below(89_999_999));
+    let siren = format!("{body}{}", luhn_digit(&body));
+    let siren_n: u64 = siren.parse().unwrap_or(0);
+    let vat = format!("FR{:02}{siren}", (12 + 3 * (siren_n % 97)) % 97);
+    let seg = segment(rng);
+    let locale = if rng.chance(10) { "en" } else { "fr" };
+    let slug: String = format!("client{i}");
+    let phone = format!("+336{:08}", rng.below(100_000_000));
+    let (cp, city) = CITIES[rng.below(CITIES.len() as u64) as usize];
+    let limit = match seg {
+        "key_accounts" => 100_000 + rng.below(400) * 1000,
+        _ => 5_000 + rng.below(95) * 1000,
+    };
+    let insured = rng.chance(40);
+    let (policy, buyer, cover) = if insured {
+        (
+            "coface-fr".to_string(),
+            format!("CF{:08}", i),
+            format!("{limit}.00"),
+        )
+    } else {
+        (String::new(), String::new(), String::new())
+    };
+    let tags = if rng.chance(5) { "vip" } else { "" };
+    let street_no = 1 + rng.below(120);
+    let street = rng.pick(STREETS);
+    let collector = rng.pick(COLLECTORS);
+    let line = format!(
+        "C{i:07};{name};{siren};{vat};FR;{seg};{locale};compta@{slug}.example|direction@{slug}.example;{phone};{street_no} {street};{cp};{city};{limit}.00;{};{policy};{buyer};{cover};{collector};{tags}",
+        if insured { "yes" } else { "no" },
+    );
+    CustomerRow {
+        line,
+        name,
+        segment: seg,
+        insured,
+        limit,
+    }
+}
+
+/// How a customer pays.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Payer {
+    /// Around the due date, before any reminder.
+    Prompt,
+    /// After the first or second reminder.
+    Late,
+    /// After a call or the formal notice.
+    Slow,
+    /// Not at all, or half after the formal notice.
+    Bad,
+}
+
+/// The steps of the shipped smb rules, by days from the due date: (step, kind, days).
+const LADDER: &[(&str, &str, i64)] = &[
+    ("courtesy", "email", -5),
+    ("reminder_1", "email", 3),
+    ("reminder_2", "email", 15),
+    ("sms_reminder", "sms", 15),
+    ("call_task", "call_task", 25),
+    ("formal_notice", "formal_notice", 45),
+    ("insurer_handover", "insurer_handover", 75),
+];
+
+/// Writes a portfolio with `spec.history_days` of history into `dir`: `customers.csv`,
+/// `invoices.csv` (issued over the period), `history.csv` (the actions the shipped
+/// rules' ladder sent, each on its day, until the invoice was paid or disputed),
+/// `disputes.csv` (disputes opened in the last 30 days; older ones were settled by a
+/// credit note), `promises.csv` (made after calls, kept or broken) and `payments.csv`
+/// (each customer pays according to its habit: around the due date, after a
+/// reminder, after a call or the formal notice, or not at all). Import them in that
+/// order (promises before payments: a promise is made on invoices still open).
+///
+/// # Errors
+/// I/O errors creating or writing the files.
+pub fn write_history(spec: &PortfolioSpec, dir: &Path) -> std::io::Result<Vec<(PathBuf, u64)>> {
+    use std::collections::BTreeMap;
+    let mut rng = Rng(spec.seed);
+    let customers = spec.customers.max(1);
+    let as_of = spec.as_of;
+    let days = u64::from(spec.history_days.max(1));
+    let last_action_day = as_of - Duration::days(i64::from(spec.quiet_days));
+    let open = |name: &str| -> std::io::Result<(PathBuf, BufWriter<File>)> {
+        let p = dir.join(name);
+        let f = File::create(&p)?;
+        Ok((p, BufWriter::with_capacity(1 << 20, f)))
+    };
+    let (cpath, mut cw) = open("customers.csv")?;
+    let (ipath, mut iw) = open("invoices.csv")?;
+    let (hpath, mut hw) = open("history.csv")?;
+    let (dpath, mut dw) = open("disputes.csv")?;
+    let (mpath, mut mw) = open("promises.csv")?;
+    let (ppath, mut pw) = open("payments.csv")?;
+    writeln!(cw, "{CUSTOMER_HEADER}")?;
+    writeln!(iw, "number;customer;issue_date;due_date;currency;amount")?;
+    writeln!(hw, "customer;kind;step;sent_on;invoices")?;
+    writeln!(dw, "invoice;reason;opened_on")?;
+    writeln!(mw, "customer;promised_date;amount;invoices;made_on;note")?;
+    writeln!(pw, "id;customer;kind;date;currency;amount;reference")?;
+    let mut counts = [0u64; 6];
+    let mut number = 0u32;
+    let money = |cents: u64| format!("{}.{:02}", cents / 100, cents % 100);
+    for i in 1..=customers {
+        let c = customer_row(&mut rng, i);
+        writeln!(cw, "{}", c.line)?;
+        counts[0] += 1;
+        let payer = match rng.below(100) {
+            0..=44 => Payer::Prompt,
+            45..=79 => Payer::Late,
+            80..=94 => Payer::Slow,
+            _ => Payer::Bad,
+        };
+        let n = spec.invoices / customers + u32::from(i <= spec.invoices % customers);
+        // (day, step, kind) → invoices, for this customer's actions.
+        let mut actions: BTreeMap<(NaiveDate, &str, &str), Vec<String>> = BTreeMap::new();
+        for _ in 0..n {
+            number += 1;
+            let inv = format!("F{number:08}");
+            let issue = as_of - Duration::days(rng.below(days) as i64);
+            let terms = [30, 45, 60][rng.below(3) as usize];
+            let due = issue + Duration::days(terms);
+            let cents = if c.segment == "key_accounts" {
+                50_000 + rng.below(2_000_000)
+            } else if rng.chance(80) {
+                5_000 + rng.below(300_000)
+            } else {
+                300_000 + rng.below(1_700_000)
+            };
+            writeln!(iw, "{inv};C{i:07};{issue};{due};EUR;{}", money(cents))?;
+            counts[1] += 1;
+            let at = |d: i64| due + Duration::days(d);
+            // When it is paid (None: never), and how much.
+            let (mut paid_on, mut paid) = match payer {
+                Payer::Prompt => (Some(at(rng.below(12) as i64 - 10)), cents),
+                Payer::Late => {
+                    let step = if rng.chance(60) { 3 } else { 15 };
+                    (Some(at(step + 2 + rng.below(9) as i64)), cents)
+                }
+                Payer::Slow => (Some(at(45 + 3 + rng.below(13) as i64)), cents),
+                Payer::Bad => {
+                    if rng.chance(30) {
+                        (Some(at(45 + 5 + rng.below(20) as i64)), cents / 2)
+                    } else {
+                        (None, 0)
+                    }
+                }
+            };
+            if paid_on.is_some_and(|d| d < issue) {
+                paid_on = Some(issue);
+            }
+            // A dispute stops the dunning; settled by a credit note after 30 days.
+            let disputed = (rng.chance(3)).then(|| at(5 + rng.below(16) as i64));
+            if let Some(d) = disputed {
+                if paid_on.is_none_or(|p| p > d) {
+                    if d <= as_of && d + Duration::days(30) > as_of {
+                        writeln!(
+                            dw,
+                            "{inv};{};{d}",
+                            rng.pick(&[
+                                "goods damaged",
+                                "price disagreement",
+                                "not delivered",
+                                "invoice sent twice"
+                            ])
+                        )?;
+                        counts[3] += 1;
+                        paid_on = None;
+                    } else {
+                        paid_on = Some(d + Duration::days(30));
+                        paid = cents;
+                    }
+                }
+            }
+            let stop = disputed
+                .into_iter()
+                .chain(paid_on)
+                .min()
+                .unwrap_or(NaiveDate::MAX);
+            // A promise made after the call: kept (paid by its date) or broken.
+            let call_day = at(25);
+            if payer == Payer::Slow
+                && cents >= 200_000
+                && call_day < stop
+                && call_day < as_of
+                && rng.chance(50)
+            {
+                let promised = call_day + Duration::days(10);
+                if rng.chance(60) {
+                    paid_on = Some(call_day + Duration::days(3 + rng.below(8) as i64));
+                }
+                writeln!(
+                    mw,
+                    "C{i:07};{promised};{};{inv};{};promised on the phone",
+                    money(cents),
+                    call_day + Duration::days(1)
+                )?;
+                counts[4] += 1;
+            }
+            let stop = disputed
+                .into_iter()
+                .chain(paid_on)
+                .min()
+                .unwrap_or(NaiveDate::MAX);
+            for (step, kind, d) in LADDER {
+                let day = at(*d);
+                let applies = match *step {
+                    "call_task" => cents >= 200_000,
+                    "insurer_handover" => c.insured,
+                    _ => true,
+                };
+                if applies && day >= issue && day < stop && day <= last_action_day {
+                    actions
+                        .entry((day, step, kind))
+                        .or_default()
+                        .push(inv.clone());
+                }
+            }
+            if let Some(p) = paid_on.filter(|p| *p <= as_of) {
+                counts[5] += 1;
+                let kind = if disputed.is_some_and(|d| d < p) {
+                    "credit_note"
+                } else {
+                    "payment"
+                };
+                writeln!(
+                    pw,
+                    "P{:08};C{i:07};{kind};{p};EUR;{};VIR SEPA {inv}",
+                    counts[5],
+                    money(paid)
+                )?;
+            }
+        }
+        let _ = c.limit;
+        for ((day, step, kind), invoices) in actions {
+            writeln!(hw, "C{i:07};{kind};{step};{day};{}", invoices.join("|"))?;
+            counts[2] += 1;
+        }
+        let _ = &c.name;
+    }
+    for w in [&mut cw, &mut iw, &mut hw, &mut dw, &mut mw, &mut pw] {
+        w.flush()?;
+    }
+    Ok(vec![
+        (cpath, counts[0]),
+        (ipath, counts[1]),
+        (hpath, counts[2]),
+        (dpath, counts[3]),
+        (mpath, counts[4]),
+        (ppath, counts[5]),
+    ])
+}
+
+/// The order the files of a generated history are imported in.
+pub const HISTORY_FILES: [crate::import::ImportKind; 6] = [
+    crate::import::ImportKind::Customers,
+    crate::import::ImportKind::Invoices,
+    crate::import::ImportKind::History,
+    crate::import::ImportKind::Disputes,
+    crate::import::ImportKind::Promises,
+    crate::import::ImportKind::Payments,
+];
+
 /// Writes `customers.csv`, `invoices.csv` and `payments.csv` into `dir`.
 ///
 /// # Errors
@@ -131,50 +421,17 @@ pub fn write_portfolio(spec: &PortfolioSpec, dir: &Path) -> std::io::Result<Vec<
     let mut rng = Rng(spec.seed);
     let customers = spec.customers.max(1);
 
+    if spec.history_days > 0 {
+        return write_history(spec, dir);
+    }
     let cpath = dir.join("customers.csv");
     let mut w = BufWriter::with_capacity(1 << 20, File::create(&cpath)?);
-    writeln!(w, "external_id;name;siren;vat_number;country;segment;locale;emails;phones;address_line1;postal_code;city;credit_limit;insured;insurer_policy;insurer_buyer_ref;cover_amount;collector;tags")?;
+    writeln!(w, "{CUSTOMER_HEADER}")?;
     let mut names = Vec::with_capacity(customers as usize);
     for i in 1..=customers {
-        let name = format!(
-            "{} {} {}",
-            rng.pick(TRADES),
-            rng.pick(NAMES),
-            rng.pick(FORMS)
-        );
-        let body = format!("{:08}", 10_000_000 + rng.below(89_999_999));
-        let siren = format!("{body}{}", luhn_digit(&body));
-        let siren_n: u64 = siren.parse().unwrap_or(0);
-        let vat = format!("FR{:02}{siren}", (12 + 3 * (siren_n % 97)) % 97);
-        let seg = segment(&mut rng);
-        let locale = if rng.chance(10) { "en" } else { "fr" };
-        let slug: String = format!("client{i}");
-        let phone = format!("+336{:08}", rng.below(100_000_000));
-        let (cp, city) = CITIES[rng.below(CITIES.len() as u64) as usize];
-        let limit = match seg {
-            "key_accounts" => 100_000 + rng.below(400) * 1000,
-            _ => 5_000 + rng.below(95) * 1000,
-        };
-        let insured = rng.chance(40);
-        let (policy, buyer, cover) = if insured {
-            (
-                "coface-fr".to_string(),
-                format!("CF{:08}", i),
-                format!("{limit}.00"),
-            )
-        } else {
-            (String::new(), String::new(), String::new())
-        };
-        let tags = if rng.chance(5) { "vip" } else { "" };
-        writeln!(
-            w,
-            "C{i:07};{name};{siren};{vat};FR;{seg};{locale};compta@{slug}.example|direction@{slug}.example;{phone};{} {};{cp};{city};{limit}.00;{};{policy};{buyer};{cover};{};{tags}",
-            1 + rng.below(120),
-            rng.pick(STREETS),
-            if insured { "yes" } else { "no" },
-            rng.pick(COLLECTORS),
-        )?;
-        names.push(name);
+        let c = customer_row(&mut rng, i);
+        writeln!(w, "{}", c.line)?;
+        names.push(c.name);
     }
     w.flush()?;
 
@@ -247,6 +504,7 @@ pub async fn seed(
     customers: u32,
     invoices: u32,
     as_of: NaiveDate,
+    history_days: u32,
 ) -> Result<(), crate::import::ImportError> {
     use crate::import::{import_file, ImportError, ImportKind, ImportOptions};
     let dir = std::env::temp_dir().join(format!(
@@ -259,6 +517,8 @@ pub async fn seed(
         invoices,
         seed: 7,
         as_of,
+        history_days,
+        quiet_days: if history_days > 0 { 7 } else { 0 },
     };
     write_portfolio(&spec, &dir).map_err(|e| ImportError::File {
         file: dir.display().to_string(),
@@ -266,11 +526,16 @@ pub async fn seed(
     })?;
     let opts = ImportOptions::default();
     let mut result = Ok(());
-    for kind in [
-        ImportKind::Customers,
-        ImportKind::Invoices,
-        ImportKind::Payments,
-    ] {
+    let kinds: &[ImportKind] = if history_days > 0 {
+        &HISTORY_FILES
+    } else {
+        &[
+            ImportKind::Customers,
+            ImportKind::Invoices,
+            ImportKind::Payments,
+        ]
+    };
+    for &kind in kinds {
         let file = dir.join(format!("{}.csv", kind.as_str()));
         if let Err(e) = import_file(store, kind, &file, &opts).await {
             result = Err(e);
@@ -323,7 +588,7 @@ pub async fn accounts(
         ));
         let store = crate::store::open(&url, 2).await?;
         store.migrate().await?;
-        seed(store.as_ref(), customers, invoices, as_of).await?;
+        seed(store.as_ref(), customers, invoices, as_of, 0).await?;
         let filter = crate::store::AccountFilter::default();
         let mut out = Vec::new();
         let mut stream = store.accounts(&filter, 200);

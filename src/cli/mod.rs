@@ -215,7 +215,7 @@ pub enum Command {
 
     /// Generate a sample portfolio as CSV files (seeded, reproducible)
     #[command(
-        after_help = "Example:\n  relance sample --customers 100000 --invoices 1000000 --seed 42 --out /tmp/portfolio\n\nWrites customers.csv, invoices.csv and payments.csv into the output folder."
+        after_help = "Examples:\n  relance sample --customers 100000 --invoices 1000000 --seed 42 --out /tmp/portfolio\n  relance sample --customers 2000 --invoices 30000 --history-days 365 --out /tmp/year\n  for k in customers invoices history disputes promises payments; do relance import $k /tmp/year/$k.csv; done\n\nWrites customers.csv, invoices.csv and payments.csv into the output folder; with\n--history-days, also history.csv, disputes.csv and promises.csv, to import in the order\nabove (promises before payments: a promise is made on invoices still open)."
     )]
     Sample(SampleArgs),
 }
@@ -396,6 +396,12 @@ pub struct SampleArgs {
     /// Date the portfolio is generated around [default: today]
     #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
     pub as_of: Option<NaiveDate>,
+    /// Generate this many days of history: invoices issued over the period, paid
+    /// after the dunning step each customer answers to, disputes, promises kept and
+    /// broken, and the actions sent (history.csv) [default: 0, invoices of the last 240
+    /// days with a few payments]
+    #[arg(long, value_name = "DAYS", default_value_t = 0)]
+    pub history_days: u32,
     /// Output folder (created if missing)
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -844,6 +850,8 @@ fn sample(args: &SampleArgs) -> Result<u8, CliError> {
         invoices: args.invoices,
         seed: args.seed,
         as_of,
+        history_days: args.history_days,
+        quiet_days: 0,
     };
     let written = crate::sample::write_portfolio(&spec, &args.out)
         .map_err(|e| CliError::Failure(format!("cannot write into {}: {e}", args.out.display())))?;

@@ -48,8 +48,55 @@ fn report(w: &Workspace, db_url: &str, args: &[&str]) -> Value {
     all.extend_from_slice(&["--format", "json"]);
     let run = w.relance(&all);
     run.expect_code(0);
-    serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}):\n{}", run.stdout))
+    let doc: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}):\n{}", run.stdout));
+    if let Err(e) = validate(&doc) {
+        panic!("{args:?}: the report breaks docs/schemas/reports.v1.json:\n{e}\n{doc:#}");
+    }
+    doc
+}
+
+/// Validates a report against the shipped JSON Schema with the `jsonschema` package.
+fn validate(document: &Value) -> Result<(), String> {
+    use std::process::{Command, Stdio};
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("python3")
+        .arg(root.join("tests/peers/validate_schema.py"))
+        .arg(root.join("docs/schemas/reports.v1.json"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with jsonschema (pip install jsonschema)");
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        document.to_string().as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn the_report_schema_refuses_a_float_amount_and_an_unknown_field() {
+    let good = serde_json::json!({
+        "report": "risk", "as_of": "2026-11-30", "over_limit_customers": 0,
+        "over_cover_customers": 0, "customers": [], "concentration": [],
+    });
+    validate(&good).unwrap();
+    let mut float = good.clone();
+    float["concentration"] = serde_json::json!([{
+        "currency": "EUR", "overdue": 12.5, "customers_overdue": 1,
+        "top_10_overdue": "12.50", "top_10_share": "100.0", "top_10": [],
+    }]);
+    assert!(validate(&float).is_err());
+    let mut extra = good;
+    extra["surprise"] = serde_json::json!(1);
+    assert!(validate(&extra).is_err());
 }
 
 const PERIOD: [&str; 4] = ["--from", "2026-09-01", "--to", "2026-11-30"];

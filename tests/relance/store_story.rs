@@ -604,7 +604,7 @@ async fn upgrade_story(url: &str) {
     .await
     .unwrap();
 
-    assert_eq!(store.migrate().await.unwrap(), 1, "0009 applied");
+    assert_eq!(store.migrate().await.unwrap(), 2, "0009 and 0010 applied");
 
     let all = store
         .list_actions(&relance::store::ActionFilter {
