@@ -223,7 +223,7 @@ fn aging(
         .margin(10)
         .x_label_area_size(28)
         .y_label_area_size(80)
-        .build_cartesian_2d((0..n as i32).into_segmented(), 0i64..max + max / 10)
+        .build_cartesian_2d((0..n as i32 - 1).into_segmented(), 0i64..max + max / 10)
         .map_err(draw_err)?;
     let label_of = |v: &SegmentValue<i32>| match v {
         SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => usize::try_from(*i)
@@ -244,17 +244,23 @@ fn aging(
         .draw()
         .map_err(draw_err)?;
     chart
-        .draw_series(values.iter().enumerate().map(|(i, v)| {
-            let mut bar = Rectangle::new(
-                [
-                    (SegmentValue::Exact(i as i32), 0),
-                    (SegmentValue::Exact(i as i32 + 1), *v),
-                ],
-                bucket_colour(i, n).filled(),
-            );
-            bar.set_margin(0, 0, 12, 12);
-            bar
-        }))
+        .draw_series(
+            values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| **v > 0)
+                .map(|(i, v)| {
+                    let mut bar = Rectangle::new(
+                        [
+                            (SegmentValue::Exact(i as i32), 0),
+                            (SegmentValue::Exact(i as i32 + 1), *v),
+                        ],
+                        bucket_colour(i, n).filled(),
+                    );
+                    bar.set_margin(0, 0, 12, 12);
+                    bar
+                }),
+        )
         .map_err(draw_err)?;
 
     // The customers owing the most overdue, their balances stacked by bucket.
@@ -293,7 +299,10 @@ fn aging(
         )
         .x_label_area_size(24)
         .y_label_area_size(180)
-        .build_cartesian_2d(0i64..widest + widest / 20, (0..m as i32).into_segmented())
+        .build_cartesian_2d(
+            0i64..widest + widest / 20,
+            (0..m as i32 - 1).into_segmented(),
+        )
         .map_err(draw_err)?;
     let name_of = |v: &SegmentValue<i32>| match v {
         SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
@@ -531,7 +540,7 @@ fn effectiveness(
         .caption(&title, (FONT, 20))
         .x_label_area_size(30)
         .y_label_area_size(220)
-        .build_cartesian_2d(0i64..max + max / 4, (0..m as i32).into_segmented())
+        .build_cartesian_2d(0i64..max + max * 3 / 5, (0..m as i32 - 1).into_segmented())
         .map_err(draw_err)?;
     let name_of = |v: &SegmentValue<i32>| match v {
         SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => usize::try_from(m as i32 - 1 - *i)
@@ -554,21 +563,27 @@ fn effectiveness(
     for (row, s) in steps.iter().enumerate() {
         let y = (m - 1 - row) as i32;
         let v = minor(s.collected, &currency);
-        let mut bar = Rectangle::new(
-            [(0, SegmentValue::Exact(y)), (v, SegmentValue::Exact(y + 1))],
-            RGBColor(31, 90, 180).filled(),
+        if v > 0 {
+            let mut bar = Rectangle::new(
+                [(0, SegmentValue::Exact(y)), (v, SegmentValue::Exact(y + 1))],
+                RGBColor(31, 90, 180).filled(),
+            );
+            bar.set_margin(5, 5, 0, 0);
+            chart.draw_series(std::iter::once(bar)).map_err(draw_err)?;
+        }
+        let share = s.paid_within_14_days.map_or_else(
+            || "-".to_string(),
+            |p| match locale {
+                Locale::Fr => p.to_string().replace('.', ","),
+                Locale::En => p.to_string(),
+            },
         );
-        bar.set_margin(5, 5, 0, 0);
-        chart.draw_series(std::iter::once(bar)).map_err(draw_err)?;
         let note = format!(
-            " {} · {} {} · {}% {}",
+            " {} · {} {} · {share}% {}",
             short_money(v, &currency, locale),
             s.actions,
             t(locale, "envois", "sent"),
-            s.paid_within_14_days
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".into()),
-            t(locale, "payées sous 14 j", "paid within 14 d"),
+            t(locale, "payées sous 14 j", "paid ≤ 14 d"),
         );
         chart
             .draw_series(std::iter::once(Text::new(
