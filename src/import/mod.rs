@@ -850,12 +850,15 @@ pub async fn import_file(
     let Importer {
         mut tx,
         written,
-        rejected,
+        mut rejected,
         rejected_total,
         unapplied,
         customer_changes,
         ..
     } = imp;
+    // Rows are checked in phases (each row, then its references by batch): the
+    // report gives them in file order.
+    rejected.sort_by_key(|e| e.line);
     if committed {
         let record = ImportRecord {
             kind: kind.as_str().to_string(),

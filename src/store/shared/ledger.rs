@@ -892,12 +892,15 @@ impl crate::store::LedgerTx for Tx {
                 "an invoice named is not one of the customer's".into(),
             ));
         }
-        let customer_currency: String =
-            sqlx::query_scalar("SELECT currency FROM customers WHERE id = $1")
-                .bind(a.customer_id)
-                .fetch_one(&mut *self.tx)
-                .await?;
-        let currency = named.first().map_or(customer_currency, |(c, _)| c.clone());
+        let currency = match named.first() {
+            Some((c, _)) => c.clone(),
+            None => {
+                sqlx::query_scalar("SELECT currency FROM customers WHERE id = $1")
+                    .bind(a.customer_id)
+                    .fetch_one(&mut *self.tx)
+                    .await?
+            }
+        };
         if named.iter().any(|(c, _)| *c != currency) {
             return Err(crate::store::StoreError::Invalid(
                 "an action names invoices of one currency".into(),
