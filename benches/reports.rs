@@ -24,12 +24,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const AS_OF: &str = "2026-11-02";
 
-/// The rows every report reads: customers with their invoices, and the payments
-/// allocated to them.
-const LEDGER_ROWS: [&str; 2] = [
-    "SELECT c.id, c.external_id, c.name, c.segment, c.collector, c.currency, c.credit_limit_minor, c.cover_minor, \
-     i.number, i.issue_date, i.due_date, i.currency, i.amount_minor, i.open_minor, i.status, i.updated_at, i.disputed_at \
-     FROM customers c JOIN invoices i ON i.customer_id = c.id",
+/// The rows every report reads: customers, their invoices, and the payments allocated
+/// to them.
+const LEDGER_ROWS: [&str; 3] = [
+    "SELECT id, external_id, name, segment, collector, currency, credit_limit_minor, insured, insurer_policy, \
+     cover_minor, pause_reason, paused_until FROM customers",
+    "SELECT customer_id, id, number, issue_date, due_date, currency, amount_minor, open_minor, status, updated_at, \
+     disputed_at, pause_reason, paused_until FROM invoices",
     "SELECT a.invoice_id, p.date, a.amount_minor, p.kind FROM allocations a JOIN payments p ON p.id = a.payment_id",
 ];
 
@@ -38,7 +39,7 @@ const ACTION_ROWS: &str =
     "SELECT customer_id, id, kind, step, segment, rule_hash, status, decided_on, updated_at, \
      invoice_numbers, currency, amount_minor FROM actions WHERE status = 'sent'";
 
-type LedgerRow = (
+type CustomerRow = (
     i64,
     String,
     String,
@@ -46,7 +47,15 @@ type LedgerRow = (
     Option<String>,
     String,
     Option<i64>,
+    bool,
+    Option<String>,
     Option<i64>,
+    Option<String>,
+    Option<chrono::NaiveDate>,
+);
+type InvoiceRow = (
+    i64,
+    i64,
     String,
     chrono::NaiveDate,
     chrono::NaiveDate,
@@ -56,6 +65,8 @@ type LedgerRow = (
     String,
     chrono::DateTime<chrono::Utc>,
     Option<chrono::DateTime<chrono::Utc>>,
+    Option<String>,
+    Option<chrono::NaiveDate>,
 );
 type AllocationRow = (i64, chrono::NaiveDate, i64, String);
 type ActionRow = (
@@ -79,13 +90,19 @@ macro_rules! scan {
         let pool = $pool;
         let t = Instant::now();
         let mut n = 0u64;
-        let mut rows = sqlx::query_as::<_, LedgerRow>(LEDGER_ROWS[0]).fetch(&pool);
+        let mut rows = sqlx::query_as::<_, CustomerRow>(LEDGER_ROWS[0]).fetch(&pool);
         while let Some(r) = rows.next().await {
             std::hint::black_box(r.unwrap());
             n += 1;
         }
         drop(rows);
-        let mut rows = sqlx::query_as::<_, AllocationRow>(LEDGER_ROWS[1]).fetch(&pool);
+        let mut rows = sqlx::query_as::<_, InvoiceRow>(LEDGER_ROWS[1]).fetch(&pool);
+        while let Some(r) = rows.next().await {
+            std::hint::black_box(r.unwrap());
+            n += 1;
+        }
+        drop(rows);
+        let mut rows = sqlx::query_as::<_, AllocationRow>(LEDGER_ROWS[2]).fetch(&pool);
         while let Some(r) = rows.next().await {
             std::hint::black_box(r.unwrap());
             n += 1;

@@ -103,7 +103,7 @@ fn month_label(d: NaiveDate, locale: Locale) -> String {
 
 fn minor(amount: Decimal, currency: &Currency) -> i64 {
     currency
-        .to_minor(amount.round_dp(u32::from(currency.exponent())))
+        .to_minor(amount.round_dp(currency.exponent()))
         .unwrap_or(0)
 }
 
@@ -516,7 +516,7 @@ fn effectiveness(
         .iter()
         .filter(|s| s.currency == currency.code())
         .collect();
-    steps.sort_by(|a, b| b.collected.cmp(&a.collected));
+    steps.sort_by_key(|s| std::cmp::Reverse(s.collected));
     steps.truncate(12);
     let m = steps.len();
     let title = format!(
@@ -704,7 +704,7 @@ pub async fn monthly_pdf(
     }
     if let Report::Effectiveness(e) = &effect_r {
         let mut steps: Vec<_> = e.steps.iter().collect();
-        steps.sort_by(|a, b| b.collected.cmp(&a.collected));
+        steps.sort_by_key(|s| std::cmp::Reverse(s.collected));
         data["effectiveness"] = steps
             .iter()
             .take(12)
