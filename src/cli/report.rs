@@ -95,8 +95,8 @@ pub struct Common {
     /// Only invoices in this currency (ISO 4217)
     #[arg(long, value_name = "CODE")]
     pub currency: Option<String>,
-    /// How many customers the lists show [default: reports.top, 20]
-    #[arg(long, value_name = "N")]
+    /// How many customers the lists show, 1 to 10000 [default: reports.top, 20]
+    #[arg(long, value_name = "N", value_parser = parse_top)]
     pub top: Option<usize>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
@@ -109,6 +109,13 @@ pub struct Common {
     /// Write to this file rather than to standard output
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+fn parse_top(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| format!("'{s}' is not a number from 1 to 10000"))
 }
 
 #[derive(Debug, Args)]
