@@ -284,6 +284,10 @@ fn run_all(backend: &str, url: &str, root: &Path) {
 }
 
 fn main() {
+    // SQLite's memory functions as the binary sets them, before any connection of
+    // this process (the reference read below opens its own): otherwise SQLite keeps the
+    // system allocator and its memory statistics, a global lock on every allocation.
+    relance::ffi::sqlite::configure();
     let customers = env_u32("BENCH_CUSTOMERS", 100_000);
     let invoices = env_u32("BENCH_INVOICES", 1_000_000);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
