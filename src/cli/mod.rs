@@ -192,10 +192,10 @@ pub enum Command {
     )]
     Promise(collect::PromiseCommand),
 
-    /// Reports for credit managers: insurer declaration deadlines
+    /// Reports for credit managers: aged balance, DSO, CEI, what each step earns, risk, collectors
     #[command(
         subcommand,
-        after_help = "Example:\n  relance report deadlines --within 15"
+        after_help = "Examples:\n  relance report aging\n  relance report dso --from 2026-01-01 --format png --out dso.png\n  relance report effectiveness --format csv --locale fr > etapes.csv\n  relance report monthly --out rapport.pdf\n  relance report deadlines --within 15\n\nThe formulas and a worked example are in docs/reports.md."
     )]
     Report(report::ReportCommand),
 

@@ -16,7 +16,7 @@ macro_rules! filters_help {
     () => {
         "\n\nFilters: --segment, --collector (the customers assigned to a collector), --currency
 (amounts are never summed across currencies: each currency has its own lines).
-Formats: table (the terminal), json (one document, described by docs/schemas/reports.schema.json),
+Formats: table (the terminal), json (one document, described by docs/schemas/reports.v1.json),
 csv (--table picks the table; French locale: ';' separators and decimal commas),
 svg and png (the chart; --out FILE, or redirect).
 The formulas are in docs/reports.md."
