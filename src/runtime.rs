@@ -185,6 +185,43 @@ pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Result<Dispatch
     })
 }
 
+/// The scheduled reports' dispatcher: report mails through the configured SMTP server,
+/// else into the `outbox/` folder, with the dispatch settings' lease and retries.
+///
+/// # Errors
+/// The SMTP transport or the sender's address cannot be set up.
+pub fn report_dispatcher_for(
+    config: &Arc<Config>,
+    store: Arc<dyn Store>,
+) -> Result<crate::outbox::reports::ReportDispatcher, LaunchError> {
+    use crate::channels::report_mail::ReportMailer;
+    let templates = Arc::new(crate::templates::Templates::new(
+        &config.channels.templates_dir,
+    ));
+    let mailer = match &config.channels.email {
+        Some(email) => ReportMailer::Smtp(Arc::new(
+            crate::channels::EmailChannel::new(email, &config.company, templates)
+                .map_err(|e| LaunchError::Channel(format!("channels.email: {e}")))?,
+        )),
+        None => ReportMailer::Folder {
+            dir: config.channels.outbox_dir.clone(),
+            composer: Box::new(composer_for(config, templates)?),
+        },
+    };
+    Ok(crate::outbox::reports::ReportDispatcher::new(
+        store,
+        config.clone(),
+        Arc::new(mailer),
+        instance_name(),
+        config.dispatch.lease,
+        RetryPolicy {
+            max_attempts: config.dispatch.max_attempts,
+            base: config.dispatch.backoff_base,
+            max_delay: config.dispatch.backoff_max,
+        },
+    ))
+}
+
 /// How often the customers new scripts are tried on are read again.
 const PROBE_REFRESH: Duration = Duration::from_secs(3600);
 
@@ -255,6 +292,28 @@ async fn dispatch_worker(dispatcher: Arc<Dispatcher>, poll: Duration, cancel: Ca
                     _ = tokio::time::sleep(poll * 5) => {}
                 }
             }
+        }
+    }
+}
+
+async fn report_worker(
+    reports: Arc<crate::outbox::reports::ReportDispatcher>,
+    poll: Duration,
+    cancel: CancellationToken,
+) {
+    use crate::outbox::reports::ReportStep;
+    while !cancel.is_cancelled() {
+        let wait = match reports.try_send_once().await {
+            Ok(ReportStep::Idle) => poll,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "report dispatch failed; retrying shortly");
+                poll * 5
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
@@ -345,6 +404,9 @@ pub async fn launch(
     let mut dispatcher = dispatcher_for(&config, store.clone())?;
     dispatcher.metrics = metrics;
     let dispatcher = Arc::new(dispatcher);
+    let mut reports = report_dispatcher_for(&config, store.clone())?;
+    reports.owner = opts.instance.clone();
+    let reports = Arc::new(reports);
     let registry = Arc::new(registry);
     // The customers new versions of the scripts are tried on before a reload swaps
     // them in; built in the background, so that the service starts at once, and read
@@ -383,7 +445,7 @@ pub async fn launch(
         config,
         store.clone(),
         registry,
-        dispatcher,
+        (dispatcher, reports),
         opts,
         http,
         shutdown,
@@ -403,7 +465,10 @@ async fn run(
     config: Arc<Config>,
     store: Arc<dyn Store>,
     registry: Arc<RuleRegistry>,
-    dispatcher: Arc<Dispatcher>,
+    (dispatcher, reports): (
+        Arc<Dispatcher>,
+        Arc<crate::outbox::reports::ReportDispatcher>,
+    ),
     opts: ServeOptions,
     http: Option<(tokio::net::TcpListener, crate::api::AppState)>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -432,6 +497,7 @@ async fn run(
             cancel.clone(),
         ));
     }
+    tracker.spawn(report_worker(reports, opts.poll_every, cancel.clone()));
     tracker.spawn(reloader(
         registry.clone(),
         opts.reload_every,

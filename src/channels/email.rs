@@ -83,7 +83,24 @@ impl Composer {
     }
 }
 
+impl Composer {
+    /// The sender every message is from.
+    pub fn sender(&self) -> &Mailbox {
+        &self.from
+    }
+
+    /// The domain of Message-IDs (the sender's).
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+}
+
 impl EmailChannel {
+    /// How this channel composes its messages.
+    pub fn composer(&self) -> &Composer {
+        &self.composer
+    }
+
     /// # Errors
     /// When the TLS parameters cannot be built for the host.
     pub fn new(

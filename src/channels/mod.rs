@@ -7,6 +7,7 @@ pub mod email;
 pub mod formal_notice;
 pub mod insurer;
 pub mod outbox_dir;
+pub mod report_mail;
 pub mod sms;
 pub mod webhook;
 

@@ -52,6 +52,16 @@ pub enum ReportCommand {
         after_help = "Examples:\n  relance report monthly --out rapport-2026-11.pdf\n  relance report monthly --as-of 2026-10-31 --locale en --out report-2026-10.pdf\n\nThe month is the one --as-of (default: today) falls in; trends cover the twelve months\nup to it. reports.monthly in the configuration emails it to the credit managers."
     )]
     Monthly(MonthlyArgs),
+    /// Emails the monthly report now to reports.monthly's recipients (once per month and recipient)
+    #[command(
+        after_help = "Examples:\n  relance report send\n  relance report send --period 2026-11 --format json\n\nPlans the report of --period (default: last month) for every recipient of\nreports.monthly who has not had it yet, then sends every report delivery that is due,\nthrough channels.email (else into the outbox folder's reports/), and prints each outcome.\n`relance serve` does the same on the reports.monthly schedule. A recipient who already\nhad the period's report is not sent it again.\n\nExit codes: 0 all sent (or nothing to send), 1 a delivery failed or will be retried,\n3 no monthly report configured."
+    )]
+    Send(SendArgs),
+    /// The monthly reports emailed: period, recipient, status, attempts, Message-ID, PDF digest
+    #[command(
+        after_help = "Examples:\n  relance report deliveries\n  relance report deliveries --limit 200 --format json\n\nMost recent first. Reads only."
+    )]
+    Deliveries(DeliveriesArgs),
     /// Overdue insured invoices approaching their insurer's declaration deadline without a handover
     #[command(
         after_help = "Examples:\n  relance report deadlines\n  relance report deadlines --within 15 --as-of 2026-11-30 --format json\n\nThe deadline is the invoice's due date plus the insurer's declaration_deadline_days\n(insurers: in the configuration; the customer's insurer_policy names one). Invoices\nalready handed over (an insurer_handover action planned, sent or held) are left out.\nA negative number of days means the deadline has passed: the cover may be lost."
@@ -156,6 +166,31 @@ pub struct MonthlyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The month to report on, YYYY-MM [default: last month]
+    #[arg(long, value_name = "YYYY-MM", value_parser = parse_period)]
+    pub period: Option<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveriesArgs {
+    /// How many to list, 1 to 10000
+    #[arg(long, default_value_t = 50, value_name = "N", value_parser = parse_top)]
+    pub limit: usize,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+fn parse_period(s: &str) -> Result<String, String> {
+    crate::outbox::reports::period_start(s)
+        .filter(|_| s.len() == 7)
+        .map(|d| d.format("%Y-%m").to_string())
+        .ok_or_else(|| format!("'{s}' is not a month as YYYY-MM (2026-11)"))
+}
+
+#[derive(Debug, Args)]
 pub struct DeadlinesArgs {
     /// Only deadlines within this many days (passed ones always show)
     #[arg(long, default_value_t = 30, value_name = "DAYS")]
@@ -171,6 +206,8 @@ pub(super) async fn report(cli: &Cli, cmd: &ReportCommand) -> Result<u8, CliErro
     match cmd {
         ReportCommand::Deadlines(args) => deadlines(cli, args).await,
         ReportCommand::Monthly(args) => monthly(cli, args).await,
+        ReportCommand::Send(args) => send(cli, args).await,
+        ReportCommand::Deliveries(args) => deliveries(cli, args).await,
         ReportCommand::Aging(a) => point(cli, ReportKind::Aging, a).await,
         ReportCommand::Risk(a) => point(cli, ReportKind::Risk, a).await,
         ReportCommand::Dso(a) => period(cli, ReportKind::Dso, a).await,
@@ -331,6 +368,142 @@ async fn monthly(cli: &Cli, a: &MonthlyArgs) -> Result<u8, CliError> {
     store.close().await;
     let pdf = pdf.map_err(|e| CliError::Failure(e.to_string()))?;
     write_out(a.out.as_ref(), &pdf)?;
+    Ok(exit::OK)
+}
+
+async fn send(cli: &Cli, a: &SendArgs) -> Result<u8, CliError> {
+    use crate::outbox::reports::ReportStep;
+    let config = std::sync::Arc::new(load_config(cli)?);
+    let Some(monthly) = &config.reports.monthly else {
+        return Err(CliError::Config(crate::config::ConfigErrors {
+            source: config.source.clone(),
+            issues: vec![crate::config::Issue::error(
+                "reports.monthly",
+                "no monthly report is configured: add reports.monthly with its recipients (and a schedule) to send it",
+            )],
+        }));
+    };
+    let period = a.period.clone().unwrap_or_else(|| {
+        let last = crate::reports::first_of_month(today(&config))
+            .pred_opt()
+            .unwrap_or_else(|| today(&config));
+        last.format("%Y-%m").to_string()
+    });
+    let store = open_store(&config).await?;
+    let recipients: Vec<(String, String)> = monthly
+        .recipients
+        .iter()
+        .map(|r| {
+            let r = r.to_string();
+            let key = crate::scheduler::reports::delivery_key("monthly", &period, &r);
+            (r, key)
+        })
+        .collect();
+    let now = chrono::Utc::now();
+    let result = async {
+        let planned = store
+            .plan_report_deliveries("monthly", &period, now, &recipients, now)
+            .await?;
+        let d = crate::runtime::report_dispatcher_for(&config, store.clone())?;
+        let mut steps = Vec::new();
+        loop {
+            let pb = spinner("monthly report: rendering and sending");
+            let step = d.try_send_once().await;
+            pb.finish_and_clear();
+            match step? {
+                ReportStep::Idle => break,
+                s => steps.push(s),
+            }
+        }
+        Ok::<_, CliError>((planned, steps))
+    }
+    .await;
+    store.close().await;
+    let (planned, steps) = result?;
+    let failed = steps.iter().any(|s| !matches!(s, ReportStep::Sent { .. }));
+    match a.format {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({"period": period, "planned": planned, "steps": steps})
+        ),
+        OutputFormat::Text => {
+            let already = recipients.len() as u64 - planned;
+            if already > 0 {
+                println!("{period}: {already} recipient(s) already had this report (relance report deliveries)");
+            }
+            for s in &steps {
+                match s {
+                    ReportStep::Sent {
+                        period,
+                        recipient,
+                        provider_ref,
+                        ..
+                    } => {
+                        println!("{period} to {recipient}: sent ({provider_ref})")
+                    }
+                    ReportStep::Retrying { id, error } => {
+                        println!("delivery {id}: not sent, will retry ({error})")
+                    }
+                    ReportStep::Dead { id, error } => println!("delivery {id}: given up ({error})"),
+                    ReportStep::LeaseLost { id } => {
+                        println!("delivery {id}: taken over by another worker")
+                    }
+                    ReportStep::Idle => {}
+                }
+            }
+            if steps.is_empty() {
+                println!("nothing to send");
+            }
+        }
+    }
+    Ok(if failed { exit::FAILURE } else { exit::OK })
+}
+
+async fn deliveries(cli: &Cli, a: &DeliveriesArgs) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let store = open_store(&config).await?;
+    let rows = store.report_deliveries(a.limit as i64).await;
+    store.close().await;
+    let rows = rows?;
+    match a.format {
+        OutputFormat::Json => {
+            for r in &rows {
+                println!("{}", serde_json::to_string(r).unwrap_or_default());
+            }
+        }
+        OutputFormat::Text => {
+            if rows.is_empty() {
+                println!("no report emailed yet (reports.monthly; relance report send)");
+                return Ok(exit::OK);
+            }
+            let w = rows
+                .iter()
+                .map(|r| r.recipient.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max("RECIPIENT".len());
+            println!(
+                "{:>5}  {:<8} {:<7}  {:<w$}  {:<9} {:>3}  {:<16}  DETAIL",
+                "ID", "REPORT", "PERIOD", "RECIPIENT", "STATUS", "TRY", "SENT"
+            );
+            for r in &rows {
+                let sent = r.sent_at.map_or_else(String::new, |t| {
+                    t.with_timezone(&config.timezone)
+                        .format("%Y-%m-%d %H:%M")
+                        .to_string()
+                });
+                let detail = match (&r.last_error, &r.document_sha256) {
+                    (Some(e), _) if r.status != "sent" => e.clone(),
+                    (_, Some(sha)) => format!("pdf sha256 {}…", &sha[..sha.len().min(12)]),
+                    _ => String::new(),
+                };
+                println!(
+                    "{:>5}  {:<8} {:<7}  {:<w$}  {:<9} {:>3}  {:<16}  {}",
+                    r.id, r.report, r.period, r.recipient, r.status, r.attempts, sent, detail
+                );
+            }
+        }
+    }
     Ok(exit::OK)
 }
 

@@ -75,7 +75,8 @@ impl Default for ReportsConfig {
 pub struct MonthlyReportConfig {
     pub schedule: cron::Schedule,
     pub schedule_text: String,
-    pub recipients: Vec<crate::domain::EmailAddress>,
+    /// Addresses, or `Name <address>`.
+    pub recipients: Vec<String>,
 }
 
 /// Where a configuration came from.
@@ -915,8 +916,14 @@ impl Validator {
             };
             let mut recipients = Vec::new();
             for (i, r) in m.recipients.iter().enumerate() {
-                match crate::domain::EmailAddress::parse(r) {
-                    Ok(a) => recipients.push(a),
+                // An address, or `Name <address>`.
+                let r = r.trim();
+                let address = match (r.rfind('<'), r.strip_suffix('>')) {
+                    (Some(open), Some(_)) => &r[open + 1..r.len() - 1],
+                    _ => r,
+                };
+                match crate::domain::EmailAddress::parse(address) {
+                    Ok(_) => recipients.push(r.to_string()),
                     Err(e) => self.err(&format!("reports.monthly.recipients[{i}]"), e.0),
                 }
             }

@@ -18,6 +18,8 @@ use tracing::Instrument;
 use crate::channels::{with_transmit_log, Channels, Delivered, DeliveryError, TransmitLog};
 use crate::store::{Completion, Store, StoreError};
 
+pub mod reports;
+
 pub use crate::config::RetryPolicy;
 
 /// What one step of the dispatcher did.

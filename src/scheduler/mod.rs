@@ -1,12 +1,14 @@
 //! Scheduling: each segment ticks on its cron schedule in the configured time zone, one
 //! tick at a time per segment, on the one instance that holds the scheduler role; the
-//! tick itself ([`tick`]) and the pass over the ledger it runs ([`pipeline`]).
+//! tick itself ([`tick`]) and the pass over the ledger it runs ([`pipeline`]); the
+//! monthly report's schedule ([`reports`]).
 //!
 //! Catch-up: at start, if a schedule slot passed since the segment's last finished tick
 //! (the service was down), one catch-up tick runs at once for the latest missed slot,
 //! not one per missed slot; a segment that never ticked ticks once at start.
 
 pub mod pipeline;
+pub mod reports;
 pub mod tick;
 
 pub use tick::{action_key, run_tick, TickReport};
@@ -203,12 +205,19 @@ pub async fn leader_loop(
                 }
             }
         };
+        // The monthly report's schedule runs beside the ticks' for as long as the role
+        // is held (it returns at once when no monthly report is configured).
+        let monthly = async {
+            reports::monthly_loop(store.clone(), config.clone(), stop.clone()).await;
+            std::future::pending::<()>().await
+        };
         tokio::select! {
             r = scheduler(store.clone(), config.clone(), registry.clone(), instance.clone(), stop.clone()) => {
                 if let Err(e) = r {
                     tracing::error!(error = %e, "scheduler stopped");
                 }
             }
+            _ = monthly => {}
             _ = watch => {}
         }
         stop.cancel();

@@ -10,6 +10,7 @@ pub mod actions;
 pub mod call_tasks;
 pub mod documents;
 mod postgres;
+pub mod report_deliveries;
 pub mod reports;
 mod rows;
 mod sql;
@@ -431,6 +432,46 @@ pub trait ReportStore: Send + Sync {
     ) -> reports::ReportStream<'a>;
 }
 
+/// Scheduled reports emailed to the credit managers (`reports.monthly`): planned once
+/// per report, period and recipient, claimed with a lease, their outcome recorded.
+#[async_trait]
+pub trait ReportDeliveryStore: Send + Sync {
+    /// Plans `report` for `period` to each recipient, unless already planned (whatever
+    /// became of it); returns how many were new.
+    async fn plan_report_deliveries(
+        &self,
+        report: &str,
+        period: &str,
+        slot: DateTime<Utc>,
+        recipients: &[(String, String)],
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
+
+    /// Claims the oldest due delivery (planned, retrying, or sending with an expired
+    /// lease: an interrupted send, sent again with the same Message-ID) for `owner`
+    /// until `lease_until`.
+    async fn claim_report_delivery(
+        &self,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<report_deliveries::ReportDelivery>>;
+
+    /// Records an attempt's outcome, if `owner` still holds the lease; `false` when it
+    /// does not (another instance reclaimed it).
+    async fn finish_report_delivery(
+        &self,
+        id: i64,
+        owner: &str,
+        outcome: &report_deliveries::ReportOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// The most recent deliveries first, at most `limit`.
+    async fn report_deliveries(&self, limit: i64)
+        -> Result<Vec<report_deliveries::ReportDelivery>>;
+}
+
 /// Ticks as recorded: when each segment ran, for which slot, what it did.
 #[async_trait]
 pub trait TickStore: Send + Sync {
@@ -477,6 +518,7 @@ pub trait Store:
     + TokenStore
     + TickStore
     + ReportStore
+    + ReportDeliveryStore
     + Send
     + Sync
     + 'static

@@ -31,6 +31,8 @@ impl PostgresStore {
     );
     /// PostgreSQL locks rows as it goes: a plain BEGIN.
     const BEGIN_WRITE: &'static str = "BEGIN";
+    /// Claiming a report delivery skips rows other instances are claiming.
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const REFRESH_ACTION_STATISTICS: &'static str = "ANALYZE actions (customer_id, status)";
     /// After an import that changed rows. VACUUM as well as ANALYZE: it marks the pages
     /// all-visible, so a tick's reads of the covering index of open invoices stay
@@ -175,6 +177,8 @@ const DISTINCT: &str = "IS DISTINCT FROM";
 mod actions;
 #[path = "shared/ledger.rs"]
 mod ledger;
+#[path = "shared/report_deliveries.rs"]
+mod report_deliveries;
 #[path = "shared/reports.rs"]
 mod reports;
 

@@ -46,6 +46,8 @@ impl SqliteStore {
     /// then writes fails at once ("database is locked", the busy timeout does not
     /// apply) when another connection wrote in between.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    /// Claiming a report delivery: one writer, nothing to skip.
+    const SKIP_LOCKED: &'static str = "";
     const REFRESH_STATISTICS: &'static str = "PRAGMA optimize";
     const REFRESH_ACTION_STATISTICS: &'static str = "PRAGMA optimize";
     /// A list of ids as one parameter: a JSON array (see [`Self::id_list`]).
@@ -225,6 +227,8 @@ const DISTINCT: &str = "IS NOT";
 mod actions;
 #[path = "shared/ledger.rs"]
 mod ledger;
+#[path = "shared/report_deliveries.rs"]
+mod report_deliveries;
 #[path = "shared/reports.rs"]
 mod reports;
 

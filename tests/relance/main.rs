@@ -22,6 +22,7 @@ mod properties;
 mod read_only;
 mod references;
 mod report_figures;
+mod report_mail;
 mod reports;
 mod rule_checks;
 mod rule_reload;

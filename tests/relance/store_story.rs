@@ -604,7 +604,11 @@ async fn upgrade_story(url: &str) {
     .await
     .unwrap();
 
-    assert_eq!(store.migrate().await.unwrap(), 2, "0009 and 0010 applied");
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        3,
+        "0009, 0010 and 0011 applied"
+    );
 
     let all = store
         .list_actions(&relance::store::ActionFilter {
