@@ -8,6 +8,7 @@
 //! ```sh
 //! cargo bench --bench reports
 //! RELANCE_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench reports
+//! BENCH_ONLY=postgres RELANCE_BENCH_POSTGRES_URL=… cargo bench --bench reports   # one backend
 //! ```
 //! Targets: each report under 3x its floor, peak RSS under 300 MB.
 
@@ -293,8 +294,12 @@ fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let data = history(customers, invoices);
     println!("relance reports benchmark: {customers} customers, {invoices} invoices, a year of history up to {AS_OF}");
+    // BENCH_ONLY=postgres (or sqlite) runs one backend.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let db = common::bench_dir().join(format!("reports-{customers}-{invoices}.db"));
-    if !db.exists() {
+    if only == "postgres" {
+        println!("\nSQLite: skipped (BENCH_ONLY=postgres)");
+    } else if !db.exists() {
         let partial = common::bench_dir().join("reports-import.db");
         for ext in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{ext}", partial.display()));
@@ -304,11 +309,13 @@ fn main() {
         std::fs::rename(&partial, &db).unwrap();
     }
     // Reports read: they run on the ledger as imported.
-    run_all("SQLite", &format!("sqlite://{}", db.display()), &root);
+    if only != "postgres" {
+        run_all("SQLite", &format!("sqlite://{}", db.display()), &root);
+    }
 
     match std::env::var("RELANCE_BENCH_POSTGRES_URL")
         .ok()
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && only != "sqlite")
     {
         Some(admin) => {
             let name = format!("relance_bench_reports_{customers}_{invoices}");

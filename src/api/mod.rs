@@ -12,6 +12,7 @@ mod ingest;
 mod ledger;
 mod ops;
 mod reports;
+mod rules;
 pub mod scope;
 mod server;
 
@@ -179,6 +180,7 @@ pub fn routes() -> Vec<Route> {
         // Reports.
         r("get", "/v1/reports/{name}", get(reports::report)),
         // Rules.
+        r("post", "/v1/rules/diff", post(rules::diff)),
         r(
             "get",
             "/v1/customers/{external_id}/dry-run",

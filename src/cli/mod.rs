@@ -18,6 +18,7 @@ mod insurers;
 mod preview;
 mod report;
 mod rules;
+mod rules_diff;
 mod tasks;
 mod template_check;
 mod tokens;
@@ -508,6 +509,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Customer(args) => customer(&cli, args).await,
         Command::Rules(RulesCommand::Check) => rules::check(&cli).await,
         Command::Rules(RulesCommand::Test(args)) => rules::test(&cli, args),
+        Command::Rules(RulesCommand::Diff(args)) => rules_diff::diff(&cli, args).await,
         Command::Simulate(args) => rules::simulate(&cli, args).await,
         Command::Serve(args) => daemon::serve(&cli, args).await,
         Command::Tick(args) => daemon::tick(&cli, args).await,

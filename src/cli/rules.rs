@@ -26,6 +26,9 @@ pub enum RulesCommand {
         after_help = "Example:\n  relance rules test\n  relance rules test --segment smb\n\nEach case gives a customer's facts and a date, and the decisions expected.\nExit code 4 when a case fails. The format is in docs/rules.md."
     )]
     Test(RulesTestArgs),
+    /// Compare two versions of a script on the real ledger: the actions only one plans, per step, and why
+    #[command(after_help = super::rules_diff::DIFF_HELP)]
+    Diff(super::rules_diff::RulesDiffArgs),
 }
 
 #[derive(Debug, Args)]

@@ -81,12 +81,13 @@ where
     F: FnMut(Vec<Outcome>) -> Fut,
     Fut: std::future::Future<Output = Result<(), StoreError>>,
 {
-    run_mapped(store, filter, rules, make_evaluator, opts, |o| o, sink).await
+    run_mapped(store, filter, rules, make_evaluator, opts, |_, o| o, sink).await
 }
 
 /// Runs the pipeline with `map` applied to each outcome on the worker threads (work
-/// that would otherwise run one batch at a time in `sink`); `sink` receives each batch
-/// of mapped outcomes in customer order.
+/// that would otherwise run one batch at a time in `sink`), with the worker's evaluator
+/// (to evaluate the customer again, with other rules); `sink` receives each batch of
+/// mapped outcomes in customer order.
 ///
 /// # Errors
 /// A store error while reading, or the first error `sink` returns.
@@ -101,7 +102,7 @@ pub async fn run_mapped<T, M, F, Fut>(
 ) -> Result<PipelineStats, StoreError>
 where
     T: Send + 'static,
-    M: Fn(Outcome) -> T + Send + Sync + 'static,
+    M: Fn(&Evaluator, Outcome) -> T + Send + Sync + 'static,
     F: FnMut(Vec<T>) -> Fut,
     Fut: std::future::Future<Output = Result<(), StoreError>>,
 {
@@ -143,7 +144,7 @@ where
                             if faulty.as_deref() == Some(customer.as_str()) {
                                 panic!("fault injected for {customer}");
                             }
-                            map(evaluator.evaluate(&rules, a, today))
+                            map(&evaluator, evaluator.evaluate(&rules, a, today))
                         });
                         match evaluated {
                             Ok(o) => outcomes.push(o),

@@ -330,7 +330,7 @@ async fn tick_body(
     let sink_in_flight = in_flight.clone();
     // Each outcome becomes its report counts and action rows on the rule worker threads
     // (the facts snapshot is serialised and hashed there); the sink only collects them.
-    let prepare = move |o: Outcome| Evaluated::new(&o, as_of);
+    let prepare = move |_: &crate::scripting::Evaluator, o: Outcome| Evaluated::new(&o, as_of);
     let passed = pipeline::run_mapped(
         store.clone(),
         filter,

@@ -28,5 +28,6 @@ mod rule_checks;
 mod rule_reload;
 mod rule_safety;
 mod rules;
+mod rules_diff;
 mod secrets;
 mod store_story;

@@ -152,6 +152,16 @@ async fn read_commands_and_gets_leave_the_database_unchanged(url: &str) {
         assert!(r.status().as_u16() < 500, "{path}: {}", r.status());
         assert_same(&before, &content(&w, url), &format!("GET {path}"));
     }
+    // A rule diff is a POST that reads only.
+    let r = client
+        .post(format!("{}/v1/rules/diff", service.base))
+        .bearer_auth(&admin)
+        .json(&json!({"segment": "smb", "script": RULE.replace("overdue(1)", "overdue(5)")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "POST /v1/rules/diff");
+    assert_same(&before, &content(&w, url), "POST /v1/rules/diff");
     service.stop();
     assert_same(&before, &content(&w, url), "stopping the service");
 
@@ -173,6 +183,21 @@ async fn read_commands_and_gets_leave_the_database_unchanged(url: &str) {
         vec!["actions", "held"],
         vec!["tasks", "list"],
         vec!["report", "deadlines"],
+        vec!["report", "aging"],
+        vec!["report", "dso", "--format", "json"],
+        vec!["report", "effectiveness"],
+        vec!["report", "deliveries"],
+        vec![
+            "rules",
+            "diff",
+            "--segment",
+            "smb",
+            "--to",
+            "rules/smb.rhai",
+        ],
+        vec![
+            "rules", "diff", "--to", "live", "--as-of", &in_7, "--format", "json",
+        ],
         vec!["insurers", "list"],
         vec!["tokens", "list"],
         vec!["rules", "check"],

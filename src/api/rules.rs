@@ -1,0 +1,111 @@
+//! `POST /v1/rules/diff`: what a proposed version of a segment's script would change,
+//! compared with the version the service runs (see `scheduler::diff`). Reads only.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{typed, Caller, JsonBody};
+use super::scope::Scope;
+use super::{json, AppState};
+use crate::scheduler::diff::{self, DiffError, DiffOptions, RuleVersion, SegmentChange};
+
+/// The largest script accepted (the shipped ones are a few kilobytes).
+const MAX_SCRIPT_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffBody {
+    segment: String,
+    /// The proposed script's source.
+    script: String,
+    /// Compared with this script's source [default: the version the service runs].
+    from_script: Option<String>,
+    as_of: Option<NaiveDate>,
+    examples: Option<u16>,
+}
+
+pub(super) async fn diff(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    caller.require(Scope::Admin)?;
+    let b: DiffBody = typed(body.value)?;
+    if !state.config.segments.contains_key(&b.segment) {
+        let known: Vec<&str> = state.config.segments.keys().map(String::as_str).collect();
+        return Err(ApiError::invalid(
+            "segment",
+            format!(
+                "no segment '{}' in the configuration (it has {})",
+                b.segment,
+                known.join(", ")
+            ),
+        ));
+    }
+    for (field, s) in [
+        ("script", Some(&b.script)),
+        ("from_script", b.from_script.as_ref()),
+    ] {
+        if s.is_some_and(|s| s.len() > MAX_SCRIPT_BYTES) {
+            return Err(ApiError::invalid(
+                field,
+                format!("at most {MAX_SCRIPT_BYTES} bytes"),
+            ));
+        }
+    }
+    let examples = b.examples.unwrap_or(5);
+    if examples > 100 {
+        return Err(ApiError::invalid("examples", "from 0 to 100"));
+    }
+    let old = match b.from_script {
+        Some(source) => RuleVersion {
+            label: "from_script".into(),
+            file: format!("{}.rhai (from_script)", b.segment),
+            source,
+        },
+        None => {
+            let running = state.registry.current();
+            let Some(rule) = running.get(&b.segment) else {
+                return Err(ApiError::conflict(format!(
+                    "segment '{}' has no script running (it does not compile): give the version to compare with in from_script",
+                    b.segment
+                )));
+            };
+            RuleVersion {
+                label: "live".into(),
+                file: rule.file.clone(),
+                source: rule.source.to_string(),
+            }
+        }
+    };
+    let change = SegmentChange {
+        segment: b.segment.clone(),
+        new: RuleVersion {
+            label: "script".into(),
+            file: format!("{}.rhai (script)", b.segment),
+            source: b.script,
+        },
+        old,
+    };
+    let opts = DiffOptions {
+        as_of: b.as_of.unwrap_or_else(|| state.today()),
+        examples: usize::from(examples),
+        workers: 2,
+    };
+    match diff::diff(state.store.clone(), state.config.clone(), &[change], &opts).await {
+        Ok(d) => Ok(json(StatusCode::OK, &d)),
+        Err(DiffError::Store(e)) => Err(e.into()),
+        Err(DiffError::Rule { which, message, .. }) => Err(ApiError::invalid(
+            if which == "new" {
+                "script"
+            } else {
+                "from_script"
+            },
+            message,
+        )),
+    }
+}
