@@ -152,19 +152,11 @@ impl Sums {
 }
 
 /// Whether a pause (`Some(until)`) holds on `day`.
-fn paused_on(p: Option<Option<NaiveDate>>, day: NaiveDate) -> bool {
-    match p {
-        None => false,
-        Some(None) => true,
-        Some(Some(until)) => until >= day,
-    }
-}
-
 /// One account's sums per currency as of the query's date.
 fn account_sums(a: &ReportAccount, query: &ReportQuery, n_buckets: usize) -> PerCurrency<Sums> {
     let day = query.as_of;
     let mut out: PerCurrency<Sums> = PerCurrency::new();
-    let customer_paused = paused_on(a.customer.paused, day);
+    let customer_paused = a.customer.paused_on(day);
     for inv in &a.invoices {
         let open = query.open_minor(inv);
         if open <= 0 {
@@ -181,10 +173,10 @@ fn account_sums(a: &ReportAccount, query: &ReportQuery, n_buckets: usize) -> Per
             s.overdue += open;
             s.oldest = s.oldest.max(Some(days));
         }
-        if inv.disputed_on.is_some_and(|d| d <= day) {
+        if inv.disputed_at_end_of(day) {
             s.disputed += open;
         }
-        if customer_paused || paused_on(inv.paused, day) {
+        if customer_paused || inv.paused_at_end_of(day) {
             s.paused += open;
         }
         let promised = a.promises.iter().any(|p| {

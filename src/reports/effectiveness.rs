@@ -182,7 +182,7 @@ fn account(a: &ReportAccount, query: &ReportQuery, sums: &mut HashMap<Key, Sums>
         }
     }
     for inv in &a.invoices {
-        if let Some(d) = inv.disputed_on.filter(|d| *d <= query.as_of) {
+        for d in inv.disputes_opened().filter(|d| *d <= query.as_of) {
             if let Some(x) = last_before(&sent, &inv.number, d).filter(|x| in_period(x)) {
                 sums.entry(key(x)).or_default().disputes += 1;
             }

@@ -60,6 +60,36 @@ pub struct ReportCustomer {
     pub cover_minor: Option<i64>,
     /// Paused until this date (`Some(None)`: until lifted).
     pub paused: Option<Option<NaiveDate>>,
+    /// The customer's pauses over time.
+    pub holds: Vec<Hold>,
+}
+
+impl ReportCustomer {
+    /// Whether the customer was paused at the end of `day`.
+    pub fn paused_on(&self, day: NaiveDate) -> bool {
+        self.holds.iter().any(|h| !h.dispute && h.on(day))
+    }
+}
+
+/// A dispute or a pause, from the day it began to the day it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    /// A dispute (else a pause).
+    pub dispute: bool,
+    pub from: NaiveDate,
+    /// A pause's last day, when it was given one.
+    pub until: Option<NaiveDate>,
+    /// The day it was resolved or lifted (`None`: still on).
+    pub ended: Option<NaiveDate>,
+}
+
+impl Hold {
+    /// Whether it was on at the end of `day`.
+    pub fn on(&self, day: NaiveDate) -> bool {
+        self.from <= day
+            && self.ended.is_none_or(|e| e > day)
+            && self.until.is_none_or(|u| u >= day)
+    }
 }
 
 /// A payment or credit note applied to an invoice.
@@ -92,9 +122,26 @@ pub struct ReportInvoice {
     pub disputed_on: Option<NaiveDate>,
     /// Paused until this date (`Some(None)`: until lifted).
     pub paused: Option<Option<NaiveDate>>,
+    /// Its disputes and pauses over time.
+    pub holds: Vec<Hold>,
 }
 
 impl ReportInvoice {
+    /// Whether it was disputed at the end of `day`.
+    pub fn disputed_at_end_of(&self, day: NaiveDate) -> bool {
+        self.holds.iter().any(|h| h.dispute && h.on(day))
+    }
+
+    /// Whether it was paused at the end of `day`.
+    pub fn paused_at_end_of(&self, day: NaiveDate) -> bool {
+        self.holds.iter().any(|h| !h.dispute && h.on(day))
+    }
+
+    /// The days its disputes were opened, oldest first.
+    pub fn disputes_opened(&self) -> impl Iterator<Item = NaiveDate> + '_ {
+        self.holds.iter().filter(|h| h.dispute).map(|h| h.from)
+    }
+
     /// What was still owed at the end of `day`: the amount less the settlements dated
     /// by then, and less what came down without a dated allocation once relance had
     /// recorded it. `0` before the invoice was issued counts as not yet a receivable;

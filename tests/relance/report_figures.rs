@@ -480,3 +480,88 @@ async fn reports_over_http_give_the_command_line_figures() {
     assert_eq!(anonymous.status(), 401);
     let _ = service.stop();
 }
+
+/// A dispute resolved since, and a pause lifted since, still count on the days they
+/// were on (the reports once saw only what is on today). The invoices are in CHF, apart
+/// from the worked example's.
+fn check_past_holds(w: &Workspace, db: &str) {
+    let run = |args: &[&str]| {
+        let mut all = vec!["--database-url", db];
+        all.extend_from_slice(args);
+        w.relance(&all).expect_code(0);
+    };
+    w.write(
+        "hold-customers.csv",
+        "external_id,name,segment,currency\nH1,Hold SARL,smb,CHF\n",
+    );
+    w.write(
+        "hold-invoices.csv",
+        "number,customer,issue_date,due_date,amount,currency\nH-1,H1,2026-01-01,2026-01-31,1000.00,CHF\nH-2,H1,2026-01-01,2026-01-31,500.00,CHF\n",
+    );
+    w.write(
+        "hold-disputes.csv",
+        "invoice,reason,opened_on\nH-1,price,2026-02-10\n",
+    );
+    run(&["import", "customers", "hold-customers.csv"]);
+    run(&["import", "invoices", "hold-invoices.csv"]);
+    run(&["import", "disputes", "hold-disputes.csv"]);
+    let held = |as_of: &str| {
+        let mut args = vec!["aging", "--currency", "CHF"];
+        if !as_of.is_empty() {
+            args.extend_from_slice(&["--as-of", as_of]);
+        }
+        let r = report(w, db, &args);
+        let t = &r["totals"][0];
+        assert_eq!(t["currency"], "CHF", "{r}");
+        (
+            t["disputed"].as_str().unwrap().to_string(),
+            t["paused"].as_str().unwrap().to_string(),
+        )
+    };
+    let h = |d: &str, p: &str| (d.to_string(), p.to_string());
+    assert_eq!(held("2026-03-01"), h("1000.00", "0.00"));
+    run(&["dispute", "resolve", "H-1"]);
+    run(&[
+        "pause",
+        "--invoice",
+        "H-2",
+        "--reason",
+        "credit note coming",
+    ]);
+    assert_eq!(
+        held(""),
+        h("0.00", "500.00"),
+        "resolved today, paused today"
+    );
+    run(&["unpause", "--invoice", "H-2"]);
+    assert_eq!(held(""), h("0.00", "0.00"), "lifted today");
+    // Resolved today: still disputed on 1 March, not on 9 February (before it was
+    // opened).
+    assert_eq!(
+        held("2026-03-01"),
+        h("1000.00", "0.00"),
+        "a resolved dispute vanished from the past"
+    );
+    assert_eq!(held("2026-02-09"), h("0.00", "0.00"));
+}
+
+#[test]
+fn past_disputes_and_pauses_lifted_since_count_on_their_days_on_sqlite() {
+    let w0 = Workspace::new();
+    let db = format!("sqlite://{}", w0.path("ledger.db").display());
+    let w = example_workspace(&db);
+    check_past_holds(&w, &db);
+}
+
+#[tokio::test]
+async fn past_disputes_and_pauses_lifted_since_count_on_their_days_on_postgres() {
+    let Some(admin) = postgres_admin_url() else {
+        return say_postgres_skipped(
+            "past_disputes_and_pauses_lifted_since_count_on_their_days_on_postgres",
+        );
+    };
+    let db = TestDb::postgres(&admin).await;
+    let w = example_workspace(&db.url);
+    check_past_holds(&w, &db.url);
+    db.cleanup().await;
+}

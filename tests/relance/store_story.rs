@@ -604,11 +604,7 @@ async fn upgrade_story(url: &str) {
     .await
     .unwrap();
 
-    assert_eq!(
-        store.migrate().await.unwrap(),
-        3,
-        "0009, 0010 and 0011 applied"
-    );
+    assert_eq!(store.migrate().await.unwrap(), 4, "0009 to 0012 applied");
 
     let all = store
         .list_actions(&relance::store::ActionFilter {

@@ -111,6 +111,84 @@ impl Tx {
         Ok(())
     }
 
+    /// Keeps the history of disputes and pauses (`holds`): the one of this kind still
+    /// on for the customer or invoice ends `now`, and `open` (reason, start, last day)
+    /// begins — unless it is the one already on (a re-import of the same dispute).
+    async fn record_hold(
+        &mut self,
+        of: HoldOf<'_>,
+        kind: &str,
+        open: Option<(
+            &str,
+            chrono::DateTime<chrono::Utc>,
+            Option<chrono::NaiveDate>,
+        )>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<()> {
+        let ids: Option<(i64, Option<i64>)> = match of {
+            HoldOf::Customer(key) => {
+                sqlx::query_as(
+                    "SELECT id, CAST(NULL AS BIGINT) FROM customers WHERE external_id = $1",
+                )
+                .bind(key)
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+            HoldOf::Invoice(number) => {
+                sqlx::query_as("SELECT customer_id, id FROM invoices WHERE number = $1")
+                    .bind(number)
+                    .fetch_optional(&mut *self.tx)
+                    .await?
+            }
+        };
+        let Some((customer_id, invoice_id)) = ids else {
+            return Ok(());
+        };
+        let invoice_key = invoice_id.unwrap_or(0);
+        let current: Option<(i64, String, chrono::DateTime<chrono::Utc>, Option<chrono::NaiveDate>)> =
+            sqlx::query_as(
+                "SELECT id, reason, started_at, until FROM holds WHERE customer_id = $1 AND COALESCE(invoice_id, 0) = $2 \
+                 AND kind = $3 AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
+            )
+            .bind(customer_id)
+            .bind(invoice_key)
+            .bind(kind)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        if let (Some(c), Some((reason, started, until))) = (&current, open) {
+            let same_start = kind == "pause" || c.2 == started;
+            if c.1 == reason && c.3 == until && same_start {
+                return Ok(());
+            }
+        }
+        if current.is_some() {
+            sqlx::query(
+                "UPDATE holds SET ended_at = $1 WHERE customer_id = $2 AND COALESCE(invoice_id, 0) = $3 \
+                 AND kind = $4 AND ended_at IS NULL",
+            )
+            .bind(now)
+            .bind(customer_id)
+            .bind(invoice_key)
+            .bind(kind)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        if let Some((reason, started, until)) = open {
+            sqlx::query(
+                "INSERT INTO holds (customer_id, invoice_id, kind, reason, started_at, until) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(customer_id)
+            .bind(invoice_id)
+            .bind(kind)
+            .bind(reason)
+            .bind(started)
+            .bind(until)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn count_existing(
         &mut self,
         table: &str,
@@ -706,6 +784,14 @@ impl crate::store::LedgerTx for Tx {
             "customer",
             customer,
         )
+        .await?;
+        let now = chrono::Utc::now();
+        self.record_hold(
+            HoldOf::Customer(customer),
+            "pause",
+            pause.map(|p| (p.reason.as_str(), now, p.until)),
+            now,
+        )
         .await
     }
 
@@ -721,6 +807,14 @@ impl crate::store::LedgerTx for Tx {
             pause.and_then(|p| p.until),
             "invoice",
             number,
+        )
+        .await?;
+        let now = chrono::Utc::now();
+        self.record_hold(
+            HoldOf::Invoice(number),
+            "pause",
+            pause.map(|p| (p.reason.as_str(), now, p.until)),
+            now,
         )
         .await
     }
@@ -775,6 +869,13 @@ impl crate::store::LedgerTx for Tx {
             dispute.map(|d| d.opened_at),
             "invoice",
             number,
+        )
+        .await?;
+        self.record_hold(
+            HoldOf::Invoice(number),
+            "dispute",
+            dispute.map(|d| (d.reason.as_str(), d.opened_at, None)),
+            chrono::Utc::now(),
         )
         .await
     }
@@ -1972,4 +2073,13 @@ impl crate::store::TickStore for StoreImpl {
         .rows_affected();
         Ok(n)
     }
+}
+
+/// Whose dispute or pause a hold is.
+#[derive(Clone, Copy)]
+enum HoldOf<'a> {
+    /// A customer's pause, by external id.
+    Customer(&'a str),
+    /// An invoice's dispute or pause, by number.
+    Invoice(&'a str),
 }

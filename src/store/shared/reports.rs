@@ -12,10 +12,19 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Db, StoreImpl};
 use crate::store::reports::{
-    ReportAccount, ReportAction, ReportCustomer, ReportFilter, ReportInvoice, ReportNeeds,
+    Hold, ReportAccount, ReportAction, ReportCustomer, ReportFilter, ReportInvoice, ReportNeeds,
     ReportPromise, ReportStream, ReportTask, Settlement,
 };
 use crate::store::StoreError;
+
+type HoldTuple = (
+    i64,
+    Option<i64>,
+    String,
+    DateTime<Utc>,
+    Option<NaiveDate>,
+    Option<DateTime<Utc>>,
+);
 
 type CustomerTuple = (
     i64,
@@ -236,8 +245,40 @@ impl StoreImpl {
                 .await?;
             Ok((promises, numbers))
         };
-        let (invoices, settlements, actions, tasks, (promises, promise_numbers)) =
-            futures_util::try_join!(invoices_q, settlements_q, actions_q, tasks_q, promises_q)?;
+        let holds_q = async {
+            let sql = format!(
+                "SELECT customer_id, invoice_id, kind, started_at, until, ended_at FROM holds \
+                 WHERE customer_id {range} ORDER BY customer_id, id"
+            );
+            let rows: Vec<HoldTuple> = sqlx::query_as(&sql)
+                .bind(first)
+                .bind(last_id)
+                .fetch_all(pool)
+                .await?;
+            Ok::<_, E>(rows)
+        };
+        let (invoices, settlements, actions, tasks, (promises, promise_numbers), holds) = futures_util::try_join!(
+            invoices_q,
+            settlements_q,
+            actions_q,
+            tasks_q,
+            promises_q,
+            holds_q
+        )?;
+        let mut invoice_holds: HashMap<i64, Vec<Hold>> = HashMap::new();
+        let mut customer_holds: HashMap<i64, Vec<Hold>> = HashMap::new();
+        for (customer, invoice, kind, started, until, ended) in holds {
+            let h = Hold {
+                dispute: kind == "dispute",
+                from: day(started),
+                until,
+                ended: ended.map(day),
+            };
+            match invoice {
+                Some(i) => invoice_holds.entry(i).or_default().push(h),
+                None => customer_holds.entry(customer).or_default().push(h),
+            }
+        }
 
         let mut settled: HashMap<i64, Vec<Settlement>> = HashMap::new();
         for (invoice, date, amount_minor, kind) in settlements {
@@ -267,6 +308,7 @@ impl StoreImpl {
                     insurer_policy: c.8,
                     cover_minor: c.9,
                     paused: paused(c.10, c.11),
+                    holds: customer_holds.remove(&c.0).unwrap_or_default(),
                 },
                 invoices: Vec::new(),
                 actions: Vec::new(),
@@ -290,6 +332,7 @@ impl StoreImpl {
                 updated_on: day(r.9),
                 disputed_on: r.10.map(day),
                 paused: paused(r.11, r.12),
+                holds: invoice_holds.remove(&r.1).unwrap_or_default(),
             });
         }
         for r in actions {
