@@ -510,6 +510,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Rules(RulesCommand::Check) => rules::check(&cli).await,
         Command::Rules(RulesCommand::Test(args)) => rules::test(&cli, args),
         Command::Rules(RulesCommand::Diff(args)) => rules_diff::diff(&cli, args).await,
+        Command::Rules(RulesCommand::Backtest(args)) => rules_diff::backtest(&cli, args).await,
         Command::Simulate(args) => rules::simulate(&cli, args).await,
         Command::Serve(args) => daemon::serve(&cli, args).await,
         Command::Tick(args) => daemon::tick(&cli, args).await,

@@ -29,6 +29,9 @@ pub enum RulesCommand {
     /// Compare two versions of a script on the real ledger: the actions only one plans, per step, and why
     #[command(after_help = super::rules_diff::DIFF_HELP)]
     Diff(super::rules_diff::RulesDiffArgs),
+    /// Replay a script over a past period, the ledger as it stood each day, against what the live rules did
+    #[command(after_help = super::rules_diff::BACKTEST_HELP)]
+    Backtest(super::rules_diff::RulesBacktestArgs),
 }
 
 #[derive(Debug, Args)]

@@ -228,8 +228,11 @@ fn planned(decisions: &[Decision]) -> (PlanMap, Option<String>) {
     (map, error)
 }
 
-/// Compiles a version.
-fn compile(
+/// Compiles a version of `segment`'s script; `which` names it in errors (old, new).
+///
+/// # Errors
+/// [`DiffError::Rule`] when it is empty or does not compile.
+pub fn compile_version(
     engine: &rhai::Engine,
     config: &Config,
     segment: &str,
@@ -276,8 +279,8 @@ pub async fn diff(
     let mut new_set = RuleSet::default();
     let mut segments = Vec::new();
     for c in changes {
-        let old = compile(&engine, &config, &c.segment, &c.old, "old")?;
-        let new = compile(&engine, &config, &c.segment, &c.new, "new")?;
+        let old = compile_version(&engine, &config, &c.segment, &c.old, "old")?;
+        let new = compile_version(&engine, &config, &c.segment, &c.new, "new")?;
         segments.push(SegmentVersions {
             segment: c.segment.clone(),
             old: VersionInfo {

@@ -7,6 +7,7 @@
 //! (the service was down), one catch-up tick runs at once for the latest missed slot,
 //! not one per missed slot; a segment that never ticked ticks once at start.
 
+pub mod backtest;
 pub mod diff;
 pub mod pipeline;
 pub mod reports;

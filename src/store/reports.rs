@@ -32,6 +32,11 @@ pub struct ReportNeeds {
     /// Actions handing invoices over to the insurer (any status but failed, dead,
     /// cancelled, blocked), for the aged balance.
     pub handovers: bool,
+    /// Every field of the customer (what the rules see), for replays of the rules.
+    pub details: bool,
+    /// Every action the rules decided, whatever became of it (rather than the sent
+    /// ones of [`Self::actions`]), for replays of the rules.
+    pub decided: bool,
 }
 
 impl Default for ReportNeeds {
@@ -42,6 +47,8 @@ impl Default for ReportNeeds {
             tasks: false,
             promises: false,
             handovers: false,
+            details: false,
+            decided: false,
         }
     }
 }
@@ -72,10 +79,11 @@ impl ReportCustomer {
 }
 
 /// A dispute or a pause, from the day it began to the day it ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
     /// A dispute (else a pause).
     pub dispute: bool,
+    pub reason: String,
     pub from: NaiveDate,
     /// A pause's last day, when it was given one.
     pub until: Option<NaiveDate>,
@@ -247,6 +255,8 @@ pub struct ReportAccount {
     pub actions: Vec<ReportAction>,
     pub tasks: Vec<ReportTask>,
     pub promises: Vec<ReportPromise>,
+    /// The customer in full (with [`ReportNeeds::details`]).
+    pub details: Option<crate::domain::Customer>,
 }
 
 /// A stream of report account batches.

@@ -28,6 +28,7 @@ mod rule_checks;
 mod rule_reload;
 mod rule_safety;
 mod rules;
+mod rules_backtest;
 mod rules_diff;
 mod secrets;
 mod store_story;

@@ -21,6 +21,7 @@ type HoldTuple = (
     i64,
     Option<i64>,
     String,
+    String,
     DateTime<Utc>,
     Option<NaiveDate>,
     Option<DateTime<Utc>>,
@@ -174,6 +175,7 @@ impl StoreImpl {
         };
         let actions_q = async {
             let which = match (needs.actions, needs.handovers) {
+                _ if needs.decided => "1 = 1",
                 (false, false) => return Ok::<_, E>(Vec::new()),
                 // `|| ''`: the status is tested on the rows the range by customer
                 // gives, not used to pick them (nearly every action is sent).
@@ -247,7 +249,7 @@ impl StoreImpl {
         };
         let holds_q = async {
             let sql = format!(
-                "SELECT customer_id, invoice_id, kind, started_at, until, ended_at FROM holds \
+                "SELECT customer_id, invoice_id, kind, reason, started_at, until, ended_at FROM holds \
                  WHERE customer_id {range} ORDER BY customer_id, id"
             );
             let rows: Vec<HoldTuple> = sqlx::query_as(&sql)
@@ -257,19 +259,37 @@ impl StoreImpl {
                 .await?;
             Ok::<_, E>(rows)
         };
-        let (invoices, settlements, actions, tasks, (promises, promise_numbers), holds) = futures_util::try_join!(
-            invoices_q,
-            settlements_q,
-            actions_q,
-            tasks_q,
-            promises_q,
-            holds_q
-        )?;
+        let details_q = async {
+            if !needs.details {
+                return Ok::<_, E>(Vec::new());
+            }
+            let sql = format!(
+                "SELECT id, {} FROM customers WHERE id {range} ORDER BY id",
+                crate::store::sql::CUSTOMER_COLUMNS
+            );
+            let rows: Vec<crate::store::rows::CustomerRowWithId> = sqlx::query_as(&sql)
+                .bind(first)
+                .bind(last_id)
+                .fetch_all(pool)
+                .await?;
+            Ok(rows)
+        };
+        let (invoices, settlements, actions, tasks, (promises, promise_numbers), holds, details) =
+            futures_util::try_join!(
+                invoices_q,
+                settlements_q,
+                actions_q,
+                tasks_q,
+                promises_q,
+                holds_q,
+                details_q
+            )?;
         let mut invoice_holds: HashMap<i64, Vec<Hold>> = HashMap::new();
         let mut customer_holds: HashMap<i64, Vec<Hold>> = HashMap::new();
-        for (customer, invoice, kind, started, until, ended) in holds {
+        for (customer, invoice, kind, reason, started, until, ended) in holds {
             let h = Hold {
                 dispute: kind == "dispute",
+                reason,
                 from: day(started),
                 until,
                 ended: ended.map(day),
@@ -314,7 +334,12 @@ impl StoreImpl {
                 actions: Vec::new(),
                 tasks: Vec::new(),
                 promises: Vec::new(),
+                details: None,
             });
+        }
+        for d in details {
+            let Some(&i) = index.get(&d.id) else { continue };
+            accounts[i].details = Some(crate::domain::Customer::try_from(d.row)?);
         }
         for r in invoices {
             let Some(&i) = index.get(&r.0) else { continue };
