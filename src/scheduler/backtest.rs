@@ -154,6 +154,100 @@ impl Count {
     }
 }
 
+impl Count {
+    fn merge(&mut self, other: Count) {
+        let t = other.t;
+        self.t.actions += t.actions;
+        self.t.contacts += t.contacts;
+        self.t.formal_notices += t.formal_notices;
+        self.t.insurer_handovers += t.insurer_handovers;
+        self.t.wasted_contacts += t.wasted_contacts;
+        for (c, a) in t.amounts {
+            *self.t.amounts.entry(c).or_default() += a;
+        }
+        self.customers.extend(other.customers);
+        for (k, n) in other.steps {
+            *self.steps.entry(k).or_default() += n;
+        }
+    }
+}
+
+/// Replays one customer over the tick dates and counts its live actions of the period;
+/// `true` when the script failed for it.
+fn replay_one(
+    a: &ReportAccount,
+    evaluator: &Evaluator,
+    rules: &RuleSet,
+    ticks: &[NaiveDate],
+    (from, to): (NaiveDate, NaiveDate),
+    replay: &mut Count,
+    live: &mut Count,
+) -> bool {
+    let Some(customer) = &a.details else {
+        return false;
+    };
+    let paid_on: BTreeMap<&str, NaiveDate> = a
+        .invoices
+        .iter()
+        .filter_map(|i| i.paid_in_full_on().map(|d| (i.number.as_str(), d)))
+        .collect();
+    for x in &a.actions {
+        if x.decided_on < from || x.decided_on > to {
+            continue;
+        }
+        live.add(
+            &a.customer.external_id,
+            x.kind,
+            &x.step,
+            &x.currency,
+            crate::reports::money(&x.currency, x.amount_minor),
+            x.decided_on,
+            &x.invoices,
+            &paid_on,
+        );
+    }
+    let mut history: Vec<StepRecord> = Vec::new();
+    let mut failed = false;
+    for &day in ticks {
+        let Some(account) = account_on(a, customer, day, &history) else {
+            continue;
+        };
+        let outcome = evaluator.evaluate(rules, account, day);
+        for d in outcome.decisions {
+            match d.status {
+                DecisionStatus::Planned => {
+                    let (Some(kind), Some(step)) = (d.kind, d.step.as_deref()) else {
+                        continue;
+                    };
+                    let invoices: Vec<String> = d.invoices.iter().map(|i| i.to_string()).collect();
+                    replay.add(
+                        &a.customer.external_id,
+                        kind,
+                        step,
+                        d.currency.code(),
+                        d.amount,
+                        day,
+                        &invoices,
+                        &paid_on,
+                    );
+                    for n in invoices {
+                        history.push(StepRecord {
+                            invoice: n,
+                            kind,
+                            step: step.to_string(),
+                            date: day,
+                            status: "sent".into(),
+                        });
+                    }
+                }
+                DecisionStatus::Error => failed = true,
+                _ => {}
+            }
+        }
+    }
+    failed
+}
+
 /// The account as it stood at the start of `day` (what a tick that day would read).
 fn account_on(
     a: &ReportAccount,
@@ -325,7 +419,6 @@ pub async fn backtest(
     let mut rules = RuleSet::default();
     rules.by_segment.insert(opts.segment.clone(), rule);
     let ticks = tick_dates(&config, &opts.segment, opts.from, opts.to);
-    let evaluator = Evaluator::new(&config, Limits::default());
     let filter = ReportFilter {
         segment: Some(opts.segment.clone()),
         ..ReportFilter::default()
@@ -337,6 +430,7 @@ pub async fn backtest(
         decided: true,
         ..ReportNeeds::default()
     };
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut replay = Count::default();
     let mut live = Count::default();
     let mut customers = 0u64;
@@ -344,72 +438,46 @@ pub async fn backtest(
     let mut stream = store.report_accounts(&filter, needs, 500);
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        for a in &batch {
-            customers += 1;
-            let Some(customer) = &a.details else { continue };
-            let paid_on: BTreeMap<&str, NaiveDate> = a
-                .invoices
-                .iter()
-                .filter_map(|i| i.paid_in_full_on().map(|d| (i.number.as_str(), d)))
-                .collect();
-            for x in &a.actions {
-                if x.decided_on < opts.from || x.decided_on > opts.to {
-                    continue;
-                }
-                live.add(
-                    &a.customer.external_id,
-                    x.kind,
-                    &x.step,
-                    &x.currency,
-                    crate::reports::money(&x.currency, x.amount_minor),
-                    x.decided_on,
-                    &x.invoices,
-                    &paid_on,
-                );
-            }
-            let mut history: Vec<StepRecord> = Vec::new();
-            let mut failed = false;
-            for &day in &ticks {
-                let Some(account) = account_on(a, customer, day, &history) else {
-                    continue;
-                };
-                let outcome = evaluator.evaluate(&rules, account, day);
-                for d in outcome.decisions {
-                    match d.status {
-                        DecisionStatus::Planned => {
-                            let (Some(kind), Some(step)) = (d.kind, d.step.as_deref()) else {
-                                continue;
-                            };
-                            let invoices: Vec<String> =
-                                d.invoices.iter().map(|i| i.to_string()).collect();
-                            replay.add(
-                                &a.customer.external_id,
-                                kind,
-                                step,
-                                d.currency.code(),
-                                d.amount,
-                                day,
-                                &invoices,
-                                &paid_on,
-                            );
-                            for n in invoices {
-                                history.push(StepRecord {
-                                    invoice: n,
-                                    kind,
-                                    step: step.to_string(),
-                                    date: day,
-                                    status: "sent".into(),
-                                });
+        customers += batch.len() as u64;
+        // Each worker thread replays a share of the batch with its own engine.
+        let chunk = batch.len().div_ceil(workers).max(1);
+        let parts: Vec<(Count, Count, u64)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .chunks(chunk)
+                .map(|part| {
+                    let (config, rules, ticks) = (&config, &rules, &ticks);
+                    let (from, to) = (opts.from, opts.to);
+                    scope.spawn(move || {
+                        let evaluator = Evaluator::new(config, Limits::default());
+                        let mut replay = Count::default();
+                        let mut live = Count::default();
+                        let mut errors = 0;
+                        for a in part {
+                            let failed = crate::panics::contain(|| {
+                                replay_one(
+                                    a,
+                                    &evaluator,
+                                    rules,
+                                    ticks,
+                                    (from, to),
+                                    &mut replay,
+                                    &mut live,
+                                )
+                            });
+                            if !matches!(failed, Ok(false)) {
+                                errors += 1;
                             }
                         }
-                        DecisionStatus::Error => failed = true,
-                        _ => {}
-                    }
-                }
-            }
-            if failed {
-                errors += 1;
-            }
+                        (replay, live, errors)
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        for (r, l, e) in parts {
+            replay.merge(r);
+            live.merge(l);
+            errors += e;
         }
         progress(customers);
     }
