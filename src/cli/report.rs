@@ -49,7 +49,7 @@ pub enum ReportCommand {
     Collectors(PeriodArgs),
     /// The monthly management report as one PDF: aging, DSO and CEI trends, effectiveness, risk
     #[command(
-        after_help = "Examples:\n  relance report monthly --out rapport-2026-11.pdf\n  relance report monthly --as-of 2026-10-31 --locale en --out report-2026-10.pdf\n\nThe month is the one --as-of (default: today) falls in; trends cover the twelve months\nup to it. reports.monthly in the configuration emails it to the credit managers."
+        after_help = "Examples:\n  relance report monthly --out rapport-2026-11.pdf\n  relance report monthly --format pdf > rapport.pdf\n  relance report monthly --as-of 2026-10-31 --locale en --out report-2026-10.pdf\n\nThe month is the one --as-of (default: today) falls in; trends cover the twelve months\nup to it. reports.monthly in the configuration emails it to the credit managers."
     )]
     Monthly(MonthlyArgs),
     /// Emails the monthly report now to reports.monthly's recipients (once per month and recipient)
@@ -163,6 +163,14 @@ pub struct MonthlyArgs {
     /// The PDF file to write
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// The monthly report is a PDF
+    #[arg(long, value_enum, default_value_t = MonthlyFormat::Pdf)]
+    pub format: MonthlyFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MonthlyFormat {
+    Pdf,
 }
 
 #[derive(Debug, Args)]

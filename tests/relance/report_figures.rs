@@ -565,3 +565,51 @@ async fn past_disputes_and_pauses_lifted_since_count_on_their_days_on_postgres()
     check_past_holds(&w, &db.url);
     db.cleanup().await;
 }
+
+#[test]
+fn the_monthly_report_is_one_pdf_with_the_worked_example_figures() {
+    let w0 = Workspace::new();
+    let db = format!("sqlite://{}", w0.path("ledger.db").display());
+    let w = example_workspace(&db);
+    let pdf = w.path("rapport.pdf");
+    w.relance(&[
+        "--database-url",
+        &db,
+        "report",
+        "monthly",
+        "--as-of",
+        "2026-11-30",
+        "--format",
+        "pdf",
+        "--out",
+        pdf.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let bytes = std::fs::read(&pdf).unwrap();
+    assert!(bytes.starts_with(b"%PDF"), "not a PDF");
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\u{a0}', " ");
+    assert!(text.contains("Balance âgée"), "{text}");
+    // The worked example's open total as of 30 November, in French.
+    assert!(text.contains("9 000,00"), "{text}");
+    // Standard output takes it too, when it is not a terminal.
+    let run = w.relance(&[
+        "--database-url",
+        &db,
+        "report",
+        "monthly",
+        "--as-of",
+        "2026-11-30",
+        "--locale",
+        "en",
+    ]);
+    run.expect_code(0);
+    assert!(run.stdout.starts_with("%PDF"));
+    let run = w.relance(&["report", "monthly", "--format", "csv"]);
+    run.expect_code(2);
+}
