@@ -497,7 +497,12 @@ async fn run(
             cancel.clone(),
         ));
     }
-    tracker.spawn(report_worker(reports, opts.poll_every, cancel.clone()));
+    // Scheduled reports are rare: their queue is looked at less often than the actions',
+    // and only where a monthly report is configured (`relance report send` delivers
+    // by hand).
+    if config.reports.monthly.is_some() {
+        tracker.spawn(report_worker(reports, opts.poll_every * 4, cancel.clone()));
+    }
     tracker.spawn(reloader(
         registry.clone(),
         opts.reload_every,
