@@ -32,6 +32,11 @@ impl PostgresStore {
     /// PostgreSQL locks rows as it goes: a plain BEGIN.
     const BEGIN_WRITE: &'static str = "BEGIN";
     /// Claiming a report delivery skips rows other instances are claiming.
+    /// The allocations of payments `p`, looked up by payment for each one: as a plain
+    /// join PostgreSQL scans the whole allocations table for a batch's few thousand
+    /// payments (95 ms a batch of 500 customers, against 10 ms); `OFFSET 0` keeps the
+    /// subquery from being turned back into that join.
+    const ALLOCATIONS_OF_PAYMENTS: &'static str = "CROSS JOIN LATERAL (SELECT x.invoice_id, x.amount_minor FROM allocations x WHERE x.payment_id = p.id OFFSET 0) a";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const REFRESH_ACTION_STATISTICS: &'static str = "ANALYZE actions (customer_id, status)";
     /// After an import that changed rows. VACUUM as well as ANALYZE: it marks the pages

@@ -47,6 +47,8 @@ impl SqliteStore {
     /// apply) when another connection wrote in between.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     /// Claiming a report delivery: one writer, nothing to skip.
+    /// The allocations of payments `p`, by payment.
+    const ALLOCATIONS_OF_PAYMENTS: &'static str = "JOIN allocations a ON a.payment_id = p.id";
     const SKIP_LOCKED: &'static str = "";
     const REFRESH_STATISTICS: &'static str = "PRAGMA optimize";
     const REFRESH_ACTION_STATISTICS: &'static str = "PRAGMA optimize";

@@ -163,8 +163,9 @@ impl StoreImpl {
             // Through the customers' payments (by customer), then their allocations
             // (by payment): a payment is allocated to its own customer's invoices.
             let sql = format!(
-                "SELECT a.invoice_id, p.date, a.amount_minor, p.kind FROM payments p \
-                 JOIN allocations a ON a.payment_id = p.id WHERE p.customer_id {range}"
+                "SELECT a.invoice_id, p.date, a.amount_minor, p.kind FROM payments p {} \
+                 WHERE p.customer_id {range}",
+                Self::ALLOCATIONS_OF_PAYMENTS
             );
             let rows: Vec<(i64, NaiveDate, i64, String)> = sqlx::query_as(&sql)
                 .bind(first)
