@@ -68,11 +68,12 @@ fn read_version(config: &Config, segment: &str, v: &str) -> Result<RuleVersion, 
         .rules;
     let shown = crate::scripting::registry::display_path(configured, Some(&config.base_dir));
     if v == "live" {
-        let source = std::fs::read_to_string(configured).map_err(|e| {
-            CliError::Usage(format!(
-                "live version of {segment}: cannot read {shown}: {e}"
-            ))
-        })?;
+        let source =
+            crate::scripting::registry::configured_source(config, configured).map_err(|e| {
+                CliError::Usage(format!(
+                    "live version of {segment}: cannot read {shown}: {e}"
+                ))
+            })?;
         return Ok(RuleVersion {
             label: "live".into(),
             file: shown,

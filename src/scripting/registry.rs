@@ -108,6 +108,22 @@ fn shipped(path: &Path) -> Option<&'static str> {
     }
 }
 
+/// The source of a configured rule file as the service loads it: the file, or, for the
+/// embedded default configuration where the file is absent, the copy shipped with
+/// relance.
+///
+/// # Errors
+/// The file cannot be read (and no shipped copy stands in for it).
+pub fn configured_source(config: &Config, path: &Path) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s),
+        Err(e) => match (&config.source, shipped(path)) {
+            (Source::Embedded, Some(s)) if !path.exists() => Ok(s.to_string()),
+            _ => Err(e),
+        },
+    }
+}
+
 /// A scope declaring the variables scripts may use, for compile-time checks. They are
 /// declared as variables, not constants: the optimiser inlines constants of the compile
 /// scope into the AST, which would freeze these placeholders into the script. At run

@@ -414,3 +414,17 @@ async fn the_api_diff_compares_the_running_script_with_the_one_posted_as_the_com
     assert_eq!(r.status(), 422);
     service.stop();
 }
+
+#[test]
+fn the_live_version_under_the_embedded_default_is_the_shipped_script_when_no_file_is_there() {
+    // An empty directory: no relance.yaml, no rules/ (the binary alone).
+    let dir = tempfile::tempdir().unwrap();
+    let run = crate::helpers::relance_in(dir.path(), &["rules", "diff", "--to", "live"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("smb: live (rules/smb.rhai"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("no change"), "{}", run.stdout);
+}
