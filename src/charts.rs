@@ -127,6 +127,7 @@ pub fn svg(report: &Report, kind: ReportKind, locale: Locale) -> Result<String, 
             (Report::Effectiveness(r), _) => effectiveness(&root, r, locale)?,
             (Report::Risk(_), _) => return Err(ChartError::NoChart("risk")),
             (Report::Collectors(_), _) => return Err(ChartError::NoChart("collectors")),
+            (Report::Experiment(r), _) => experiment(&root, r, locale)?,
         }
         root.present().map_err(draw_err)?;
     }
@@ -589,6 +590,124 @@ fn effectiveness(
             .draw_series(std::iter::once(Text::new(
                 note,
                 (v, SegmentValue::CenterOf(y)),
+                (FONT, 12),
+            )))
+            .map_err(draw_err)?;
+    }
+    Ok(())
+}
+
+/// Champion / challenger: each variant's share of invoices paid within 30 days of their
+/// due date, its 95 % interval drawn as a whisker.
+fn experiment(
+    root: &Area<'_>,
+    r: &crate::reports::experiment::Experiment,
+    locale: Locale,
+) -> Result<(), ChartError> {
+    let title = format!(
+        "{} — {} ({} → {})",
+        t(
+            locale,
+            "Payées sous 30 jours de l'échéance, par variante",
+            "Paid within 30 days of due date, by variant"
+        ),
+        r.segment,
+        crate::domain::format::date(r.from, locale),
+        crate::domain::format::date(r.to, locale)
+    );
+    if r.variants.is_empty() {
+        return empty(root, &title, locale);
+    }
+    let m = r.variants.len();
+    let top = r
+        .variants
+        .iter()
+        .filter_map(|a| {
+            a.paid_within_30_days
+                .ci_high
+                .or(a.paid_within_30_days.value)
+        })
+        .map(tenths)
+        .max()
+        .unwrap_or(1000)
+        .clamp(100, 1000);
+    let names: Vec<String> = r
+        .variants
+        .iter()
+        .map(|a| {
+            let star = if a.variant == r.champion { " ★" } else { "" };
+            format!("{}{star} ", a.variant)
+        })
+        .collect();
+    let mut chart = ChartBuilder::on(root)
+        .margin(16)
+        .caption(&title, (FONT, 20))
+        .x_label_area_size(30)
+        .y_label_area_size(140)
+        .build_cartesian_2d(0i64..top * 5 / 3, (0..m as i32 - 1).into_segmented())
+        .map_err(draw_err)?;
+    let name_of = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => usize::try_from(m as i32 - 1 - *i)
+            .ok()
+            .and_then(|k| names.get(k))
+            .cloned()
+            .unwrap_or_default(),
+        SegmentValue::Last => String::new(),
+    };
+    let pct = |d: Decimal| match locale {
+        Locale::Fr => format!("{} %", d.to_string().replace('.', ",")),
+        Locale::En => format!("{d}%"),
+    };
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(m)
+        .y_label_formatter(&name_of)
+        .x_label_formatter(&|v: &i64| pct(Decimal::new(*v, 1)))
+        .label_style((FONT, 13))
+        .draw()
+        .map_err(draw_err)?;
+    for (row, a) in r.variants.iter().enumerate() {
+        let y = (m - 1 - row) as i32;
+        let e = &a.paid_within_30_days;
+        let Some(v) = e.value.map(tenths) else {
+            continue;
+        };
+        let colour = if a.variant == r.champion {
+            RGBColor(120, 120, 120)
+        } else {
+            RGBColor(31, 90, 180)
+        };
+        let mut bar = Rectangle::new(
+            [(0, SegmentValue::Exact(y)), (v, SegmentValue::Exact(y + 1))],
+            colour.filled(),
+        );
+        bar.set_margin(12, 12, 0, 0);
+        chart.draw_series(std::iter::once(bar)).map_err(draw_err)?;
+        if let (Some(lo), Some(hi)) = (e.ci_low.map(tenths), e.ci_high.map(tenths)) {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![
+                        (lo.max(0), SegmentValue::CenterOf(y)),
+                        (hi, SegmentValue::CenterOf(y)),
+                    ],
+                    BLACK.stroke_width(2),
+                )))
+                .map_err(draw_err)?;
+        }
+        let note = format!(
+            "  {} [{} – {}] · {} {}",
+            e.value.map(pct).unwrap_or_default(),
+            e.ci_low.map(pct).unwrap_or_default(),
+            e.ci_high.map(pct).unwrap_or_default(),
+            a.customers,
+            t(locale, "clients", "customers"),
+        );
+        let x = e.ci_high.map(tenths).unwrap_or(v).max(v);
+        chart
+            .draw_series(std::iter::once(Text::new(
+                note,
+                (x, SegmentValue::CenterOf(y)),
                 (FONT, 12),
             )))
             .map_err(draw_err)?;

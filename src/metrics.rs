@@ -77,6 +77,8 @@ pub struct Metrics {
     rule_reload_failures: Mutex<BTreeMap<String, u64>>,
     /// Whether each segment's rule file differs from the version running.
     rule_script_stale: Mutex<BTreeMap<String, bool>>,
+    /// Actions planned by the ticks, by segment and variant (segments with variants).
+    variant_planned: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl Default for Metrics {
@@ -101,6 +103,7 @@ impl Metrics {
             transports: Mutex::new(BTreeMap::new()),
             rule_reload_failures: Mutex::new(BTreeMap::new()),
             rule_script_stale: Mutex::new(BTreeMap::new()),
+            variant_planned: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -122,6 +125,14 @@ impl Metrics {
         self.customers_evaluated
             .fetch_add(customers, Ordering::Relaxed);
         self.rule_errors.fetch_add(errors, Ordering::Relaxed);
+    }
+
+    /// A tick of `segment` planned `n` new actions decided by `variant`'s script.
+    pub fn variant_planned(&self, segment: &str, variant: &str, n: u64) {
+        if let Ok(mut v) = self.variant_planned.lock() {
+            *v.entry((segment.to_string(), variant.to_string()))
+                .or_default() += n;
+        }
     }
 
     /// A pass over the ledger (one or more segments) took `took`.
@@ -253,6 +264,17 @@ impl Metrics {
                     out,
                     "relance_rule_reload_failures_total{{segment=\"{}\"}} {n}",
                     label(segment)
+                );
+            }
+        }
+        let _ = writeln!(out, "# HELP relance_experiment_actions_planned_total Actions planned by the ticks of a segment with variants, by segment and variant (champion / challenger).\n# TYPE relance_experiment_actions_planned_total counter");
+        if let Ok(v) = self.variant_planned.lock() {
+            for ((segment, variant), n) in v.iter() {
+                let _ = writeln!(
+                    out,
+                    "relance_experiment_actions_planned_total{{segment=\"{}\",variant=\"{}\"}} {n}",
+                    label(segment),
+                    label(variant)
                 );
             }
         }

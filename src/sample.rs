@@ -22,6 +22,71 @@ pub struct PortfolioSpec {
     /// No action is recorded in the history's last days (those left for relance to
     /// do: the demo's first tick catches up on them).
     pub quiet_days: u32,
+    /// Segments running an experiment: their customers' history follows the ladder of
+    /// the variant each is assigned to (see [`SampleExperiment`]).
+    pub experiments: Vec<SampleExperiment>,
+}
+
+/// A segment's experiment as a sample history plays it: each customer of the segment
+/// gets the steps of its variant's ladder, and answers them as its habit says (a late
+/// payer pays a few days after the first or second reminder, a slow one after the
+/// formal notice), so a variant that reminds earlier is paid earlier: a known
+/// difference for the experiment report to find.
+#[derive(Debug, Clone)]
+pub struct SampleExperiment {
+    pub segment: crate::config::Segment,
+    /// Per variant: the ladder of an invoice under 2,000 and of one of 2,000 or more
+    /// (`scripting::testing::ladder`).
+    pub ladders: std::collections::BTreeMap<String, [Vec<crate::scripting::testing::Rung>; 2]>,
+}
+
+/// The steps a history sends, by days from the due date: (step, kind, days), and the
+/// days customers answer to.
+struct Ladder {
+    rungs: Vec<(String, String, i64)>,
+    /// The first and second contacts after the due date.
+    first: i64,
+    second: i64,
+    /// The call, and the formal notice (else the last step).
+    call: i64,
+    notice: i64,
+}
+
+impl Ladder {
+    fn shipped() -> Ladder {
+        Ladder {
+            rungs: LADDER
+                .iter()
+                .map(|(s, k, d)| ((*s).to_string(), (*k).to_string(), *d))
+                .collect(),
+            first: 3,
+            second: 15,
+            call: 25,
+            notice: 45,
+        }
+    }
+
+    fn of(rungs: &[crate::scripting::testing::Rung]) -> Ladder {
+        use crate::domain::ActionKind;
+        let mut after: Vec<i64> = rungs.iter().map(|r| r.day).filter(|d| *d > 0).collect();
+        after.sort_unstable();
+        after.dedup();
+        let first = after.first().copied().unwrap_or(3);
+        let second = after.get(1).copied().unwrap_or(first + 12);
+        let find = |k: ActionKind| rungs.iter().find(|r| r.kind == k).map(|r| r.day);
+        let notice =
+            find(ActionKind::FormalNotice).unwrap_or_else(|| after.last().copied().unwrap_or(45));
+        Ladder {
+            rungs: rungs
+                .iter()
+                .map(|r| (r.step.clone(), r.kind.as_str().to_string(), r.day))
+                .collect(),
+            first,
+            second,
+            call: find(ActionKind::CallTask).unwrap_or(25),
+            notice,
+        }
+    }
 }
 
 /// SplitMix64: tiny, fast and stable across releases (unlike a library RNG whose
@@ -245,15 +310,37 @@ pub fn write_history(spec: &PortfolioSpec, dir: &Path) -> std::io::Result<Vec<(P
     let (ppath, mut pw) = open("payments.csv")?;
     writeln!(cw, "{CUSTOMER_HEADER}")?;
     writeln!(iw, "number;customer;issue_date;due_date;currency;amount")?;
-    writeln!(hw, "customer;kind;step;sent_on;invoices")?;
+    writeln!(hw, "customer;kind;step;sent_on;invoices;variant")?;
     writeln!(dw, "invoice;reason;opened_on")?;
     writeln!(mw, "customer;promised_date;amount;invoices;made_on;note")?;
     writeln!(pw, "id;customer;kind;date;currency;amount;reference")?;
     let mut counts = [0u64; 6];
     let mut number = 0u32;
     let money = |cents: u64| format!("{}.{:02}", cents / 100, cents % 100);
+    let shipped = Ladder::shipped();
+    // Per experiment segment and variant: the ladders of small and large invoices.
+    let ladders: BTreeMap<(String, String), [Ladder; 2]> = spec
+        .experiments
+        .iter()
+        .flat_map(|e| {
+            e.ladders.iter().map(|(v, [small, large])| {
+                (
+                    (e.segment.name.clone(), v.clone()),
+                    [Ladder::of(small), Ladder::of(large)],
+                )
+            })
+        })
+        .collect();
     for i in 1..=customers {
         let c = customer_row(&mut rng, i);
+        let variant = spec
+            .experiments
+            .iter()
+            .find(|e| e.segment.name == c.segment)
+            .and_then(|e| e.segment.script_for(&format!("C{i:07}")).variant.clone());
+        let of_variant = variant
+            .as_ref()
+            .and_then(|v| ladders.get(&(c.segment.to_string(), v.clone())));
         writeln!(cw, "{}", c.line)?;
         counts[0] += 1;
         let payer = match rng.below(100) {
@@ -264,7 +351,7 @@ pub fn write_history(spec: &PortfolioSpec, dir: &Path) -> std::io::Result<Vec<(P
         };
         let n = spec.invoices / customers + u32::from(i <= spec.invoices % customers);
         // (day, step, kind) → invoices, for this customer's actions.
-        let mut actions: BTreeMap<(NaiveDate, &str, &str), Vec<String>> = BTreeMap::new();
+        let mut actions: BTreeMap<(NaiveDate, String, String), Vec<String>> = BTreeMap::new();
         for _ in 0..n {
             number += 1;
             let inv = format!("F{number:08}");
@@ -280,18 +367,26 @@ pub fn write_history(spec: &PortfolioSpec, dir: &Path) -> std::io::Result<Vec<(P
             };
             writeln!(iw, "{inv};C{i:07};{issue};{due};EUR;{}", money(cents))?;
             counts[1] += 1;
+            let ladder = of_variant.map_or(&shipped, |l| &l[usize::from(cents >= 200_000)]);
             let at = |d: i64| due + Duration::days(d);
             // When it is paid (None: never), and how much.
             let (mut paid_on, mut paid) = match payer {
                 Payer::Prompt => (Some(at(rng.below(12) as i64 - 10)), cents),
                 Payer::Late => {
-                    let step = if rng.chance(60) { 3 } else { 15 };
+                    let step = if rng.chance(60) {
+                        ladder.first
+                    } else {
+                        ladder.second
+                    };
                     (Some(at(step + 2 + rng.below(9) as i64)), cents)
                 }
-                Payer::Slow => (Some(at(45 + 3 + rng.below(13) as i64)), cents),
+                Payer::Slow => (Some(at(ladder.notice + 3 + rng.below(13) as i64)), cents),
                 Payer::Bad => {
                     if rng.chance(30) {
-                        (Some(at(45 + 5 + rng.below(20) as i64)), cents / 2)
+                        (
+                            Some(at(ladder.notice + 5 + rng.below(20) as i64)),
+                            cents / 2,
+                        )
                     } else {
                         (None, 0)
                     }
@@ -329,7 +424,7 @@ pub fn write_history(spec: &PortfolioSpec, dir: &Path) -> std::io::Result<Vec<(P
                 .min()
                 .unwrap_or(NaiveDate::MAX);
             // A promise made after the call: kept (paid by its date) or broken.
-            let call_day = at(25);
+            let call_day = at(ladder.call);
             if payer == Payer::Slow
                 && cents >= 200_000
                 && call_day < stop
@@ -353,16 +448,16 @@ pub fn write_history(spec: &PortfolioSpec, dir: &Path) -> std::io::Result<Vec<(P
                 .chain(paid_on)
                 .min()
                 .unwrap_or(NaiveDate::MAX);
-            for (step, kind, d) in LADDER {
+            for (step, kind, d) in &ladder.rungs {
                 let day = at(*d);
-                let applies = match *step {
+                let applies = match step.as_str() {
                     "call_task" => cents >= 200_000,
                     "insurer_handover" => c.insured,
                     _ => true,
                 };
                 if applies && day >= issue && day < stop && day <= last_action_day {
                     actions
-                        .entry((day, step, kind))
+                        .entry((day, step.clone(), kind.clone()))
                         .or_default()
                         .push(inv.clone());
                 }
@@ -384,7 +479,12 @@ pub fn write_history(spec: &PortfolioSpec, dir: &Path) -> std::io::Result<Vec<(P
         }
         let _ = c.limit;
         for ((day, step, kind), invoices) in actions {
-            writeln!(hw, "C{i:07};{kind};{step};{day};{}", invoices.join("|"))?;
+            writeln!(
+                hw,
+                "C{i:07};{kind};{step};{day};{};{}",
+                invoices.join("|"),
+                variant.as_deref().unwrap_or("")
+            )?;
             counts[2] += 1;
         }
         let _ = &c.name;
@@ -519,6 +619,7 @@ pub async fn seed(
         as_of,
         history_days,
         quiet_days: if history_days > 0 { 7 } else { 0 },
+        experiments: Vec::new(),
     };
     write_portfolio(&spec, &dir).map_err(|e| ImportError::File {
         file: dir.display().to_string(),
@@ -602,6 +703,51 @@ pub async fn accounts(
     .await;
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// The experiments of `config` as a sample history plays them: for each segment with
+/// variants, the ladder each variant's script makes an invoice climb (one under 2,000,
+/// one of 5,000). A variant whose script does not compile gets the shipped ladder.
+pub fn experiments(config: &crate::config::Config) -> Vec<SampleExperiment> {
+    use crate::scripting::{registry, testing, Evaluator, Limits};
+    let engine = crate::scripting::engine::build(
+        std::sync::Arc::new(config.calendar.clone()),
+        &Limits::default(),
+    );
+    let (set, _) = registry::load_all(config, &engine);
+    let evaluator = Evaluator::new(config, Limits::default());
+    let currency = config.company.currency;
+    config
+        .segments
+        .values()
+        .filter(|s| s.has_variants())
+        .map(|seg| {
+            let ladders = seg
+                .scripts
+                .iter()
+                .filter_map(|script| {
+                    let v = script.variant.clone()?;
+                    let rule = set.script(&seg.name, Some(&v))?;
+                    let one = registry::RuleSet::only(rule.clone());
+                    let at = |amount: i64| {
+                        testing::ladder(
+                            &one,
+                            &evaluator,
+                            &seg.name,
+                            rust_decimal::Decimal::from(amount),
+                            false,
+                            currency,
+                        )
+                    };
+                    Some((v, [at(500), at(5000)]))
+                })
+                .collect();
+            SampleExperiment {
+                segment: seg.clone(),
+                ladders,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

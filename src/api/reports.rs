@@ -75,7 +75,10 @@ pub(super) async fn report(
         customer: None,
     };
     let field_of = |m: &str| {
-        if m.starts_with("unknown segment") {
+        if m.starts_with("unknown segment")
+            || m.starts_with("segment '")
+            || m.starts_with("the experiment report needs a segment")
+        {
             "segment"
         } else if m.starts_with("currency") {
             "currency"

@@ -35,16 +35,8 @@ pub(super) async fn diff(
 ) -> ApiResult<Response> {
     caller.require(Scope::Admin)?;
     let b: DiffBody = typed(body.value)?;
-    if !state.config.segments.contains_key(&b.segment) {
-        let known: Vec<&str> = state.config.segments.keys().map(String::as_str).collect();
-        return Err(ApiError::invalid(
-            "segment",
-            format!(
-                "no segment '{}' in the configuration (it has {})",
-                b.segment,
-                known.join(", ")
-            ),
-        ));
+    if let Some(why) = state.config.unknown_segment(&b.segment) {
+        return Err(ApiError::invalid("segment", why));
     }
     for (field, s) in [
         ("script", Some(&b.script)),

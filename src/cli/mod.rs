@@ -496,7 +496,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
             Ok(exit::OK)
         }
         Command::Config(ConfigCommand::Check) => config_check(&cli).await,
-        Command::Sample(args) => sample(args),
+        Command::Sample(args) => sample(&cli, args),
         Command::Migrate => {
             let config = load_config(&cli)?;
             let store = open_store(&config).await?;
@@ -591,10 +591,8 @@ pub(crate) fn engine_for(config: &Config) -> rhai::Engine {
 
 /// Refuses segment names the configuration does not have.
 pub(crate) fn check_segments(config: &Config, segments: &[String]) -> Result<(), CliError> {
-    match segments.iter().find(|s| !config.segments.contains_key(*s)) {
-        Some(s) => Err(CliError::Input(format!(
-            "no segment '{s}' in the configuration"
-        ))),
+    match segments.iter().find_map(|s| config.unknown_segment(s)) {
+        Some(why) => Err(CliError::Input(why)),
         None => Ok(()),
     }
 }
@@ -844,10 +842,29 @@ async fn customer(cli: &Cli, args: &CustomerArgs) -> Result<u8, CliError> {
     Ok(exit::OK)
 }
 
-fn sample(args: &SampleArgs) -> Result<u8, CliError> {
+fn sample(cli: &Cli, args: &SampleArgs) -> Result<u8, CliError> {
     let as_of = args
         .as_of
         .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    // A history plays the configured experiments: each customer of a segment with
+    // variants gets its variant's ladder.
+    let experiments = if args.history_days > 0 {
+        crate::sample::experiments(&load_config(cli)?)
+    } else {
+        Vec::new()
+    };
+    for e in &experiments {
+        let names: Vec<&String> = e.ladders.keys().collect();
+        eprintln!(
+            "segment {}: history follows the ladders of variants {}",
+            e.segment.name,
+            names
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let spec = crate::sample::PortfolioSpec {
         customers: args.customers,
         invoices: args.invoices,
@@ -855,6 +872,7 @@ fn sample(args: &SampleArgs) -> Result<u8, CliError> {
         as_of,
         history_days: args.history_days,
         quiet_days: 0,
+        experiments,
     };
     let written = crate::sample::write_portfolio(&spec, &args.out)
         .map_err(|e| CliError::Failure(format!("cannot write into {}: {e}", args.out.display())))?;

@@ -47,6 +47,10 @@ pub enum ReportCommand {
     /// Per collector: portfolio, call tasks, promises obtained and kept, amounts collected after calls
     #[command(after_help = concat!("Examples:\n  relance report collectors\n  relance report collectors --collector alice --from 2026-11-01 --to 2026-11-30", filters_help!()))]
     Collectors(PeriodArgs),
+    /// Champion / challenger: a segment's variants compared, with 95 % confidence intervals and a verdict
+    #[command(after_help = concat!("Examples:\n  relance report experiment --segment smb\n  relance report experiment --segment smb --from 2026-09-01 --to 2026-11-30 --format json\n  relance report experiment --segment smb --format svg --out experiment.svg\n\n",
+        "Compares the variants of segments.SEGMENT.variants on the invoices that fell due in the\nperiod (and at least 30 days before --to): share paid within 14 and 30 days of the due date,\ndays to pay, CEI, contacts per 1,000 collected, disputes. Each figure has its 95 % interval\n(delta method, customers as clusters); each challenger is compared with the variant named\nchampion (else the largest weight). The method is in docs/rules-experiments.md.\nExit code 2 when the segment has no variants.", filters_help!()))]
+    Experiment(PeriodArgs),
     /// The monthly management report as one PDF: aging, DSO and CEI trends, effectiveness, risk
     #[command(
         after_help = "Examples:\n  relance report monthly --out rapport-2026-11.pdf\n  relance report monthly --format pdf > rapport.pdf\n  relance report monthly --as-of 2026-10-31 --locale en --out report-2026-10.pdf\n\nThe month is the one --as-of (default: today) falls in; trends cover the twelve months\nup to it. reports.monthly in the configuration emails it to the credit managers."
@@ -222,6 +226,7 @@ pub(super) async fn report(cli: &Cli, cmd: &ReportCommand) -> Result<u8, CliErro
         ReportCommand::Cei(a) => period(cli, ReportKind::Cei, a).await,
         ReportCommand::Effectiveness(a) => period(cli, ReportKind::Effectiveness, a).await,
         ReportCommand::Collectors(a) => period(cli, ReportKind::Collectors, a).await,
+        ReportCommand::Experiment(a) => period(cli, ReportKind::Experiment, a).await,
     }
 }
 

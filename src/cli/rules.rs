@@ -110,18 +110,16 @@ pub(super) async fn check(cli: &Cli) -> Result<u8, CliError> {
     }
     let probe = probe?;
     let evaluator = Evaluator::new(&config, Limits::default());
-    let mut compiled: Vec<_> = set.by_segment.values().cloned().collect();
-    compiled.sort_by(|a, b| a.segment.cmp(&b.segment));
-    for r in compiled {
+    for r in set.all() {
         match probe::try_rule(&evaluator, &r, &probe, as_of) {
             Ok(tried) => println!(
                 "{}: OK (segment {}, sha256 {}, ran for {tried} customers)",
                 r.file,
-                r.segment,
+                r.label(),
                 &r.hash[..12]
             ),
             Err(e) => {
-                set.by_segment.remove(&r.segment);
+                set.remove(&r.segment, r.variant.as_deref());
                 errors.push(e);
             }
         }
@@ -161,12 +159,10 @@ pub(super) fn test(cli: &Cli, args: &RulesTestArgs) -> Result<u8, CliError> {
     let evaluator = Evaluator::new(&config, Limits::default());
     let mut files = testing::discover(&config.segments);
     if let Some(s) = &args.segment {
-        if !config.segments.contains_key(s) {
-            return Err(CliError::Input(format!(
-                "no segment '{s}' in the configuration"
-            )));
+        if let Some(why) = config.unknown_segment(s) {
+            return Err(CliError::Input(why));
         }
-        files.retain(|(seg, _)| seg == s);
+        files.retain(|t| t.segment == *s);
     }
     if files.is_empty() {
         println!(
@@ -179,9 +175,15 @@ pub(super) fn test(cli: &Cli, args: &RulesTestArgs) -> Result<u8, CliError> {
         });
     }
     let (mut passed, mut failed) = (0, 0);
-    for (segment, path) in files {
+    for testing::TestFile {
+        segment,
+        variant,
+        path,
+    } in files
+    {
+        let label = registry::slot_label(&segment, variant.as_deref());
         // A script that does not compile was reported above, once: its cases cannot run.
-        if let Some(e) = errors.iter().find(|e| e.segment == segment) {
+        if let Some(e) = errors.iter().find(|e| e.segment == label) {
             failed += 1;
             println!(
                 "FAIL  {}: not run: {} has errors (above)",
@@ -190,11 +192,16 @@ pub(super) fn test(cli: &Cli, args: &RulesTestArgs) -> Result<u8, CliError> {
             );
             continue;
         }
+        // A variant's cases run against the variant's script, whatever the assignment of
+        // their customers.
+        let Some(script) = set.script(&segment, variant.as_deref()) else {
+            continue;
+        };
         let result = testing::run_file(
             &path,
             &config.base_dir,
             &segment,
-            &set,
+            &registry::RuleSet::only(script.clone()),
             &evaluator,
             config.company.currency,
         );

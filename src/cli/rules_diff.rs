@@ -54,20 +54,100 @@ pub struct RulesDiffArgs {
     pub format: OutputFormat,
 }
 
+/// A spinner on standard error for people (`template` in indicatif's terms); hidden
+/// for `--format json`.
+fn progress(format: OutputFormat, template: &str) -> indicatif::ProgressBar {
+    if format != OutputFormat::Text {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
+/// A diff or a backtest that could not run: a version that does not compile is input
+/// rejected (shown as `rules check` shows it), a store error a failure.
+fn refused(e: DiffError) -> CliError {
+    match e {
+        DiffError::Store(e) => CliError::Store(e),
+        DiffError::Rule { ref long, .. } => {
+            if !long.is_empty() {
+                eprintln!("{}", long.trim_end());
+            }
+            CliError::Input(e.to_string())
+        }
+    }
+}
+
 /// Whether a version names the configured script (rather than a file of its own).
 fn follows_config(v: &str) -> bool {
-    v == "live" || v.starts_with("git:")
+    v == "live" || v.starts_with("live:") || v.starts_with("git:")
+}
+
+/// The configured script a `live` or `git:` version names: the segment's, or for a
+/// segment with variants the one named after a colon (`live:fast`, `git:HEAD:fast`).
+fn configured_script<'a>(
+    config: &'a Config,
+    segment: &str,
+    variant: Option<&str>,
+    v: &str,
+) -> Result<&'a Path, CliError> {
+    let seg = config
+        .segments
+        .get(segment)
+        .ok_or_else(|| CliError::Usage(config.unknown_segment(segment).unwrap_or_default()))?;
+    let names = || {
+        seg.scripts
+            .iter()
+            .filter_map(|s| s.variant.as_deref())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (seg.has_variants(), variant) {
+        (true, None) => Err(CliError::Usage(format!(
+            "{v}: segment {segment} runs an experiment: name the variant after a colon ({v}:VARIANT; its variants are {})",
+            names()
+        ))),
+        (false, Some(x)) => Err(CliError::Usage(format!(
+            "{v}: segment {segment} has no variants, so no variant '{x}'"
+        ))),
+        _ => seg
+            .script(variant)
+            .map(|s| s.rules.as_path())
+            .ok_or_else(|| {
+                CliError::Usage(format!(
+                    "{v}: segment {segment} has no variant '{}' (its variants are {})",
+                    variant.unwrap_or_default(),
+                    names()
+                ))
+            }),
+    }
 }
 
 /// Reads version `v` of `segment`'s script.
 fn read_version(config: &Config, segment: &str, v: &str) -> Result<RuleVersion, CliError> {
-    let configured = &config
+    let has_variants = config
         .segments
         .get(segment)
-        .ok_or_else(|| CliError::Usage(format!("no segment '{segment}' in the configuration")))?
-        .rules;
-    let shown = crate::scripting::registry::display_path(configured, Some(&config.base_dir));
-    if v == "live" {
+        .is_some_and(crate::config::Segment::has_variants);
+    if let Some(rest) = v.strip_prefix("git:") {
+        let (rev, variant) = match rest.rsplit_once(':') {
+            Some((rev, variant)) if has_variants => (rev, Some(variant)),
+            _ => (rest, None),
+        };
+        let configured = configured_script(config, segment, variant, v)?;
+        let shown = crate::scripting::registry::display_path(configured, Some(&config.base_dir));
+        return git_version(segment, configured, &shown, rev);
+    }
+    if v == "live" || v.starts_with("live:") {
+        let variant = v.strip_prefix("live:");
+        let configured = configured_script(config, segment, variant, v)?;
+        let shown = crate::scripting::registry::display_path(configured, Some(&config.base_dir));
         let source =
             crate::scripting::registry::configured_source(config, configured).map_err(|e| {
                 CliError::Usage(format!(
@@ -75,14 +155,12 @@ fn read_version(config: &Config, segment: &str, v: &str) -> Result<RuleVersion, 
                 ))
             })?;
         return Ok(RuleVersion {
-            label: "live".into(),
+            label: v.to_string(),
             file: shown,
             source,
         });
     }
-    if let Some(rev) = v.strip_prefix("git:") {
-        return git_version(segment, configured, &shown, rev);
-    }
+
     let source =
         std::fs::read_to_string(v).map_err(|e| CliError::Usage(format!("cannot read {v}: {e}")))?;
     Ok(RuleVersion {
@@ -139,12 +217,8 @@ pub(super) async fn diff(cli: &Cli, a: &RulesDiffArgs) -> Result<u8, CliError> {
     let config = Arc::new(load_config(cli)?);
     let segments: Vec<String> = match &a.segment {
         Some(s) => {
-            if !config.segments.contains_key(s) {
-                let known: Vec<&str> = config.segments.keys().map(String::as_str).collect();
-                return Err(CliError::Usage(format!(
-                    "no segment '{s}' in the configuration (it has {})",
-                    known.join(", ")
-                )));
+            if let Some(why) = config.unknown_segment(s) {
+                return Err(CliError::Usage(why));
             }
             vec![s.clone()]
         }
@@ -168,19 +242,10 @@ pub(super) async fn diff(cli: &Cli, a: &RulesDiffArgs) -> Result<u8, CliError> {
     }
     let as_of = a.as_of.unwrap_or_else(|| today(&config));
     let store = open_store(&config).await?;
-    let pb = if a.format == OutputFormat::Text {
-        let pb =
-            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        pb.set_message("evaluating every customer with both versions");
-        pb.enable_steady_tick(std::time::Duration::from_millis(120));
-        pb
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let pb = progress(
+        a.format,
+        "{spinner} evaluating every customer with both versions ({elapsed})",
+    );
     let result = diff::diff(
         store.clone(),
         config.clone(),
@@ -196,15 +261,7 @@ pub(super) async fn diff(cli: &Cli, a: &RulesDiffArgs) -> Result<u8, CliError> {
     store.close().await;
     let d = match result {
         Ok(d) => d,
-        Err(DiffError::Store(e)) => return Err(CliError::Store(e)),
-        Err(e @ DiffError::Rule { .. }) => {
-            if let DiffError::Rule { long, .. } = &e {
-                if !long.is_empty() {
-                    eprintln!("{}", long.trim_end());
-                }
-            }
-            return Err(CliError::Input(e.to_string()));
-        }
+        Err(e) => return Err(refused(e)),
     };
     match a.format {
         OutputFormat::Json => {
@@ -421,13 +478,8 @@ pub struct RulesBacktestArgs {
 pub(super) async fn backtest(cli: &Cli, a: &RulesBacktestArgs) -> Result<u8, CliError> {
     use crate::scheduler::backtest::{self, BacktestOptions};
     let config = Arc::new(load_config(cli)?);
-    if !config.segments.contains_key(&a.segment) {
-        let known: Vec<&str> = config.segments.keys().map(String::as_str).collect();
-        return Err(CliError::Usage(format!(
-            "no segment '{}' in the configuration (it has {})",
-            a.segment,
-            known.join(", ")
-        )));
+    if let Some(why) = config.unknown_segment(&a.segment) {
+        return Err(CliError::Usage(why));
     }
     let to =
         a.to.unwrap_or_else(|| today(&config).pred_opt().unwrap_or_else(|| today(&config)));
@@ -444,20 +496,10 @@ pub(super) async fn backtest(cli: &Cli, a: &RulesBacktestArgs) -> Result<u8, Cli
     }
     let version = read_version(&config, &a.segment, &a.script)?;
     let store = open_store(&config).await?;
-    let pb = if a.format == OutputFormat::Text {
-        let pb =
-            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {pos} customers replayed ({per_sec}, {elapsed})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        pb.enable_steady_tick(std::time::Duration::from_millis(120));
-        pb
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let pb = progress(
+        a.format,
+        "{spinner} {pos} customers replayed ({per_sec}, {elapsed})",
+    );
     let opts = BacktestOptions {
         segment: a.segment.clone(),
         version,
@@ -470,15 +512,7 @@ pub(super) async fn backtest(cli: &Cli, a: &RulesBacktestArgs) -> Result<u8, Cli
     store.close().await;
     let b = match result {
         Ok(b) => b,
-        Err(DiffError::Store(e)) => return Err(CliError::Store(e)),
-        Err(e @ DiffError::Rule { .. }) => {
-            if let DiffError::Rule { long, .. } = &e {
-                if !long.is_empty() {
-                    eprintln!("{}", long.trim_end());
-                }
-            }
-            return Err(CliError::Input(e.to_string()));
-        }
+        Err(e) => return Err(refused(e)),
     };
     match a.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default()),

@@ -50,13 +50,13 @@ pub fn check(
     let evaluator = Evaluator::new(config, Limits::default());
     // (kind, template) -> contexts of the sample decisions using it.
     let mut uses: BTreeMap<(ActionKind, String), Vec<MessageContext>> = BTreeMap::new();
-    let mut segments: Vec<&String> = rules.by_segment.keys().collect();
-    segments.sort();
-    for segment in segments {
+    for rule in rules.all() {
+        let segment = &rule.segment;
+        let one = crate::scripting::registry::RuleSet::only(rule.clone());
         for sample in samples {
             let mut account = sample.clone();
             account.customer.segment = segment.clone();
-            let outcome = evaluator.evaluate(rules, account, as_of);
+            let outcome = evaluator.evaluate(&one, account, as_of);
             let account = outcome.facts.account();
             for d in &outcome.decisions {
                 let Some(kind) = d
@@ -96,7 +96,7 @@ pub fn check(
         }
     }
     // Names only a script's text shows (a branch the sample did not reach).
-    for rule in rules.by_segment.values() {
+    for rule in rules.all() {
         for (function, kind) in [("email", ActionKind::Email), ("sms", ActionKind::Sms)] {
             for name in literal_templates(&rule.source, function) {
                 uses.entry((kind, name)).or_default();

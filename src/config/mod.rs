@@ -142,12 +142,86 @@ pub use crate::domain::{Jurisdictions, LatePayment};
 #[derive(Debug, Clone)]
 pub struct Segment {
     pub name: String,
-    /// The rule script, resolved against the configuration's directory.
-    pub rules: PathBuf,
+    /// The rule scripts: one for a segment without variants, else one per variant of its
+    /// experiment (in the order of their names).
+    pub scripts: Vec<SegmentScript>,
+    /// The experiment's name when the segment has variants (default: the segment's
+    /// name). Renaming it reassigns every customer: it starts a new experiment.
+    pub experiment: Option<String>,
     pub schedule: cron::Schedule,
     /// The schedule as written, for display.
     pub schedule_text: String,
     pub description: Option<String>,
+}
+
+/// One rule script of a segment: its only one, or one variant of its experiment.
+#[derive(Debug, Clone)]
+pub struct SegmentScript {
+    /// The variant's name; `None` for a segment without variants.
+    pub variant: Option<String>,
+    /// The script, resolved against the configuration's directory.
+    pub rules: PathBuf,
+    /// The variant's weight: its share of the customers is weight / sum of weights.
+    pub weight: u32,
+}
+
+impl SegmentScript {
+    /// How the script is named to people: `smb` or `smb (variant fast)`.
+    pub fn label(&self, segment: &str) -> String {
+        match &self.variant {
+            Some(v) => format!("{segment} (variant {v})"),
+            None => segment.to_string(),
+        }
+    }
+}
+
+impl Segment {
+    /// Whether the segment splits its customers between variants.
+    pub fn has_variants(&self) -> bool {
+        self.experiment.is_some()
+    }
+
+    /// The script of a segment without variants, or of the named variant.
+    pub fn script(&self, variant: Option<&str>) -> Option<&SegmentScript> {
+        self.scripts
+            .iter()
+            .find(|s| s.variant.as_deref() == variant)
+    }
+
+    /// The script that evaluates `customer` (its external id): the segment's only one,
+    /// or the variant the customer is assigned to.
+    ///
+    /// Assignment is weighted rendezvous hashing: for each variant of positive weight, a
+    /// number u in (0, 1) drawn from the SHA-256 of the experiment's name, the customer's
+    /// id and the variant's name; the variant with the smallest -ln(u) / weight wins.
+    /// Each variant gets weight / (sum of weights) of the customers; the same customer
+    /// always gets the same variant while the experiment's name, the variants and the
+    /// weights stay; and a change moves the fewest customers: raising a variant's weight
+    /// only moves customers to it, lowering it only moves customers away from it, a new
+    /// variant only takes customers, and a removed one only gives away its own.
+    pub fn script_for(&self, customer: &str) -> &SegmentScript {
+        let Some(experiment) = &self.experiment else {
+            return &self.scripts[0];
+        };
+        let mut best: Option<(f64, &SegmentScript)> = None;
+        for s in &self.scripts {
+            if s.weight == 0 {
+                continue;
+            }
+            let key = format!(
+                "{experiment}\u{1f}{customer}\u{1f}{}",
+                s.variant.as_deref().unwrap_or("")
+            );
+            let h = crate::digest::sha256_u64(key.as_bytes());
+            // 53 random bits, centred in their interval: never 0, never 1.
+            let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+            let score = -u.ln() / f64::from(s.weight);
+            if best.is_none_or(|(b, _)| score < b) {
+                best = Some((score, s));
+            }
+        }
+        best.map(|(_, s)| s).unwrap_or(&self.scripts[0])
+    }
 }
 
 /// A credit-insurance policy customers can be covered by.
@@ -300,6 +374,19 @@ const SECTIONS: &[&str] = &[
 ];
 
 impl Config {
+    /// Why `segment` cannot be used, when the configuration has no such segment: the
+    /// message names the ones it has.
+    pub fn unknown_segment(&self, segment: &str) -> Option<String> {
+        if self.segments.contains_key(segment) {
+            return None;
+        }
+        let known: Vec<&str> = self.segments.keys().map(String::as_str).collect();
+        Some(format!(
+            "unknown segment '{segment}' (the configuration has {})",
+            known.join(", ")
+        ))
+    }
+
     /// Loads the configuration: the given file, else `./relance.yaml` if present, else
     /// the embedded default.
     ///
@@ -1161,26 +1248,25 @@ impl Validator {
             {
                 self.err(&path, "segment names use letters, digits, '_' and '-' only");
             }
-            let rules = base_dir.join(&s.rules);
-            if !rules.is_file() {
-                let msg = format!("rule file {} does not exist", rules.display());
-                // The embedded default names the shipped rules relative to the working
-                // directory; elsewhere it still serves the commands that need no rules.
-                match source {
-                    Source::Embedded => self.warn(
-                        &format!("{path}.rules"),
-                        format!("{msg}; using the copy shipped with relance"),
-                    ),
-                    Source::File(_) => self.err(&format!("{path}.rules"), msg),
-                }
+            let scripts = self.segment_scripts(&path, &s, base_dir, source);
+            if s.variants.is_none() && s.experiment.is_some() {
+                self.err(
+                    &format!("{path}.experiment"),
+                    "an experiment needs variants (segments.NAME.variants)",
+                );
             }
+            let experiment = s
+                .variants
+                .is_some()
+                .then(|| s.experiment.clone().unwrap_or_else(|| name.clone()));
             match parse_schedule(&s.schedule) {
                 Ok(schedule) => {
                     out.insert(
                         name.clone(),
                         Segment {
                             name,
-                            rules,
+                            scripts,
+                            experiment,
                             schedule,
                             schedule_text: s.schedule,
                             description: s.description,
@@ -1191,6 +1277,95 @@ impl Validator {
             }
         }
         out
+    }
+}
+
+impl Validator {
+    /// A segment's scripts: its `rules`, or one per variant with its weight.
+    fn segment_scripts(
+        &mut self,
+        path: &str,
+        s: &raw::RawSegment,
+        base_dir: &Path,
+        source: &Source,
+    ) -> Vec<SegmentScript> {
+        let mut out = Vec::new();
+        match (&s.rules, &s.variants) {
+            (Some(_), Some(_)) => self.err(
+                path,
+                "give either rules (one script) or variants (an experiment), not both",
+            ),
+            (None, None) => self.err(
+                path,
+                "missing field `rules` (the segment's rule script; or `variants`, for an experiment)",
+            ),
+            (Some(rules), None) => out.push(SegmentScript {
+                variant: None,
+                rules: self.rule_file(&format!("{path}.rules"), rules, base_dir, source),
+                weight: 1,
+            }),
+            (None, Some(variants)) => {
+                if variants.is_empty() {
+                    self.err(&format!("{path}.variants"), "no variant: name at least one");
+                }
+                for (v, raw) in variants {
+                    let vpath = format!("{path}.variants.{v}");
+                    if v.is_empty()
+                        || !v
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    {
+                        self.err(
+                            &vpath,
+                            "variant names use letters, digits, '_' and '-' only",
+                        );
+                    }
+                    out.push(SegmentScript {
+                        variant: Some(v.clone()),
+                        rules: self.rule_file(
+                            &format!("{vpath}.rules"),
+                            &raw.rules,
+                            base_dir,
+                            source,
+                        ),
+                        weight: raw.weight,
+                    });
+                }
+                if !variants.is_empty() && variants.values().all(|v| v.weight == 0) {
+                    self.err(
+                        &format!("{path}.variants"),
+                        "every weight is 0: no customer would be evaluated (give one variant a positive weight)",
+                    );
+                }
+            }
+        }
+        if out.is_empty() {
+            // Stands in so that the rest validates; the error above stops the load.
+            out.push(SegmentScript {
+                variant: None,
+                rules: base_dir.join("missing.rhai"),
+                weight: 1,
+            });
+        }
+        out
+    }
+
+    /// A rule file's path resolved against the configuration's directory, checked to
+    /// exist.
+    fn rule_file(&mut self, path: &str, rules: &str, base_dir: &Path, source: &Source) -> PathBuf {
+        let file = base_dir.join(rules);
+        if !file.is_file() {
+            let msg = format!("rule file {} does not exist", file.display());
+            // The embedded default names the shipped rules relative to the working
+            // directory; elsewhere it still serves the commands that need no rules.
+            match source {
+                Source::Embedded => {
+                    self.warn(path, format!("{msg}; using the copy shipped with relance"))
+                }
+                Source::File(_) => self.err(path, msg),
+            }
+        }
+        file
     }
 }
 
@@ -1328,6 +1503,77 @@ fn check_iban(iban: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn experiment(weights: &[(&str, u32)]) -> Segment {
+        Segment {
+            name: "smb".into(),
+            scripts: weights
+                .iter()
+                .map(|(v, w)| SegmentScript {
+                    variant: Some((*v).to_string()),
+                    rules: PathBuf::from(format!("{v}.rhai")),
+                    weight: *w,
+                })
+                .collect(),
+            experiment: Some("smb-2027".into()),
+            schedule: parse_schedule("0 0 9 * * *").unwrap(),
+            schedule_text: String::new(),
+            description: None,
+        }
+    }
+
+    fn assign(seg: &Segment, n: u32) -> Vec<String> {
+        (0..n)
+            .map(|i| seg.script_for(&format!("C{i:07}")).variant.clone().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn variants_get_their_weights_share_of_customers() {
+        let seg = experiment(&[("champion", 80), ("fast", 20)]);
+        let a = assign(&seg, 100_000);
+        let fast = a.iter().filter(|v| *v == "fast").count();
+        // 20 % of 100,000, within 4 standard deviations (4 × 126).
+        assert!((19_500..=20_500).contains(&fast), "{fast}");
+        let even = assign(&experiment(&[("a", 50), ("b", 50)]), 100_000);
+        let b = even.iter().filter(|v| *v == "b").count();
+        assert!((49_370..=50_630).contains(&b), "{b}");
+    }
+
+    #[test]
+    fn a_change_of_weights_moves_the_fewest_customers() {
+        let before = assign(&experiment(&[("champion", 80), ("fast", 20)]), 50_000);
+        let after = assign(&experiment(&[("champion", 70), ("fast", 30)]), 50_000);
+        // Only customers moving to the variant whose weight rose.
+        assert!(before
+            .iter()
+            .zip(&after)
+            .all(|(b, a)| b == a || (b == "champion" && a == "fast")));
+        let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
+        // 10 % of the customers, as few as can be.
+        assert!((4_700..=5_300).contains(&moved), "{moved}");
+        // A third variant takes customers from both, and only gives to itself.
+        let third = assign(
+            &experiment(&[("champion", 70), ("fast", 30), ("slow", 25)]),
+            50_000,
+        );
+        assert!(after.iter().zip(&third).all(|(b, a)| b == a || a == "slow"));
+        // The same experiment assigns the same way every time; another name reshuffles.
+        assert_eq!(
+            after,
+            assign(&experiment(&[("champion", 70), ("fast", 30)]), 50_000)
+        );
+        let mut renamed = experiment(&[("champion", 70), ("fast", 30)]);
+        renamed.experiment = Some("smb-2028".into());
+        let again = assign(&renamed, 50_000);
+        assert!(again.iter().zip(&after).filter(|(x, y)| x != y).count() > 10_000);
+    }
+
+    #[test]
+    fn a_variant_of_weight_zero_gets_no_customer() {
+        let a = assign(&experiment(&[("champion", 100), ("off", 0)]), 10_000);
+        assert!(a.iter().all(|v| v == "champion"));
+    }
 
     #[test]
     fn ibans_are_checked() {

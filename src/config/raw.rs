@@ -97,9 +97,22 @@ pub struct RawLatePayment {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSegment {
-    pub rules: String,
+    /// The script, for a segment without variants.
+    pub rules: Option<String>,
     pub schedule: String,
     pub description: Option<String>,
+    /// The experiment's name (default: the segment's): customers are assigned to the
+    /// variants by a hash of it and their id.
+    pub experiment: Option<String>,
+    /// Champion / challenger: scripts sharing the segment's customers by weight.
+    pub variants: Option<BTreeMap<String, RawVariant>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVariant {
+    pub rules: String,
+    pub weight: u32,
 }
 
 pub type RawSegments = BTreeMap<String, RawSegment>;

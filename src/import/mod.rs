@@ -115,7 +115,9 @@ impl ImportKind {
                 "note",
                 "made_on",
             ],
-            ImportKind::History => &["customer", "kind", "step", "sent_on", "invoices", "amount"],
+            ImportKind::History => &[
+                "customer", "kind", "step", "sent_on", "invoices", "amount", "variant",
+            ],
         }
     }
 }
@@ -576,6 +578,7 @@ impl<'a> Importer<'a> {
                 amount: h.amount,
                 sent_at: day_instant(h.sent_on),
                 source: self.source.clone(),
+                variant: h.variant,
             };
             match self.tx.record_past_action(&action).await {
                 Ok(true) => self.written.inserted += 1,

@@ -212,6 +212,8 @@ pub struct HistoryRow {
     pub sent_on: chrono::NaiveDate,
     pub invoices: Vec<String>,
     pub amount: Option<rust_decimal::Decimal>,
+    /// The variant of the segment's experiment that sent it, if any.
+    pub variant: Option<String>,
 }
 
 pub fn history(row: &Row<'_>) -> Result<HistoryRow, FieldError> {
@@ -234,6 +236,18 @@ pub fn history(row: &Row<'_>) -> Result<HistoryRow, FieldError> {
     if amount.is_some_and(|a| a < rust_decimal::Decimal::ZERO) {
         return Err(FieldError::new("amount", "must not be negative"));
     }
+    let variant = row.get("variant")?;
+    if variant.as_deref().is_some_and(|v| {
+        v.len() > 64
+            || !v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }) {
+        return Err(FieldError::new(
+            "variant",
+            "a variant name: letters, digits, '_' and '-', at most 64",
+        ));
+    }
     Ok(HistoryRow {
         customer: row.required("customer")?,
         kind,
@@ -241,6 +255,7 @@ pub fn history(row: &Row<'_>) -> Result<HistoryRow, FieldError> {
         sent_on: row.parse_required("sent_on", parse_date)?,
         invoices,
         amount,
+        variant,
     })
 }
 

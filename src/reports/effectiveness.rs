@@ -19,6 +19,9 @@ pub struct StepEffect {
     pub segment: String,
     /// The SHA-256 of the rule script that decided the actions.
     pub rule_hash: String,
+    /// The variant of the segment's experiment that sent the actions (none for a
+    /// segment without variants).
+    pub variant: Option<String>,
     pub step: String,
     pub kind: ActionKind,
     pub currency: String,
@@ -53,7 +56,7 @@ pub struct Effectiveness {
     pub steps: Vec<StepEffect>,
 }
 
-type Key = (String, String, String, ActionKind, String);
+type Key = (String, String, Option<String>, String, ActionKind, String);
 
 #[derive(Debug, Default)]
 struct Sums {
@@ -71,6 +74,7 @@ fn key(a: &ReportAction) -> Key {
     (
         a.segment.clone(),
         a.rule_hash.clone(),
+        a.variant.clone(),
         a.step.clone(),
         a.kind,
         a.currency.clone(),
@@ -208,7 +212,7 @@ pub async fn effectiveness(
     super::for_each_account(store, query, needs, |a| account(a, query, &mut sums)).await?;
     let mut steps: Vec<StepEffect> = sums
         .into_iter()
-        .map(|((segment, rule_hash, step, kind, currency), s)| {
+        .map(|((segment, rule_hash, variant, step, kind, currency), s)| {
             let collected = money(&currency, s.collected);
             let share = |n: u64| super::percent(n as i64, s.invoices as i64);
             StepEffect {
@@ -225,6 +229,7 @@ pub async fn effectiveness(
                 invoices_named: s.invoices,
                 segment,
                 rule_hash,
+                variant,
                 step,
                 kind,
                 currency,
@@ -232,9 +237,10 @@ pub async fn effectiveness(
         })
         .collect();
     steps.sort_by(|a, b| {
-        (&a.segment, &a.currency, &a.rule_hash, &a.step).cmp(&(
+        (&a.segment, &a.currency, &a.variant, &a.rule_hash, &a.step).cmp(&(
             &b.segment,
             &b.currency,
+            &b.variant,
             &b.rule_hash,
             &b.step,
         ))
@@ -253,6 +259,7 @@ impl Effectiveness {
         let columns = [
             "segment",
             "rule",
+            "variant",
             "step",
             "kind",
             "currency",
@@ -284,6 +291,7 @@ impl Effectiveness {
                     vec![
                         Cell::text(&s.segment),
                         Cell::text(s.rule_hash.chars().take(12).collect::<String>()),
+                        Cell::text(s.variant.as_deref().unwrap_or("")),
                         Cell::text(&s.step),
                         Cell::text(s.kind.as_str()),
                         Cell::text(&s.currency),

@@ -11,6 +11,7 @@ pub mod aging;
 pub mod collectors;
 mod deadlines;
 pub mod effectiveness;
+pub mod experiment;
 pub mod risk;
 pub mod table;
 pub mod trend;
@@ -38,16 +39,18 @@ pub enum ReportKind {
     Effectiveness,
     Risk,
     Collectors,
+    Experiment,
 }
 
 impl ReportKind {
-    pub const ALL: [ReportKind; 6] = [
+    pub const ALL: [ReportKind; 7] = [
         ReportKind::Aging,
         ReportKind::Dso,
         ReportKind::Cei,
         ReportKind::Effectiveness,
         ReportKind::Risk,
         ReportKind::Collectors,
+        ReportKind::Experiment,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -58,6 +61,7 @@ impl ReportKind {
             ReportKind::Effectiveness => "effectiveness",
             ReportKind::Risk => "risk",
             ReportKind::Collectors => "collectors",
+            ReportKind::Experiment => "experiment",
         }
     }
 
@@ -65,7 +69,11 @@ impl ReportKind {
     pub fn has_period(&self) -> bool {
         matches!(
             self,
-            ReportKind::Dso | ReportKind::Cei | ReportKind::Effectiveness | ReportKind::Collectors
+            ReportKind::Dso
+                | ReportKind::Cei
+                | ReportKind::Effectiveness
+                | ReportKind::Collectors
+                | ReportKind::Experiment
         )
     }
 }
@@ -152,14 +160,13 @@ impl ReportQuery {
             currency: filter.currency.map(|c| c.trim().to_uppercase()),
             ..filter
         };
-        if let Some(s) = &q.filter.segment {
-            if !config.segments.contains_key(s) {
-                let known: Vec<&str> = config.segments.keys().map(String::as_str).collect();
-                return Err(ReportError::Invalid(format!(
-                    "unknown segment '{s}' (the configuration has {})",
-                    known.join(", ")
-                )));
-            }
+        if let Some(why) = q
+            .filter
+            .segment
+            .as_deref()
+            .and_then(|s| config.unknown_segment(s))
+        {
+            return Err(ReportError::Invalid(why));
         }
         if q.top > 10_000 {
             return Err(ReportError::Invalid("top: at most 10000".into()));
@@ -327,6 +334,7 @@ pub enum Report {
     Effectiveness(effectiveness::Effectiveness),
     Risk(risk::Risk),
     Collectors(collectors::Collectors),
+    Experiment(experiment::Experiment),
 }
 
 impl Report {
@@ -338,6 +346,7 @@ impl Report {
             Report::Effectiveness(r) => r.tables(),
             Report::Risk(r) => r.tables(),
             Report::Collectors(r) => r.tables(),
+            Report::Experiment(r) => r.tables(),
         }
     }
 }
@@ -366,6 +375,9 @@ pub async fn run(
         ReportKind::Risk => Report::Risk(risk::risk(store, config, query).await?),
         ReportKind::Collectors => {
             Report::Collectors(collectors::collectors(store, config, query).await?)
+        }
+        ReportKind::Experiment => {
+            Report::Experiment(experiment::experiment(store, config, query).await?)
         }
     })
 }

@@ -27,7 +27,7 @@ use crate::domain::{
 };
 use crate::scheduler::diff::{DiffError, RuleVersion};
 use crate::scripting::{DecisionStatus, Evaluator, Limits, RuleSet};
-use crate::store::reports::{ReportAccount, ReportFilter, ReportNeeds};
+use crate::store::reports::{hold_on, Hold, ReportAccount, ReportFilter, ReportNeeds};
 use crate::store::Store;
 
 /// What to replay.
@@ -248,6 +248,20 @@ fn replay_one(
     failed
 }
 
+fn pause_of(h: &Hold) -> Pause {
+    Pause {
+        reason: h.reason.clone(),
+        until: h.until,
+    }
+}
+
+/// A day as an instant: its first moment, UTC.
+fn midnight(day: NaiveDate) -> chrono::DateTime<chrono::Utc> {
+    day.and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or_default()
+}
+
 /// The account as it stood at the start of `day` (what a tick that day would read).
 fn account_on(
     a: &ReportAccount,
@@ -258,16 +272,7 @@ fn account_on(
     // A tick runs during the day: it knows what was recorded up to the day before.
     let known = day.pred_opt()?;
     let mut c = customer.clone();
-    c.pause = a
-        .customer
-        .holds
-        .iter()
-        .filter(|h| !h.dispute && h.on(day))
-        .map(|h| Pause {
-            reason: h.reason.clone(),
-            until: h.until,
-        })
-        .next();
+    c.pause = hold_on(&a.customer.holds, false, day).map(pause_of);
     let mut invoices = Vec::new();
     for inv in &a.invoices {
         if inv.issue_date > day {
@@ -281,28 +286,11 @@ fn account_on(
             continue;
         };
         let money = |minor: i64| crate::reports::money(&inv.currency, minor);
-        let dispute = inv
-            .holds
-            .iter()
-            .filter(|h| h.dispute && h.on(day))
-            .map(|h| Dispute {
-                reason: h.reason.clone(),
-                opened_at: h
-                    .from
-                    .and_hms_opt(0, 0, 0)
-                    .map(|t| t.and_utc())
-                    .unwrap_or_default(),
-            })
-            .next();
-        let pause = inv
-            .holds
-            .iter()
-            .filter(|h| !h.dispute && h.on(day))
-            .map(|h| Pause {
-                reason: h.reason.clone(),
-                until: h.until,
-            })
-            .next();
+        let dispute = hold_on(&inv.holds, true, day).map(|h| Dispute {
+            reason: h.reason.clone(),
+            opened_at: midnight(h.from),
+        });
+        let pause = hold_on(&inv.holds, false, day).map(pause_of);
         invoices.push(OpenInvoice {
             invoice: Invoice {
                 number: inv.number.clone(),
@@ -380,11 +368,7 @@ fn account_on(
             invoices: p.invoices.clone(),
             status,
             note: None,
-            created_at: p
-                .created_on
-                .and_hms_opt(0, 0, 0)
-                .map(|t| t.and_utc())
-                .unwrap_or_default(),
+            created_at: midnight(p.created_on),
         });
     }
     Some(Account {

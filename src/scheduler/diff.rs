@@ -255,6 +255,7 @@ pub fn compile_version(
     crate::scripting::registry::compile(
         engine,
         segment,
+        None,
         Path::new(&v.file),
         &config.base_dir,
         &v.source,

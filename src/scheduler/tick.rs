@@ -26,6 +26,9 @@ pub struct TickReport {
     pub invoices: u64,
     /// New planned actions.
     pub planned: u64,
+    /// New planned actions by variant, for a segment with variants.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub planned_by_variant: std::collections::BTreeMap<String, u64>,
     /// Decisions already in the log (a re-run).
     pub duplicates: u64,
     pub already_done: u64,
@@ -101,6 +104,7 @@ fn new_action(d: &Decision, facts: &(Arc<str>, Arc<str>), as_of: NaiveDate) -> O
         amount_minor: d.currency.to_minor(d.amount).unwrap_or(0),
         rule_file: d.rule_file.as_deref().unwrap_or("").to_string(),
         rule_hash: d.rule_hash.as_deref().unwrap_or("").to_string(),
+        variant: d.variant.as_deref().map(str::to_string),
         facts: facts.0.clone(),
         facts_sha256: facts.1.clone(),
         decided_on: as_of,
@@ -156,6 +160,9 @@ pub async fn run_tick(
                     )
                     .await?;
                 metrics.tick(&r.segment, r.status(), r.customers, r.errors);
+                for (variant, n) in &r.planned_by_variant {
+                    metrics.variant_planned(&r.segment, variant, *n);
+                }
                 if let Some(why) = &r.failure {
                     tracing::error!(segment = %r.segment, %as_of, customers = r.customers, planned = r.planned, errors = r.errors, error = %why, "tick failed: not every customer was evaluated");
                 } else if r.errors > 0 {
@@ -259,6 +266,9 @@ async fn write_actions(
                     r.duplicates += 1;
                 } else {
                     r.planned += 1;
+                    if let Some(v) = &a.variant {
+                        *r.planned_by_variant.entry(v.clone()).or_default() += 1;
+                    }
                 }
             }
         }

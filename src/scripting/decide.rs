@@ -42,6 +42,8 @@ impl DecisionStatus {
 pub struct RuleRef {
     pub file: Arc<str>,
     pub hash: Arc<str>,
+    /// The variant of the segment's experiment, if the segment has variants.
+    pub variant: Option<Arc<str>>,
 }
 
 /// One outcome of evaluating a customer.
@@ -63,6 +65,9 @@ pub struct Decision {
     pub repeat: u32,
     pub rule_file: Option<Arc<str>>,
     pub rule_hash: Option<Arc<str>>,
+    /// The variant of the segment's experiment whose script decided, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<Arc<str>>,
 }
 
 impl Decision {
@@ -84,6 +89,7 @@ impl Decision {
             repeat: 0,
             rule_file: rule.map(|r| r.file.clone()),
             rule_hash: rule.map(|r| r.hash.clone()),
+            variant: rule.and_then(|r| r.variant.clone()),
         }
     }
 }
@@ -161,6 +167,7 @@ pub fn decide(
                 repeat,
                 rule_file: Some(rule.file.clone()),
                 rule_hash: Some(rule.hash.clone()),
+                variant: rule.variant.clone(),
             }
         };
         let describe = |list: &[(usize, String)]| {

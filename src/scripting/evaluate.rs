@@ -44,14 +44,16 @@ impl Evaluator {
     /// Evaluates one account with its segment's script as of `today`.
     pub fn evaluate(&self, rules: &RuleSet, account: Account, today: NaiveDate) -> Outcome {
         let facts = CustomerFacts::new(account, today, self.settings.clone());
-        let Some(rule) = rules.get(&facts.0.seg) else {
-            let detail = format!("segment '{}' has no rule script in the configuration (or its script does not compile)", facts.0.seg);
-            let d = Decision::error(&facts, None, detail);
-            return Outcome {
-                facts,
-                decisions: vec![d],
-                failure: None,
-            };
+        let rule = match rules.for_customer(&facts.0.seg, &facts.0.ext_id) {
+            Ok(rule) => rule,
+            Err(detail) => {
+                let d = Decision::error(&facts, None, detail);
+                return Outcome {
+                    facts,
+                    decisions: vec![d],
+                    failure: None,
+                };
+            }
         };
         let rule_ref = rule.rule_ref();
         let mut failure = None;

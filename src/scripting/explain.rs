@@ -61,6 +61,10 @@ pub struct Explanation {
     pub as_of: NaiveDate,
     pub rule_file: Option<String>,
     pub rule_hash: Option<String>,
+    /// The variant of the segment's experiment the customer is assigned to, if the
+    /// segment has variants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Every property of `customer`, as the script saw it.
     pub facts: serde_json::Map<String, serde_json::Value>,
     /// Every property of each open invoice.
@@ -237,7 +241,10 @@ pub fn explain(
 ) -> Explanation {
     let outcome = evaluator.evaluate(rules, account.clone(), today);
     let facts = outcome.facts.clone();
-    let rule = rules.get(&facts.0.seg).cloned();
+    let rule = rules
+        .for_customer(&facts.0.seg, &facts.0.ext_id)
+        .ok()
+        .cloned();
     let trace = Arc::new(Mutex::new(Trace::default()));
     let mut engine = super::engine::build(calendar, &evaluator.limits);
     // Facts, read through the same getters scripts use.
@@ -347,6 +354,7 @@ pub fn explain(
         as_of: today,
         rule_file: rule.as_ref().map(|r| r.file.clone()),
         rule_hash: rule.as_ref().map(|r| r.hash.clone()),
+        variant: rule.as_ref().and_then(|r| r.variant.clone()),
         facts: facts_map,
         invoices,
         decisions: outcome.decisions,

@@ -47,8 +47,7 @@ pub fn try_rule(
     today: NaiveDate,
 ) -> Result<usize, RuleError> {
     let segment = rule.segment.as_str();
-    let mut set = RuleSet::default();
-    set.by_segment.insert(segment.to_string(), rule.clone());
+    let set = RuleSet::only(rule.clone());
     let real = probe.real.get(segment).into_iter().flatten();
     let mut tried = 0;
     for (account, sample) in real
@@ -82,7 +81,7 @@ pub fn try_rule(
             ),
             source_line: None,
         };
-        let mut error = RuleError::new(segment, *failure);
+        let mut error = RuleError::new(&rule.label(), *failure);
         error.more.push(more);
         return Err(error);
     }

@@ -18,10 +18,12 @@ use super::Limits;
 use crate::config::{Config, Source};
 use crate::metrics::Metrics;
 
-/// One segment's compiled script.
+/// One segment's compiled script (or one variant's, for a segment with variants).
 #[derive(Debug)]
 pub struct CompiledRule {
     pub segment: String,
+    /// The variant of the segment's experiment this script is, if any.
+    pub variant: Option<String>,
     pub path: PathBuf,
     /// The path as shown to people (relative to the working directory when possible).
     pub file: String,
@@ -37,17 +39,134 @@ impl CompiledRule {
     pub fn rule_ref(&self) -> RuleRef {
         self.rule.clone()
     }
+
+    /// `smb` or `smb (variant fast)`.
+    pub fn label(&self) -> String {
+        slot_label(&self.segment, self.variant.as_deref())
+    }
+}
+
+/// How a segment's script is named to people: `smb`, or `smb (variant fast)`.
+pub fn slot_label(segment: &str, variant: Option<&str>) -> String {
+    match variant {
+        Some(v) => format!("{segment} (variant {v})"),
+        None => segment.to_string(),
+    }
+}
+
+/// The variants of a segment's experiment: how customers are assigned, and each
+/// variant's script (those that compile).
+#[derive(Debug, Clone)]
+pub struct Variants {
+    pub segment: crate::config::Segment,
+    pub by_variant: HashMap<String, Arc<CompiledRule>>,
 }
 
 /// The scripts in force, by segment.
 #[derive(Debug, Default, Clone)]
 pub struct RuleSet {
+    /// The script of each segment without variants. A script set here for a segment
+    /// with variants evaluates all of its customers (a comparison of versions does so).
     pub by_segment: HashMap<String, Arc<CompiledRule>>,
+    /// The segments that split their customers between variants.
+    pub variants: HashMap<String, Variants>,
 }
 
 impl RuleSet {
+    /// The script of a segment without variants.
     pub fn get(&self, segment: &str) -> Option<&Arc<CompiledRule>> {
         self.by_segment.get(segment)
+    }
+
+    /// The script that evaluates `customer` (its external id) of `segment`: the
+    /// segment's own, or the one of the variant the customer is assigned to.
+    ///
+    /// # Errors
+    /// Why there is none: no such segment in the configuration, or its script (the
+    /// variant's) does not compile.
+    pub fn for_customer(
+        &self,
+        segment: &str,
+        customer: &str,
+    ) -> Result<&Arc<CompiledRule>, String> {
+        if let Some(rule) = self.by_segment.get(segment) {
+            return Ok(rule);
+        }
+        if let Some(v) = self.variants.get(segment) {
+            let variant = v
+                .segment
+                .script_for(customer)
+                .variant
+                .as_deref()
+                .unwrap_or("");
+            return v.by_variant.get(variant).ok_or_else(|| {
+                format!("variant '{variant}' of segment '{segment}' has no rule script running (its script does not compile)")
+            });
+        }
+        Err(format!(
+            "segment '{segment}' has no rule script in the configuration (or its script does not compile)"
+        ))
+    }
+
+    /// A set where `rule` evaluates every customer of its segment (a variant's script
+    /// tried, tested or compared on its own).
+    pub fn only(rule: Arc<CompiledRule>) -> RuleSet {
+        let mut set = RuleSet::default();
+        set.by_segment.insert(rule.segment.clone(), rule);
+        set
+    }
+
+    /// Takes out the script of `segment`'s `variant` (`None`: of the segment).
+    pub fn remove(&mut self, segment: &str, variant: Option<&str>) {
+        match variant {
+            None => {
+                self.by_segment.remove(segment);
+            }
+            Some(v) => {
+                if let Some(vs) = self.variants.get_mut(segment) {
+                    vs.by_variant.remove(v);
+                }
+            }
+        }
+    }
+
+    /// Every compiled script, segments and variants.
+    pub fn all(&self) -> Vec<Arc<CompiledRule>> {
+        let mut out: Vec<Arc<CompiledRule>> = self.by_segment.values().cloned().collect();
+        for v in self.variants.values() {
+            out.extend(v.by_variant.values().cloned());
+        }
+        out.sort_by(|a, b| (&a.segment, &a.variant).cmp(&(&b.segment, &b.variant)));
+        out
+    }
+
+    /// The script of `segment`'s `variant` (`None`: of the segment without variants).
+    pub fn script(&self, segment: &str, variant: Option<&str>) -> Option<&Arc<CompiledRule>> {
+        match variant {
+            None => self.by_segment.get(segment),
+            Some(v) => self.variants.get(segment)?.by_variant.get(v),
+        }
+    }
+
+    fn insert(&mut self, config: &Config, rule: Arc<CompiledRule>) {
+        match rule.variant.clone() {
+            None => {
+                self.by_segment.insert(rule.segment.clone(), rule);
+            }
+            Some(v) => {
+                let Some(seg) = config.segments.get(&rule.segment) else {
+                    return;
+                };
+                self.variants
+                    .entry(rule.segment.clone())
+                    .or_insert_with(|| Variants {
+                        segment: seg.clone(),
+                        by_variant: HashMap::new(),
+                    })
+                    .by_variant
+                    .insert(v, rule);
+            }
+        }
     }
 }
 
@@ -142,6 +261,7 @@ fn declared_scope() -> Scope<'static> {
 pub fn compile(
     engine: &Engine,
     segment: &str,
+    variant: Option<&str>,
     path: &Path,
     base: &Path,
     source: &str,
@@ -165,9 +285,11 @@ pub fn compile(
     let rule = RuleRef {
         file: Arc::from(file.as_str()),
         hash: Arc::from(hash.as_str()),
+        variant: variant.map(Arc::from),
     };
     Ok(CompiledRule {
         segment: segment.to_string(),
+        variant: variant.map(str::to_string),
         path: path.to_path_buf(),
         hash,
         file,
@@ -251,6 +373,7 @@ fn check(
     config: &Config,
     engine: &Engine,
     segment: &str,
+    variant: Option<&str>,
     path: &Path,
     running: Option<&CompiledRule>,
 ) -> Checked {
@@ -270,7 +393,7 @@ fn check(
                     "the rule file was deleted; the copy shipped with relance is not swapped in for the script that was running (restore the file, or copy the shipped one to use it)".into(),
                     None,
                 ),
-                (Some(s), None) => match compile(engine, segment, path, &config.base_dir, s) {
+                (Some(s), None) => match compile(engine, segment, variant, path, &config.base_dir, s) {
                     Ok(rule) => Checked::Compiled(Box::new(rule)),
                     Err(error) => {
                         let signature = error.diagnostic.short();
@@ -316,7 +439,7 @@ fn check(
             Some(source.as_bytes()),
         );
     }
-    match compile(engine, segment, path, &config.base_dir, &source) {
+    match compile(engine, segment, variant, path, &config.base_dir, &source) {
         Ok(rule) => Checked::Compiled(Box::new(rule)),
         Err(error) => {
             let signature = format!("{}|{hash}", error.diagnostic.short());
@@ -330,15 +453,20 @@ fn load_checked(config: &Config, engine: &Engine) -> (RuleSet, Vec<(RuleError, S
     let mut set = RuleSet::default();
     let mut errors = Vec::new();
     for (name, seg) in &config.segments {
-        match check(config, engine, name, &seg.rules, None) {
-            Checked::Compiled(rule) => {
-                set.by_segment.insert(name.clone(), Arc::from(rule));
+        for script in &seg.scripts {
+            let variant = script.variant.as_deref();
+            match check(config, engine, name, variant, &script.rules, None) {
+                Checked::Compiled(rule) => set.insert(config, Arc::from(rule)),
+                Checked::Tried(rule) => set.insert(config, rule),
+                Checked::Unchanged => {}
+                Checked::Refused {
+                    mut error,
+                    signature,
+                } => {
+                    error.segment = script.label(name);
+                    errors.push((error, signature));
+                }
             }
-            Checked::Tried(rule) => {
-                set.by_segment.insert(name.clone(), rule);
-            }
-            Checked::Unchanged => {}
-            Checked::Refused { error, signature } => errors.push((error, signature)),
         }
     }
     (set, errors)
@@ -390,8 +518,10 @@ impl RuleRegistry {
         metrics: Arc<Metrics>,
     ) -> (RuleRegistry, Vec<RuleError>) {
         let (set, errors) = load_checked(config, &engine);
-        for name in config.segments.keys() {
-            metrics.set_rule_script_stale(name, false);
+        for (name, seg) in &config.segments {
+            for script in &seg.scripts {
+                metrics.set_rule_script_stale(&script.label(name), false);
+            }
         }
         let mut refused = BTreeMap::new();
         for (e, signature) in &errors {
@@ -435,11 +565,6 @@ impl RuleRegistry {
     /// `relance_rule_script_stale` at 1 until the file is fixed.
     pub fn reload(&self) -> ReloadReport {
         let old = self.current();
-        let mut next: BTreeMap<String, Arc<CompiledRule>> = old
-            .by_segment
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
         let metrics = &self.metrics;
         let mut refused = match self.refused.lock() {
             Ok(g) => g,
@@ -448,69 +573,84 @@ impl RuleRegistry {
         let mut report = ReloadReport::default();
         let probe = self.probe.read().map(|p| p.clone()).unwrap_or_default();
         let mut evaluator = None;
-        for (name, seg) in &self.config.segments {
-            let running = old.get(name).map(|r| &**r);
-            let checked = match check(&self.config, &self.engine, name, &seg.rules, running) {
-                Checked::Compiled(rule) if probe.is_empty() => Checked::Tried(Arc::from(rule)),
-                Checked::Compiled(rule) => {
-                    let rule: Arc<CompiledRule> = Arc::from(rule);
-                    let evaluator = evaluator
-                        .get_or_insert_with(|| Evaluator::new(&self.config, Limits::default()));
-                    let today = chrono::Utc::now()
-                        .with_timezone(&self.config.timezone)
-                        .date_naive();
-                    match try_rule(evaluator, &rule, &probe, today) {
-                        Ok(_) => Checked::Tried(rule),
-                        Err(error) => Checked::Refused {
-                            signature: format!("{}|{}", error.diagnostic.short(), rule.hash),
-                            error,
-                        },
+        let mut next_set = (*old).clone();
+        for (segment, seg) in &self.config.segments {
+            for script in &seg.scripts {
+                let variant = script.variant.as_deref();
+                // Refusals, logs and metrics name the script: `smb`, `smb (variant fast)`.
+                let name = &script.label(segment);
+                let running = old.script(segment, variant).map(|r| &**r);
+                let checked = match check(
+                    &self.config,
+                    &self.engine,
+                    segment,
+                    variant,
+                    &script.rules,
+                    running,
+                ) {
+                    Checked::Compiled(rule) if probe.is_empty() => Checked::Tried(Arc::from(rule)),
+                    Checked::Compiled(rule) => {
+                        let rule: Arc<CompiledRule> = Arc::from(rule);
+                        let evaluator = evaluator
+                            .get_or_insert_with(|| Evaluator::new(&self.config, Limits::default()));
+                        let today = chrono::Utc::now()
+                            .with_timezone(&self.config.timezone)
+                            .date_naive();
+                        match try_rule(evaluator, &rule, &probe, today) {
+                            Ok(_) => Checked::Tried(rule),
+                            Err(error) => Checked::Refused {
+                                signature: format!("{}|{}", error.diagnostic.short(), rule.hash),
+                                error,
+                            },
+                        }
                     }
-                }
-                other => other,
-            };
-            match checked {
-                Checked::Unchanged => {
-                    if refused.remove(name).is_some() {
-                        tracing::info!(segment = %name, file = %display_path(&seg.rules, Some(&self.config.base_dir)), "rule file matches the running version again");
+                    other => other,
+                };
+                match checked {
+                    Checked::Unchanged => {
+                        if refused.remove(name).is_some() {
+                            tracing::info!(segment = %name, file = %display_path(&script.rules, Some(&self.config.base_dir)), "rule file matches the running version again");
+                            metrics.set_rule_script_stale(name, false);
+                        }
+                    }
+                    Checked::Compiled(_) => unreachable!("every new version is tried above"),
+                    Checked::Tried(rule) => {
+                        tracing::info!(segment = %name, file = %rule.file, hash = %&rule.hash[..12], "rule script reloaded");
+                        next_set.insert(&self.config, rule);
+                        report.reloaded.push(name.clone());
+                        refused.remove(name);
                         metrics.set_rule_script_stale(name, false);
                     }
-                }
-                Checked::Compiled(_) => unreachable!("every new version is tried above"),
-                Checked::Tried(rule) => {
-                    tracing::info!(segment = %name, file = %rule.file, hash = %&rule.hash[..12], "rule script reloaded");
-                    next.insert(name.clone(), rule);
-                    report.reloaded.push(name.clone());
-                    refused.remove(name);
-                    metrics.set_rule_script_stale(name, false);
-                }
-                Checked::Refused { error, signature } => {
-                    if refused.get(name) != Some(&signature) {
-                        let compile_error = error.diagnostic.line.is_some();
-                        let keeps = if running.is_some() {
-                            "the previous version keeps running"
-                        } else {
-                            "the segment has no script running; its customers get an error"
-                        };
-                        if compile_error && error.more.is_empty() {
-                            tracing::error!(segment = %name, file = %error.diagnostic.file, error = %error.diagnostic.short(), "rule script rejected: it does not compile; {keeps}");
-                        } else {
-                            tracing::error!(segment = %name, file = %error.diagnostic.file, reason = %error.diagnostic.message, "rule script rejected: {}; {keeps}", error.diagnostic.short());
+                    Checked::Refused {
+                        mut error,
+                        signature,
+                    } => {
+                        error.segment = name.clone();
+                        if refused.get(name) != Some(&signature) {
+                            let compile_error = error.diagnostic.line.is_some();
+                            let keeps = if running.is_some() {
+                                "the previous version keeps running"
+                            } else {
+                                "the segment has no script running; its customers get an error"
+                            };
+                            if compile_error && error.more.is_empty() {
+                                tracing::error!(segment = %name, file = %error.diagnostic.file, error = %error.diagnostic.short(), "rule script rejected: it does not compile; {keeps}");
+                            } else {
+                                tracing::error!(segment = %name, file = %error.diagnostic.file, reason = %error.diagnostic.message, "rule script rejected: {}; {keeps}", error.diagnostic.short());
+                            }
+                            metrics.rule_reload_failed(name);
+                            metrics.set_rule_script_stale(name, true);
+                            refused.insert(name.clone(), signature);
                         }
-                        metrics.rule_reload_failed(name);
-                        metrics.set_rule_script_stale(name, true);
-                        refused.insert(name.clone(), signature);
+                        report.rejected.push(error);
                     }
-                    report.rejected.push(error);
                 }
             }
         }
         drop(refused);
         if !report.reloaded.is_empty() {
             if let Ok(mut g) = self.current.write() {
-                *g = Arc::new(RuleSet {
-                    by_segment: next.into_iter().collect(),
-                });
+                *g = Arc::new(next_set);
             }
         }
         report

@@ -433,11 +433,110 @@ fn check(expected: &[Expected], got: &[super::Decision]) -> Option<String> {
     Some(out)
 }
 
-/// Test files per segment, for the configured segments whose file exists.
-pub fn discover(segments: &BTreeMap<String, crate::config::Segment>) -> Vec<(String, PathBuf)> {
-    segments
-        .iter()
-        .map(|(name, s)| (name.clone(), test_file_for(&s.rules)))
-        .filter(|(_, p)| p.is_file())
-        .collect()
+/// A test file of a configured script: its segment, its variant (if the segment has
+/// variants) and the file.
+pub struct TestFile {
+    pub segment: String,
+    pub variant: Option<String>,
+    pub path: PathBuf,
+}
+
+/// Test files per script (each variant's next to its script), for the configured
+/// scripts whose test file exists.
+pub fn discover(segments: &BTreeMap<String, crate::config::Segment>) -> Vec<TestFile> {
+    let mut out: Vec<TestFile> = Vec::new();
+    for (name, s) in segments {
+        for script in &s.scripts {
+            let path = test_file_for(&script.rules);
+            // Two variants may share a script (an A/A test): its file runs once.
+            if path.is_file() && !out.iter().any(|t| t.segment == *name && t.path == path) {
+                out.push(TestFile {
+                    segment: name.clone(),
+                    variant: script.variant.clone(),
+                    path,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// One step of a script's ladder: the step, its channel, and the day (relative to the
+/// due date) a lone unpaid invoice first gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rung {
+    pub step: String,
+    pub kind: ActionKind,
+    pub day: i64,
+}
+
+/// The ladder `rules` makes a lone unpaid invoice of `amount` climb (a customer with an
+/// email address and a mobile, insured or not): the script is evaluated day by day from
+/// 10 days before the due date to 120 days after, each planned step recorded as sent,
+/// and the first day of each step kept. What sample histories send to a variant's
+/// customers.
+pub fn ladder(
+    rules: &RuleSet,
+    evaluator: &Evaluator,
+    segment: &str,
+    amount: Decimal,
+    insured: bool,
+    currency: Currency,
+) -> Vec<Rung> {
+    let spec = CustomerSpec {
+        id: Some("LADDER".into()),
+        insured,
+        ..CustomerSpec::default()
+    };
+    let Ok(customer) = customer_of(&spec, segment, currency) else {
+        return Vec::new();
+    };
+    let due = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap_or_default();
+    let mut account = Account {
+        customer,
+        invoices: vec![OpenInvoice {
+            invoice: Invoice {
+                number: "L1".into(),
+                customer: "LADDER".into(),
+                issue_date: due - Duration::days(30),
+                due_date: due,
+                currency,
+                amount,
+                open_amount: amount,
+                status: InvoiceStatus::Open,
+                dispute: None,
+                pause: None,
+            },
+            payments: Vec::new(),
+        }],
+        unapplied_credit: Decimal::ZERO,
+        history: Vec::new(),
+        promises: Vec::new(),
+    };
+    let mut out: Vec<Rung> = Vec::new();
+    for day in -10..=120 {
+        let today = due + Duration::days(day);
+        let outcome = evaluator.evaluate(rules, account.clone(), today);
+        for d in outcome.decisions {
+            let (DecisionStatus::Planned, Some(kind), Some(step)) = (d.status, d.kind, d.step)
+            else {
+                continue;
+            };
+            account.history.push(StepRecord {
+                invoice: "L1".into(),
+                kind,
+                step: step.to_string(),
+                date: today,
+                status: "sent".into(),
+            });
+            if !out.iter().any(|r| *r.step == *step) {
+                out.push(Rung {
+                    step: step.to_string(),
+                    kind,
+                    day,
+                });
+            }
+        }
+    }
+    out
 }

@@ -102,6 +102,8 @@ pub struct NewAction {
     pub amount_minor: i64,
     pub rule_file: String,
     pub rule_hash: String,
+    /// The variant of the segment's experiment whose script decided, if any.
+    pub variant: Option<String>,
     /// JSON snapshot of the facts the rule saw, shared by the customer's actions of one
     /// evaluation, and its SHA-256 (hex) under which it is stored once.
     pub facts: std::sync::Arc<str>,
@@ -198,6 +200,9 @@ pub struct ActionRow {
     pub invoices: Vec<String>,
     pub rule_file: String,
     pub rule_hash: String,
+    /// The variant of the segment's experiment whose script decided, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     pub decided_on: NaiveDate,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub provider_ref: Option<String>,

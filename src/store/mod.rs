@@ -154,6 +154,8 @@ pub struct PastAction {
     pub sent_at: DateTime<Utc>,
     /// Where it comes from (the file imported), kept with the action.
     pub source: String,
+    /// The variant of the segment's experiment that sent it, if any.
+    pub variant: Option<String>,
 }
 
 /// An import, as recorded in the ledger.

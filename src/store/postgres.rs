@@ -100,9 +100,9 @@ impl PostgresStore {
             "INSERT INTO actions (",
             action_insert_columns!(),
             ") \
-             SELECT k, c, seg, kind, step, tpl, opt, cur, amt, rf, rh, '', fs, inv, d, st, err, $17, $17 \
-             FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::text[], $11::text[], $12::text[], $13::text[], $14::date[], $15::text[], $16::text[]) \
-             AS u (k, c, seg, kind, step, tpl, opt, cur, amt, rf, rh, fs, inv, d, st, err) \
+             SELECT k, c, seg, kind, step, tpl, opt, cur, amt, rf, rh, '', fs, inv, d, st, err, $17, $17, vr \
+             FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::text[], $11::text[], $12::text[], $13::text[], $14::date[], $15::text[], $16::text[], $18::text[]) \
+             AS u (k, c, seg, kind, step, tpl, opt, cur, amt, rf, rh, fs, inv, d, st, err, vr) \
              ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key"
         );
         if rows.is_empty() {
@@ -145,6 +145,11 @@ impl PostgresStore {
                     .collect::<Vec<Option<String>>>(),
             )
             .bind(now)
+            .bind(
+                rows.iter()
+                    .map(|(a, _)| a.variant.clone())
+                    .collect::<Vec<Option<String>>>(),
+            )
             .fetch_all(&mut *conn)
             .await?;
         Ok(recorded)

@@ -74,8 +74,13 @@ pub struct ReportCustomer {
 impl ReportCustomer {
     /// Whether the customer was paused at the end of `day`.
     pub fn paused_on(&self, day: NaiveDate) -> bool {
-        self.holds.iter().any(|h| !h.dispute && h.on(day))
+        hold_on(&self.holds, false, day).is_some()
     }
+}
+
+/// The dispute (or pause) of `holds` that was on at the end of `day`, if any.
+pub fn hold_on(holds: &[Hold], dispute: bool, day: NaiveDate) -> Option<&Hold> {
+    holds.iter().find(|h| h.dispute == dispute && h.on(day))
 }
 
 /// A dispute or a pause, from the day it began to the day it ended.
@@ -137,12 +142,12 @@ pub struct ReportInvoice {
 impl ReportInvoice {
     /// Whether it was disputed at the end of `day`.
     pub fn disputed_at_end_of(&self, day: NaiveDate) -> bool {
-        self.holds.iter().any(|h| h.dispute && h.on(day))
+        hold_on(&self.holds, true, day).is_some()
     }
 
     /// Whether it was paused at the end of `day`.
     pub fn paused_at_end_of(&self, day: NaiveDate) -> bool {
-        self.holds.iter().any(|h| !h.dispute && h.on(day))
+        hold_on(&self.holds, false, day).is_some()
     }
 
     /// The days its disputes were opened, oldest first.
@@ -215,6 +220,8 @@ pub struct ReportAction {
     pub amount_minor: i64,
     /// The collector the call task went to, for a call task.
     pub assignee: Option<String>,
+    /// The variant of the segment's experiment whose script decided it, if any.
+    pub variant: Option<String>,
 }
 
 /// A call task.

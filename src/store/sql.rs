@@ -28,13 +28,13 @@ macro_rules! action_insert_columns {
     () => {
         "idempotency_key, customer_id, segment, kind, step, template, options, currency, \
          amount_minor, rule_file, rule_hash, facts, facts_sha256, invoice_numbers, decided_on, \
-         status, last_error, created_at, updated_at"
+         status, last_error, created_at, updated_at, variant"
     };
 }
 pub(crate) use action_insert_columns;
 
 /// How many columns [`action_insert_columns!`] names.
-pub(crate) const ACTION_INSERT_WIDTH: usize = 19;
+pub(crate) const ACTION_INSERT_WIDTH: usize = 20;
 
 /// What claiming an action returns (`RETURNING …`), read into `ClaimedAction`.
 macro_rules! claimed_action_columns {

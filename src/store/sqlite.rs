@@ -180,6 +180,7 @@ impl SqliteStore {
                 a.detail.as_deref().into(),
                 now.as_str().into(),
                 now.as_str().into(),
+                a.variant.as_deref().into(),
             ]);
         }
         sqlite_raw::with_handle(conn, |db| {

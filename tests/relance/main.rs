@@ -12,6 +12,7 @@ mod config;
 mod cookbook;
 mod daemon;
 mod documents;
+mod experiments;
 mod explain;
 mod helpers;
 mod import;

@@ -294,7 +294,12 @@ fn diff_reads_versions_from_git_revisions_and_refuses_what_it_cannot_read_or_com
     assert!(run.stderr.contains("missing.rhai"), "{}", run.stderr);
     let run = w.relance(&["rules", "diff", "--segment", "nope", "--to", "live"]);
     run.expect_code(2);
-    assert!(run.stderr.contains("no segment 'nope'"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("unknown segment 'nope' (the configuration has"),
+        "{}",
+        run.stderr
+    );
 
     w.write(
         "broken.rhai",

@@ -604,7 +604,7 @@ async fn upgrade_story(url: &str) {
     .await
     .unwrap();
 
-    assert_eq!(store.migrate().await.unwrap(), 4, "0009 to 0012 applied");
+    assert_eq!(store.migrate().await.unwrap(), 5, "0009 to 0013 applied");
 
     let all = store
         .list_actions(&relance::store::ActionFilter {
@@ -665,6 +665,7 @@ async fn upgrade_story(url: &str) {
         amount_minor: 10000,
         rule_file: "rules/smb.rhai".into(),
         rule_hash: "h".into(),
+        variant: None,
         facts: r#"{"segment":"smb"}"#.into(),
         facts_sha256: "s2".into(),
         decided_on: d("2026-03-06"),

@@ -995,7 +995,7 @@ impl StoreImpl {
         );
         let mut qb = sqlx::QueryBuilder::<Db>::new(
             "SELECT a.id, a.idempotency_key, c.external_id, a.segment, a.kind, a.step, a.template, a.status, a.attempts, a.amount_minor, a.currency, a.rule_file, a.rule_hash, a.decided_on, \
-             a.next_attempt_at, a.provider_ref, a.last_error, a.created_at, a.updated_at, a.invoice_numbers FROM actions a JOIN customers c ON c.id = a.customer_id WHERE 1 = 1",
+             a.next_attempt_at, a.provider_ref, a.last_error, a.created_at, a.updated_at, a.invoice_numbers, a.variant FROM actions a JOIN customers c ON c.id = a.customer_id WHERE 1 = 1",
         );
         if let Some(c) = &f.customer {
             qb.push(" AND c.external_id = ").push_bind(c.clone());
@@ -1045,6 +1045,7 @@ impl StoreImpl {
                 r.try_get(18)?,
             );
             let numbers: String = r.try_get(19)?;
+            let variant: Option<String> = r.try_get(20)?;
             let cur = crate::store::rows::currency(&base.10)?;
             out.push(crate::store::actions::ActionRow {
                 id: base.0,
@@ -1061,6 +1062,7 @@ impl StoreImpl {
                 invoices: Self::parse_numbers(&numbers)?,
                 rule_file: base.11,
                 rule_hash: base.12,
+                variant,
                 decided_on: base.13,
                 next_attempt_at: more.0,
                 provider_ref: more.1,

@@ -1030,8 +1030,8 @@ impl crate::store::LedgerTx for Tx {
         let facts = serde_json::json!({ "imported_from": a.source }).to_string();
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, options, currency, amount_minor, \
-             rule_file, rule_hash, facts, decided_on, status, attempts, created_at, updated_at, invoice_numbers) \
-             SELECT $1, id, segment, $2, $3, '{}', $4, $5, $6, 'imported', $7, $8, 'sent', 1, $9, $9, $10 FROM customers WHERE id = $11 \
+             rule_file, rule_hash, facts, decided_on, status, attempts, created_at, updated_at, invoice_numbers, variant) \
+             SELECT $1, id, segment, $2, $3, '{}', $4, $5, $6, 'imported', $7, $8, 'sent', 1, $9, $9, $10, $12 FROM customers WHERE id = $11 \
              ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING id",
         )
         .bind(&key)
@@ -1045,6 +1045,7 @@ impl crate::store::LedgerTx for Tx {
         .bind(a.sent_at)
         .bind(crate::store::actions::invoice_numbers_json(&invoices))
         .bind(a.customer_id)
+        .bind(&a.variant)
         .fetch_optional(&mut *self.tx)
         .await?;
         let Some(id) = id else { return Ok(false) };

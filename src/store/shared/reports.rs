@@ -72,6 +72,7 @@ type ActionTuple = (
     String,
     i64,
     Option<String>,
+    Option<String>,
 );
 
 type PromiseTuple = (
@@ -190,7 +191,7 @@ impl StoreImpl {
             };
             let sql = format!(
                 "SELECT a.customer_id, a.id, a.kind, a.step, a.segment, a.rule_hash, a.status, a.decided_on, a.updated_at, \
-                 a.invoice_numbers, a.currency, a.amount_minor, t.assignee FROM actions a \
+                 a.invoice_numbers, a.currency, a.amount_minor, t.assignee, a.variant FROM actions a \
                  LEFT JOIN call_tasks t ON t.action_id = a.id WHERE a.customer_id {range} AND {which} \
                  ORDER BY a.customer_id, a.id"
             );
@@ -385,6 +386,7 @@ impl StoreImpl {
                 currency: r.10,
                 amount_minor: r.11,
                 assignee: r.12,
+                variant: r.13,
             });
         }
         for r in tasks {

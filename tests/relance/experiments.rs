@@ -1,0 +1,268 @@
+//! Champion / challenger: variants of a segment share its customers by weight, each
+//! action records the variant that decided it, and the experiment report finds the
+//! difference a sample history was built with (and none between identical variants).
+
+use serde_json::Value;
+
+use crate::helpers::{repo, Workspace};
+
+const HEAD: &str = "database:
+  url: sqlite://ledger.db
+company:
+  name: Test SAS
+  currency: EUR
+  address: { country: FR }
+timezone: Europe/Paris
+late_payment:
+  reference_rates:
+    - { from: 2025-01-01, rate: \"3.15\" }
+    - { from: 2026-01-01, rate: \"2.15\" }
+insurers:
+  coface-fr:
+    name: Coface
+    declaration_deadline_days: 90
+";
+
+/// A workspace with the shipped rules (and the fast smb ladder) whose smb segment is
+/// configured as `smb` (YAML under `segments.smb`).
+fn experiment_workspace(smb: &str) -> Workspace {
+    let w = Workspace::new();
+    std::fs::create_dir_all(w.path("rules")).unwrap();
+    for f in [
+        "smb.rhai",
+        "smb_fast.rhai",
+        "key_accounts.rhai",
+        "public_sector.rhai",
+    ] {
+        std::fs::copy(repo().join("rules").join(f), w.path(&format!("rules/{f}"))).unwrap();
+    }
+    w.write(
+        "relance.yaml",
+        format!(
+            "{HEAD}segments:
+  smb:
+    schedule: \"0 0 9 * * Mon-Fri\"
+{smb}
+  key_accounts:
+    rules: rules/key_accounts.rhai
+    schedule: \"0 0 9 * * Mon-Fri\"
+  public_sector:
+    rules: rules/public_sector.rhai
+    schedule: \"0 0 9 * * Mon-Fri\"
+"
+        ),
+    );
+    w
+}
+
+/// A year of sample history (2,000 customers, 12,000 invoices) imported, then the
+/// experiment report over it as JSON.
+fn experiment_over_sample(w: &Workspace) -> Value {
+    w.relance(&[
+        "sample",
+        "--customers",
+        "2000",
+        "--invoices",
+        "12000",
+        "--history-days",
+        "365",
+        "--as-of",
+        "2026-11-30",
+        "--out",
+        "data",
+    ])
+    .expect_code(0);
+    for kind in [
+        "customers",
+        "invoices",
+        "history",
+        "disputes",
+        "promises",
+        "payments",
+    ] {
+        w.relance(&["import", kind, &format!("data/{kind}.csv")])
+            .expect_code(0);
+    }
+    let run = w.relance(&[
+        "report",
+        "experiment",
+        "--segment",
+        "smb",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-11-30",
+        "--format",
+        "json",
+    ]);
+    run.expect_code(0);
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+fn comparison<'a>(report: &'a Value, figure: &str) -> &'a Value {
+    report["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["figure"] == figure)
+        .unwrap()
+}
+
+fn number(v: &Value) -> f64 {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_experiment_report_finds_the_faster_ladder_of_the_sample() {
+    let w = experiment_workspace(
+        "    variants:
+      champion: { rules: rules/smb.rhai, weight: 50 }
+      fast: { rules: rules/smb_fast.rhai, weight: 50 }",
+    );
+    let r = experiment_over_sample(&w);
+    assert_eq!(r["champion"], "champion");
+    let arms = r["variants"].as_array().unwrap();
+    assert_eq!(arms.len(), 2);
+    let customers: Vec<u64> = arms
+        .iter()
+        .map(|a| a["customers"].as_u64().unwrap())
+        .collect();
+    // About half the smb customers each (70 % of 2,000 are smb).
+    for n in &customers {
+        assert!((550..=850).contains(n), "{customers:?}");
+    }
+    // The sample's late payers answer the first reminders: the fast ladder sends them
+    // at 1 and 8 days rather than 3 and 15, so more is paid within 14 days.
+    let c = comparison(&r, "paid_within_14_days");
+    assert_eq!(c["variant"], "fast");
+    assert_eq!(c["significant"], true, "{c}");
+    assert!(number(&c["ci_low"]) > 0.0, "{c}");
+    let verdict = r["verdict"][0].as_str().unwrap();
+    assert!(verdict.contains("paid within 14 days +"), "{verdict}");
+    // Each figure's interval holds its value.
+    for a in arms {
+        let e = &a["paid_within_14_days"];
+        assert!(number(&e["ci_low"]) <= number(&e["value"]));
+        assert!(number(&e["value"]) <= number(&e["ci_high"]));
+    }
+}
+
+#[test]
+fn the_experiment_report_finds_no_difference_between_identical_variants() {
+    let w = experiment_workspace(
+        "    experiment: smb-a-a
+    variants:
+      a: { rules: rules/smb.rhai, weight: 50 }
+      b: { rules: rules/smb.rhai, weight: 50 }",
+    );
+    let r = experiment_over_sample(&w);
+    assert_eq!(r["experiment"], "smb-a-a");
+    for c in r["comparisons"].as_array().unwrap() {
+        assert_eq!(c["significant"], false, "{c}");
+    }
+    let verdict = r["verdict"][0].as_str().unwrap();
+    assert!(
+        verdict.starts_with("no significant difference between b and a"),
+        "{verdict}"
+    );
+}
+
+#[test]
+fn each_action_records_the_variant_whose_script_decided_it() {
+    let w = experiment_workspace(
+        "    variants:
+      champion: { rules: rules/smb.rhai, weight: 50 }
+      fast: { rules: rules/smb_fast.rhai, weight: 50 }",
+    );
+    // 60 customers, each with one invoice two days late on 2026-03-04: only the fast
+    // ladder reminds that early (1 to 7 days late; the champion waits until 3).
+    let mut customers = String::from("external_id,name,segment,emails\n");
+    let mut invoices = String::from("number,customer,issue_date,due_date,amount\n");
+    for i in 1..=60 {
+        customers.push_str(&format!("C{i:03},Client {i},smb,c{i}@client.example\n"));
+        invoices.push_str(&format!("F{i:03},C{i:03},2026-02-01,2026-03-02,500.00\n"));
+    }
+    w.import_ledger(&customers, &invoices);
+    w.relance(&["tick", "--as-of", "2026-03-04"]).expect_code(0);
+    let run = w.relance(&["actions", "list", "--format", "json", "--limit", "500"]);
+    run.expect_code(0);
+    let actions: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (mut fast, mut champion) = (0, 0);
+    for i in 1..=60 {
+        let id = format!("C{i:03}");
+        let explain = w.relance(&["explain", &id, "--as-of", "2026-03-04", "--format", "json"]);
+        explain.expect_code(0);
+        let e: Value = serde_json::from_str(&explain.stdout).unwrap();
+        let variant = e["variant"].as_str().unwrap().to_string();
+        let mine: Vec<&Value> = actions.iter().filter(|a| a["customer"] == id).collect();
+        if variant == "fast" {
+            fast += 1;
+            assert_eq!(mine.len(), 1, "{id}: {mine:?}");
+            assert_eq!(mine[0]["step"], "reminder_1");
+            assert_eq!(mine[0]["variant"], "fast");
+            assert!(mine[0]["rule_file"]
+                .as_str()
+                .unwrap()
+                .ends_with("smb_fast.rhai"));
+        } else {
+            champion += 1;
+            assert_eq!(variant, "champion");
+            assert!(mine.is_empty(), "{id}: {mine:?}");
+        }
+    }
+    assert!(
+        fast >= 15 && champion >= 15,
+        "{fast} fast, {champion} champion"
+    );
+    // The effectiveness report keeps the variants apart.
+    let run = w.relance(&[
+        "report",
+        "effectiveness",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-31",
+        "--format",
+        "csv",
+    ]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.lines().next().unwrap().contains("variant"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_segment_with_both_rules_and_variants_or_only_zero_weights_is_refused() {
+    let w = experiment_workspace(
+        "    rules: rules/smb.rhai
+    variants:
+      fast: { rules: rules/smb_fast.rhai, weight: 20 }",
+    );
+    let run = w.relance(&["config", "check"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr
+            .contains("segments.smb: give either rules (one script) or variants"),
+        "{}",
+        run.stderr
+    );
+    let w = experiment_workspace(
+        "    variants:
+      champion: { rules: rules/smb.rhai, weight: 0 }
+      fast: { rules: rules/smb_fast.rhai, weight: 0 }",
+    );
+    let run = w.relance(&["config", "check"]);
+    run.expect_code(3);
+    assert!(run.stderr.contains("every weight is 0"), "{}", run.stderr);
+    // A segment without variants has no experiment to report on: a usage error.
+    let w = experiment_workspace("    rules: rules/smb.rhai");
+    let run = w.relance(&["report", "experiment", "--segment", "smb"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("has no variants"), "{}", run.stderr);
+}
