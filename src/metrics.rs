@@ -297,6 +297,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn actions_planned_by_a_variant_are_counted_by_segment_and_variant() {
+        let m = Metrics::new();
+        m.variant_planned("smb", "fast", 3);
+        m.variant_planned("smb", "fast", 2);
+        m.variant_planned("smb", "champion", 7);
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(out.contains(
+            "relance_experiment_actions_planned_total{segment=\"smb\",variant=\"fast\"} 5"
+        ));
+        assert!(out.contains(
+            "relance_experiment_actions_planned_total{segment=\"smb\",variant=\"champion\"} 7"
+        ));
+    }
+
+    #[test]
     fn histogram_buckets_are_cumulative() {
         let mut h = Histogram::new(&[1.0, 5.0]);
         h.observe(0.5);

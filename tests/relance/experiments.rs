@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{repo, Workspace};
+use crate::helpers::{postgres_admin_url, repo, say_postgres_skipped, TestDb, Workspace};
 
 const HEAD: &str = "database:
   url: sqlite://ledger.db
@@ -168,7 +168,36 @@ fn the_experiment_report_finds_no_difference_between_identical_variants() {
 }
 
 #[test]
-fn each_action_records_the_variant_whose_script_decided_it() {
+fn each_action_records_the_variant_whose_script_decided_it_on_sqlite() {
+    variants_are_recorded(None);
+}
+
+#[tokio::test]
+async fn each_action_records_the_variant_whose_script_decided_it_on_postgres() {
+    let Some(admin) = postgres_admin_url() else {
+        return say_postgres_skipped(
+            "each_action_records_the_variant_whose_script_decided_it_on_postgres",
+        );
+    };
+    let db = TestDb::postgres(&admin).await;
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || variants_are_recorded(Some(&url)))
+        .await
+        .unwrap();
+    db.cleanup().await;
+}
+
+/// Runs `relance ARGS` in `w`, on the ledger at `db` when given.
+fn run_on(w: &Workspace, db: Option<&str>, args: &[&str]) -> crate::helpers::Run {
+    let mut all: Vec<&str> = Vec::new();
+    if let Some(url) = db {
+        all.extend(["--database-url", url]);
+    }
+    all.extend_from_slice(args);
+    w.relance(&all)
+}
+
+fn variants_are_recorded(db: Option<&str>) {
     let w = experiment_workspace(
         "    variants:
       champion: { rules: rules/smb.rhai, weight: 50 }
@@ -182,9 +211,16 @@ fn each_action_records_the_variant_whose_script_decided_it() {
         customers.push_str(&format!("C{i:03},Client {i},smb,c{i}@client.example\n"));
         invoices.push_str(&format!("F{i:03},C{i:03},2026-02-01,2026-03-02,500.00\n"));
     }
-    w.import_ledger(&customers, &invoices);
-    w.relance(&["tick", "--as-of", "2026-03-04"]).expect_code(0);
-    let run = w.relance(&["actions", "list", "--format", "json", "--limit", "500"]);
+    w.write("customers.csv", customers);
+    w.write("invoices.csv", invoices);
+    run_on(&w, db, &["import", "customers", "customers.csv"]).expect_code(0);
+    run_on(&w, db, &["import", "invoices", "invoices.csv"]).expect_code(0);
+    run_on(&w, db, &["tick", "--as-of", "2026-03-04"]).expect_code(0);
+    let run = run_on(
+        &w,
+        db,
+        &["actions", "list", "--format", "json", "--limit", "500"],
+    );
     run.expect_code(0);
     let actions: Vec<Value> = run
         .stdout
@@ -194,7 +230,11 @@ fn each_action_records_the_variant_whose_script_decided_it() {
     let (mut fast, mut champion) = (0, 0);
     for i in 1..=60 {
         let id = format!("C{i:03}");
-        let explain = w.relance(&["explain", &id, "--as-of", "2026-03-04", "--format", "json"]);
+        let explain = run_on(
+            &w,
+            db,
+            &["explain", &id, "--as-of", "2026-03-04", "--format", "json"],
+        );
         explain.expect_code(0);
         let e: Value = serde_json::from_str(&explain.stdout).unwrap();
         let variant = e["variant"].as_str().unwrap().to_string();
@@ -219,16 +259,20 @@ fn each_action_records_the_variant_whose_script_decided_it() {
         "{fast} fast, {champion} champion"
     );
     // The effectiveness report keeps the variants apart.
-    let run = w.relance(&[
-        "report",
-        "effectiveness",
-        "--from",
-        "2026-03-01",
-        "--to",
-        "2026-03-31",
-        "--format",
-        "csv",
-    ]);
+    let run = run_on(
+        &w,
+        db,
+        &[
+            "report",
+            "effectiveness",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-31",
+            "--format",
+            "csv",
+        ],
+    );
     run.expect_code(0);
     assert!(
         run.stdout.lines().next().unwrap().contains("variant"),
