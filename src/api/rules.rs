@@ -26,6 +26,9 @@ struct DiffBody {
     from_script: Option<String>,
     as_of: Option<NaiveDate>,
     examples: Option<u16>,
+    /// For a segment with variants and no `from_script`: the variant whose running
+    /// script is compared with.
+    variant: Option<String>,
 }
 
 pub(super) async fn diff(
@@ -61,14 +64,45 @@ pub(super) async fn diff(
         },
         None => {
             let running = state.registry.current();
-            let Some(rule) = running.get(&b.segment) else {
+            let seg = state.config.segments.get(&b.segment);
+            let variants: Vec<&str> = seg
+                .map(|s| {
+                    s.scripts
+                        .iter()
+                        .filter_map(|x| x.variant.as_deref())
+                        .collect()
+                })
+                .unwrap_or_default();
+            match (&b.variant, variants.is_empty()) {
+                (None, false) => {
+                    return Err(ApiError::invalid(
+                        "variant",
+                        format!(
+                            "segment '{}' runs an experiment: name the variant to compare with ({}), or give from_script",
+                            b.segment,
+                            variants.join(", ")
+                        ),
+                    ))
+                }
+                (Some(v), _) if !variants.contains(&v.as_str()) => {
+                    return Err(ApiError::invalid(
+                        "variant",
+                        format!("segment '{}' has no variant '{v}'", b.segment),
+                    ))
+                }
+                _ => {}
+            }
+            let Some(rule) = running.script(&b.segment, b.variant.as_deref()) else {
                 return Err(ApiError::conflict(format!(
                     "segment '{}' has no script running (it does not compile): give the version to compare with in from_script",
                     b.segment
                 )));
             };
             RuleVersion {
-                label: "live".into(),
+                label: b
+                    .variant
+                    .as_ref()
+                    .map_or_else(|| "live".to_string(), |v| format!("live:{v}")),
                 file: rule.file.clone(),
                 source: rule.source.to_string(),
             }

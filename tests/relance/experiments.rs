@@ -112,14 +112,17 @@ fn number(v: &Value) -> f64 {
     v.as_str().unwrap().parse().unwrap()
 }
 
-#[test]
-fn the_experiment_report_finds_the_faster_ladder_of_the_sample() {
+#[tokio::test]
+async fn the_experiment_report_finds_the_faster_ladder_of_the_sample() {
     let w = experiment_workspace(
         "    variants:
       champion: { rules: rules/smb.rhai, weight: 50 }
       fast: { rules: rules/smb_fast.rhai, weight: 50 }",
     );
     let r = experiment_over_sample(&w);
+    if let Err(e) = crate::report_figures::validate(&r) {
+        panic!("the experiment report breaks docs/schemas/reports.v1.json:\n{e}\n{r:#}");
+    }
     assert_eq!(r["champion"], "champion");
     let arms = r["variants"].as_array().unwrap();
     assert_eq!(arms.len(), 2);
@@ -145,6 +148,103 @@ fn the_experiment_report_finds_the_faster_ladder_of_the_sample() {
         assert!(number(&e["ci_low"]) <= number(&e["value"]));
         assert!(number(&e["value"]) <= number(&e["ci_high"]));
     }
+    // The API gives the same figures; a segment without variants is a 422 on `segment`.
+    let token = w.token("reports", "read");
+    let service = w.launch();
+    let client = reqwest::Client::new();
+    let get = |path: &str| {
+        client
+            .get(format!("{}{path}", service.base))
+            .bearer_auth(&token)
+            .send()
+    };
+    let resp = get("/v1/reports/experiment?segment=smb&from=2026-01-01&to=2026-11-30")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let api: Value = resp.json().await.unwrap();
+    assert_eq!(api, r);
+    let resp = get("/v1/reports/experiment?segment=key_accounts")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "segment", "{body}");
+    let resp = get("/v1/reports/experiment").await.unwrap();
+    assert_eq!(resp.status(), 422);
+
+    // A diff of a segment with variants compares with the named variant's script.
+    let admin = w.token("diff", "admin");
+    let fast = std::fs::read_to_string(w.path("rules/smb_fast.rhai")).unwrap();
+    let post = |body: Value| {
+        client
+            .post(format!("{}/v1/rules/diff", service.base))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let resp = post(serde_json::json!({"segment": "smb", "script": fast}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "variant", "{body}");
+    let resp = post(serde_json::json!({"segment": "smb", "script": fast, "variant": "fast", "as_of": "2026-11-30"}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    // The same script as the running fast variant: no change.
+    assert_eq!(body["customers_affected"], 0, "{body}");
+    assert_eq!(body["segments"][0]["old"]["label"], "live:fast", "{body}");
+    assert_eq!(
+        body["segments"][0]["old"]["file"], "rules/smb_fast.rhai",
+        "{body}"
+    );
+}
+
+#[test]
+fn rules_diff_names_the_variant_of_a_segment_with_variants() {
+    let w = experiment_workspace(
+        "    variants:
+      champion: { rules: rules/smb.rhai, weight: 80 }
+      fast: { rules: rules/smb_fast.rhai, weight: 20 }",
+    );
+    let mut customers = String::from("external_id,name,segment,emails\n");
+    let mut invoices = String::from("number,customer,issue_date,due_date,amount\n");
+    for i in 1..=20 {
+        customers.push_str(&format!("C{i:03},Client {i},smb,c{i}@client.example\n"));
+        invoices.push_str(&format!("F{i:03},C{i:03},2026-02-01,2026-03-02,500.00\n"));
+    }
+    w.import_ledger(&customers, &invoices);
+    let run = w.relance(&["rules", "diff", "--segment", "smb", "--to", "live"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("name the variant after a colon")
+            && run.stderr.contains("champion, fast"),
+        "{}",
+        run.stderr
+    );
+    // Two days late: the fast ladder reminds every customer, the champion none.
+    let run = w.relance(&[
+        "rules",
+        "diff",
+        "--segment",
+        "smb",
+        "--from",
+        "live:champion",
+        "--to",
+        "live:fast",
+        "--as-of",
+        "2026-03-04",
+        "--format",
+        "json",
+    ]);
+    run.expect_code(0);
+    let d: Value = serde_json::from_str(&run.stdout).unwrap();
+    let text = d.to_string();
+    assert!(text.contains("reminder_1"), "{d:#}");
+    assert!(text.contains("live:fast"), "{d:#}");
 }
 
 #[test]

@@ -57,7 +57,7 @@ fn report(w: &Workspace, db_url: &str, args: &[&str]) -> Value {
 }
 
 /// Validates a report against the shipped JSON Schema with the `jsonschema` package.
-fn validate(document: &Value) -> Result<(), String> {
+pub(crate) fn validate(document: &Value) -> Result<(), String> {
     use std::process::{Command, Stdio};
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new("python3")
