@@ -4,24 +4,17 @@
 
 use serde_json::Value;
 
-use crate::helpers::{postgres_admin_url, repo, say_postgres_skipped, TestDb, Workspace};
+use crate::helpers::{
+    postgres_admin_url, repo, say_postgres_skipped, TestDb, Workspace, MINIMAL_CONFIG,
+};
 
-const HEAD: &str = "database:
-  url: sqlite://ledger.db
-company:
-  name: Test SAS
-  currency: EUR
-  address: { country: FR }
-timezone: Europe/Paris
-late_payment:
-  reference_rates:
-    - { from: 2025-01-01, rate: \"3.15\" }
-    - { from: 2026-01-01, rate: \"2.15\" }
-insurers:
-  coface-fr:
-    name: Coface
-    declaration_deadline_days: 90
-";
+/// The configuration's head: the minimal one, and the insurer the sample's customers
+/// name.
+fn head() -> String {
+    format!(
+        "{MINIMAL_CONFIG}insurers:\n  coface-fr:\n    name: Coface\n    declaration_deadline_days: 90\n"
+    )
+}
 
 /// A workspace with the shipped rules (and the fast smb ladder) whose smb segment is
 /// configured as `smb` (YAML under `segments.smb`).
@@ -36,10 +29,11 @@ fn experiment_workspace(smb: &str) -> Workspace {
     ] {
         std::fs::copy(repo().join("rules").join(f), w.path(&format!("rules/{f}"))).unwrap();
     }
+    let head = head();
     w.write(
         "relance.yaml",
         format!(
-            "{HEAD}segments:
+            "{head}segments:
   smb:
     schedule: \"0 0 9 * * Mon-Fri\"
 {smb}
