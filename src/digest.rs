@@ -17,6 +17,27 @@ pub fn sha256_u64(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(first)
 }
 
+/// 32 random bytes from the operating system, base64url without padding: session
+/// secrets, form tokens, salts.
+///
+/// # Errors
+/// The system's random source cannot be read.
+pub fn random_token() -> std::io::Result<String> {
+    use base64::Engine;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes()?))
+}
+
+/// 32 random bytes from the operating system.
+///
+/// # Errors
+/// The system's random source cannot be read.
+pub fn random_bytes() -> std::io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// `bytes` in lowercase hex, two digits each.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -24,7 +24,9 @@
 //! - [`outbox`]: claiming, delivering and retrying planned actions; [`scheduler`]: cron
 //!   slots, catch-up, leader election, and the tick (the pass over the ledger, the
 //!   decisions written to the action log idempotently).
-//! - [`api`]: the HTTP API of `relance serve` (`/v1`, health, metrics, token scopes).
+//! - [`api`]: the HTTP API of `relance serve` (`/v1`, health, metrics, token scopes);
+//!   [`console`]: the web console for credit managers and collectors (users, sessions,
+//!   pages rendered on the server).
 //! - [`runtime`]: the composition root: [`runtime::launch`] builds the service from its
 //!   configuration and runs its loops with graceful shutdown.
 //! - [`cli`]: the command line; `main.rs` only maps its outcome to an exit code.
@@ -43,6 +45,7 @@ pub mod charts;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod console;
 pub mod digest;
 pub mod documents;
 pub mod domain;

@@ -439,7 +439,12 @@ pub async fn launch(
             tracing::info!(address = %bound, "HTTP API listening on {bound}");
         }
         let state = crate::api::AppState::new(config.clone(), store.clone(), registry.clone());
-        (listener, state)
+        let console = crate::console::router(crate::console::ConsoleState::new(
+            config.clone(),
+            store.clone(),
+            registry.clone(),
+        ));
+        (listener, state, console)
     });
     run(
         config,
@@ -470,15 +475,15 @@ async fn run(
         Arc<crate::outbox::reports::ReportDispatcher>,
     ),
     opts: ServeOptions,
-    http: Option<(tokio::net::TcpListener, crate::api::AppState)>,
+    http: Option<(tokio::net::TcpListener, crate::api::AppState, axum::Router)>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), StoreError> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    if let Some((listener, state)) = http {
+    if let Some((listener, state, console)) = http {
         let cancel = cancel.clone();
         tracker.spawn(async move {
-            if let Err(e) = crate::api::serve(listener, state, cancel).await {
+            if let Err(e) = crate::api::serve(listener, state, Some(console), cancel).await {
                 tracing::error!(error = %e, "the HTTP API stopped");
             }
         });

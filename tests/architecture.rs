@@ -48,8 +48,8 @@ const RANKS: &[(u8, &[&str])] = &[
     // 7: delivering planned actions (claim, deliver, retry, record); scheduling ticks
     // and the pass over the ledger that writes decisions to the action log.
     (7, &["outbox", "scheduler"]),
-    // 8: the HTTP API of `relance serve`.
-    (8, &["api"]),
+    // 8: the HTTP API of `relance serve`, and its web console.
+    (8, &["api", "console"]),
     // 9: the composition root: builds the service from its configuration and runs it.
     (9, &["runtime"]),
     // 10: the command line.
@@ -68,6 +68,11 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "api",
         "channels",
         "the API reaches channels only through the outbox",
+    ),
+    (
+        "console",
+        "channels",
+        "the console reaches channels only through the outbox",
     ),
     (
         "templates",

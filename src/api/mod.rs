@@ -296,16 +296,34 @@ async fn answer_within(
     resp
 }
 
-/// Serves the API on `listener` until `cancel` fires.
+/// Serves the API on `listener` until `cancel` fires; with `site`, the API's paths
+/// (`/v1…`, `/healthz`, `/readyz`, `/metrics`) go to the API and every other path to
+/// `site` (the console).
 ///
 /// # Errors
 /// When the server fails.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    site: Option<Router>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    server::serve(listener, router(state), cancel, HEADER_READ_TIMEOUT).await
+    let api = router(state);
+    let app = match site {
+        None => api,
+        Some(site) => {
+            let to = move |req: Request| {
+                let path = req.uri().path();
+                let for_api = path == "/v1"
+                    || path.starts_with("/v1/")
+                    || matches!(path, "/healthz" | "/readyz" | "/metrics");
+                let target = if for_api { api.clone() } else { site.clone() };
+                tower::ServiceExt::oneshot(target, req)
+            };
+            Router::new().fallback_service(tower::service_fn(to))
+        }
+    };
+    server::serve(listener, app, cancel, HEADER_READ_TIMEOUT).await
 }
 
 /// Parses an id in a path, naming it on error.

@@ -22,6 +22,7 @@ mod rules_diff;
 mod tasks;
 mod template_check;
 mod tokens;
+mod users;
 pub use daemon::{ActionsCommand, DispatchArgs, ListArgs, ServeArgs, TickArgs};
 pub use rules::{RulesCommand, RulesTestArgs, SimulateArgs, SimulateFormat};
 
@@ -213,6 +214,13 @@ pub enum Command {
         after_help = "Examples:\n  relance tokens create --name erp-sync --scope ingest\n  relance tokens list\n  relance tokens revoke 3"
     )]
     Tokens(tokens::TokensCommand),
+
+    /// Users of the web console: add, list, disable, reset a password
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  relance users add claire --role admin --name \"Claire Martin\"\n  relance users list\n  relance users disable bruno\n  relance users reset-password alice\n\nThe console is served by `relance serve` at / (the API at /v1); see docs/console.md."
+    )]
+    Users(users::UsersCommand),
 
     /// Generate a sample portfolio as CSV files (seeded, reproducible)
     #[command(
@@ -526,6 +534,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Report(cmd) => report::report(&cli, cmd).await,
         Command::Insurers(cmd) => insurers::insurers(&cli, cmd).await,
         Command::Tokens(cmd) => tokens::tokens(&cli, cmd).await,
+        Command::Users(cmd) => users::users(&cli, cmd).await,
     }
 }
 

@@ -16,6 +16,7 @@ mod rows;
 mod sql;
 mod sqlite;
 pub mod tokens;
+pub mod users;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -422,6 +423,81 @@ pub trait TokenStore: Send + Sync {
     async fn revoke_token(&self, id: i64, now: DateTime<Utc>) -> Result<bool>;
 }
 
+/// The console's users and their sessions.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Adds a user; refused (`Invalid`) when the name is taken.
+    async fn create_user(
+        &self,
+        username: &str,
+        display_name: &str,
+        role: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64>;
+
+    async fn users(&self) -> Result<Vec<users::User>>;
+
+    /// A user and its password hash, by name.
+    async fn user_with_hash(&self, username: &str)
+        -> Result<Option<(users::User, Option<String>)>>;
+
+    /// Disables (and signs out) or enables a user; `false` when there is none by that name.
+    async fn set_user_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Sets a user's password hash and ends its sessions; `false` when there is no such user.
+    async fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Stores a session by the SHA-256 of its secret (and drops expired ones).
+    async fn create_session(
+        &self,
+        sha256: &str,
+        user_id: i64,
+        csrf: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// The live session whose secret has this SHA-256, of a user not disabled.
+    async fn session(&self, sha256: &str, now: DateTime<Utc>) -> Result<Option<users::Session>>;
+
+    /// Signs a session out.
+    async fn end_session(&self, sha256: &str) -> Result<()>;
+
+    /// Records a change made by `actor` (a user's name).
+    async fn record_audit(
+        &self,
+        actor: &str,
+        action: &str,
+        customer: Option<&str>,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// The changes made to a customer's account, latest first (at most `limit`).
+    async fn audit_of(&self, customer: &str, limit: u32) -> Result<Vec<users::AuditEvent>>;
+}
+
+/// What the console reads beyond the ledger's own queries.
+#[async_trait]
+pub trait ConsoleStore: Send + Sync {
+    /// Customers matching `query`, the most overdue first, one page.
+    async fn search_customers(
+        &self,
+        query: &users::CustomerQuery,
+    ) -> Result<Vec<users::CustomerRow>>;
+}
+
 /// What the reports read, in batches of customers.
 pub trait ReportStore: Send + Sync {
     /// Customers matching `filter` in id order, in batches of up to `batch`, each with
@@ -518,6 +594,8 @@ pub trait Store:
     + CallTaskStore
     + DocumentStore
     + TokenStore
+    + UserStore
+    + ConsoleStore
     + TickStore
     + ReportStore
     + ReportDeliveryStore

@@ -185,12 +185,16 @@ const BACKEND: Backend = Backend::Postgres;
 const DISTINCT: &str = "IS DISTINCT FROM";
 #[path = "shared/actions.rs"]
 mod actions;
+#[path = "shared/console.rs"]
+mod console;
 #[path = "shared/ledger.rs"]
 mod ledger;
 #[path = "shared/report_deliveries.rs"]
 mod report_deliveries;
 #[path = "shared/reports.rs"]
 mod reports;
+#[path = "shared/users.rs"]
+mod users;
 
 /// Key of the advisory lock the scheduling instance holds ("relance" in ASCII).
 const SCHEDULER_LOCK: i64 = 0x0072_656c_616e_6365;

@@ -228,12 +228,16 @@ const BACKEND: Backend = Backend::Sqlite;
 const DISTINCT: &str = "IS NOT";
 #[path = "shared/actions.rs"]
 mod actions;
+#[path = "shared/console.rs"]
+mod console;
 #[path = "shared/ledger.rs"]
 mod ledger;
 #[path = "shared/report_deliveries.rs"]
 mod report_deliveries;
 #[path = "shared/reports.rs"]
 mod reports;
+#[path = "shared/users.rs"]
+mod users;
 
 /// SQLite serves one instance: it always leads.
 struct SoleInstance;

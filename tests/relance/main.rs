@@ -9,6 +9,7 @@ mod channels;
 mod cli;
 mod collectors_cli;
 mod config;
+mod console;
 mod cookbook;
 mod daemon;
 mod documents;

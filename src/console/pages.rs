@@ -1,0 +1,1085 @@
+//! The console's pages and forms. Forms change the ledger through the same functions the
+//! API and the command line use (`collect`, `call_outcomes`), then record the change in
+//! the audit trail with the user's name.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use chrono::{Duration, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{self, Role};
+use super::{check_form, lang_of, page_error, render, urlencode, ConsoleState, Signed};
+use crate::collect::{self, Change};
+use crate::domain::format::{date as fdate, money as fmoney};
+use crate::domain::{Currency, InvoiceStatus, Locale};
+use crate::store::call_tasks::{CallOutcome, TaskFilter};
+use crate::store::users::CustomerQuery;
+use crate::store::ActionFilter;
+
+/// Customers per page of the list.
+const PAGE: u32 = 50;
+
+fn money(amount: Decimal, currency: Currency, lang: Locale) -> String {
+    fmoney(amount, &currency, lang)
+}
+
+fn minor(amount: i64, code: &str, lang: Locale) -> String {
+    let c = Currency::parse(code).unwrap_or(Currency::EUR);
+    money(c.from_minor(amount), c, lang)
+}
+
+fn internal(e: impl std::fmt::Display, lang: Locale) -> Response {
+    tracing::error!(error = %e, "console: the store failed");
+    page_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "La base de données a refusé la demande ; le journal dit pourquoi.",
+        "The database refused the request; the log says why.",
+        lang,
+    )
+}
+
+fn invalid(message: &str, lang: Locale) -> Response {
+    page_error(StatusCode::UNPROCESSABLE_ENTITY, message, message, lang)
+}
+
+// ---- Signing in and out -------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub(super) struct Next {
+    next: Option<String>,
+}
+
+/// Only a path of this console is a place to go back to after signing in.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+pub(super) async fn login_page(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Query(q): Query<Next>,
+) -> Response {
+    render(
+        &state,
+        "login.html",
+        lang_of(&headers),
+        None,
+        json!({ "next": safe_next(q.next.as_deref()), "error": null }),
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+pub(super) async fn login(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let lang = lang_of(&headers);
+    let name = f.username.trim().to_string();
+    let next = safe_next(f.next.as_deref());
+    let again = |status: StatusCode, fr: &str, en: &str| {
+        let msg = if lang == Locale::En { en } else { fr };
+        let mut r = render(
+            &state,
+            "login.html",
+            lang,
+            None,
+            json!({ "next": next, "error": msg, "username": name }),
+        );
+        *r.status_mut() = status;
+        r
+    };
+    if let Some(wait) = state.attempts.locked(&name) {
+        let minutes = wait.as_secs().div_ceil(60);
+        return again(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Trop d'essais pour ce nom : réessayez dans {minutes} min."),
+            &format!("Too many attempts for this name: try again in {minutes} min."),
+        );
+    }
+    let found = match state.store.user_with_hash(&name).await {
+        Ok(f) => f,
+        Err(e) => return internal(e, lang),
+    };
+    let password = f.password;
+    let (user, ok) = match found {
+        Some((user, Some(hash))) if user.disabled_at.is_none() => {
+            let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+                .await
+                .unwrap_or(false);
+            (Some(user), ok)
+        }
+        _ => {
+            // As long as a wrong password, so that names cannot be told apart.
+            let _ = tokio::task::spawn_blocking(move || {
+                auth::verify_password(&password, auth::decoy_hash())
+            })
+            .await;
+            (None, false)
+        }
+    };
+    let (Some(user), true) = (user, ok) else {
+        state.attempts.failed(&name);
+        tracing::warn!(user = %name, "console sign-in refused");
+        return again(
+            StatusCode::UNAUTHORIZED,
+            "Nom ou mot de passe incorrect.",
+            "Wrong name or password.",
+        );
+    };
+    state.attempts.succeeded(&name);
+    let (Ok(secret), Ok(csrf)) = (crate::digest::random_token(), crate::digest::random_token())
+    else {
+        return internal("no random source", lang);
+    };
+    let now = Utc::now();
+    let expires = now + Duration::hours(super::SESSION_HOURS);
+    if let Err(e) = state
+        .store
+        .create_session(
+            &crate::digest::sha256_hex(secret.as_bytes()),
+            user.id,
+            &csrf,
+            expires,
+            now,
+        )
+        .await
+    {
+        return internal(e, lang);
+    }
+    tracing::info!(user = %user.username, role = %user.role, "console sign-in");
+    let cookie = format!(
+        "{}={secret}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
+        super::SESSION_COOKIE,
+        super::SESSION_HOURS * 3600
+    );
+    (
+        StatusCode::SEE_OTHER,
+        [(header::SET_COOKIE, cookie), (header::LOCATION, next)],
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct TokenOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub(super) async fn logout(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    Form(f): Form<TokenOnly>,
+) -> Response {
+    if let Err(r) = check_form(&user, &f.csrf) {
+        return r;
+    }
+    if let Err(e) = state.store.end_session(&user.secret_sha256).await {
+        return internal(e, user.lang);
+    }
+    let cookie = format!(
+        "{}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0",
+        super::SESSION_COOKIE
+    );
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, "/login".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+pub(super) async fn set_lang(Path(lang): Path<String>, headers: HeaderMap) -> Response {
+    let lang = if lang == "en" { "en" } else { "fr" };
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| {
+            let rest = r
+                .strip_prefix("http://")
+                .or_else(|| r.strip_prefix("https://"))?;
+            rest.find('/').map(|i| rest[i..].to_string())
+        });
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                format!("relance_lang={lang}; Path=/; SameSite=Strict; Max-Age=31536000"),
+            ),
+            (header::LOCATION, safe_next(back.as_deref())),
+        ],
+    )
+        .into_response()
+}
+
+// ---- Dashboard ----------------------------------------------------------------------
+
+pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -> Response {
+    let lang = user.lang;
+    let today = state.today();
+    let store = state.store.as_ref();
+    let query = crate::reports::ReportQuery::build(
+        &state.config,
+        today,
+        None,
+        Default::default(),
+        Some(10),
+        today,
+    );
+    let Ok(query) = query else {
+        return internal("the aging report's query is invalid", lang);
+    };
+    let aging = match crate::reports::run(
+        store,
+        &state.config,
+        crate::reports::ReportKind::Aging,
+        &query,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return internal(e, lang),
+    };
+    let chart =
+        crate::charts::svg(&aging, crate::reports::ReportKind::Aging, lang).unwrap_or_default();
+    // Per currency: the open total and each bucket, linked to the customers behind it.
+    let ranges = {
+        let b = &query.buckets;
+        let mut r = vec![String::new()];
+        let mut lo = 1;
+        for hi in b {
+            r.push(format!("{lo}-{hi}"));
+            lo = hi + 1;
+        }
+        r.push(format!("{}+", lo - 1));
+        r
+    };
+    let (labels, totals) = match &aging {
+        crate::reports::Report::Aging(a) => (
+            a.buckets.clone(),
+            a.totals
+                .iter()
+                .map(|t| {
+                    let c = Currency::parse(&t.balance.currency).unwrap_or(Currency::EUR);
+                    json!({
+                        "currency": t.balance.currency,
+                        "open": money(t.balance.open, c, lang),
+                        "buckets": t.balance.buckets.iter().enumerate().map(|(i, b)| json!({
+                            "amount": money(b.amount, c, lang),
+                            "range": ranges.get(i).cloned().unwrap_or_default(),
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect::<Vec<_>>(),
+        ),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let counts = match store.action_counts(Utc::now()).await {
+        Ok(c) => c,
+        Err(e) => return internal(e, lang),
+    };
+    let count = |status: &str| -> i64 {
+        counts
+            .by_kind_status
+            .iter()
+            .filter(|(_, s, _)| s == status)
+            .map(|(_, _, n)| n)
+            .sum()
+    };
+    let planned_by_kind: Vec<serde_json::Value> = crate::domain::ActionKind::ALL
+        .iter()
+        .map(|k| {
+            let n: i64 = counts
+                .by_kind_status
+                .iter()
+                .filter(|(kind, s, _)| kind == k.as_str() && s == "planned")
+                .map(|(_, _, n)| n)
+                .sum();
+            json!({ "kind": k.as_str(), "count": n })
+        })
+        .collect();
+    let deadlines = match crate::reports::insurer_deadlines(store, &state.config, today, 15).await {
+        Ok(d) => d,
+        Err(e) => return internal(e, lang),
+    };
+    let deadline_rows: Vec<serde_json::Value> = deadlines
+        .iter()
+        .take(10)
+        .map(|d| {
+            json!({
+                "customer": d.customer,
+                "invoice": d.invoice,
+                "deadline": fdate(d.deadline, lang),
+                "days_left": d.days_left,
+            })
+        })
+        .collect();
+    render(
+        &state,
+        "dashboard.html",
+        lang,
+        Some(&user),
+        json!({
+            "today": fdate(today, lang),
+            "chart": chart,
+            "aging": totals,
+            "labels": labels,
+            "queue": {
+                "planned": count("planned"),
+                "retrying": count("retrying"),
+                "dead": count("dead"),
+                "held": count("held"),
+                "due": counts.due,
+            },
+            "planned_by_kind": planned_by_kind,
+            "deadlines": deadline_rows,
+            "deadline_count": deadlines.len(),
+        }),
+    )
+}
+
+// ---- Customers ----------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+pub(super) struct ListQuery {
+    q: Option<String>,
+    segment: Option<String>,
+    collector: Option<String>,
+    bucket: Option<String>,
+    flag: Option<String>,
+    page: Option<u32>,
+}
+
+/// An aging bucket as `1-30`, `91-120`, `120+`: its days.
+fn bucket_days(b: &str) -> (Option<i64>, Option<i64>) {
+    if let Some(lo) = b.strip_suffix('+') {
+        return (lo.parse::<i64>().ok().map(|d| d + 1), None);
+    }
+    match b.split_once('-') {
+        Some((lo, hi)) => (lo.parse().ok(), hi.parse().ok()),
+        None => (None, None),
+    }
+}
+
+pub(super) async fn customers(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let lang = user.lang;
+    let page = q.page.unwrap_or(1).clamp(1, 100_000);
+    let nonempty = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let (min_days, max_days) = q.bucket.as_deref().map_or((None, None), bucket_days);
+    let flag = q.flag.clone().unwrap_or_default();
+    // A collector sees its own customers.
+    let collector = if user.role == Role::Collector {
+        Some(user.name().to_string())
+    } else {
+        nonempty(&q.collector)
+    };
+    let query = CustomerQuery {
+        text: nonempty(&q.q),
+        segment: nonempty(&q.segment),
+        collector: collector.clone(),
+        disputed: flag == "disputed",
+        promised: flag == "promised",
+        paused: flag == "paused",
+        insured: flag == "insured",
+        min_days,
+        max_days,
+        today: state.today(),
+        offset: (page - 1) * PAGE,
+        limit: PAGE + 1,
+    };
+    let mut rows = match state.store.search_customers(&query).await {
+        Ok(r) => r,
+        Err(e) => return internal(e, lang),
+    };
+    let more = rows.len() > PAGE as usize;
+    rows.truncate(PAGE as usize);
+    let today = state.today();
+    let items: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.external_id,
+                "name": r.name,
+                "segment": r.segment,
+                "collector": r.collector,
+                "open": minor(r.open_minor, &r.currency, lang),
+                "overdue": minor(r.overdue_minor, &r.currency, lang),
+                "days": r.oldest_due.map(|d| (today - d).num_days()),
+                "paused": r.paused,
+                "insured": r.insured,
+            })
+        })
+        .collect();
+    let segments: Vec<&String> = state.config.segments.keys().collect();
+    let keep = format!(
+        "q={}&segment={}&collector={}&bucket={}&flag={}",
+        urlencode(q.q.as_deref().unwrap_or("")),
+        urlencode(q.segment.as_deref().unwrap_or("")),
+        urlencode(q.collector.as_deref().unwrap_or("")),
+        urlencode(q.bucket.as_deref().unwrap_or("")),
+        urlencode(&flag)
+    );
+    render(
+        &state,
+        "customers.html",
+        lang,
+        Some(&user),
+        json!({
+            "items": items,
+            "q": q.q.unwrap_or_default(),
+            "segment": q.segment.unwrap_or_default(),
+            "collector": collector.unwrap_or_default(),
+            "bucket": q.bucket.unwrap_or_default(),
+            "flag": flag,
+            "segments": segments,
+            "buckets": ["1-30", "31-60", "61-90", "91-120", "120+"],
+            "page": page,
+            "prev": (page > 1).then(|| format!("/customers?{keep}&page={}", page - 1)),
+            "next": more.then(|| format!("/customers?{keep}&page={}", page + 1)),
+            "collector_fixed": user.role == Role::Collector,
+        }),
+    )
+}
+
+/// Whether `user` may act on `customer` (a collector, only on its own customers).
+fn may_act_on(user: &Signed, collector: Option<&str>) -> bool {
+    match user.role {
+        Role::Viewer => false,
+        Role::Collector => collector == Some(user.name()),
+        Role::CreditManager | Role::Admin => true,
+    }
+}
+
+pub(super) async fn customer(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    let lang = user.lang;
+    let store = &state.store;
+    let c = match store.customer(&id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return page_error(
+                StatusCode::NOT_FOUND,
+                "Ce client n'existe pas.",
+                "There is no such customer.",
+                lang,
+            )
+        }
+        Err(e) => return internal(e, lang),
+    };
+    let today = state.today();
+    let task_filter = TaskFilter {
+        customer: Some(id.clone()),
+        limit: 200,
+        ..Default::default()
+    };
+    let action_filter = ActionFilter {
+        customer: Some(id.clone()),
+        limit: 10_000,
+        ..Default::default()
+    };
+    let (invoices, payments, promises, tasks, actions, audit) = match tokio::try_join!(
+        store.invoices_of(&id),
+        store.payments_of(&id),
+        store.promises_of(&id),
+        store.call_tasks(&task_filter),
+        store.list_actions(&action_filter),
+        store.audit_of(&id, 200),
+    ) {
+        Ok(all) => all,
+        Err(e) => return internal(e, lang),
+    };
+    let open: Vec<_> = invoices
+        .iter()
+        .filter(|i| i.status == InvoiceStatus::Open)
+        .collect();
+    let total_open: Decimal = open.iter().map(|i| i.open_amount).sum();
+    let overdue: Decimal = open
+        .iter()
+        .filter(|i| i.due_date < today)
+        .map(|i| i.open_amount)
+        .sum();
+    let cur = c.currency;
+    let invoice_rows: Vec<serde_json::Value> = invoices
+        .iter()
+        .rev()
+        .map(|i| {
+            json!({
+                "number": i.number,
+                "issued": fdate(i.issue_date, lang),
+                "due": fdate(i.due_date, lang),
+                "days": (today - i.due_date).num_days(),
+                "amount": money(i.amount, i.currency, lang),
+                "open": money(i.open_amount, i.currency, lang),
+                "status": i.status.as_str(),
+                "is_open": i.status == InvoiceStatus::Open,
+                "dispute": i.dispute.as_ref().map(|d| d.reason.clone()),
+                "paused": i.pause.as_ref().map(|p| p.reason.clone()),
+            })
+        })
+        .collect();
+    let payment_rows: Vec<serde_json::Value> = payments
+        .iter()
+        .map(|p| {
+            json!({
+                "id": p.payment.external_id,
+                "kind": p.payment.kind.as_str(),
+                "date": fdate(p.payment.date, lang),
+                "amount": money(p.payment.amount, p.payment.currency, lang),
+                "allocations": p.allocations.iter().map(|(n, a)| format!("{n}: {}", money(*a, p.payment.currency, lang))).collect::<Vec<_>>(),
+                "unapplied": money(p.unapplied, p.payment.currency, lang),
+            })
+        })
+        .collect();
+    let promise_rows: Vec<serde_json::Value> = promises
+        .iter()
+        .rev()
+        .map(|p| {
+            json!({
+                "date": fdate(p.promised_date, lang),
+                "amount": money(p.amount, p.currency, lang),
+                "status": p.status.as_str(),
+                "invoices": p.invoices.join(", "),
+                "note": p.note,
+            })
+        })
+        .collect();
+    let task_rows: Vec<serde_json::Value> = tasks
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.id,
+                "reason": t.reason,
+                "priority": t.priority,
+                "due": fdate(t.due_on, lang),
+                "status": t.status,
+                "outcome": t.outcome,
+                "assignee": t.assignee,
+                "note": t.note,
+            })
+        })
+        .collect();
+    let timeline: Vec<serde_json::Value> = actions
+        .iter()
+        .rev()
+        .take(200)
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "decided": fdate(a.decided_on, lang),
+                "kind": a.kind.as_str(),
+                "step": a.step,
+                "status": a.status.as_str(),
+                "attempts": a.attempts,
+                "invoices": a.invoices.join(", "),
+                "amount": minor_dec(a.amount, &a.currency, lang),
+                "rule": a.rule_file,
+                "variant": a.variant,
+                "why": a.last_error,
+            })
+        })
+        .collect();
+    let audit_rows: Vec<serde_json::Value> = audit
+        .iter()
+        .map(|e| {
+            json!({
+                "at": e.at.with_timezone(&state.config.timezone).format("%Y-%m-%d %H:%M").to_string(),
+                "actor": e.actor,
+                "action": e.action,
+                "detail": e.detail,
+            })
+        })
+        .collect();
+    let may_act = may_act_on(&user, c.collector.as_deref());
+    render(
+        &state,
+        "customer.html",
+        lang,
+        Some(&user),
+        json!({
+            "c": {
+                "id": c.external_id,
+                "name": c.name,
+                "legal_name": c.legal_name,
+                "siren": c.siren.as_ref().map(ToString::to_string),
+                "segment": c.segment,
+                "collector": c.collector,
+                "emails": c.emails.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "phones": c.phones.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                "insured": c.insurance.insured,
+                "credit_limit": c.credit_limit.map(|l| money(l, cur, lang)),
+                "paused": c.pause.as_ref().map(|p| json!({"reason": p.reason, "until": p.until.map(|u| fdate(u, lang))})),
+            },
+            "balance": {
+                "open": money(total_open, cur, lang),
+                "overdue": money(overdue, cur, lang),
+                "open_invoices": open.len(),
+            },
+            "invoices": invoice_rows,
+            "open_numbers": open.iter().map(|i| i.number.clone()).collect::<Vec<_>>(),
+            "payments": payment_rows,
+            "promises": promise_rows,
+            "tasks": task_rows,
+            "timeline": timeline,
+            "audit": audit_rows,
+            "may_act": may_act,
+            "today": today.to_string(),
+            "max_promise": (today + Duration::days(90)).to_string(),
+        }),
+    )
+}
+
+fn minor_dec(amount: Decimal, code: &str, lang: Locale) -> String {
+    let c = Currency::parse(code).unwrap_or(Currency::EUR);
+    money(amount, c, lang)
+}
+
+// ---- Forms on a customer ------------------------------------------------------------
+
+/// Loads the customer a form acts on and checks the user may.
+async fn acting_on(
+    state: &ConsoleState,
+    user: &Signed,
+    id: &str,
+) -> Result<crate::domain::Customer, Response> {
+    match state.store.customer(id).await {
+        Ok(Some(c)) if may_act_on(user, c.collector.as_deref()) => Ok(c),
+        Ok(Some(_)) => Err(page_error(
+            StatusCode::FORBIDDEN,
+            "Votre rôle ne permet pas de modifier ce client.",
+            "Your role does not allow changes to this customer.",
+            user.lang,
+        )),
+        Ok(None) => Err(page_error(
+            StatusCode::NOT_FOUND,
+            "Ce client n'existe pas.",
+            "There is no such customer.",
+            user.lang,
+        )),
+        Err(e) => Err(internal(e, user.lang)),
+    }
+}
+
+/// Records a change in the audit trail and goes back to the customer's page.
+async fn done(
+    state: &ConsoleState,
+    user: &Signed,
+    action: &str,
+    customer: &str,
+    detail: &str,
+) -> Response {
+    if let Err(e) = state
+        .store
+        .record_audit(user.name(), action, Some(customer), detail, Utc::now())
+        .await
+    {
+        return internal(e, user.lang);
+    }
+    tracing::info!(user = %user.name(), action, customer, detail, "console change");
+    Redirect::to(&format!("/customers/{}#history", urlencode(customer))).into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct PauseForm {
+    #[serde(default)]
+    csrf: String,
+    reason: String,
+    until: Option<String>,
+}
+
+fn optional_date(
+    field: &str,
+    v: Option<&str>,
+    lang: Locale,
+) -> Result<Option<NaiveDate>, Response> {
+    match v.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => crate::domain::parse_date(s)
+            .map(Some)
+            .map_err(|e| invalid(&format!("{field}: {e}"), lang)),
+    }
+}
+
+pub(super) async fn pause_customer(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    Path(id): Path<String>,
+    Form(f): Form<PauseForm>,
+) -> Response {
+    if let Err(r) = check_form(&user, &f.csrf) {
+        return r;
+    }
+    if let Err(r) = acting_on(&state, &user, &id).await {
+        return r;
+    }
+    let until = match optional_date("until", f.until.as_deref(), user.lang) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let pause = match collect::pause(&f.reason, until, state.today()) {
+        Ok(p) => p,
+        Err(e) => return invalid(&format!("{}: {}", e.field, e.message), user.lang),
+    };
+    if let Err(e) = collect::apply(
+        state.store.as_ref(),
+        &id,
+        &Change::CustomerPause(Some(pause)),
+    )
+    .await
+    {
+        return invalid(&e.to_string(), user.lang);
+    }
+    let detail = match until {
+        Some(u) => format!("paused until {u}: {}", f.reason.trim()),
+        None => format!("paused: {}", f.reason.trim()),
+    };
+    done(&state, &user, "pause", &id, &detail).await
+}
+
+pub(super) async fn unpause_customer(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    Path(id): Path<String>,
+    Form(f): Form<TokenOnly>,
+) -> Response {
+    if let Err(r) = check_form(&user, &f.csrf) {
+        return r;
+    }
+    if let Err(r) = acting_on(&state, &user, &id).await {
+        return r;
+    }
+    if let Err(e) = collect::apply(state.store.as_ref(), &id, &Change::CustomerPause(None)).await {
+        return invalid(&e.to_string(), user.lang);
+    }
+    done(&state, &user, "unpause", &id, "pause lifted").await
+}
+
+#[derive(Deserialize)]
+pub(super) struct PromiseForm {
+    #[serde(default)]
+    csrf: String,
+    date: String,
+    amount: String,
+    #[serde(default)]
+    note: String,
+}
+
+pub(super) async fn add_promise(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    Path(id): Path<String>,
+    Form(f): Form<PromiseForm>,
+) -> Response {
+    if let Err(r) = check_form(&user, &f.csrf) {
+        return r;
+    }
+    if let Err(r) = acting_on(&state, &user, &id).await {
+        return r;
+    }
+    let lang = user.lang;
+    let Ok(date) = crate::domain::parse_date(f.date.trim()) else {
+        return invalid(&format!("date: '{}' is not a date", f.date), lang);
+    };
+    let today = state.today();
+    if date < today || date > today + Duration::days(366) {
+        return invalid("date: from today to a year from now", lang);
+    }
+    let Ok(amount) = f
+        .amount
+        .trim()
+        .replace(',', ".")
+        .replace(' ', "")
+        .parse::<Decimal>()
+    else {
+        return invalid(&format!("amount: '{}' is not an amount", f.amount), lang);
+    };
+    let note = Some(f.note.trim().to_string()).filter(|n| !n.is_empty());
+    let input = collect::PromiseInput {
+        customer: id.clone(),
+        promised_date: date,
+        amount,
+        invoices: Vec::new(),
+        note,
+    };
+    if let Err(e) = collect::add_promise(state.store.as_ref(), input).await {
+        return invalid(&e.to_string(), lang);
+    }
+    done(
+        &state,
+        &user,
+        "promise",
+        &id,
+        &format!("promise to pay {amount} by {date}"),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct DisputeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn invoice_customer(
+    state: &ConsoleState,
+    user: &Signed,
+    number: &str,
+) -> Result<String, Response> {
+    match state.store.invoice(number).await {
+        Ok(Some(i)) => {
+            acting_on(state, user, &i.customer).await?;
+            Ok(i.customer)
+        }
+        Ok(None) => Err(page_error(
+            StatusCode::NOT_FOUND,
+            "Cette facture n'existe pas.",
+            "There is no such invoice.",
+            user.lang,
+        )),
+        Err(e) => Err(internal(e, user.lang)),
+    }
+}
+
+pub(super) async fn open_dispute(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    Path(number): Path<String>,
+    Form(f): Form<DisputeForm>,
+) -> Response {
+    if let Err(r) = check_form(&user, &f.csrf) {
+        return r;
+    }
+    let customer = match invoice_customer(&state, &user, &number).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let dispute = match collect::dispute(&f.reason, Utc::now()) {
+        Ok(d) => d,
+        Err(e) => return invalid(&format!("{}: {}", e.field, e.message), user.lang),
+    };
+    if let Err(e) = collect::apply(
+        state.store.as_ref(),
+        &number,
+        &Change::Dispute(Some(dispute)),
+    )
+    .await
+    {
+        return invalid(&e.to_string(), user.lang);
+    }
+    done(
+        &state,
+        &user,
+        "dispute",
+        &customer,
+        &format!("{number} disputed: {}", f.reason.trim()),
+    )
+    .await
+}
+
+pub(super) async fn resolve_dispute(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    Path(number): Path<String>,
+    Form(f): Form<TokenOnly>,
+) -> Response {
+    if let Err(r) = check_form(&user, &f.csrf) {
+        return r;
+    }
+    let customer = match invoice_customer(&state, &user, &number).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if let Err(e) = collect::apply(state.store.as_ref(), &number, &Change::Dispute(None)).await {
+        return invalid(&e.to_string(), user.lang);
+    }
+    done(
+        &state,
+        &user,
+        "dispute_resolved",
+        &customer,
+        &format!("{number}: dispute resolved"),
+    )
+    .await
+}
+
+// ---- Tasks --------------------------------------------------------------------------
+
+pub(super) async fn tasks(State(state): State<ConsoleState>, user: Signed) -> Response {
+    let lang = user.lang;
+    let filter = TaskFilter {
+        status: Some("open".into()),
+        assignee: (user.role == Role::Collector).then(|| user.name().to_string()),
+        limit: 500,
+        ..Default::default()
+    };
+    let mut list = match state.store.call_tasks(&filter).await {
+        Ok(l) => l,
+        Err(e) => return internal(e, lang),
+    };
+    let rank = |p: &str| match p {
+        "high" => 0,
+        "normal" => 1,
+        _ => 2,
+    };
+    list.sort_by(|a, b| {
+        (rank(&a.priority), a.due_on, a.id).cmp(&(rank(&b.priority), b.due_on, b.id))
+    });
+    let today = state.today();
+    let mut phones = std::collections::HashMap::new();
+    for t in &list {
+        if !phones.contains_key(&t.customer) {
+            if let Ok(Some(c)) = state.store.customer(&t.customer).await {
+                phones.insert(
+                    t.customer.clone(),
+                    c.phones.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                );
+            }
+        }
+    }
+    let rows: Vec<serde_json::Value> = list
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.id,
+                "customer": t.customer,
+                "customer_name": t.customer_name,
+                "reason": t.reason,
+                "priority": t.priority,
+                "due": fdate(t.due_on, lang),
+                "late": t.due_on < today,
+                "invoices": t.invoices.join(", "),
+                "assignee": t.assignee,
+                "phones": phones.get(&t.customer).cloned().unwrap_or_default(),
+            })
+        })
+        .collect();
+    render(
+        &state,
+        "tasks.html",
+        lang,
+        Some(&user),
+        json!({ "tasks": rows, "today": today.to_string() }),
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct OutcomeForm {
+    #[serde(default)]
+    csrf: String,
+    outcome: String,
+    promise_date: Option<String>,
+    amount: Option<String>,
+    dispute_reason: Option<String>,
+    callback: Option<String>,
+    #[serde(default)]
+    note: String,
+}
+
+pub(super) async fn complete_task(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    Path(id): Path<i64>,
+    Form(f): Form<OutcomeForm>,
+) -> Response {
+    if let Err(r) = check_form(&user, &f.csrf) {
+        return r;
+    }
+    let lang = user.lang;
+    let task = match state.store.call_task(id).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return page_error(
+                StatusCode::NOT_FOUND,
+                "Cette tâche n'existe pas.",
+                "There is no such task.",
+                lang,
+            )
+        }
+        Err(e) => return internal(e, lang),
+    };
+    let customer = match acting_on(&state, &user, &task.customer).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Ok(outcome) = f.outcome.parse::<CallOutcome>() else {
+        return invalid(&format!("outcome: '{}' is not an outcome", f.outcome), lang);
+    };
+    let promise_date = match optional_date("promise_date", f.promise_date.as_deref(), lang) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let callback = match optional_date("callback", f.callback.as_deref(), lang) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let amount = match f.amount.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(a) => match a.replace(',', ".").replace(' ', "").parse::<Decimal>() {
+            Ok(a) if a > Decimal::ZERO => Some(a),
+            _ => return invalid(&format!("amount: '{a}' is not a positive amount"), lang),
+        },
+    };
+    let mut note = f.note.trim().to_string();
+    if let Some(cb) = callback {
+        note = format!("{note} (call back on {cb})").trim().to_string();
+    }
+    let completion = crate::call_outcomes::TaskCompletion {
+        outcome,
+        note: Some(note.clone()).filter(|n| !n.is_empty()),
+        by: user.name().to_string(),
+        promise_date,
+        amount,
+        invoices: Vec::new(),
+        dispute_reason: f.dispute_reason.clone().filter(|r| !r.trim().is_empty()),
+    };
+    if let Err(e) = crate::call_outcomes::complete(&state.store, id, &completion, Utc::now()).await
+    {
+        return invalid(&e.to_string(), lang);
+    }
+    let detail = format!(
+        "call task {id}: {}{}",
+        outcome.as_str(),
+        if note.is_empty() {
+            String::new()
+        } else {
+            format!(" — {note}")
+        }
+    );
+    done(
+        &state,
+        &user,
+        "task_completed",
+        &customer.external_id,
+        &detail,
+    )
+    .await
+}
