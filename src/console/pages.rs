@@ -272,7 +272,22 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
     };
     let (labels, totals) = match &aging {
         crate::reports::Report::Aging(a) => (
-            a.buckets.clone(),
+            a.buckets
+                .iter()
+                .map(|b| match b.as_str() {
+                    "not_due" => {
+                        if lang == Locale::En {
+                            "not due".to_string()
+                        } else {
+                            "non échu".to_string()
+                        }
+                    }
+                    other => match other.strip_prefix("over_") {
+                        Some(n) => format!("> {n}"),
+                        None => other.to_string(),
+                    },
+                })
+                .collect::<Vec<_>>(),
             a.totals
                 .iter()
                 .map(|t| {

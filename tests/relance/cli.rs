@@ -29,6 +29,14 @@ const COMMANDS: &[&[&str]] = &[
     &["tasks", "complete"],
     &["report"],
     &["report", "deadlines"],
+    &["report", "experiment"],
+    &["rules", "diff"],
+    &["rules", "backtest"],
+    &["users"],
+    &["users", "add"],
+    &["users", "list"],
+    &["users", "disable"],
+    &["users", "reset-password"],
 ];
 
 #[test]

@@ -200,6 +200,7 @@ async fn read_commands_and_gets_leave_the_database_unchanged(url: &str) {
         ],
         vec!["insurers", "list"],
         vec!["tokens", "list"],
+        vec!["users", "list"],
         vec!["rules", "check"],
         vec!["rules", "test"],
         vec!["config", "check"],

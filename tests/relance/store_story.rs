@@ -604,7 +604,7 @@ async fn upgrade_story(url: &str) {
     .await
     .unwrap();
 
-    assert_eq!(store.migrate().await.unwrap(), 5, "0009 to 0013 applied");
+    assert_eq!(store.migrate().await.unwrap(), 6, "0009 to 0014 applied");
 
     let all = store
         .list_actions(&relance::store::ActionFilter {
