@@ -205,3 +205,162 @@ fn users_are_added_listed_disabled_and_never_shown_their_password() {
     assert!(text.contains("$argon2id$"));
     assert!(!text.contains("alice-password-1"));
 }
+
+/// The console's queries on a backend: the customer list's search, filters and order;
+/// users, sessions (expired, ended, of a disabled user) and the audit trail.
+async fn console_store_on(db: &crate::helpers::TestDb) {
+    use relance::store::users::CustomerQuery;
+    let w = Workspace::new();
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
+    w.write(
+        "customers.csv",
+        "external_id,name,segment,siren,collector,insured\n\
+         A1,Boulangerie Martin,smb,732829320,alice,yes\n\
+         A2,Garage Dubois,smb,,alice,no\n\
+         B1,Transports Petit,key_accounts,,bruno,no\n",
+    );
+    w.write(
+        "invoices.csv",
+        "number,customer,issue_date,due_date,amount\n\
+         F1,A1,2026-04-01,2026-05-01,100.00\n\
+         F2,A2,2026-01-01,2026-02-01,900.00\n\
+         F3,B1,2026-06-01,2026-07-31,5000.00\n\
+         F4,A2,2026-06-10,2026-06-20,50.00\n",
+    );
+    let mut config = std::fs::read_to_string(w.path("relance.yaml")).unwrap();
+    config.push_str("segments:\n  smb:\n    rules: smb.rhai\n    schedule: \"0 0 9 * * *\"\n  key_accounts:\n    rules: smb.rhai\n    schedule: \"0 0 9 * * *\"\n");
+    w.write("relance.yaml", config);
+    w.write("smb.rhai", "[]");
+    for kind in ["customers", "invoices"] {
+        w.relance(&[
+            "--database-url",
+            &db.url,
+            "import",
+            kind,
+            &format!("{kind}.csv"),
+        ])
+        .expect_code(0);
+    }
+    let store = db.open().await;
+    let q = |f: &dyn Fn(&mut CustomerQuery)| {
+        let mut q = CustomerQuery {
+            today,
+            limit: 50,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let ids = |rows: Vec<relance::store::users::CustomerRow>| {
+        rows.into_iter().map(|r| r.external_id).collect::<Vec<_>>()
+    };
+    // Most overdue first; not-yet-due customers last.
+    let all = store.search_customers(&q(&|_| {})).await.unwrap();
+    assert_eq!(all[0].external_id, "A2");
+    assert_eq!(all[0].overdue_minor, 95_000);
+    assert_eq!(
+        all[0].oldest_due,
+        chrono::NaiveDate::from_ymd_opt(2026, 2, 1)
+    );
+    assert_eq!(ids(all), ["A2", "A1", "B1"]);
+    for (text, expected) in [
+        ("garage", vec!["A2"]),
+        ("732829320", vec!["A1"]),
+        ("F3", vec!["B1"]),
+        ("B1", vec!["B1"]),
+        ("50%", vec![]),
+    ] {
+        let rows = store
+            .search_customers(&q(&|q| q.text = Some(text.into())))
+            .await
+            .unwrap();
+        assert_eq!(ids(rows), expected, "{text}");
+    }
+    let insured = store
+        .search_customers(&q(&|q| q.insured = true))
+        .await
+        .unwrap();
+    assert_eq!(ids(insured), ["A1"]);
+    let mine = store
+        .search_customers(&q(&|q| q.collector = Some("alice".into())))
+        .await
+        .unwrap();
+    assert_eq!(ids(mine), ["A2", "A1"]);
+    // Oldest overdue 31 to 60 days: A1 (due 2026-05-01, 60 days); A2's is 149 days.
+    let bucket = store
+        .search_customers(&q(&|q| {
+            q.min_days = Some(31);
+            q.max_days = Some(60);
+        }))
+        .await
+        .unwrap();
+    assert_eq!(ids(bucket), ["A1"]);
+    let page2 = store
+        .search_customers(&q(&|q| {
+            q.limit = 2;
+            q.offset = 2;
+        }))
+        .await
+        .unwrap();
+    assert_eq!(ids(page2), ["B1"]);
+
+    // Users and sessions.
+    let now = Utc::now();
+    let id = store
+        .create_user("alice", "Alice", "collector", "$argon2id$x", now)
+        .await
+        .unwrap();
+    assert!(store
+        .create_user("alice", "Alice", "collector", "$argon2id$y", now)
+        .await
+        .is_err());
+    store
+        .create_session("s1", id, "csrf1", now + Duration::hours(1), now)
+        .await
+        .unwrap();
+    store
+        .create_session("s2", id, "csrf2", now - Duration::seconds(1), now)
+        .await
+        .unwrap();
+    let s = store.session("s1", now).await.unwrap().unwrap();
+    assert_eq!(
+        (s.user.username.as_str(), s.csrf.as_str()),
+        ("alice", "csrf1")
+    );
+    assert!(store.session("s2", now).await.unwrap().is_none(), "expired");
+    store.end_session("s1").await.unwrap();
+    assert!(store.session("s1", now).await.unwrap().is_none(), "ended");
+    store
+        .create_session("s3", id, "csrf3", now + Duration::hours(1), now)
+        .await
+        .unwrap();
+    assert!(store.set_user_disabled("alice", true, now).await.unwrap());
+    assert!(
+        store.session("s3", now).await.unwrap().is_none(),
+        "disabled"
+    );
+    store
+        .record_audit("claire", "pause", Some("A1"), "paused: holiday", now)
+        .await
+        .unwrap();
+    let audit = store.audit_of("A1", 10).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].actor, "claire");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn console_queries_on_sqlite() {
+    let db = crate::helpers::TestDb::sqlite();
+    console_store_on(&db).await;
+}
+
+#[tokio::test]
+async fn console_queries_on_postgres() {
+    let Some(admin) = crate::helpers::postgres_admin_url() else {
+        return crate::helpers::say_postgres_skipped("console_queries_on_postgres");
+    };
+    let db = crate::helpers::TestDb::postgres(&admin).await;
+    console_store_on(&db).await;
+    db.cleanup().await;
+}
