@@ -8,6 +8,7 @@
 // response itself, returned as is.
 #![allow(clippy::result_large_err)]
 
+mod actions;
 pub mod auth;
 mod pages;
 
@@ -74,6 +75,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("customer.html", include_str!("templates/customer.html")),
     ("tasks.html", include_str!("templates/tasks.html")),
     ("message.html", include_str!("templates/message.html")),
+    ("actions.html", include_str!("templates/actions.html")),
+    ("action.html", include_str!("templates/action.html")),
 ];
 
 /// The console's style sheet, served at `/static/console.css`.
@@ -292,6 +295,11 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/customers/{id}/promise", post(pages::add_promise))
         .route("/invoices/{number}/dispute", post(pages::open_dispute))
         .route("/invoices/{number}/resolve", post(pages::resolve_dispute))
+        .route("/actions", get(actions::list))
+        .route("/actions/{id}", get(actions::show))
+        .route("/actions/{id}/documents/{kind}", get(actions::document))
+        .route("/actions/{id}/retry", post(actions::retry))
+        .route("/actions/{id}/cancel", post(actions::cancel))
         .route("/tasks", get(pages::tasks))
         .route("/tasks/{id}/complete", post(pages::complete_task))
         .route("/static/console.css", get(style))

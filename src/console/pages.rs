@@ -32,7 +32,7 @@ fn minor(amount: i64, code: &str, lang: Locale) -> String {
     money(c.from_minor(amount), c, lang)
 }
 
-fn internal(e: impl std::fmt::Display, lang: Locale) -> Response {
+pub(super) fn internal(e: impl std::fmt::Display, lang: Locale) -> Response {
     tracing::error!(error = %e, "console: the store failed");
     page_error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -42,7 +42,7 @@ fn internal(e: impl std::fmt::Display, lang: Locale) -> Response {
     )
 }
 
-fn invalid(message: &str, lang: Locale) -> Response {
+pub(super) fn invalid(message: &str, lang: Locale) -> Response {
     page_error(StatusCode::UNPROCESSABLE_ENTITY, message, message, lang)
 }
 
@@ -176,7 +176,7 @@ pub(super) async fn login(
 #[derive(Deserialize)]
 pub(super) struct TokenOnly {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 pub(super) async fn logout(

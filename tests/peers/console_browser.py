@@ -126,6 +126,16 @@ try:
     seen["search_rows"] = len(d.find_elements(By.CSS_SELECTOR, "table.list tbody tr a"))
     d.get(BASE + "/customers")
     d.save_screenshot(os.path.join(SHOTS, "console-customers.png"))
+    # The action log, and one action: why, its message, its attempts.
+    d.get(BASE + "/actions?kind=email")
+    links = d.find_elements(By.CSS_SELECTOR, "#actions tbody a[href^='/actions/']")
+    if not links:
+        fail("the action log lists no email")
+    links[0].click()
+    wait(d, lambda d: d.find_elements(By.ID, "msg-title"), "an action's page did not open")
+    seen["action_message"] = d.find_element(By.CSS_SELECTOR, "section[aria-labelledby='msg-title']").text
+    seen["manager_retry_forms"] = len(d.find_elements(By.CSS_SELECTOR, "form[action$='/retry'], form[action$='/cancel']"))
+    d.save_screenshot(os.path.join(SHOTS, "console-action.png"))
 finally:
     d.quit()
 

@@ -123,6 +123,17 @@ fn a_collectors_morning_in_a_real_browser() {
     assert_eq!(seen["viewer_post"], 403, "{seen}");
     assert_eq!(seen["search_rows"], 1, "{seen}");
     assert_eq!(seen["dashboard_has_chart"], true, "{seen}");
+    // An email's page shows its message as the templates render it; retrying and
+    // cancelling are for admins.
+    let message = seen["action_message"].as_str().unwrap();
+    assert!(
+        message.contains("F1")
+            || message.contains("F2")
+            || message.contains("F3")
+            || message.contains("F4"),
+        "{seen}"
+    );
+    assert_eq!(seen["manager_retry_forms"], 0, "{seen}");
 
     // The dashboard's open total is the aging report's.
     let run = w.relance(&["report", "aging", "--format", "json"]);
