@@ -11,6 +11,7 @@
 mod actions;
 pub mod auth;
 mod pages;
+mod reports;
 
 use std::sync::Arc;
 
@@ -77,6 +78,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("message.html", include_str!("templates/message.html")),
     ("actions.html", include_str!("templates/actions.html")),
     ("action.html", include_str!("templates/action.html")),
+    ("reports.html", include_str!("templates/reports.html")),
 ];
 
 /// The console's style sheet, served at `/static/console.css`.
@@ -300,6 +302,8 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/actions/{id}/documents/{kind}", get(actions::document))
         .route("/actions/{id}/retry", post(actions::retry))
         .route("/actions/{id}/cancel", post(actions::cancel))
+        .route("/reports", get(reports::index))
+        .route("/reports/{name}", get(reports::show))
         .route("/tasks", get(pages::tasks))
         .route("/tasks/{id}/complete", post(pages::complete_task))
         .route("/static/console.css", get(style))

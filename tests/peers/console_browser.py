@@ -136,6 +136,13 @@ try:
     seen["action_message"] = d.find_element(By.CSS_SELECTOR, "section[aria-labelledby='msg-title']").text
     seen["manager_retry_forms"] = len(d.find_elements(By.CSS_SELECTOR, "form[action$='/retry'], form[action$='/cancel']"))
     d.save_screenshot(os.path.join(SHOTS, "console-action.png"))
+    # A report: its chart and tables, with their CSV downloads.
+    d.get(BASE + "/reports/aging")
+    seen["report_tables"] = len(d.find_elements(By.CSS_SELECTOR, "main section table"))
+    seen["report_csv_links"] = [a.get_attribute("href") for a in d.find_elements(By.CSS_SELECTOR, "a[download]")]
+    seen["report_chart"] = len(d.find_elements(By.CSS_SELECTOR, ".chart svg")) == 1
+    seen["report_csv"] = d.execute_script("return fetch(arguments[0]).then(r => r.text())", seen["report_csv_links"][0])
+    d.save_screenshot(os.path.join(SHOTS, "console-reports.png"))
 finally:
     d.quit()
 

@@ -134,6 +134,14 @@ fn a_collectors_morning_in_a_real_browser() {
         "{seen}"
     );
     assert_eq!(seen["manager_retry_forms"], 0, "{seen}");
+    assert!(seen["report_tables"].as_u64().unwrap() >= 2, "{seen}");
+    assert_eq!(seen["report_chart"], true, "{seen}");
+    // The CSV download is the command's CSV of the same table.
+    let link = seen["report_csv_links"][0].as_str().unwrap().to_string();
+    assert!(link.contains("/reports/aging.csv?"), "{seen}");
+    let run = w.relance(&["report", "aging", "--format", "csv", "--locale", "en"]);
+    run.expect_code(0);
+    assert_eq!(seen["report_csv"].as_str().unwrap(), run.stdout, "{seen}");
 
     // The dashboard's open total is the aging report's.
     let run = w.relance(&["report", "aging", "--format", "json"]);
