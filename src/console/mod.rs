@@ -12,6 +12,7 @@ mod actions;
 pub mod auth;
 mod pages;
 mod reports;
+mod rules;
 
 use std::sync::Arc;
 
@@ -79,6 +80,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("actions.html", include_str!("templates/actions.html")),
     ("action.html", include_str!("templates/action.html")),
     ("reports.html", include_str!("templates/reports.html")),
+    ("rules.html", include_str!("templates/rules.html")),
+    ("explain.html", include_str!("templates/explain.html")),
 ];
 
 /// The console's style sheet, served at `/static/console.css`.
@@ -302,6 +305,8 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/actions/{id}/documents/{kind}", get(actions::document))
         .route("/actions/{id}/retry", post(actions::retry))
         .route("/actions/{id}/cancel", post(actions::cancel))
+        .route("/rules", get(rules::index))
+        .route("/rules/explain", get(rules::explain))
         .route("/reports", get(reports::index))
         .route("/reports/{name}", get(reports::show))
         .route("/tasks", get(pages::tasks))

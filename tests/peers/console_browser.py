@@ -143,6 +143,14 @@ try:
     seen["report_chart"] = len(d.find_elements(By.CSS_SELECTOR, ".chart svg")) == 1
     seen["report_csv"] = d.execute_script("return fetch(arguments[0]).then(r => r.text())", seen["report_csv_links"][0])
     d.save_screenshot(os.path.join(SHOTS, "console-reports.png"))
+    # The rules: the scripts, their tests' results, and the explain view.
+    d.get(BASE + "/rules")
+    seen["rule_tests"] = d.find_element(By.ID, "rule-tests").text
+    d.find_element(By.ID, "explain-customer").send_keys(customer)
+    d.find_element(By.CSS_SELECTOR, "form[action='/rules/explain'] button").click()
+    wait(d, lambda d: d.find_elements(By.ID, "decisions"), "the explain view did not open")
+    seen["explain"] = d.find_element(By.TAG_NAME, "main").text
+    d.save_screenshot(os.path.join(SHOTS, "console-explain.png"))
 finally:
     d.quit()
 

@@ -45,6 +45,11 @@ fn add_user(w: &Workspace, name: &str, role: &str, password: &str) {
 fn morning() -> Workspace {
     let shipped = std::fs::read_to_string(repo().join("rules/smb.rhai")).unwrap();
     let w = workspace_with_rules_and(&[("smb", &shipped)], "");
+    std::fs::copy(
+        repo().join("rules/smb.test.yaml"),
+        w.path("rules/smb.test.yaml"),
+    )
+    .unwrap();
     let today = Utc::now().date_naive();
     let due = today - Duration::days(40);
     let mut customers = String::from("external_id,name,segment,emails,phones,collector\n");
@@ -142,6 +147,20 @@ fn a_collectors_morning_in_a_real_browser() {
     let run = w.relance(&["report", "aging", "--format", "csv", "--locale", "en"]);
     run.expect_code(0);
     assert_eq!(seen["report_csv"].as_str().unwrap(), run.stdout, "{seen}");
+    // The shipped smb rule's tests pass; explain shows the promise's effect.
+    let tests = seen["rule_tests"].as_str().unwrap();
+    assert!(tests.contains("rules/smb.test.yaml"), "{seen}");
+    let cases = std::fs::read_to_string(repo().join("rules/smb.test.yaml"))
+        .unwrap()
+        .matches("- name:")
+        .count();
+    assert!(
+        tests.contains(&format!("rules/smb.test.yaml {cases}")),
+        "{cases} cases: {seen}"
+    );
+    let explain = seen["explain"].as_str().unwrap();
+    assert!(explain.contains("rules/smb.rhai"), "{seen}");
+    assert!(explain.contains("no invoice: dropped"), "{seen}");
 
     // The dashboard's open total is the aging report's.
     let run = w.relance(&["report", "aging", "--format", "json"]);
