@@ -33,3 +33,13 @@ CREATE TABLE audit_events (
     detail    TEXT NOT NULL
 );
 CREATE INDEX audit_events_by_customer ON audit_events (customer, id);
+
+-- Notes on a customer's account, written by a user (what a collector learned on a call).
+CREATE TABLE notes (
+    id        BIGSERIAL PRIMARY KEY,
+    customer  TEXT NOT NULL,
+    at        TIMESTAMPTZ NOT NULL,
+    author    TEXT NOT NULL,
+    text      TEXT NOT NULL
+);
+CREATE INDEX notes_by_customer ON notes (customer, id);

@@ -298,6 +298,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/customers/{id}/pause", post(pages::pause_customer))
         .route("/customers/{id}/unpause", post(pages::unpause_customer))
         .route("/customers/{id}/promise", post(pages::add_promise))
+        .route("/customers/{id}/notes", post(pages::add_note))
         .route("/invoices/{number}/dispute", post(pages::open_dispute))
         .route("/invoices/{number}/resolve", post(pages::resolve_dispute))
         .route("/actions", get(actions::list))

@@ -520,13 +520,14 @@ pub(super) async fn customer(
         limit: 10_000,
         ..Default::default()
     };
-    let (invoices, payments, promises, tasks, actions, audit) = match tokio::try_join!(
+    let (invoices, payments, promises, tasks, actions, audit, notes) = match tokio::try_join!(
         store.invoices_of(&id),
         store.payments_of(&id),
         store.promises_of(&id),
         store.call_tasks(&task_filter),
         store.list_actions(&action_filter),
         store.audit_of(&id, 200),
+        store.notes_of(&id, 200),
     ) {
         Ok(all) => all,
         Err(e) => return internal(e, lang),
@@ -632,6 +633,16 @@ pub(super) async fn customer(
             })
         })
         .collect();
+    let note_rows: Vec<serde_json::Value> = notes
+        .iter()
+        .map(|n| {
+            json!({
+                "at": n.at.with_timezone(&state.config.timezone).format("%Y-%m-%d %H:%M").to_string(),
+                "author": n.author,
+                "text": n.text,
+            })
+        })
+        .collect();
     let may_act = may_act_on(&user, c.collector.as_deref());
     render(
         &state,
@@ -664,6 +675,7 @@ pub(super) async fn customer(
             "tasks": task_rows,
             "timeline": timeline,
             "audit": audit_rows,
+            "notes": note_rows,
             "may_act": may_act,
             "today": today.to_string(),
             "max_promise": (today + Duration::days(90)).to_string(),
@@ -719,6 +731,39 @@ async fn done(
     }
     tracing::info!(user = %user.name(), action, customer, detail, "console change");
     Redirect::to(&format!("/customers/{}#history", urlencode(customer))).into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct NoteForm {
+    #[serde(default)]
+    csrf: String,
+    text: String,
+}
+
+pub(super) async fn add_note(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    Path(id): Path<String>,
+    Form(f): Form<NoteForm>,
+) -> Response {
+    if let Err(r) = check_form(&user, &f.csrf) {
+        return r;
+    }
+    if let Err(r) = acting_on(&state, &user, &id).await {
+        return r;
+    }
+    let text = f.text.trim();
+    if text.is_empty() || text.chars().count() > 2000 {
+        return invalid("text: from 1 to 2,000 characters", user.lang);
+    }
+    if let Err(e) = state
+        .store
+        .add_note(&id, user.name(), text, Utc::now())
+        .await
+    {
+        return internal(e, user.lang);
+    }
+    done(&state, &user, "note", &id, "note added").await
 }
 
 #[derive(Deserialize)]

@@ -486,6 +486,18 @@ pub trait UserStore: Send + Sync {
 
     /// The changes made to a customer's account, latest first (at most `limit`).
     async fn audit_of(&self, customer: &str, limit: u32) -> Result<Vec<users::AuditEvent>>;
+
+    /// Adds a note to a customer's account.
+    async fn add_note(
+        &self,
+        customer: &str,
+        author: &str,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64>;
+
+    /// A customer's notes, latest first (at most `limit`).
+    async fn notes_of(&self, customer: &str, limit: u32) -> Result<Vec<users::Note>>;
 }
 
 /// What the console reads beyond the ledger's own queries.

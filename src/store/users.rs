@@ -76,3 +76,12 @@ pub struct CustomerRow {
     pub paused: bool,
     pub insured: bool,
 }
+
+/// A note on a customer's account.
+#[derive(Debug, Clone, Serialize)]
+pub struct Note {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub author: String,
+    pub text: String,
+}

@@ -93,6 +93,11 @@ try:
     seen["promises"] = d.find_element(By.ID, "promises").text
     seen["audit"] = d.find_element(By.ID, "audit").text
     seen["timeline_rows"] = len(d.find_elements(By.CSS_SELECTOR, "#timeline tbody tr"))
+    d.find_element(By.ID, "note-text").send_keys("asked for a copy of the invoice <b>by email</b>")
+    d.find_element(By.CSS_SELECTOR, "form[action$='/notes'] button").click()
+    wait(d, lambda d: "asked for a copy" in d.find_element(By.ID, "notes").text, "the note did not appear")
+    seen["notes"] = d.find_element(By.ID, "notes").text
+    seen["bold_in_notes"] = len(d.find_elements(By.CSS_SELECTOR, "#notes b"))
     d.save_screenshot(os.path.join(SHOTS, "console-customer.png"))
 
     # A form posted without its token is refused, from the page itself.

@@ -123,6 +123,13 @@ fn a_collectors_morning_in_a_real_browser() {
         "{seen}"
     );
     assert!(seen["timeline_rows"].as_u64().unwrap() >= 2, "{seen}");
+    // A note, written as text: markup in it is shown, not interpreted.
+    let notes = seen["notes"].as_str().unwrap();
+    assert!(
+        notes.contains("alice") && notes.contains("<b>by email</b>"),
+        "{seen}"
+    );
+    assert_eq!(seen["bold_in_notes"], 0, "{seen}");
     assert_eq!(seen["post_without_token"], 403, "{seen}");
     assert_eq!(seen["viewer_forms"], 0, "{seen}");
     assert_eq!(seen["viewer_post"], 403, "{seen}");
@@ -384,6 +391,13 @@ async fn console_store_on(db: &crate::helpers::TestDb) {
     let audit = store.audit_of("A1", 10).await.unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].actor, "claire");
+    store.add_note("A1", "alice", "first", now).await.unwrap();
+    store.add_note("A1", "claire", "second", now).await.unwrap();
+    let notes = store.notes_of("A1", 10).await.unwrap();
+    assert_eq!(
+        notes.iter().map(|n| n.text.as_str()).collect::<Vec<_>>(),
+        ["second", "first"]
+    );
     store.close().await;
 }
 

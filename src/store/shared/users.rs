@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::StoreImpl;
-use crate::store::users::{AuditEvent, Session, User};
+use crate::store::users::{AuditEvent, Note, Session, User};
 use crate::store::StoreError;
 
 const COLUMNS: &str = "u.id, u.username, u.display_name, u.role, u.created_at, u.disabled_at";
@@ -236,6 +236,44 @@ impl crate::store::UserStore for StoreImpl {
                 action: r.3,
                 customer: r.4,
                 detail: r.5,
+            })
+            .collect())
+    }
+
+    async fn add_note(
+        &self,
+        customer: &str,
+        author: &str,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> crate::store::Result<i64> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO notes (customer, at, author, text) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(customer)
+        .bind(now)
+        .bind(author)
+        .bind(text)
+        .fetch_one(self.write_pool())
+        .await?;
+        Ok(id)
+    }
+
+    async fn notes_of(&self, customer: &str, limit: u32) -> crate::store::Result<Vec<Note>> {
+        let rows: Vec<(i64, DateTime<Utc>, String, String)> = sqlx::query_as(
+            "SELECT id, at, author, text FROM notes WHERE customer = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(customer)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Note {
+                id: r.0,
+                at: r.1,
+                author: r.2,
+                text: r.3,
             })
             .collect())
     }
