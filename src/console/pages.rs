@@ -305,6 +305,58 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
         ),
         _ => (Vec::new(), Vec::new()),
     };
+    // DSO and CEI over the last six months, and the customers over limit or cover.
+    let trend_query = crate::reports::ReportQuery::build(
+        &state.config,
+        today,
+        crate::reports::first_of_month(today).checked_sub_months(chrono::Months::new(5)),
+        Default::default(),
+        Some(5),
+        today,
+    );
+    let Ok(trend_query) = trend_query else {
+        return internal("the trend report's query is invalid", lang);
+    };
+    let mut trends = Vec::new();
+    for kind in [
+        crate::reports::ReportKind::Dso,
+        crate::reports::ReportKind::Cei,
+    ] {
+        match crate::reports::run(store, &state.config, kind, &trend_query).await {
+            Ok(r) => trends.push(json!({
+                "name": kind.as_str(),
+                "chart": crate::charts::svg(&r, kind, lang).unwrap_or_default(),
+            })),
+            Err(e) => return internal(e, lang),
+        }
+    }
+    let risk = match crate::reports::run(
+        store,
+        &state.config,
+        crate::reports::ReportKind::Risk,
+        &query,
+    )
+    .await
+    {
+        Ok(crate::reports::Report::Risk(r)) => r,
+        Ok(_) => return internal("the risk report", lang),
+        Err(e) => return internal(e, lang),
+    };
+    let risk_rows: Vec<serde_json::Value> = risk
+        .customers
+        .iter()
+        .take(5)
+        .map(|r| {
+            let c = Currency::parse(&r.currency).unwrap_or(Currency::EUR);
+            json!({
+                "customer": r.customer,
+                "name": r.name,
+                "exposure": money(r.exposure, c, lang),
+                "over_limit": r.over_limit.map(|a| money(a, c, lang)),
+                "over_cover": r.over_cover.map(|a| money(a, c, lang)),
+            })
+        })
+        .collect();
     let counts = match store.action_counts(Utc::now()).await {
         Ok(c) => c,
         Err(e) => return internal(e, lang),
@@ -365,6 +417,12 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
             "planned_by_kind": planned_by_kind,
             "deadlines": deadline_rows,
             "deadline_count": deadlines.len(),
+            "trends": trends,
+            "risk": {
+                "over_limit": risk.over_limit_customers,
+                "over_cover": risk.over_cover_customers,
+                "rows": risk_rows,
+            },
         }),
     )
 }

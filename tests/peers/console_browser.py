@@ -125,7 +125,8 @@ try:
     d.get(BASE + "/")
     cells = d.find_elements(By.CSS_SELECTOR, "section[aria-labelledby='aging-title'] tbody tr td")
     seen["dashboard_open"] = cells[1].text if len(cells) > 1 else None
-    seen["dashboard_has_chart"] = len(d.find_elements(By.CSS_SELECTOR, ".chart svg")) == 1
+    seen["dashboard_charts"] = len(d.find_elements(By.CSS_SELECTOR, ".chart svg"))
+    seen["dashboard_over_limit"] = d.find_element(By.ID, "over-limit").text
     d.save_screenshot(os.path.join(SHOTS, "console-dashboard.png"))
     d.get(BASE + "/customers?q=" + customer)
     seen["search_rows"] = len(d.find_elements(By.CSS_SELECTOR, "table.list tbody tr a"))
