@@ -46,6 +46,17 @@ pub struct ApiConfig {
     pub max_batch_items: usize,
 }
 
+/// Who may use the web console (`auth:`).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// A header set by an authenticating reverse proxy (oauth2-proxy's
+    /// `X-Forwarded-User`, say) naming the signed-in user; lowercase. Only for a
+    /// listener that nothing but that proxy can reach.
+    pub trusted_header: Option<String>,
+    /// How long a console session lasts.
+    pub session_hours: i64,
+}
+
 /// How reports are written (`reports:`).
 #[derive(Debug, Clone)]
 pub struct ReportsConfig {
@@ -293,6 +304,8 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     /// The HTTP API of `relance serve`.
     pub api: ApiConfig,
+    /// The web console's sign-in.
+    pub auth: AuthConfig,
     pub reports: ReportsConfig,
     /// Channel settings, typed by the channel modules.
     pub channels: channels::ChannelsConfig,
@@ -370,6 +383,7 @@ const SECTIONS: &[&str] = &[
     "dispatch",
     "channels",
     "api",
+    "auth",
     "reports",
 ];
 
@@ -595,6 +609,7 @@ impl Validator {
         };
         let dispatch = self.section::<raw::RawDispatch>(&root, "dispatch");
         let api = self.section::<raw::RawApi>(&root, "api");
+        let auth = self.section::<raw::RawAuth>(&root, "auth");
         let reports = self.section::<raw::RawReports>(&root, "reports");
         let raw_channels = self.section::<channels::RawChannels>(&root, "channels");
         // Problems found from here on under a stand-in value are consequences of one
@@ -656,6 +671,7 @@ impl Validator {
         let longest = longest_send(channels.as_ref(), insurers.as_ref());
         let dispatch = dispatch.map(|d| self.dispatch(d, longest));
         let api = api.map(|a| self.api(a));
+        let auth = auth.map(|a| self.auth(a));
         let reports = reports.map(|r| self.reports(r));
 
         let stand_ins = std::mem::take(&mut self.stand_ins);
@@ -680,6 +696,7 @@ impl Validator {
             collectors: collectors?,
             dispatch: dispatch?,
             api: api?,
+            auth: auth?,
             reports: reports?,
             channels: channels?,
             warnings: Vec::new(),
@@ -1059,6 +1076,30 @@ impl Validator {
             max_body_bytes,
             request_timeout: std::time::Duration::from_secs(timeout),
             max_batch_items,
+        }
+    }
+
+    fn auth(&mut self, a: raw::RawAuth) -> AuthConfig {
+        let trusted_header = a.trusted_header.and_then(|h| {
+            let h = h.trim().to_ascii_lowercase();
+            let ok = !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                self.err(
+                    "auth.trusted_header",
+                    format!("'{h}' is not a header name (letters, digits, '-')"),
+                );
+            }
+            ok.then_some(h)
+        });
+        let session_hours = a.session_hours.unwrap_or(12);
+        if !(1..=24 * 30).contains(&session_hours) {
+            self.err("auth.session_hours", "must be between 1 and 720");
+        }
+        AuthConfig {
+            trusted_header,
+            session_hours,
         }
     }
 

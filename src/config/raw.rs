@@ -159,6 +159,13 @@ pub struct RawApi {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub trusted_header: Option<String>,
+    pub session_hours: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawDispatch {
     #[serde(default)]
     pub quiet_hours: BTreeMap<String, RawWindow>,

@@ -38,8 +38,6 @@ use auth::{Attempts, Role};
 pub const SESSION_COOKIE: &str = "relance_session";
 /// The language cookie's name (`fr` or `en`).
 const LANG_COOKIE: &str = "relance_lang";
-/// How long a session lasts.
-pub const SESSION_HOURS: i64 = 12;
 
 /// What the console's handlers share.
 #[derive(Clone)]
@@ -49,6 +47,9 @@ pub struct ConsoleState {
     pub registry: Arc<RuleRegistry>,
     attempts: Arc<Attempts>,
     env: Arc<Environment<'static>>,
+    /// The key form tokens of users signed in by the trusted header are derived from
+    /// (random per process: such forms are refused once after a restart).
+    proxy_key: Arc<str>,
 }
 
 impl ConsoleState {
@@ -59,6 +60,11 @@ impl ConsoleState {
             registry,
             attempts: Arc::new(Attempts::default()),
             env: Arc::new(environment()),
+            proxy_key: Arc::from(
+                crate::digest::random_token()
+                    .unwrap_or_else(|_| format!("{:?}", std::time::SystemTime::now()))
+                    .as_str(),
+            ),
         }
     }
 
@@ -170,6 +176,9 @@ impl FromRequestParts<ConsoleState> for Signed {
             .uri
             .path_and_query()
             .map_or("/".to_string(), |p| p.as_str().to_string());
+        if let Some(signed) = by_trusted_header(parts, state).await? {
+            return Ok(signed);
+        }
         let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(ToLogin(back).into_response());
         };
@@ -194,6 +203,63 @@ impl FromRequestParts<ConsoleState> for Signed {
             lang: lang_of(&parts.headers),
             secret_sha256: sha,
         })
+    }
+}
+
+/// The user an authenticating reverse proxy names in `auth.trusted_header`, when that
+/// is configured and the request carries it: a user of relance (enabled), or refused.
+async fn by_trusted_header(
+    parts: &Parts,
+    state: &ConsoleState,
+) -> Result<Option<Signed>, Response> {
+    let Some(header) = &state.config.auth.trusted_header else {
+        return Ok(None);
+    };
+    let Some(name) = parts
+        .headers
+        .get(header.as_str())
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    else {
+        return Ok(None);
+    };
+    let lang = lang_of(&parts.headers);
+    match state.store.user_with_hash(name).await {
+        Ok(Some((user, _))) if user.disabled_at.is_none() => {
+            let csrf = crate::digest::sha256_hex(
+                format!("{}\u{1f}{}", state.proxy_key, user.username).as_bytes(),
+            );
+            let role = user.role.parse().unwrap_or(Role::Viewer);
+            Ok(Some(Signed {
+                session: Session {
+                    user,
+                    csrf,
+                    expires_at: Utc::now() + chrono::Duration::hours(1),
+                },
+                role,
+                lang,
+                secret_sha256: String::new(),
+            }))
+        }
+        Ok(_) => {
+            tracing::warn!(user = %name, "console: the trusted header names no enabled user");
+            Err(page_error(
+                StatusCode::FORBIDDEN,
+                "Votre compte n'a pas accès à la console : demandez à un administrateur de l'ajouter (relance users add).",
+                "Your account has no access to the console: ask an administrator to add it (relance users add).",
+                lang,
+            ))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "console: cannot read the user");
+            Err(page_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "La base de données ne répond pas.",
+                "The database does not answer.",
+                lang,
+            ))
+        }
     }
 }
 

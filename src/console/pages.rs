@@ -146,7 +146,8 @@ pub(super) async fn login(
         return internal("no random source", lang);
     };
     let now = Utc::now();
-    let expires = now + Duration::hours(super::SESSION_HOURS);
+    let hours = state.config.auth.session_hours;
+    let expires = now + Duration::hours(hours);
     if let Err(e) = state
         .store
         .create_session(
@@ -164,7 +165,7 @@ pub(super) async fn login(
     let cookie = format!(
         "{}={secret}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         super::SESSION_COOKIE,
-        super::SESSION_HOURS * 3600
+        hours * 3600
     );
     (
         StatusCode::SEE_OTHER,

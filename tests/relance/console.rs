@@ -418,3 +418,64 @@ async fn console_queries_on_postgres() {
     console_store_on(&db).await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_user_named_by_the_trusted_proxy_header_is_signed_in_and_an_unknown_one_refused() {
+    let shipped = std::fs::read_to_string(repo().join("rules/smb.rhai")).unwrap();
+    let w = workspace_with_rules_and(
+        &[("smb", &shipped)],
+        "auth:\n  trusted_header: X-Forwarded-User\n",
+    );
+    w.import_ledger(
+        "external_id,name,segment,collector\nC1,Client 1,smb,alice\n",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-02-01,100.00\n",
+    );
+    add_user(&w, "alice", "collector", "alice-password-1");
+    let served = w.serve(&[]);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str, user: Option<&str>| {
+        let mut r = client.get(format!("{}{path}", served.base));
+        if let Some(u) = user {
+            r = r.header("X-Forwarded-User", u);
+        }
+        r.send()
+    };
+    let anonymous = get("/", None).await.unwrap();
+    assert_eq!(anonymous.status(), 303);
+    let unknown = get("/", Some("mallory")).await.unwrap();
+    assert_eq!(unknown.status(), 403);
+    let page = get("/customers/C1", Some("alice")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("alice"), "{html}");
+    let token = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let post = |body: Vec<(&'static str, String)>| {
+        client
+            .post(format!("{}/customers/C1/notes", served.base))
+            .header("X-Forwarded-User", "alice")
+            .form(&body)
+            .send()
+    };
+    let refused = post(vec![("text", "no token".into())]).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let done = post(vec![("text", "called, will pay".into()), ("csrf", token)])
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    let html = get("/customers/C1", Some("alice"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("called, will pay"), "{html}");
+    served.stop();
+}
