@@ -702,6 +702,10 @@ pub(super) async fn customer(
             })
         })
         .collect();
+    let next_message = match next_message(&state, &id, today).await {
+        Ok(m) => m,
+        Err(e) => return internal(e, lang),
+    };
     let may_act = may_act_on(&user, c.collector.as_deref());
     render(
         &state,
@@ -735,11 +739,83 @@ pub(super) async fn customer(
             "timeline": timeline,
             "audit": audit_rows,
             "notes": note_rows,
+            "next_message": next_message,
             "may_act": may_act,
             "today": today.to_string(),
             "max_promise": (today + Duration::days(90)).to_string(),
         }),
     )
+}
+
+/// The first email or SMS the rules would plan for the customer today, rendered as the
+/// templates would render it; `null` when they would send none.
+async fn next_message(
+    state: &ConsoleState,
+    id: &str,
+    today: NaiveDate,
+) -> Result<serde_json::Value, crate::store::StoreError> {
+    let Some(account) = crate::store::account_of(state.store.as_ref(), id).await? else {
+        return Ok(serde_json::Value::Null);
+    };
+    let config = state.config.clone();
+    let rules = state.registry.current();
+    let value = tokio::task::spawn_blocking(move || {
+        let evaluator = crate::scripting::Evaluator::new(&config, Default::default());
+        let outcome = evaluator.evaluate(&rules, account.clone(), today);
+        let Some(d) = outcome.decisions.iter().find(|d| {
+            d.status == crate::scripting::DecisionStatus::Planned
+                && matches!(
+                    d.kind,
+                    Some(crate::domain::ActionKind::Email | crate::domain::ActionKind::Sms)
+                )
+        }) else {
+            return serde_json::Value::Null;
+        };
+        let invoices: Vec<crate::domain::Invoice> = account
+            .invoices
+            .iter()
+            .filter(|o| d.invoices.iter().any(|n| **n == *o.invoice.number))
+            .map(|o| o.invoice.clone())
+            .collect();
+        let step = d.step.as_deref().unwrap_or("");
+        let template = d.template.as_deref().unwrap_or(step);
+        let ctx = crate::templates::MessageContext::new(
+            &config.company,
+            &account.customer,
+            &invoices,
+            step,
+            today,
+        );
+        let templates = crate::templates::Templates::new(&config.channels.templates_dir);
+        let locale = account.customer.locale;
+        let rendered = match d.kind {
+            Some(crate::domain::ActionKind::Sms) => {
+                templates.sms(template, locale, &ctx).map(|t| (None, t))
+            }
+            _ => templates
+                .email(template, locale, &ctx)
+                .map(|m| (Some(m.subject), m.text)),
+        };
+        match rendered {
+            Ok((subject, text)) => json!({
+                "kind": d.kind.map(|k| k.as_str()),
+                "step": step,
+                "subject": subject,
+                "text": text,
+                "error": null,
+            }),
+            Err(e) => json!({
+                "kind": d.kind.map(|k| k.as_str()),
+                "step": step,
+                "subject": null,
+                "text": null,
+                "error": e.to_string(),
+            }),
+        }
+    })
+    .await
+    .unwrap_or(serde_json::Value::Null);
+    Ok(value)
 }
 
 fn minor_dec(amount: Decimal, code: &str, lang: Locale) -> String {

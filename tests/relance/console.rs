@@ -420,15 +420,21 @@ async fn console_queries_on_postgres() {
 }
 
 #[tokio::test]
-async fn a_user_named_by_the_trusted_proxy_header_is_signed_in_and_an_unknown_one_refused() {
+async fn the_trusted_proxy_header_signs_in_known_users_only_and_the_customer_page_previews_the_next_message(
+) {
     let shipped = std::fs::read_to_string(repo().join("rules/smb.rhai")).unwrap();
     let w = workspace_with_rules_and(
         &[("smb", &shipped)],
         "auth:\n  trusted_header: X-Forwarded-User\n",
     );
+    // Five days late: the rules would send the first reminder today.
+    let due = Utc::now().date_naive() - Duration::days(5);
     w.import_ledger(
-        "external_id,name,segment,collector\nC1,Client 1,smb,alice\n",
-        "number,customer,issue_date,due_date,amount\nF1,C1,2026-01-01,2026-02-01,100.00\n",
+        "external_id,name,segment,collector,emails\nC1,Client 1,smb,alice,c1@client.example\n",
+        &format!(
+            "number,customer,issue_date,due_date,amount\nF1,C1,{},{due},100.00\n",
+            due - Duration::days(30)
+        ),
     );
     add_user(&w, "alice", "collector", "alice-password-1");
     let served = w.serve(&[]);
@@ -451,6 +457,10 @@ async fn a_user_named_by_the_trusted_proxy_header_is_signed_in_and_an_unknown_on
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("alice"), "{html}");
+    // The next message the rules would send, rendered: the first reminder naming F1.
+    let next = html.split("id=\"next-message\"").nth(1).unwrap();
+    let next = next.split("</section>").next().unwrap();
+    assert!(next.contains("reminder_1") && next.contains("F1"), "{next}");
     let token = html
         .split("name=\"csrf\" value=\"")
         .nth(1)
