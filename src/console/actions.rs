@@ -4,7 +4,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Form;
 use chrono::Utc;
 use serde::Deserialize;
@@ -352,13 +352,13 @@ async fn after(
     customer: &str,
     detail: &str,
 ) -> Response {
-    if let Err(e) = state
-        .store
-        .record_audit(user.name(), action, Some(customer), detail, Utc::now())
-        .await
-    {
-        return internal(e, user.lang);
-    }
-    tracing::info!(user = %user.name(), action, customer, detail, "console change");
-    Redirect::to(&format!("/actions/{id}")).into_response()
+    super::pages::audited(
+        state,
+        user,
+        action,
+        customer,
+        detail,
+        &format!("/actions/{id}"),
+    )
+    .await
 }

@@ -857,6 +857,19 @@ async fn done(
     customer: &str,
     detail: &str,
 ) -> Response {
+    let back = format!("/customers/{}#history", urlencode(customer));
+    audited(state, user, action, customer, detail, &back).await
+}
+
+/// Records a change in the audit trail, logs it, and sends the browser to `back`.
+pub(super) async fn audited(
+    state: &ConsoleState,
+    user: &Signed,
+    action: &str,
+    customer: &str,
+    detail: &str,
+    back: &str,
+) -> Response {
     if let Err(e) = state
         .store
         .record_audit(user.name(), action, Some(customer), detail, Utc::now())
@@ -865,7 +878,18 @@ async fn done(
         return internal(e, user.lang);
     }
     tracing::info!(user = %user.name(), action, customer, detail, "console change");
-    Redirect::to(&format!("/customers/{}#history", urlencode(customer))).into_response()
+    Redirect::to(back).into_response()
+}
+
+/// A form on customer `id`: its token checked, and the user allowed to act on it.
+async fn form_on(
+    state: &ConsoleState,
+    user: &Signed,
+    csrf: &str,
+    id: &str,
+) -> Result<crate::domain::Customer, Response> {
+    check_form(user, csrf)?;
+    acting_on(state, user, id).await
 }
 
 #[derive(Deserialize)]
@@ -881,10 +905,7 @@ pub(super) async fn add_note(
     Path(id): Path<String>,
     Form(f): Form<NoteForm>,
 ) -> Response {
-    if let Err(r) = check_form(&user, &f.csrf) {
-        return r;
-    }
-    if let Err(r) = acting_on(&state, &user, &id).await {
+    if let Err(r) = form_on(&state, &user, &f.csrf, &id).await {
         return r;
     }
     let text = f.text.trim();
@@ -928,10 +949,7 @@ pub(super) async fn pause_customer(
     Path(id): Path<String>,
     Form(f): Form<PauseForm>,
 ) -> Response {
-    if let Err(r) = check_form(&user, &f.csrf) {
-        return r;
-    }
-    if let Err(r) = acting_on(&state, &user, &id).await {
+    if let Err(r) = form_on(&state, &user, &f.csrf, &id).await {
         return r;
     }
     let until = match optional_date("until", f.until.as_deref(), user.lang) {
@@ -964,10 +982,7 @@ pub(super) async fn unpause_customer(
     Path(id): Path<String>,
     Form(f): Form<TokenOnly>,
 ) -> Response {
-    if let Err(r) = check_form(&user, &f.csrf) {
-        return r;
-    }
-    if let Err(r) = acting_on(&state, &user, &id).await {
+    if let Err(r) = form_on(&state, &user, &f.csrf, &id).await {
         return r;
     }
     if let Err(e) = collect::apply(state.store.as_ref(), &id, &Change::CustomerPause(None)).await {
@@ -992,10 +1007,7 @@ pub(super) async fn add_promise(
     Path(id): Path<String>,
     Form(f): Form<PromiseForm>,
 ) -> Response {
-    if let Err(r) = check_form(&user, &f.csrf) {
-        return r;
-    }
-    if let Err(r) = acting_on(&state, &user, &id).await {
+    if let Err(r) = form_on(&state, &user, &f.csrf, &id).await {
         return r;
     }
     let lang = user.lang;
