@@ -50,7 +50,15 @@ pub struct ConsoleState {
     /// The key form tokens of users signed in by the trusted header are derived from
     /// (random per process: such forms are refused once after a restart).
     proxy_key: Arc<str>,
+    /// The dashboard's figures by language, and when they were computed.
+    pub(crate) dashboard: Arc<std::sync::Mutex<DashboardCache>>,
+    /// Whether the dashboard's figures are being computed again.
+    pub(crate) refreshing: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// The dashboard's figures by language, with the instant they were computed.
+pub(crate) type DashboardCache =
+    std::collections::HashMap<&'static str, (std::time::Instant, serde_json::Value)>;
 
 impl ConsoleState {
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>, registry: Arc<RuleRegistry>) -> Self {
@@ -60,6 +68,8 @@ impl ConsoleState {
             registry,
             attempts: Arc::new(Attempts::default()),
             env: Arc::new(environment()),
+            dashboard: Arc::default(),
+            refreshing: Arc::default(),
             proxy_key: Arc::from(
                 crate::digest::random_token()
                     .unwrap_or_else(|_| format!("{:?}", std::time::SystemTime::now()))

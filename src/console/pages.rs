@@ -231,8 +231,72 @@ pub(super) async fn set_lang(Path(lang): Path<String>, headers: HeaderMap) -> Re
 
 // ---- Dashboard ----------------------------------------------------------------------
 
+/// How long the dashboard's figures are served before they are computed again (in the
+/// background: the page answers with the previous ones meanwhile).
+const DASHBOARD_FRESH: std::time::Duration = std::time::Duration::from_secs(300);
+
 pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -> Response {
     let lang = user.lang;
+    let key = lang_key(lang);
+    let cached = state
+        .dashboard
+        .lock()
+        .ok()
+        .and_then(|c| c.get(key).cloned());
+    let figures = match cached {
+        Some((at, figures)) => {
+            if at.elapsed() > DASHBOARD_FRESH {
+                refresh_dashboard(&state, lang);
+            }
+            figures
+        }
+        None => match dashboard_figures(&state, lang).await {
+            Ok(f) => {
+                if let Ok(mut c) = state.dashboard.lock() {
+                    c.insert(key, (std::time::Instant::now(), f.clone()));
+                }
+                f
+            }
+            Err(r) => return r,
+        },
+    };
+    render(&state, "dashboard.html", lang, Some(&user), figures)
+}
+
+fn lang_key(lang: Locale) -> &'static str {
+    match lang {
+        Locale::En => "en",
+        Locale::Fr => "fr",
+    }
+}
+
+/// Computes the dashboard's figures again in the background, once at a time.
+fn refresh_dashboard(state: &ConsoleState, lang: Locale) {
+    if state
+        .refreshing
+        .swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Ok(f) = dashboard_figures(&state, lang).await {
+            if let Ok(mut c) = state.dashboard.lock() {
+                c.insert(lang_key(lang), (std::time::Instant::now(), f));
+            }
+        }
+        state
+            .refreshing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    });
+}
+
+/// The dashboard's figures, computed from the ledger: the aged balance, DSO and CEI, the
+/// queue, risk and insurer deadlines.
+async fn dashboard_figures(
+    state: &ConsoleState,
+    lang: Locale,
+) -> Result<serde_json::Value, Response> {
     let today = state.today();
     let store = state.store.as_ref();
     let query = crate::reports::ReportQuery::build(
@@ -244,7 +308,7 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
         today,
     );
     let Ok(query) = query else {
-        return internal("the aging report's query is invalid", lang);
+        return Err(internal("the aging report's query is invalid", lang));
     };
     let aging = match crate::reports::run(
         store,
@@ -255,7 +319,7 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
     .await
     {
         Ok(r) => r,
-        Err(e) => return internal(e, lang),
+        Err(e) => return Err(internal(e, lang)),
     };
     let chart =
         crate::charts::svg(&aging, crate::reports::ReportKind::Aging, lang).unwrap_or_default();
@@ -316,7 +380,7 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
         today,
     );
     let Ok(trend_query) = trend_query else {
-        return internal("the trend report's query is invalid", lang);
+        return Err(internal("the trend report's query is invalid", lang));
     };
     let mut trends = Vec::new();
     for kind in [
@@ -328,7 +392,7 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
                 "name": kind.as_str(),
                 "chart": crate::charts::svg(&r, kind, lang).unwrap_or_default(),
             })),
-            Err(e) => return internal(e, lang),
+            Err(e) => return Err(internal(e, lang)),
         }
     }
     let risk = match crate::reports::run(
@@ -340,8 +404,8 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
     .await
     {
         Ok(crate::reports::Report::Risk(r)) => r,
-        Ok(_) => return internal("the risk report", lang),
-        Err(e) => return internal(e, lang),
+        Ok(_) => return Err(internal("the risk report", lang)),
+        Err(e) => return Err(internal(e, lang)),
     };
     let risk_rows: Vec<serde_json::Value> = risk
         .customers
@@ -360,7 +424,7 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
         .collect();
     let counts = match store.action_counts(Utc::now()).await {
         Ok(c) => c,
-        Err(e) => return internal(e, lang),
+        Err(e) => return Err(internal(e, lang)),
     };
     let count = |status: &str| -> i64 {
         counts
@@ -384,7 +448,7 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
         .collect();
     let deadlines = match crate::reports::insurer_deadlines(store, &state.config, today, 15).await {
         Ok(d) => d,
-        Err(e) => return internal(e, lang),
+        Err(e) => return Err(internal(e, lang)),
     };
     let deadline_rows: Vec<serde_json::Value> = deadlines
         .iter()
@@ -398,12 +462,9 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
             })
         })
         .collect();
-    render(
-        &state,
-        "dashboard.html",
-        lang,
-        Some(&user),
-        json!({
+    let computed = Utc::now().with_timezone(&state.config.timezone);
+    Ok(json!({
+            "computed_at": computed.format("%H:%M").to_string(),
             "today": fdate(today, lang),
             "chart": chart,
             "aging": totals,
@@ -424,8 +485,7 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
                 "over_cover": risk.over_cover_customers,
                 "rows": risk_rows,
             },
-        }),
-    )
+    }))
 }
 
 // ---- Customers ----------------------------------------------------------------------
@@ -747,75 +807,129 @@ pub(super) async fn customer(
     )
 }
 
-/// The first email or SMS the rules would plan for the customer today, rendered as the
-/// templates would render it; `null` when they would send none.
+/// The next email or SMS of the customer, rendered as the templates render it: one
+/// already planned and waiting in the queue, else the first the rules would plan today;
+/// `null` when there is none.
 async fn next_message(
     state: &ConsoleState,
     id: &str,
     today: NaiveDate,
 ) -> Result<serde_json::Value, crate::store::StoreError> {
+    let templates = crate::templates::Templates::new(&state.config.channels.templates_dir);
+    let render_one = |kind: crate::domain::ActionKind,
+                      step: &str,
+                      template: &str,
+                      locale: Locale,
+                      ctx: &crate::templates::MessageContext,
+                      queued: bool| {
+        let rendered = match kind {
+            crate::domain::ActionKind::Sms => {
+                templates.sms(template, locale, ctx).map(|t| (None, t))
+            }
+            _ => templates
+                .email(template, locale, ctx)
+                .map(|m| (Some(m.subject), m.text)),
+        };
+        let (subject, text, error) = match rendered {
+            Ok((subject, text)) => (subject, Some(text), None),
+            Err(e) => (None, None, Some(e.to_string())),
+        };
+        json!({
+            "kind": kind.as_str(),
+            "step": step,
+            "queued": queued,
+            "subject": subject,
+            "text": text,
+            "error": error,
+        })
+    };
+    // Already decided and waiting for delivery.
+    for status in [
+        crate::store::ActionStatus::Planned,
+        crate::store::ActionStatus::Retrying,
+    ] {
+        let waiting = state
+            .store
+            .list_actions(&ActionFilter {
+                customer: Some(id.to_string()),
+                status: Some(status),
+                limit: 50,
+                ..Default::default()
+            })
+            .await?;
+        for a in waiting {
+            if !matches!(
+                a.kind,
+                crate::domain::ActionKind::Email | crate::domain::ActionKind::Sms
+            ) {
+                continue;
+            }
+            if let Some(claimed) = state.store.action_message(a.id).await? {
+                let ctx =
+                    crate::templates::MessageContext::for_action(&state.config.company, &claimed);
+                let template = claimed
+                    .template
+                    .clone()
+                    .unwrap_or_else(|| claimed.step.clone());
+                return Ok(render_one(
+                    a.kind,
+                    &a.step,
+                    &template,
+                    claimed.customer.locale,
+                    &ctx,
+                    true,
+                ));
+            }
+        }
+    }
+    // What the rules would plan today.
     let Some(account) = crate::store::account_of(state.store.as_ref(), id).await? else {
         return Ok(serde_json::Value::Null);
     };
     let config = state.config.clone();
     let rules = state.registry.current();
-    let value = tokio::task::spawn_blocking(move || {
+    let planned = tokio::task::spawn_blocking(move || {
         let evaluator = crate::scripting::Evaluator::new(&config, Default::default());
         let outcome = evaluator.evaluate(&rules, account.clone(), today);
-        let Some(d) = outcome.decisions.iter().find(|d| {
+        let d = outcome.decisions.into_iter().find(|d| {
             d.status == crate::scripting::DecisionStatus::Planned
                 && matches!(
                     d.kind,
                     Some(crate::domain::ActionKind::Email | crate::domain::ActionKind::Sms)
                 )
-        }) else {
-            return serde_json::Value::Null;
-        };
+        })?;
         let invoices: Vec<crate::domain::Invoice> = account
             .invoices
             .iter()
             .filter(|o| d.invoices.iter().any(|n| **n == *o.invoice.number))
             .map(|o| o.invoice.clone())
             .collect();
-        let step = d.step.as_deref().unwrap_or("");
-        let template = d.template.as_deref().unwrap_or(step);
-        let ctx = crate::templates::MessageContext::new(
-            &config.company,
-            &account.customer,
-            &invoices,
-            step,
-            today,
-        );
-        let templates = crate::templates::Templates::new(&config.channels.templates_dir);
-        let locale = account.customer.locale;
-        let rendered = match d.kind {
-            Some(crate::domain::ActionKind::Sms) => {
-                templates.sms(template, locale, &ctx).map(|t| (None, t))
-            }
-            _ => templates
-                .email(template, locale, &ctx)
-                .map(|m| (Some(m.subject), m.text)),
-        };
-        match rendered {
-            Ok((subject, text)) => json!({
-                "kind": d.kind.map(|k| k.as_str()),
-                "step": step,
-                "subject": subject,
-                "text": text,
-                "error": null,
-            }),
-            Err(e) => json!({
-                "kind": d.kind.map(|k| k.as_str()),
-                "step": step,
-                "subject": null,
-                "text": null,
-                "error": e.to_string(),
-            }),
-        }
+        Some((d, invoices, account.customer))
     })
     .await
-    .unwrap_or(serde_json::Value::Null);
-    Ok(value)
+    .ok()
+    .flatten();
+    let Some((d, invoices, customer)) = planned else {
+        return Ok(serde_json::Value::Null);
+    };
+    let step = d.step.as_deref().unwrap_or("");
+    let template = d.template.as_deref().unwrap_or(step);
+    let ctx = crate::templates::MessageContext::new(
+        &state.config.company,
+        &customer,
+        &invoices,
+        step,
+        today,
+    );
+    let kind = d.kind.unwrap_or(crate::domain::ActionKind::Email);
+    Ok(render_one(
+        kind,
+        step,
+        template,
+        customer.locale,
+        &ctx,
+        false,
+    ))
 }
 
 fn minor_dec(amount: Decimal, code: &str, lang: Locale) -> String {
