@@ -807,9 +807,9 @@ pub(super) async fn customer(
     )
 }
 
-/// The next email or SMS of the customer, rendered as the templates render it: one
-/// already planned and waiting in the queue, else the first the rules would plan today;
-/// `null` when there is none.
+/// The next email or SMS of the customer, rendered as the templates render it: the first
+/// the rules would plan today, else one already planned and waiting in the queue; `null`
+/// when there is none.
 async fn next_message(
     state: &ConsoleState,
     id: &str,
@@ -843,45 +843,6 @@ async fn next_message(
             "error": error,
         })
     };
-    // Already decided and waiting for delivery.
-    for status in [
-        crate::store::ActionStatus::Planned,
-        crate::store::ActionStatus::Retrying,
-    ] {
-        let waiting = state
-            .store
-            .list_actions(&ActionFilter {
-                customer: Some(id.to_string()),
-                status: Some(status),
-                limit: 50,
-                ..Default::default()
-            })
-            .await?;
-        for a in waiting {
-            if !matches!(
-                a.kind,
-                crate::domain::ActionKind::Email | crate::domain::ActionKind::Sms
-            ) {
-                continue;
-            }
-            if let Some(claimed) = state.store.action_message(a.id).await? {
-                let ctx =
-                    crate::templates::MessageContext::for_action(&state.config.company, &claimed);
-                let template = claimed
-                    .template
-                    .clone()
-                    .unwrap_or_else(|| claimed.step.clone());
-                return Ok(render_one(
-                    a.kind,
-                    &a.step,
-                    &template,
-                    claimed.customer.locale,
-                    &ctx,
-                    true,
-                ));
-            }
-        }
-    }
     // What the rules would plan today.
     let Some(account) = crate::store::account_of(state.store.as_ref(), id).await? else {
         return Ok(serde_json::Value::Null);
@@ -909,7 +870,49 @@ async fn next_message(
     .await
     .ok()
     .flatten();
+    // Else one already decided and waiting for delivery. Read after the rules' view: an
+    // action a tick records meanwhile is then in the queue.
     let Some((d, invoices, customer)) = planned else {
+        for status in [
+            crate::store::ActionStatus::Planned,
+            crate::store::ActionStatus::Retrying,
+        ] {
+            let waiting = state
+                .store
+                .list_actions(&ActionFilter {
+                    customer: Some(id.to_string()),
+                    status: Some(status),
+                    limit: 50,
+                    ..Default::default()
+                })
+                .await?;
+            for a in waiting {
+                if !matches!(
+                    a.kind,
+                    crate::domain::ActionKind::Email | crate::domain::ActionKind::Sms
+                ) {
+                    continue;
+                }
+                if let Some(claimed) = state.store.action_message(a.id).await? {
+                    let ctx = crate::templates::MessageContext::for_action(
+                        &state.config.company,
+                        &claimed,
+                    );
+                    let template = claimed
+                        .template
+                        .clone()
+                        .unwrap_or_else(|| claimed.step.clone());
+                    return Ok(render_one(
+                        a.kind,
+                        &a.step,
+                        &template,
+                        claimed.customer.locale,
+                        &ctx,
+                        true,
+                    ));
+                }
+            }
+        }
         return Ok(serde_json::Value::Null);
     };
     let step = d.step.as_deref().unwrap_or("");

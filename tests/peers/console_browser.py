@@ -16,6 +16,7 @@ import sys
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
 BASE, SHOTS, PROMISE_DATE = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -38,7 +39,9 @@ def browser():
 
 def wait(d, condition, what):
     try:
-        WebDriverWait(d, 15).until(condition)
+        # The page is replaced while the condition looks at it: an element of the old
+        # page is stale, one of the new may not be there yet; both mean "not yet".
+        WebDriverWait(d, 15, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(condition)
     except Exception:
         fail(f"{what}; the page is {d.current_url}:\n{d.find_element(By.TAG_NAME, 'body').text[:2000]}")
 

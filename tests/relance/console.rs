@@ -468,7 +468,13 @@ async fn the_trusted_proxy_header_signs_in_known_users_only_and_the_customer_pag
     // The next message the rules would send, rendered: the first reminder naming F1.
     let next = html.split("id=\"next-message\"").nth(1).unwrap();
     let next = next.split("</section>").next().unwrap();
-    assert!(next.contains("reminder_1") && next.contains("F1"), "{next}");
+    if !(next.contains("reminder_1") && next.contains("F1")) {
+        let log = w.relance(&["actions", "list"]).stdout;
+        panic!(
+            "{next}\n--- the action log\n{log}\n--- service\n{}",
+            served.log.lock().unwrap()
+        );
+    }
     let token = html
         .split("name=\"csrf\" value=\"")
         .nth(1)
