@@ -54,16 +54,11 @@ pub(super) async fn customer_view(
     // The latest first, at most HISTORY.
     history.reverse();
     history.truncate(HISTORY as usize);
+    let (total_open, overdue, open_count) = crate::domain::invoice::open_balance(&invoices, today);
     let open: Vec<_> = invoices
         .iter()
         .filter(|i| i.status == InvoiceStatus::Open)
         .collect();
-    let total_open: Decimal = open.iter().map(|i| i.open_amount).sum();
-    let overdue: Decimal = open
-        .iter()
-        .filter(|i| i.due_date < today)
-        .map(|i| i.open_amount)
-        .sum();
     let current_promise = promises
         .iter()
         .filter(|p| p.status == crate::domain::PromiseStatus::Pending)
@@ -76,7 +71,7 @@ pub(super) async fn customer_view(
             "currency": customer.currency.code(),
             "open": total_open,
             "overdue": overdue,
-            "open_invoices": open.len(),
+            "open_invoices": open_count,
         },
         "pause": customer.pause,
         "current_promise": current_promise,

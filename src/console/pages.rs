@@ -42,6 +42,16 @@ pub(super) fn internal(e: impl std::fmt::Display, lang: Locale) -> Response {
     )
 }
 
+/// The page for a customer id the ledger does not have.
+pub(super) fn no_customer(lang: Locale) -> Response {
+    page_error(
+        StatusCode::NOT_FOUND,
+        "Ce client n'existe pas.",
+        "There is no such customer.",
+        lang,
+    )
+}
+
 pub(super) fn invalid(message: &str, lang: Locale) -> Response {
     page_error(StatusCode::UNPROCESSABLE_ENTITY, message, message, lang)
 }
@@ -618,14 +628,7 @@ pub(super) async fn customer(
     let store = &state.store;
     let c = match store.customer(&id).await {
         Ok(Some(c)) => c,
-        Ok(None) => {
-            return page_error(
-                StatusCode::NOT_FOUND,
-                "Ce client n'existe pas.",
-                "There is no such customer.",
-                lang,
-            )
-        }
+        Ok(None) => return no_customer(lang),
         Err(e) => return internal(e, lang),
     };
     let today = state.today();
@@ -651,16 +654,11 @@ pub(super) async fn customer(
         Ok(all) => all,
         Err(e) => return internal(e, lang),
     };
+    let (total_open, overdue, open_count) = crate::domain::invoice::open_balance(&invoices, today);
     let open: Vec<_> = invoices
         .iter()
         .filter(|i| i.status == InvoiceStatus::Open)
         .collect();
-    let total_open: Decimal = open.iter().map(|i| i.open_amount).sum();
-    let overdue: Decimal = open
-        .iter()
-        .filter(|i| i.due_date < today)
-        .map(|i| i.open_amount)
-        .sum();
     let cur = c.currency;
     let invoice_rows: Vec<serde_json::Value> = invoices
         .iter()
@@ -789,7 +787,7 @@ pub(super) async fn customer(
             "balance": {
                 "open": money(total_open, cur, lang),
                 "overdue": money(overdue, cur, lang),
-                "open_invoices": open.len(),
+                "open_invoices": open_count,
             },
             "invoices": invoice_rows,
             "open_numbers": open.iter().map(|i| i.number.clone()).collect::<Vec<_>>(),
@@ -956,12 +954,7 @@ async fn acting_on(
             "Your role does not allow changes to this customer.",
             user.lang,
         )),
-        Ok(None) => Err(page_error(
-            StatusCode::NOT_FOUND,
-            "Ce client n'existe pas.",
-            "There is no such customer.",
-            user.lang,
-        )),
+        Ok(None) => Err(no_customer(user.lang)),
         Err(e) => Err(internal(e, user.lang)),
     }
 }

@@ -4,13 +4,12 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::pages::internal;
-use super::{page_error, render, ConsoleState, Signed};
+use super::{render, ConsoleState, Signed};
 use crate::scripting::registry::{display_path, RuleSet};
 use crate::scripting::{testing, Evaluator, Limits};
 
@@ -114,14 +113,7 @@ pub(super) async fn explain(
     let id = q.customer.trim().to_string();
     let account = match crate::store::account_of(state.store.as_ref(), &id).await {
         Ok(Some(a)) => a,
-        Ok(None) => {
-            return page_error(
-                StatusCode::NOT_FOUND,
-                "Ce client n'existe pas.",
-                "There is no such customer.",
-                lang,
-            )
-        }
+        Ok(None) => return super::pages::no_customer(lang),
         Err(e) => return internal(e, lang),
     };
     let config = state.config.clone();

@@ -103,6 +103,21 @@ pub struct InvoiceRecord {
     pub status: Option<InvoiceStatus>,
 }
 
+/// A customer's balance as of a day: what its open invoices still owe, the part past
+/// due, and how many invoices are open.
+pub fn open_balance(invoices: &[Invoice], today: NaiveDate) -> (Decimal, Decimal, usize) {
+    let open = invoices.iter().filter(|i| i.status == InvoiceStatus::Open);
+    let (mut total, mut overdue, mut count) = (Decimal::ZERO, Decimal::ZERO, 0);
+    for i in open {
+        total += i.open_amount;
+        if i.due_date < today {
+            overdue += i.open_amount;
+        }
+        count += 1;
+    }
+    (total, overdue, count)
+}
+
 impl InvoiceRecord {
     /// Checks the record's internal consistency.
     ///
