@@ -83,6 +83,11 @@ pub async fn complete(
                     total
                 }
             };
+            if amount <= Decimal::ZERO {
+                return Err(StoreError::Invalid(
+                    "a promise needs the amount the customer promised (the task names no open invoice)".into(),
+                ));
+            }
             tx.add_promise(
                 &NewPromise {
                     customer: task.customer.clone(),
@@ -125,4 +130,161 @@ pub async fn complete(
             what: "call task",
             key: id.to_string(),
         })
+}
+
+/// A call a user schedules by hand (the console's "create a call task", or a callback
+/// date given with a call's outcome).
+#[derive(Debug, Clone)]
+pub struct ScheduledCall {
+    pub customer: String,
+    pub reason: String,
+    /// low, normal, high or urgent.
+    pub priority: String,
+    /// Default: the customer's collector.
+    pub assignee: Option<String>,
+    pub due_on: NaiveDate,
+    /// Who asked for it (a user name).
+    pub by: String,
+    /// `manual`, or `callback` for a call back agreed on an earlier call.
+    pub step: &'static str,
+}
+
+/// The steps of the calls users schedule (see [`schedule`]).
+pub const STEPS_BY_HAND: [&str; 2] = ["manual", "callback"];
+
+/// Whether an action of this step is a call a user scheduled: the outbox makes it
+/// without checking whether its invoices were paid, promised or disputed since.
+pub fn scheduled_by_hand(step: &str) -> bool {
+    STEPS_BY_HAND.contains(&step)
+}
+
+/// The priorities a call task takes.
+pub const PRIORITIES: [&str; 4] = ["low", "normal", "high", "urgent"];
+
+/// Records a call a user asks for as a `call_task` action in the action log (step
+/// `manual` or `callback`, the user named in its detail), which the outbox turns into
+/// the collector's task as it does the rules' calls (and announces to the configured
+/// webhook), even if its invoices are promised or disputed meanwhile. The task covers
+/// the customer's overdue invoices that are neither disputed nor paused, so that a
+/// promise obtained on the call applies to them; a customer paused as a whole gets a
+/// task on no invoice. Asking twice the same day for the same
+/// call records it once. Returns the action's id.
+///
+/// # Errors
+/// `NotFound` for an unknown customer; `Invalid` for an empty or long reason, an
+/// unknown priority, a date in the past.
+pub async fn schedule(
+    store: &Arc<dyn Store>,
+    call: &ScheduledCall,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    use crate::domain::{ActionKind, InvoiceStatus};
+    use crate::store::actions::{ActionFilter, ActionStatus, NewAction};
+    let reason = call.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(StoreError::Invalid(
+            "reason: from 1 to 500 characters".into(),
+        ));
+    }
+    if !PRIORITIES.contains(&call.priority.as_str()) {
+        return Err(StoreError::Invalid(format!(
+            "priority: '{}' is not one of {}",
+            call.priority,
+            PRIORITIES.join(", ")
+        )));
+    }
+    if call.due_on < today {
+        return Err(StoreError::Invalid(format!(
+            "due date: {} is in the past",
+            call.due_on
+        )));
+    }
+    let customer = store
+        .customer(&call.customer)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "customer",
+            key: call.customer.clone(),
+        })?;
+    let paused = customer.pause.as_ref().is_some_and(|p| p.active_on(today));
+    let invoices: Vec<_> = if paused {
+        Vec::new()
+    } else {
+        store
+            .invoices_of(&call.customer)
+            .await?
+            .into_iter()
+            .filter(|i| {
+                i.status == InvoiceStatus::Open
+                    && i.open_amount > Decimal::ZERO
+                    && i.due_date < today
+                    && i.dispute.is_none()
+                    && !i.pause.as_ref().is_some_and(|p| p.active_on(today))
+            })
+            .collect()
+    };
+    let amount: Decimal = invoices.iter().map(|i| i.open_amount).sum();
+    let amount_minor = customer
+        .currency
+        .to_minor(amount)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let options = serde_json::json!({
+        "reason": reason,
+        "priority": call.priority,
+        "assignee": call.assignee.clone().or_else(|| customer.collector.clone()),
+        "due_in_days": (call.due_on - today).num_days(),
+    });
+    let key = format!(
+        "{}:{}",
+        call.step,
+        &crate::digest::sha256_hex(
+            format!(
+                "{}\n{reason}\n{}\n{}\n{}\n{today}",
+                call.customer, call.priority, call.due_on, call.by
+            )
+            .as_bytes()
+        )[..24]
+    );
+    let facts = "{}";
+    store
+        .record_actions(
+            &[NewAction {
+                key: key.clone(),
+                customer: call.customer.clone(),
+                segment: customer.segment.clone(),
+                kind: ActionKind::CallTask,
+                step: call.step.to_string(),
+                template: None,
+                options: options.to_string(),
+                currency: customer.currency.to_string(),
+                amount_minor,
+                rule_file: call.step.to_string(),
+                rule_hash: String::new(),
+                variant: None,
+                facts: Arc::from(facts),
+                facts_sha256: Arc::from(crate::digest::sha256_hex(facts.as_bytes())),
+                decided_on: today,
+                status: ActionStatus::Planned,
+                detail: Some(format!("asked for by {}", call.by)),
+                invoices: invoices.iter().map(|i| i.number.clone()).collect(),
+            }],
+            now,
+        )
+        .await?;
+    let recorded = store
+        .list_actions(&ActionFilter {
+            customer: Some(call.customer.clone()),
+            kind: Some(ActionKind::CallTask),
+            // Recorded now, or earlier the same day when asked for twice.
+            since: Some(now - chrono::Duration::hours(36)),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await?;
+    recorded
+        .iter()
+        .find(|a| a.key == key)
+        .map(|a| a.id)
+        .ok_or_else(|| StoreError::Invalid(format!("the call task {key} was not recorded")))
 }

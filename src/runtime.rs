@@ -439,11 +439,11 @@ pub async fn launch(
             tracing::info!(address = %bound, "HTTP API listening on {bound}");
         }
         let state = crate::api::AppState::new(config.clone(), store.clone(), registry.clone());
-        let console = crate::console::router(crate::console::ConsoleState::new(
-            config.clone(),
-            store.clone(),
-            registry.clone(),
-        ));
+        let console_state =
+            crate::console::ConsoleState::new(config.clone(), store.clone(), registry.clone());
+        // The dashboard and the reports are computed in the background from the start.
+        let _ = crate::console::warm_up(&console_state);
+        let console = crate::console::router(console_state);
         (listener, state, console)
     });
     run(

@@ -10,6 +10,8 @@
 
 mod actions;
 pub mod auth;
+mod cache;
+pub use cache::warm_up;
 mod pages;
 mod reports;
 mod rules;
@@ -54,6 +56,8 @@ pub struct ConsoleState {
     pub(crate) dashboard: Arc<std::sync::Mutex<DashboardCache>>,
     /// Whether the dashboard's figures are being computed again.
     pub(crate) refreshing: Arc<std::sync::atomic::AtomicBool>,
+    /// The reports shown, kept a few minutes (see `cache`).
+    pub(crate) reports: Arc<cache::ReportCache>,
 }
 
 /// The dashboard's figures by language, with the instant they were computed.
@@ -70,6 +74,7 @@ impl ConsoleState {
             env: Arc::new(environment()),
             dashboard: Arc::default(),
             refreshing: Arc::default(),
+            reports: Arc::default(),
             proxy_key: Arc::from(
                 crate::digest::random_token()
                     .unwrap_or_else(|_| format!("{:?}", std::time::SystemTime::now()))
@@ -375,6 +380,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/customers/{id}/unpause", post(pages::unpause_customer))
         .route("/customers/{id}/promise", post(pages::add_promise))
         .route("/customers/{id}/notes", post(pages::add_note))
+        .route("/customers/{id}/call", post(pages::schedule_call))
         .route("/invoices/{number}/dispute", post(pages::open_dispute))
         .route("/invoices/{number}/resolve", post(pages::resolve_dispute))
         .route("/actions", get(actions::list))

@@ -260,6 +260,11 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
             }
             figures
         }
+        // Being computed (the service has just started): the page says so and
+        // reloads itself rather than waiting for the whole ledger to be read.
+        None if state.refreshing.load(std::sync::atomic::Ordering::SeqCst) => {
+            json!({ "computing": true })
+        }
         None => match dashboard_figures(&state, lang).await {
             Ok(f) => {
                 if let Ok(mut c) = state.dashboard.lock() {
@@ -271,6 +276,43 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
         },
     };
     render(&state, "dashboard.html", lang, Some(&user), figures)
+}
+
+/// Computes again the dashboard's figures kept (after a change made in the console).
+pub(super) async fn recompute_dashboard(state: &ConsoleState) {
+    let kept: Vec<&'static str> = state
+        .dashboard
+        .lock()
+        .map(|c| c.keys().copied().collect())
+        .unwrap_or_default();
+    for key in kept {
+        let lang = if key == "en" { Locale::En } else { Locale::Fr };
+        if let Ok(f) = dashboard_figures(state, lang).await {
+            if let Ok(mut c) = state.dashboard.lock() {
+                c.insert(key, (std::time::Instant::now(), f));
+            }
+        }
+    }
+}
+
+/// Computes the dashboard's figures in both languages (at start).
+pub(super) async fn warm_dashboard(state: &ConsoleState) {
+    if state
+        .refreshing
+        .swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        return;
+    }
+    for lang in [Locale::Fr, Locale::En] {
+        if let Ok(f) = dashboard_figures(state, lang).await {
+            if let Ok(mut c) = state.dashboard.lock() {
+                c.insert(lang_key(lang), (std::time::Instant::now(), f));
+            }
+        }
+    }
+    state
+        .refreshing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
 }
 
 fn lang_key(lang: Locale) -> &'static str {
@@ -320,15 +362,8 @@ async fn dashboard_figures(
     let Ok(query) = query else {
         return Err(internal("the aging report's query is invalid", lang));
     };
-    let aging = match crate::reports::run(
-        store,
-        &state.config,
-        crate::reports::ReportKind::Aging,
-        &query,
-    )
-    .await
-    {
-        Ok(r) => r,
+    let aging = match super::cache::report(state, crate::reports::ReportKind::Aging, &query).await {
+        Ok(r) => r.report,
         Err(e) => return Err(internal(e, lang)),
     };
     let chart =
@@ -345,7 +380,7 @@ async fn dashboard_figures(
         r.push(format!("{}+", lo - 1));
         r
     };
-    let (labels, totals) = match &aging {
+    let (labels, totals) = match aging.as_ref() {
         crate::reports::Report::Aging(a) => (
             a.buckets
                 .iter()
@@ -397,25 +432,20 @@ async fn dashboard_figures(
         crate::reports::ReportKind::Dso,
         crate::reports::ReportKind::Cei,
     ] {
-        match crate::reports::run(store, &state.config, kind, &trend_query).await {
-            Ok(r) => trends.push(json!({
+        match super::cache::report(state, kind, &trend_query).await {
+            Ok(c) => trends.push(json!({
                 "name": kind.as_str(),
-                "chart": crate::charts::svg(&r, kind, lang).unwrap_or_default(),
+                "chart": crate::charts::svg(&c.report, kind, lang).unwrap_or_default(),
             })),
             Err(e) => return Err(internal(e, lang)),
         }
     }
-    let risk = match crate::reports::run(
-        store,
-        &state.config,
-        crate::reports::ReportKind::Risk,
-        &query,
-    )
-    .await
-    {
-        Ok(crate::reports::Report::Risk(r)) => r,
-        Ok(_) => return Err(internal("the risk report", lang)),
+    let risk = match super::cache::report(state, crate::reports::ReportKind::Risk, &query).await {
+        Ok(c) => c.report,
         Err(e) => return Err(internal(e, lang)),
+    };
+    let crate::reports::Report::Risk(risk) = risk.as_ref() else {
+        return Err(internal("the risk report", lang));
     };
     let risk_rows: Vec<serde_json::Value> = risk
         .customers
@@ -474,6 +504,7 @@ async fn dashboard_figures(
         .collect();
     let computed = Utc::now().with_timezone(&state.config.timezone);
     Ok(json!({
+            "computing": false,
             "computed_at": computed.format("%H:%M").to_string(),
             "today": fdate(today, lang),
             "chart": chart,
@@ -765,6 +796,18 @@ pub(super) async fn customer(
         Err(e) => return internal(e, lang),
     };
     let may_act = may_act_on(&user, c.collector.as_deref());
+    let collectors: Vec<String> = if matches!(user.role, Role::CreditManager | Role::Admin) {
+        match store.users().await {
+            Ok(users) => users
+                .into_iter()
+                .filter(|u| u.disabled_at.is_none() && u.role != "viewer")
+                .map(|u| u.username)
+                .collect(),
+            Err(e) => return internal(e, lang),
+        }
+    } else {
+        Vec::new()
+    };
     render(
         &state,
         "customer.html",
@@ -798,6 +841,8 @@ pub(super) async fn customer(
             "audit": audit_rows,
             "notes": note_rows,
             "next_message": next_message,
+            "priorities": crate::call_outcomes::PRIORITIES,
+            "collectors": collectors,
             "may_act": may_act,
             "today": today.to_string(),
             "max_promise": (today + Duration::days(90)).to_string(),
@@ -988,6 +1033,9 @@ pub(super) async fn audited(
         return internal(e, user.lang);
     }
     tracing::info!(user = %user.name(), action, customer, detail, "console change");
+    if action != "note" {
+        super::cache::ledger_changed(state);
+    }
     Redirect::to(back).into_response()
 }
 
@@ -1030,6 +1078,67 @@ pub(super) async fn add_note(
         return internal(e, user.lang);
     }
     done(&state, &user, "note", &id, "note added").await
+}
+
+#[derive(Deserialize)]
+pub(super) struct CallForm {
+    #[serde(default)]
+    csrf: String,
+    reason: String,
+    due: String,
+    #[serde(default)]
+    priority: String,
+    assignee: Option<String>,
+}
+
+/// "Schedule a call": a call task recorded in the action log (step `manual`), which the
+/// outbox turns into the collector's task.
+pub(super) async fn schedule_call(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    Path(id): Path<String>,
+    Form(f): Form<CallForm>,
+) -> Response {
+    if let Err(r) = form_on(&state, &user, &f.csrf, &id).await {
+        return r;
+    }
+    let lang = user.lang;
+    let due = match optional_date("due", Some(&f.due), lang) {
+        Ok(Some(d)) => d,
+        Ok(None) => return invalid("due: a date is needed", lang),
+        Err(r) => return r,
+    };
+    // A collector's calls are for the customer's collector (themselves); a credit
+    // manager may give one to another user.
+    let assignee = f
+        .assignee
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty() && user.role != Role::Collector);
+    let priority = if f.priority.trim().is_empty() {
+        "normal".to_string()
+    } else {
+        f.priority.trim().to_string()
+    };
+    let call = crate::call_outcomes::ScheduledCall {
+        customer: id.clone(),
+        reason: f.reason.clone(),
+        priority,
+        assignee,
+        due_on: due,
+        by: user.name().to_string(),
+        step: "manual",
+    };
+    match crate::call_outcomes::schedule(&state.store, &call, state.today(), Utc::now()).await {
+        Ok(action) => {
+            let detail = format!(
+                "call task planned (action {action}) for {due}: {}",
+                call.reason.trim()
+            );
+            done(&state, &user, "call_scheduled", &id, &detail).await
+        }
+        Err(crate::store::StoreError::Invalid(m)) => invalid(&m, lang),
+        Err(e) => internal(e, lang),
+    }
 }
 
 #[derive(Deserialize)]
@@ -1263,9 +1372,10 @@ pub(super) async fn tasks(State(state): State<ConsoleState>, user: Signed) -> Re
         Err(e) => return internal(e, lang),
     };
     let rank = |p: &str| match p {
-        "high" => 0,
-        "normal" => 1,
-        _ => 2,
+        "urgent" => 0,
+        "high" => 1,
+        "normal" => 2,
+        _ => 3,
     };
     list.sort_by(|a, b| {
         (rank(&a.priority), a.due_on, a.id).cmp(&(rank(&b.priority), b.due_on, b.id))
@@ -1365,6 +1475,9 @@ pub(super) async fn complete_task(
             _ => return invalid(&format!("amount: '{a}' is not a positive amount"), lang),
         },
     };
+    if callback.is_some_and(|cb| cb < state.today()) {
+        return invalid("callback: the date is in the past", lang);
+    }
     let mut note = f.note.trim().to_string();
     if let Some(cb) = callback {
         note = format!("{note} (call back on {cb})").trim().to_string();
@@ -1382,8 +1495,25 @@ pub(super) async fn complete_task(
     {
         return invalid(&e.to_string(), lang);
     }
+    // A call back agreed on the call: the next call, due that day, for the same person.
+    let mut callback_detail = String::new();
+    if let Some(cb) = callback {
+        let call = crate::call_outcomes::ScheduledCall {
+            customer: task.customer.clone(),
+            reason: format!("call back ({})", task.reason),
+            priority: task.priority.clone(),
+            assignee: task.assignee.clone(),
+            due_on: cb,
+            by: user.name().to_string(),
+            step: "callback",
+        };
+        match crate::call_outcomes::schedule(&state.store, &call, state.today(), Utc::now()).await {
+            Ok(action) => callback_detail = format!("; call back planned (action {action})"),
+            Err(e) => return internal(e, lang),
+        }
+    }
     let detail = format!(
-        "call task {id}: {}{}",
+        "call task {id}: {}{}{callback_detail}",
         outcome.as_str(),
         if note.is_empty() {
             String::new()

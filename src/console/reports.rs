@@ -40,7 +40,7 @@ async fn run(
     state: &ConsoleState,
     name: &str,
     p: &ReportParams,
-) -> Result<(ReportKind, crate::reports::Report, ReportQuery), String> {
+) -> Result<(ReportKind, super::cache::Cached, ReportQuery), String> {
     let kind: ReportKind = name.parse()?;
     let today = state.today();
     let to = date("to", &p.to)?.unwrap_or(today);
@@ -53,9 +53,7 @@ async fn run(
     };
     let query = ReportQuery::build(&state.config, to, from, filter, None, today)
         .map_err(|e| e.to_string())?;
-    let report = crate::reports::run(state.store.as_ref(), &state.config, kind, &query)
-        .await
-        .map_err(|e| e.to_string())?;
+    let report = super::cache::report(state, kind, &query).await?;
     Ok((kind, report, query))
 }
 
@@ -83,7 +81,7 @@ pub(super) async fn show(
     if let Some(base) = name.strip_suffix(".csv") {
         return csv(&state, &user, base, &p).await;
     }
-    let (kind, report, query) = match run(&state, &name, &p).await {
+    let (kind, cached, query) = match run(&state, &name, &p).await {
         Ok(r) => r,
         Err(m) if m.starts_with("unknown report") => {
             return page_error(StatusCode::NOT_FOUND, &m, &m, lang)
@@ -91,7 +89,13 @@ pub(super) async fn show(
         Err(m) if m.starts_with("database") => return internal(m, lang),
         Err(m) => return invalid(&m, lang),
     };
-    let chart = crate::charts::svg(&report, kind, lang).ok();
+    let report = cached.report.as_ref();
+    let computed_at = cached
+        .at
+        .with_timezone(&state.config.timezone)
+        .format("%H:%M")
+        .to_string();
+    let chart = crate::charts::svg(report, kind, lang).ok();
     let keep = format!(
         "from={}&to={}&segment={}&collector={}&currency={}",
         urlencode(p.from.as_deref().unwrap_or("")),
@@ -132,17 +136,18 @@ pub(super) async fn show(
             "collector": p.collector.clone().unwrap_or_default(),
             "currency": p.currency.clone().unwrap_or_default(),
             "period": kind.has_period(),
+            "computed_at": computed_at,
         }),
     )
 }
 
 async fn csv(state: &ConsoleState, user: &Signed, name: &str, p: &ReportParams) -> Response {
     let lang = user.lang;
-    let (kind, report, query) = match run(state, name, p).await {
+    let (kind, cached, query) = match run(state, name, p).await {
         Ok(r) => r,
         Err(m) => return invalid(&m, lang),
     };
-    let tables = report.tables(kind);
+    let tables = cached.report.tables(kind);
     let table = match nonempty(&p.table) {
         None => tables.first(),
         Some(k) => tables.iter().find(|t| t.key == k),

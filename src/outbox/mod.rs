@@ -140,8 +140,12 @@ impl Dispatcher {
             _ => {}
         }
         let today = now.with_timezone(&self.timezone).date_naive();
-        if let Some(reason) = self.store.stale_reason(id, today).await? {
-            return self.finish(id, Completion::Cancelled { reason }).await;
+        // A call a user scheduled is made whatever happened to the invoices since
+        // (a promise, a dispute): the user asked for it knowing the account.
+        if !crate::call_outcomes::scheduled_by_hand(&action.step) {
+            if let Some(reason) = self.store.stale_reason(id, today).await? {
+                return self.finish(id, Completion::Cancelled { reason }).await;
+            }
         }
         let rules = DeliveryRules {
             windows: &self.windows,

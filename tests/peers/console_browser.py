@@ -2,7 +2,7 @@
 """A collector's morning in the relance console, driven in Debian's headless chromium
 through chromedriver (Selenium WebDriver). Used by tests/relance/console.rs.
 
-    console_browser.py BASE_URL SHOTS_DIR PROMISE_DATE
+    console_browser.py BASE_URL SHOTS_DIR PROMISE_DATE CALL_DATE OTHER_COLLECTORS_CUSTOMER
 
 Users (made by the test): alice (collector, password alice-password-1), vera (viewer,
 vera-password-1), claire (credit_manager, claire-password-1). Prints one JSON object of
@@ -19,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
-BASE, SHOTS, PROMISE_DATE = sys.argv[1], sys.argv[2], sys.argv[3]
+BASE, SHOTS, PROMISE_DATE, CALL_DATE, OTHERS = sys.argv[1:6]
 os.makedirs(SHOTS, exist_ok=True)
 
 
@@ -103,6 +103,32 @@ try:
     seen["bold_in_notes"] = len(d.find_elements(By.CSS_SELECTOR, "#notes b"))
     d.save_screenshot(os.path.join(SHOTS, "console-customer.png"))
 
+    # A call scheduled by hand: recorded in the action log, made a task by the outbox.
+    d.find_element(By.ID, "call-reason").send_keys("send the signed delivery note")
+    due_input = d.find_element(By.ID, "call-due")
+    d.execute_script("arguments[0].value = arguments[1]", due_input, CALL_DATE)
+    d.find_element(By.CSS_SELECTOR, "#call-form button").click()
+    wait(d, lambda d: "call_scheduled" in d.find_element(By.ID, "audit").text,
+         "scheduling a call left no trace in the audit trail")
+    seen["call_audit"] = d.find_element(By.ID, "audit").text
+
+    def task_listed(d):
+        d.get(BASE + "/tasks")
+        return "send the signed delivery note" in d.find_element(By.TAG_NAME, "main").text
+    wait(d, task_listed, "the scheduled call never reached alice's tasks")
+    seen["scheduled_task"] = True
+
+    # Another collector's customer: shown, but no form, and a post is refused.
+    d.get(BASE + "/customers/" + OTHERS)
+    seen["others_forms"] = len(d.find_elements(
+        By.CSS_SELECTOR, "form[action*='/promise'], form[action*='/pause'], form[action*='/call'], form[action*='/dispute']"))
+    status = d.execute_script(
+        "const f = new URLSearchParams({reason: 'not mine', csrf: document.querySelector(\"form[action='/logout'] input[name='csrf']\").value});"
+        "return fetch('/customers/' + arguments[0] + '/pause', {method: 'POST', body: f}).then(r => r.status)",
+        OTHERS)
+    seen["others_post"] = status
+    d.get(BASE + "/customers/" + customer)
+
     # A form posted without its token is refused, from the page itself.
     status = d.execute_script(
         "return fetch('/customers/' + arguments[0] + '/pause', {method: 'POST', body: new URLSearchParams({reason: 'no token'})}).then(r => r.status)",
@@ -126,6 +152,8 @@ try:
     # The credit manager's dashboard and customer list.
     login(d, "claire", "claire-password-1")
     d.get(BASE + "/")
+    # Right after the start the figures may still be computed: the page reloads itself.
+    wait(d, lambda d: not d.find_elements(By.ID, "computing"), "the dashboard's figures were never computed")
     cells = d.find_elements(By.CSS_SELECTOR, "section[aria-labelledby='aging-title'] tbody tr td")
     seen["dashboard_open"] = cells[1].text if len(cells) > 1 else None
     seen["dashboard_charts"] = len(d.find_elements(By.CSS_SELECTOR, ".chart svg"))

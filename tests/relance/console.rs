@@ -90,6 +90,8 @@ fn a_collectors_morning_in_a_real_browser() {
         .arg(&served.base)
         .arg(&shots)
         .arg(&promise_date)
+        .arg((Utc::now().date_naive() + Duration::days(1)).to_string())
+        .arg("C4")
         .output()
         .unwrap();
     assert!(
@@ -131,6 +133,22 @@ fn a_collectors_morning_in_a_real_browser() {
     );
     assert_eq!(seen["bold_in_notes"], 0, "{seen}");
     assert_eq!(seen["post_without_token"], 403, "{seen}");
+    // A call scheduled in the console is in the audit trail and, through the action log
+    // and the outbox, in the collector's tasks.
+    assert!(
+        seen["call_audit"]
+            .as_str()
+            .unwrap()
+            .contains("call task planned"),
+        "{seen}"
+    );
+    assert_eq!(seen["scheduled_task"], true, "{seen}");
+    let run = w.relance(&["actions", "list", "--format", "json"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("\"step\":\"manual\""), "{}", run.stdout);
+    // alice sees bruno's customer but cannot act on it.
+    assert_eq!(seen["others_forms"], 0, "{seen}");
+    assert_eq!(seen["others_post"], 403, "{seen}");
     assert_eq!(seen["viewer_forms"], 0, "{seen}");
     assert_eq!(seen["viewer_post"], 403, "{seen}");
     assert_eq!(seen["search_rows"], 1, "{seen}");
@@ -501,5 +519,94 @@ async fn the_trusted_proxy_header_signs_in_known_users_only_and_the_customer_pag
         .await
         .unwrap();
     assert!(html.contains("called, will pay"), "{html}");
+
+    // Scheduling a call: a bad priority or a past date is refused with the reason; a
+    // good one is a `call_task` action (step manual) the outbox makes alice's task.
+    let call = |fields: Vec<(&'static str, String)>| {
+        client
+            .post(format!("{}/customers/C1/call", served.base))
+            .header("X-Forwarded-User", "alice")
+            .form(&fields)
+            .send()
+    };
+    let token = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let tomorrow = (Utc::now().date_naive() + Duration::days(1)).to_string();
+    let yesterday = (Utc::now().date_naive() - Duration::days(1)).to_string();
+    let bad = call(vec![
+        ("csrf", token.clone()),
+        ("reason", "ask for the PO".into()),
+        ("due", tomorrow.clone()),
+        ("priority", "whenever".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 422);
+    assert!(bad.text().await.unwrap().contains("priority"));
+    let past = call(vec![
+        ("csrf", token.clone()),
+        ("reason", "ask for the PO".into()),
+        ("due", yesterday),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(past.status(), 422);
+    assert!(past.text().await.unwrap().contains("in the past"));
+    let ok = call(vec![
+        ("csrf", token.clone()),
+        ("reason", "ask for the PO".into()),
+        ("due", tomorrow.clone()),
+        ("priority", "high".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(ok.status(), 303);
+    // The same call asked for twice the same day is recorded once.
+    let again = call(vec![
+        ("csrf", token),
+        ("reason", "ask for the PO".into()),
+        ("due", tomorrow.clone()),
+        ("priority", "high".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(again.status(), 303);
+    let run = w.relance(&["actions", "list", "--format", "json"]);
+    run.expect_code(0);
+    let actions: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let manual: Vec<&Value> = actions.iter().filter(|a| a["step"] == "manual").collect();
+    assert_eq!(manual.len(), 1, "{actions:#?}");
+    assert_eq!(manual[0]["kind"], "call_task");
+    let mut listed = String::new();
+    for _ in 0..60 {
+        listed = w.relance(&["tasks", "list", "--format", "json"]).stdout;
+        if listed.contains("ask for the PO") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let tasks: Value = serde_json::from_str(&listed).unwrap();
+    let task = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["reason"] == "ask for the PO")
+        .unwrap_or_else(|| panic!("no task made of the scheduled call: {tasks:#}"));
+    assert_eq!(task["assignee"], "alice", "{task}");
+    assert_eq!(task["priority"], "high", "{task}");
+    // On the day asked for, or the next business day.
+    assert!(
+        task["due_on"].as_str().unwrap() >= tomorrow.as_str(),
+        "{task}"
+    );
+    assert_eq!(task["invoices"], serde_json::json!(["F1"]), "{task}");
     served.stop();
 }

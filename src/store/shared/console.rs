@@ -10,68 +10,84 @@ use crate::store::users::{CustomerQuery, CustomerRow};
 #[async_trait::async_trait]
 impl crate::store::ConsoleStore for StoreImpl {
     async fn search_customers(&self, q: &CustomerQuery) -> crate::store::Result<Vec<CustomerRow>> {
+        // The customers the filters keep (`m`), then the open invoices of those only,
+        // read through the index of open invoices by customer (`a`): a search reads a
+        // few customers' invoices, the whole list reads the open invoices once (never
+        // the closed ones).
         let mut qb = sqlx::QueryBuilder::<Db>::new(
-            "SELECT c.external_id, c.name, c.segment, c.collector, c.currency, \
-             CAST(COALESCE(SUM(CASE WHEN i.status = 'open' THEN i.open_minor ELSE 0 END), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN i.status = 'open' AND i.due_date < ",
+            "WITH m AS (SELECT c.id, c.external_id, c.name, c.segment, c.collector, c.currency, \
+             CAST(CASE WHEN c.pause_reason IS NULL THEN 0 ELSE 1 END AS BIGINT) AS paused, \
+             CAST(CASE WHEN c.insured THEN 1 ELSE 0 END AS BIGINT) AS insured \
+             FROM customers c WHERE 1 = 1",
         );
-        qb.push_bind(q.today);
-        qb.push(" THEN i.open_minor ELSE 0 END), 0) AS BIGINT) AS overdue, MIN(CASE WHEN i.status = 'open' AND i.open_minor > 0 AND i.due_date < ");
-        qb.push_bind(q.today);
-        qb.push(
-            " THEN i.due_date END) AS oldest, \
-             CAST(CASE WHEN c.pause_reason IS NULL THEN 0 ELSE 1 END AS BIGINT), \
-             CAST(CASE WHEN c.insured THEN 1 ELSE 0 END AS BIGINT) \
-             FROM customers c LEFT JOIN invoices i ON i.customer_id = c.id WHERE 1 = 1",
-        );
+        let mut narrowed = false;
         if let Some(t) = q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             let like = format!("%{}%", t.to_lowercase().replace(['\\', '%', '_'], ""));
+            // Invoice numbers are unique: the one invoice names its customer.
             qb.push(" AND (c.external_id = ")
                 .push_bind(t.to_string())
                 .push(" OR c.siren = ")
                 .push_bind(t.replace(' ', ""))
                 .push(" OR LOWER(c.name) LIKE ")
                 .push_bind(like)
-                .push(" OR EXISTS (SELECT 1 FROM invoices x WHERE x.customer_id = c.id AND x.number = ")
+                .push(" OR c.id = (SELECT x.customer_id FROM invoices x WHERE x.number = ")
                 .push_bind(t.to_string())
                 .push("))");
+            narrowed = true;
         }
         if let Some(s) = &q.segment {
             qb.push(" AND c.segment = ").push_bind(s.clone());
+            narrowed = true;
         }
         if let Some(s) = &q.collector {
             qb.push(" AND c.collector = ").push_bind(s.clone());
+            narrowed = true;
         }
         if q.paused {
             qb.push(" AND c.pause_reason IS NOT NULL");
+            narrowed = true;
         }
         if q.insured {
             qb.push(" AND c.insured");
+            narrowed = true;
         }
         if q.disputed {
             qb.push(" AND EXISTS (SELECT 1 FROM invoices d WHERE d.customer_id = c.id AND d.status = 'open' AND d.dispute_reason IS NOT NULL)");
+            narrowed = true;
         }
         if q.promised {
             qb.push(" AND EXISTS (SELECT 1 FROM promises p WHERE p.customer_id = c.id AND p.status = 'pending')");
+            narrowed = true;
         }
-        qb.push(" GROUP BY c.id, c.external_id, c.name, c.segment, c.collector, c.currency, c.pause_reason, c.insured");
-        let mut having = " HAVING ";
+        qb.push(
+            "), a AS (SELECT customer_id, SUM(open_minor) AS open_minor, \
+             SUM(CASE WHEN due_date < ",
+        );
+        qb.push_bind(q.today);
+        qb.push(
+            " THEN open_minor ELSE 0 END) AS overdue, MIN(CASE WHEN open_minor > 0 AND due_date < ",
+        );
+        qb.push_bind(q.today);
+        qb.push(" THEN due_date END) AS oldest FROM invoices WHERE status = 'open'");
+        if narrowed {
+            qb.push(" AND customer_id IN (SELECT id FROM m)");
+        }
+        qb.push(
+            " GROUP BY customer_id) \
+             SELECT m.external_id, m.name, m.segment, m.collector, m.currency, \
+             CAST(COALESCE(a.open_minor, 0) AS BIGINT), CAST(COALESCE(a.overdue, 0) AS BIGINT), \
+             a.oldest, m.paused, m.insured \
+             FROM m LEFT JOIN a ON a.customer_id = m.id WHERE 1 = 1",
+        );
         if let Some(d) = q.min_days {
-            qb.push(having)
-                .push("MIN(CASE WHEN i.status = 'open' AND i.open_minor > 0 AND i.due_date < ")
-                .push_bind(q.today)
-                .push(" THEN i.due_date END) <= ")
+            qb.push(" AND a.oldest <= ")
                 .push_bind(q.today - chrono::Duration::days(d));
-            having = " AND ";
         }
         if let Some(d) = q.max_days {
-            qb.push(having)
-                .push("MIN(CASE WHEN i.status = 'open' AND i.open_minor > 0 AND i.due_date < ")
-                .push_bind(q.today)
-                .push(" THEN i.due_date END) >= ")
+            qb.push(" AND a.oldest >= ")
                 .push_bind(q.today - chrono::Duration::days(d));
         }
-        qb.push(" ORDER BY overdue DESC, c.external_id LIMIT ")
+        qb.push(" ORDER BY COALESCE(a.overdue, 0) DESC, m.external_id LIMIT ")
             .push_bind(i64::from(q.limit))
             .push(" OFFSET ")
             .push_bind(i64::from(q.offset));

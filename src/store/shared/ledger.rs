@@ -1186,11 +1186,6 @@ impl StoreImpl {
                 }
                 qb.push("))");
             }
-            if let Some(c) = &filter.customer {
-                qb.push(" AND EXISTS (SELECT 1 FROM customers c WHERE c.id = invoices.customer_id AND c.external_id = ");
-                qb.push_bind(c.clone());
-                qb.push(")");
-            }
             qb.push(" ORDER BY customer_id, due_date, number");
             if let Some(limit) = limit {
                 qb.push(" LIMIT ");
@@ -1198,6 +1193,35 @@ impl StoreImpl {
             }
             qb
         };
+        // One customer asked for by its external id: its id is looked up first, and
+        // its open invoices read by the index on the customer (a test of each open
+        // invoice's customer would read the whole portfolio's).
+        if let Some(external) = &filter.customer {
+            if after.is_some() {
+                return Ok((Vec::new(), None));
+            }
+            let id: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1")
+                    .bind(external)
+                    .fetch_optional(&pool)
+                    .await?;
+            let Some(id) = id else {
+                return Ok((Vec::new(), None));
+            };
+            let rows: Vec<crate::store::rows::OpenInvoiceRow> = select(None, Some(id), None)
+                .build_query_as()
+                .fetch_all(&pool)
+                .await?;
+            let last = rows.last().map(|r| r.0);
+            let rows = rows
+                .into_iter()
+                .map(crate::store::rows::open_invoice)
+                .collect::<crate::store::Result<Vec<_>>>()?;
+            return Ok((
+                Self::assemble_accounts(pool, filter.segments.as_deref(), rows).await?,
+                last,
+            ));
+        }
         let limit = batch.saturating_mul(INVOICES_PER_CUSTOMER);
         let mut rows: Vec<crate::store::rows::OpenInvoiceRow> = select(after, None, Some(limit))
             .build_query_as()
