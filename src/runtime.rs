@@ -442,7 +442,7 @@ pub async fn launch(
         let console_state =
             crate::console::ConsoleState::new(config.clone(), store.clone(), registry.clone());
         // The dashboard and the reports are computed in the background from the start.
-        let _ = crate::console::warm_up(&console_state);
+        drop(crate::console::warm_up(&console_state));
         let console = crate::console::router(console_state);
         (listener, state, console)
     });
