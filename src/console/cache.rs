@@ -3,7 +3,8 @@
 //! is computed once however many pages ask for it meanwhile; after [`FRESH`] the page
 //! answers with the kept figures (saying when they were computed) while they are
 //! computed again in the background. The dashboard's reports and each report's default
-//! page are computed when the service starts ([`warm_up`]).
+//! page are computed when the service starts ([`warm_up`]), after the customer list's
+//! index.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -146,6 +147,7 @@ pub(crate) fn ledger_changed(state: &ConsoleState) {
     tokio::spawn(async move {
         loop {
             while cache.dirty.swap(false, SeqCst) {
+                super::index::rebuild(&state, true).await;
                 let kept: Vec<Cached> = cache
                     .entries
                     .lock()
@@ -182,6 +184,11 @@ pub fn warm_up(state: &ConsoleState) -> tokio::task::JoinHandle<()> {
     let state = state.clone();
     tokio::spawn(async move {
         let started = Instant::now();
+        super::index::rebuild(&state, true).await;
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "the console's customer list is ready"
+        );
         super::pages::warm_dashboard(&state).await;
         let today = state.today();
         // The experiment report compares a segment's variants: it is asked for by

@@ -11,7 +11,9 @@
 mod actions;
 pub mod auth;
 mod cache;
+mod index;
 pub use cache::warm_up;
+pub use index::CustomerIndex;
 mod pages;
 mod reports;
 mod rules;
@@ -58,6 +60,8 @@ pub struct ConsoleState {
     pub(crate) refreshing: Arc<std::sync::atomic::AtomicBool>,
     /// The reports shown, kept a few minutes (see `cache`).
     pub(crate) reports: Arc<cache::ReportCache>,
+    /// The customer list's index (see `index`).
+    pub(crate) index: Arc<index::IndexSlot>,
 }
 
 /// The dashboard's figures by language, with the instant they were computed.
@@ -75,6 +79,7 @@ impl ConsoleState {
             dashboard: Arc::default(),
             refreshing: Arc::default(),
             reports: Arc::default(),
+            index: Arc::default(),
             proxy_key: Arc::from(
                 crate::digest::random_token()
                     .unwrap_or_else(|_| format!("{:?}", std::time::SystemTime::now()))

@@ -587,10 +587,31 @@ pub(super) async fn customers(
         offset: (page - 1) * PAGE,
         limit: PAGE + 1,
     };
-    let mut rows = match state.store.search_customers(&query).await {
-        Ok(r) => r,
-        Err(e) => return internal(e, lang),
+    // From the index when it is built for today, else from the ledger.
+    let index = super::index::current(&state);
+    let mut rows = match &index {
+        Some(ix) => {
+            // Invoice numbers are searched in the ledger (one lookup by the unique number).
+            let owner = match query.text.as_deref() {
+                Some(t) => match state.store.invoice(t).await {
+                    Ok(i) => i.map(|i| i.customer),
+                    Err(e) => return internal(e, lang),
+                },
+                None => None,
+            };
+            ix.search(&query, owner.as_deref())
+        }
+        None => match state.store.search_customers(&query).await {
+            Ok(r) => r,
+            Err(e) => return internal(e, lang),
+        },
     };
+    let as_of = index.as_ref().map(|ix| {
+        ix.at
+            .with_timezone(&state.config.timezone)
+            .format("%H:%M")
+            .to_string()
+    });
     let more = rows.len() > PAGE as usize;
     rows.truncate(PAGE as usize);
     let today = state.today();
@@ -637,6 +658,7 @@ pub(super) async fn customers(
             "prev": (page > 1).then(|| format!("/customers?{keep}&page={}", page - 1)),
             "next": more.then(|| format!("/customers?{keep}&page={}", page + 1)),
             "collector_fixed": user.role == Role::Collector,
+            "as_of": as_of,
         }),
     )
 }

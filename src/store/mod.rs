@@ -508,6 +508,10 @@ pub trait ConsoleStore: Send + Sync {
         &self,
         query: &users::CustomerQuery,
     ) -> Result<Vec<users::CustomerRow>>;
+
+    /// Every customer with its balance as of `today` and what the list filters on (one
+    /// statement): what the console's customer list searches in memory.
+    async fn customer_index(&self, today: NaiveDate) -> Result<Vec<users::IndexedCustomer>>;
 }
 
 /// What the reports read, in batches of customers.

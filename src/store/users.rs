@@ -77,6 +77,18 @@ pub struct CustomerRow {
     pub insured: bool,
 }
 
+/// One customer of the console's customer index: its list row and what the list
+/// filters on besides.
+#[derive(Debug, Clone)]
+pub struct IndexedCustomer {
+    pub row: CustomerRow,
+    pub siren: Option<String>,
+    /// An open invoice of the customer is disputed.
+    pub disputed: bool,
+    /// The customer has a pending promise to pay.
+    pub promised: bool,
+}
+
 /// A note on a customer's account.
 #[derive(Debug, Clone, Serialize)]
 pub struct Note {

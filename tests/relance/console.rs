@@ -306,7 +306,57 @@ async fn console_store_on(db: &crate::helpers::TestDb) {
         ])
         .expect_code(0);
     }
+    for args in [
+        &["dispute", "open", "F3", "--reason", "damaged"][..],
+        &["pause", "--customer", "A1", "--reason", "payment plan"],
+        &[
+            "promise",
+            "add",
+            "--customer",
+            "A2",
+            "--date",
+            "2027-01-15",
+            "--amount",
+            "50.00",
+        ],
+    ] {
+        let mut all = vec!["--database-url", db.url.as_str()];
+        all.extend_from_slice(args);
+        w.relance(&all).expect_code(0);
+    }
     let store = db.open().await;
+    // The console searches its in-memory index of the customers as the ledger's query
+    // does: every query below is asked of both, with the same answer.
+    let index =
+        relance::console::CustomerIndex::new(store.customer_index(today).await.unwrap(), today);
+    let search = |q: CustomerQuery| {
+        let store = store.clone();
+        let index = &index;
+        async move {
+            let rows = store.search_customers(&q).await.unwrap();
+            let owner = match q.text.as_deref() {
+                Some(t) => store.invoice(t).await.unwrap().map(|i| i.customer),
+                None => None,
+            };
+            let from_index = index.search(&q, owner.as_deref());
+            let key = |r: &Vec<relance::store::users::CustomerRow>| {
+                r.iter()
+                    .map(|c| {
+                        (
+                            c.external_id.clone(),
+                            c.open_minor,
+                            c.overdue_minor,
+                            c.oldest_due,
+                            c.paused,
+                            c.insured,
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(key(&rows), key(&from_index), "{q:?}");
+            rows
+        }
+    };
     let q = |f: &dyn Fn(&mut CustomerQuery)| {
         let mut q = CustomerQuery {
             today,
@@ -320,7 +370,7 @@ async fn console_store_on(db: &crate::helpers::TestDb) {
         rows.into_iter().map(|r| r.external_id).collect::<Vec<_>>()
     };
     // Most overdue first; not-yet-due customers last.
-    let all = store.search_customers(&q(&|_| {})).await.unwrap();
+    let all = search(q(&|_| {})).await;
     assert_eq!(all[0].external_id, "A2");
     assert_eq!(all[0].overdue_minor, 95_000);
     assert_eq!(
@@ -335,39 +385,35 @@ async fn console_store_on(db: &crate::helpers::TestDb) {
         ("B1", vec!["B1"]),
         ("50%", vec![]),
     ] {
-        let rows = store
-            .search_customers(&q(&|q| q.text = Some(text.into())))
-            .await
-            .unwrap();
+        let rows = search(q(&|q| q.text = Some(text.into()))).await;
         assert_eq!(ids(rows), expected, "{text}");
     }
-    let insured = store
-        .search_customers(&q(&|q| q.insured = true))
-        .await
-        .unwrap();
+    let insured = search(q(&|q| q.insured = true)).await;
     assert_eq!(ids(insured), ["A1"]);
-    let mine = store
-        .search_customers(&q(&|q| q.collector = Some("alice".into())))
-        .await
-        .unwrap();
+    let mine = search(q(&|q| q.collector = Some("alice".into()))).await;
     assert_eq!(ids(mine), ["A2", "A1"]);
     // Oldest overdue 31 to 60 days: A1 (due 2026-05-01, 60 days); A2's is 149 days.
-    let bucket = store
-        .search_customers(&q(&|q| {
-            q.min_days = Some(31);
-            q.max_days = Some(60);
-        }))
-        .await
-        .unwrap();
+    let bucket = search(q(&|q| {
+        q.min_days = Some(31);
+        q.max_days = Some(60);
+    }))
+    .await;
     assert_eq!(ids(bucket), ["A1"]);
-    let page2 = store
-        .search_customers(&q(&|q| {
-            q.limit = 2;
-            q.offset = 2;
-        }))
-        .await
-        .unwrap();
+    let page2 = search(q(&|q| {
+        q.limit = 2;
+        q.offset = 2;
+    }))
+    .await;
     assert_eq!(ids(page2), ["B1"]);
+    for (flag, expected) in [("disputed", "B1"), ("promised", "A2"), ("paused", "A1")] {
+        let rows = search(q(&|q| match flag {
+            "disputed" => q.disputed = true,
+            "promised" => q.promised = true,
+            _ => q.paused = true,
+        }))
+        .await;
+        assert_eq!(ids(rows), [expected], "{flag}");
+    }
 
     // Users and sessions.
     let now = Utc::now();

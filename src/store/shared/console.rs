@@ -5,7 +5,7 @@
 #![allow(clippy::type_complexity)]
 
 use super::{Db, StoreImpl};
-use crate::store::users::{CustomerQuery, CustomerRow};
+use crate::store::users::{CustomerQuery, CustomerRow, IndexedCustomer};
 
 #[async_trait::async_trait]
 impl crate::store::ConsoleStore for StoreImpl {
@@ -116,6 +116,65 @@ impl crate::store::ConsoleStore for StoreImpl {
                 oldest_due: r.7,
                 paused: r.8 != 0,
                 insured: r.9 != 0,
+            })
+            .collect())
+    }
+
+    async fn customer_index(
+        &self,
+        today: chrono::NaiveDate,
+    ) -> crate::store::Result<Vec<IndexedCustomer>> {
+        let rows: Vec<(
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            i64,
+            i64,
+            Option<chrono::NaiveDate>,
+            i64,
+            i64,
+            Option<String>,
+            i64,
+            i64,
+        )> = sqlx::query_as(
+            "SELECT c.external_id, c.name, c.segment, c.collector, c.currency, \
+             CAST(COALESCE(a.open_minor, 0) AS BIGINT), CAST(COALESCE(a.overdue, 0) AS BIGINT), a.oldest, \
+             CAST(CASE WHEN c.pause_reason IS NULL THEN 0 ELSE 1 END AS BIGINT), \
+             CAST(CASE WHEN c.insured THEN 1 ELSE 0 END AS BIGINT), c.siren, \
+             CAST(COALESCE(a.disputed, 0) AS BIGINT), \
+             CAST(CASE WHEN p.customer_id IS NULL THEN 0 ELSE 1 END AS BIGINT) \
+             FROM customers c \
+             LEFT JOIN (SELECT customer_id, SUM(open_minor) AS open_minor, \
+                 SUM(CASE WHEN due_date < $1 THEN open_minor ELSE 0 END) AS overdue, \
+                 MIN(CASE WHEN open_minor > 0 AND due_date < $2 THEN due_date END) AS oldest, \
+                 MAX(CASE WHEN dispute_reason IS NOT NULL THEN 1 ELSE 0 END) AS disputed \
+                 FROM invoices WHERE status = 'open' GROUP BY customer_id) a ON a.customer_id = c.id \
+             LEFT JOIN (SELECT DISTINCT customer_id FROM promises WHERE status = 'pending') p ON p.customer_id = c.id",
+        )
+        .bind(today)
+        .bind(today)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| IndexedCustomer {
+                row: CustomerRow {
+                    external_id: r.0,
+                    name: r.1,
+                    segment: r.2,
+                    collector: r.3,
+                    currency: r.4,
+                    open_minor: r.5,
+                    overdue_minor: r.6,
+                    oldest_due: r.7,
+                    paused: r.8 != 0,
+                    insured: r.9 != 0,
+                },
+                siren: r.10,
+                disputed: r.11 != 0,
+                promised: r.12 != 0,
             })
             .collect())
     }
