@@ -386,6 +386,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/customers/{id}/promise", post(pages::add_promise))
         .route("/customers/{id}/notes", post(pages::add_note))
         .route("/customers/{id}/call", post(pages::schedule_call))
+        .route("/customers/{id}/statement.pdf", get(pages::statement))
         .route("/invoices/{number}/dispute", post(pages::open_dispute))
         .route("/invoices/{number}/resolve", post(pages::resolve_dispute))
         .route("/actions", get(actions::list))

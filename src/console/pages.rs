@@ -817,6 +817,35 @@ pub(super) async fn customer(
         Ok(m) => m,
         Err(e) => return internal(e, lang),
     };
+    // The documents archived with the customer's letters, notices and emails (the
+    // formal notices, the insurer's files, the statements attached), newest first.
+    let mut documents = Vec::new();
+    for a in actions
+        .iter()
+        .rev()
+        .filter(|a| {
+            matches!(
+                a.kind,
+                crate::domain::ActionKind::FormalNotice
+                    | crate::domain::ActionKind::InsurerHandover
+                    | crate::domain::ActionKind::Email
+            ) && a.attempts > 0
+        })
+        .take(100)
+    {
+        match store.documents(a.id).await {
+            Ok(docs) => documents.extend(docs.into_iter().map(|d| {
+                json!({
+                    "action": a.id,
+                    "kind": d.kind,
+                    "file": d.file_name,
+                    "sha256": d.sha256,
+                    "date": d.created_at.with_timezone(&state.config.timezone).format("%Y-%m-%d").to_string(),
+                })
+            })),
+            Err(e) => return internal(e, lang),
+        }
+    }
     let may_act = may_act_on(&user, c.collector.as_deref());
     let collectors: Vec<String> = if matches!(user.role, Role::CreditManager | Role::Admin) {
         match store.users().await {
@@ -860,6 +889,7 @@ pub(super) async fn customer(
             "promises": promise_rows,
             "tasks": task_rows,
             "timeline": timeline,
+            "documents": documents,
             "audit": audit_rows,
             "notes": note_rows,
             "next_message": next_message,
@@ -1100,6 +1130,62 @@ pub(super) async fn add_note(
         return internal(e, user.lang);
     }
     done(&state, &user, "note", &id, "note added").await
+}
+
+/// The customer's account statement as of today, rendered from the ledger as the
+/// statement attached to emails is (the PDF template `statement`); not archived: it is
+/// a view, the documents sent are archived with their actions.
+pub(super) async fn statement(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    let lang = user.lang;
+    let c = match state.store.customer(&id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return no_customer(lang),
+        Err(e) => return internal(e, lang),
+    };
+    let today = state.today();
+    let mut open: Vec<crate::domain::Invoice> = match state.store.invoices_of(&id).await {
+        Ok(all) => all
+            .into_iter()
+            .filter(|i| i.status == InvoiceStatus::Open)
+            .collect(),
+        Err(e) => return internal(e, lang),
+    };
+    open.sort_by(|x, y| (x.due_date, &x.number).cmp(&(y.due_date, &y.number)));
+    let data = crate::documents::statement_data(&state.config.company, &c, &open, today);
+    let renderer = crate::documents::pdf::PdfRenderer::new(&state.config.channels.templates_dir);
+    let ident = format!("statement:{id}:{today}");
+    let locale = c.locale;
+    let rendered = tokio::task::spawn_blocking(move || {
+        renderer.render("statement", locale, &data, &ident, today)
+    })
+    .await;
+    match rendered {
+        Ok(Ok(bytes)) => (
+            [
+                (header::CONTENT_TYPE, "application/pdf".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "inline; filename=\"statement-{}-{today}.pdf\"",
+                        id.replace(|ch: char| !ch.is_ascii_alphanumeric() && ch != '-', "_")
+                    ),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(Err(e)) => page_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("Le relevé ne peut être produit : {e}"),
+            &format!("The statement cannot be made: {e}"),
+            lang,
+        ),
+        Err(e) => internal(e, lang),
+    }
 }
 
 #[derive(Deserialize)]

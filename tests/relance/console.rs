@@ -566,6 +566,29 @@ async fn the_trusted_proxy_header_signs_in_known_users_only_and_the_customer_pag
         .unwrap();
     assert!(html.contains("called, will pay"), "{html}");
 
+    // The account statement, as of today, read back by poppler.
+    let statement = get("/customers/C1/statement.pdf", Some("alice"))
+        .await
+        .unwrap();
+    assert_eq!(statement.status(), 200);
+    assert_eq!(
+        statement.headers()["content-type"],
+        "application/pdf",
+        "{:?}",
+        statement.headers()
+    );
+    let pdf = w.path("statement.pdf");
+    std::fs::write(&pdf, statement.bytes().await.unwrap()).unwrap();
+    let text = crate::documents::pdf_text(&pdf);
+    assert!(text.contains("F1") && text.contains("100,00"), "{text}");
+    assert_eq!(
+        get("/customers/NOPE/statement.pdf", Some("alice"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
     // Scheduling a call: a bad priority or a past date is refused with the reason; a
     // good one is a `call_task` action (step manual) the outbox makes alice's task.
     let call = |fields: Vec<(&'static str, String)>| {

@@ -97,7 +97,7 @@ fn show(w: &Workspace, id: i64) -> serde_json::Value {
 
 /// The text of a PDF, as poppler's `pdftotext -layout` extracts it, with no-break
 /// spaces made plain.
-fn pdf_text(path: &std::path::Path) -> String {
+pub(crate) fn pdf_text(path: &std::path::Path) -> String {
     let out = Command::new("pdftotext")
         .arg("-layout")
         .arg(path)
