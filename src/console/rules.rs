@@ -17,6 +17,7 @@ pub(super) async fn index(State(state): State<ConsoleState>, user: Signed) -> Re
     let lang = user.lang;
     let config = state.config.clone();
     let running = state.registry.current();
+    let (checked_at, refused) = state.registry.last_check();
     let mut segments = Vec::new();
     for (name, seg) in &config.segments {
         let last = match state.store.last_tick(name).await {
@@ -35,6 +36,7 @@ pub(super) async fn index(State(state): State<ConsoleState>, user: Signed) -> Re
                     "hash": rule.map(|r| r.hash[..12].to_string()),
                     "source": rule.map(|r| r.source.to_string()),
                     "running": rule.is_some(),
+                    "refused": refused.get(&s.label(name)),
                 })
             })
             .collect();
@@ -95,7 +97,11 @@ pub(super) async fn index(State(state): State<ConsoleState>, user: Signed) -> Re
         "rules.html",
         lang,
         Some(&user),
-        json!({ "segments": segments, "tests": tests }),
+        json!({
+            "segments": segments,
+            "tests": tests,
+            "checked_at": checked_at.with_timezone(&config.timezone).format("%Y-%m-%d %H:%M:%S").to_string(),
+        }),
     )
 }
 

@@ -497,6 +497,8 @@ pub struct RuleRegistry {
     /// Segments whose file is refused, with the refusal's signature: each refusal is
     /// logged and counted once, not at every check.
     refused: Mutex<BTreeMap<String, String>>,
+    /// When the files were last read and checked (at load, then at each reload).
+    checked_at: RwLock<chrono::DateTime<chrono::Utc>>,
     /// Where refusals and stale files are counted.
     metrics: Arc<Metrics>,
     /// The customers a new version is tried on before it is swapped in.
@@ -534,6 +536,7 @@ impl RuleRegistry {
                 engine,
                 current: RwLock::new(Arc::new(set)),
                 refused: Mutex::new(refused),
+                checked_at: RwLock::new(chrono::Utc::now()),
                 metrics,
                 probe: RwLock::new(Arc::new(Probe::default())),
             },
@@ -556,6 +559,32 @@ impl RuleRegistry {
 
     pub fn current(&self) -> Arc<RuleSet> {
         self.current.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// When the script files were last read and checked, and the scripts whose file is
+    /// refused (by their label, `smb` or `smb (variant fast)`) with the reason: the
+    /// version running (if any) is the previous one.
+    pub fn last_check(&self) -> (chrono::DateTime<chrono::Utc>, BTreeMap<String, String>) {
+        let at = self
+            .checked_at
+            .read()
+            .map(|a| *a)
+            .unwrap_or_else(|_| chrono::Utc::now());
+        let refused = match self.refused.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let reasons = refused
+            .into_iter()
+            .map(|(k, sig)| {
+                let reason = sig
+                    .rsplit_once('|')
+                    .map_or(sig.as_str(), |(m, _)| m)
+                    .to_string();
+                (k, reason)
+            })
+            .collect();
+        (at, reasons)
     }
 
     /// Re-reads every script and swaps in those that changed and compile. A file that
@@ -648,6 +677,9 @@ impl RuleRegistry {
             }
         }
         drop(refused);
+        if let Ok(mut at) = self.checked_at.write() {
+            *at = chrono::Utc::now();
+        }
         if !report.reloaded.is_empty() {
             if let Ok(mut g) = self.current.write() {
                 *g = Arc::new(next_set);

@@ -110,6 +110,14 @@ fn a_deleted_non_utf8_or_empty_rule_file_is_refused_and_counted() {
             v1,
             "{what}: the previous version keeps running"
         );
+        // What the console's rules page shows: the refusal and its reason.
+        let (_, refused) = registry.last_check();
+        assert!(
+            refused
+                .get("reload_probe")
+                .is_some_and(|r| r.contains(reason)),
+            "{what}: {refused:?}"
+        );
         let text = metrics(&registry);
         assert!(text.contains(&failures(n as u64 + 1)), "{what}:\n{text}");
         assert!(
@@ -131,4 +139,5 @@ fn a_deleted_non_utf8_or_empty_rule_file_is_refused_and_counted() {
     let report = registry.reload();
     assert_eq!(report.reloaded, ["reload_probe"]);
     assert!(metrics(&registry).contains("relance_rule_script_stale{segment=\"reload_probe\"} 0"));
+    assert!(registry.last_check().1.is_empty());
 }
