@@ -628,6 +628,8 @@ pub(super) async fn customers(
                 "days": r.oldest_due.map(|d| (today - d).num_days()),
                 "paused": r.paused,
                 "insured": r.insured,
+                "disputed": r.disputed,
+                "promised": r.promised,
             })
         })
         .collect();

@@ -75,6 +75,10 @@ pub struct CustomerRow {
     pub oldest_due: Option<chrono::NaiveDate>,
     pub paused: bool,
     pub insured: bool,
+    /// An open invoice of the customer is disputed.
+    pub disputed: bool,
+    /// The customer has a pending promise to pay.
+    pub promised: bool,
 }
 
 /// One customer of the console's customer index: its list row and what the list
@@ -83,10 +87,6 @@ pub struct CustomerRow {
 pub struct IndexedCustomer {
     pub row: CustomerRow,
     pub siren: Option<String>,
-    /// An open invoice of the customer is disputed.
-    pub disputed: bool,
-    /// The customer has a pending promise to pay.
-    pub promised: bool,
 }
 
 /// A note on a customer's account.

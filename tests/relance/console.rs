@@ -349,6 +349,8 @@ async fn console_store_on(db: &crate::helpers::TestDb) {
                             c.oldest_due,
                             c.paused,
                             c.insured,
+                            c.disputed,
+                            c.promised,
                         )
                     })
                     .collect::<Vec<_>>()
@@ -412,7 +414,13 @@ async fn console_store_on(db: &crate::helpers::TestDb) {
             _ => q.paused = true,
         }))
         .await;
-        assert_eq!(ids(rows), [expected], "{flag}");
+        assert_eq!(ids(rows.clone()), [expected], "{flag}");
+        // The list's state column says so.
+        match flag {
+            "disputed" => assert!(rows[0].disputed),
+            "promised" => assert!(rows[0].promised),
+            _ => assert!(rows[0].paused),
+        }
     }
 
     // Users and sessions.

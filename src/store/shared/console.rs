@@ -68,7 +68,7 @@ impl crate::store::ConsoleStore for StoreImpl {
             " THEN open_minor ELSE 0 END) AS overdue, MIN(CASE WHEN open_minor > 0 AND due_date < ",
         );
         qb.push_bind(q.today);
-        qb.push(" THEN due_date END) AS oldest FROM invoices WHERE status = 'open'");
+        qb.push(" THEN due_date END) AS oldest, MAX(CASE WHEN dispute_reason IS NOT NULL THEN 1 ELSE 0 END) AS disputed FROM invoices WHERE status = 'open'");
         if narrowed {
             qb.push(" AND customer_id IN (SELECT id FROM m)");
         }
@@ -76,8 +76,11 @@ impl crate::store::ConsoleStore for StoreImpl {
             " GROUP BY customer_id) \
              SELECT m.external_id, m.name, m.segment, m.collector, m.currency, \
              CAST(COALESCE(a.open_minor, 0) AS BIGINT), CAST(COALESCE(a.overdue, 0) AS BIGINT), \
-             a.oldest, m.paused, m.insured \
-             FROM m LEFT JOIN a ON a.customer_id = m.id WHERE 1 = 1",
+             a.oldest, m.paused, m.insured, CAST(COALESCE(a.disputed, 0) AS BIGINT), \
+             CAST(CASE WHEN p.customer_id IS NULL THEN 0 ELSE 1 END AS BIGINT) \
+             FROM m LEFT JOIN a ON a.customer_id = m.id \
+             LEFT JOIN (SELECT DISTINCT customer_id FROM promises WHERE status = 'pending') p ON p.customer_id = m.id \
+             WHERE 1 = 1",
         );
         if let Some(d) = q.min_days {
             qb.push(" AND a.oldest <= ")
@@ -102,6 +105,8 @@ impl crate::store::ConsoleStore for StoreImpl {
             Option<chrono::NaiveDate>,
             i64,
             i64,
+            i64,
+            i64,
         )> = qb.build_query_as().fetch_all(&self.pool).await?;
         Ok(rows
             .into_iter()
@@ -116,6 +121,8 @@ impl crate::store::ConsoleStore for StoreImpl {
                 oldest_due: r.7,
                 paused: r.8 != 0,
                 insured: r.9 != 0,
+                disputed: r.10 != 0,
+                promised: r.11 != 0,
             })
             .collect())
     }
@@ -171,10 +178,10 @@ impl crate::store::ConsoleStore for StoreImpl {
                     oldest_due: r.7,
                     paused: r.8 != 0,
                     insured: r.9 != 0,
+                    disputed: r.11 != 0,
+                    promised: r.12 != 0,
                 },
                 siren: r.10,
-                disputed: r.11 != 0,
-                promised: r.12 != 0,
             })
             .collect())
     }
