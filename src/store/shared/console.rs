@@ -1,11 +1,83 @@
 //! What the console reads beyond the ledger's own queries: the customer list, searched,
-//! filtered and sorted by overdue. Shared by both backends like `actions.rs`.
-
-// Rows are read as tuples, next to their SQL.
-#![allow(clippy::type_complexity)]
+//! filtered and sorted by overdue, and the index of every customer it searches in
+//! memory. Shared by both backends like `actions.rs`.
 
 use super::{Db, StoreImpl};
 use crate::store::users::{CustomerQuery, CustomerRow, IndexedCustomer};
+
+/// A customer of the list, as both statements below read it (`a` the customer's open
+/// balances, `p` its pending promises, the customer's own columns unqualified).
+const LIST_COLUMNS: &str = "CAST(COALESCE(a.open_minor, 0) AS BIGINT) AS open_minor, \
+     CAST(COALESCE(a.overdue, 0) AS BIGINT) AS overdue_minor, a.oldest AS oldest, \
+     CAST(CASE WHEN pause_reason IS NULL THEN 0 ELSE 1 END AS BIGINT) AS is_paused, \
+     CAST(CASE WHEN insured THEN 1 ELSE 0 END AS BIGINT) AS is_insured, \
+     CAST(COALESCE(a.disputed, 0) AS BIGINT) AS disputed, \
+     CAST(CASE WHEN p.customer_id IS NULL THEN 0 ELSE 1 END AS BIGINT) AS promised";
+
+/// The customers with a pending promise.
+const PROMISED: &str = "(SELECT DISTINCT customer_id FROM promises WHERE status = 'pending')";
+
+#[derive(sqlx::FromRow)]
+struct ListRow {
+    external_id: String,
+    name: String,
+    segment: String,
+    collector: Option<String>,
+    currency: String,
+    open_minor: i64,
+    overdue_minor: i64,
+    oldest: Option<chrono::NaiveDate>,
+    is_paused: i64,
+    is_insured: i64,
+    disputed: i64,
+    promised: i64,
+}
+
+impl From<ListRow> for CustomerRow {
+    fn from(r: ListRow) -> CustomerRow {
+        CustomerRow {
+            external_id: r.external_id,
+            name: r.name,
+            segment: r.segment,
+            collector: r.collector,
+            currency: r.currency,
+            open_minor: r.open_minor,
+            overdue_minor: r.overdue_minor,
+            oldest_due: r.oldest,
+            paused: r.is_paused != 0,
+            insured: r.is_insured != 0,
+            disputed: r.disputed != 0,
+            promised: r.promised != 0,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct IndexRow {
+    #[sqlx(flatten)]
+    row: ListRow,
+    siren: Option<String>,
+}
+
+/// Each customer's open balances as of `today` (`customer_id`, `open_minor`, `overdue`,
+/// the oldest overdue due date `oldest`, `disputed`), from the open invoices only; the
+/// caller may narrow the invoices (`AND ...`) before `GROUP BY customer_id` closes it.
+fn push_open_balances(qb: &mut sqlx::QueryBuilder<'_, Db>, today: chrono::NaiveDate) {
+    qb.push(
+        "SELECT customer_id, SUM(open_minor) AS open_minor, \
+         SUM(CASE WHEN due_date < ",
+    );
+    qb.push_bind(today);
+    qb.push(
+        " THEN open_minor ELSE 0 END) AS overdue, MIN(CASE WHEN open_minor > 0 AND due_date < ",
+    );
+    qb.push_bind(today);
+    qb.push(
+        " THEN due_date END) AS oldest, \
+         MAX(CASE WHEN dispute_reason IS NOT NULL THEN 1 ELSE 0 END) AS disputed \
+         FROM invoices WHERE status = 'open'",
+    );
+}
 
 #[async_trait::async_trait]
 impl crate::store::ConsoleStore for StoreImpl {
@@ -16,9 +88,7 @@ impl crate::store::ConsoleStore for StoreImpl {
         // the closed ones).
         let mut qb = sqlx::QueryBuilder::<Db>::new(
             "WITH m AS (SELECT c.id, c.external_id, c.name, c.segment, c.collector, c.currency, \
-             CAST(CASE WHEN c.pause_reason IS NULL THEN 0 ELSE 1 END AS BIGINT) AS paused, \
-             CAST(CASE WHEN c.insured THEN 1 ELSE 0 END AS BIGINT) AS insured \
-             FROM customers c WHERE 1 = 1",
+             c.pause_reason, c.insured FROM customers c WHERE 1 = 1",
         );
         let mut narrowed = false;
         if let Some(t) = q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
@@ -59,29 +129,17 @@ impl crate::store::ConsoleStore for StoreImpl {
             qb.push(" AND EXISTS (SELECT 1 FROM promises p WHERE p.customer_id = c.id AND p.status = 'pending')");
             narrowed = true;
         }
-        qb.push(
-            "), a AS (SELECT customer_id, SUM(open_minor) AS open_minor, \
-             SUM(CASE WHEN due_date < ",
-        );
-        qb.push_bind(q.today);
-        qb.push(
-            " THEN open_minor ELSE 0 END) AS overdue, MIN(CASE WHEN open_minor > 0 AND due_date < ",
-        );
-        qb.push_bind(q.today);
-        qb.push(" THEN due_date END) AS oldest, MAX(CASE WHEN dispute_reason IS NOT NULL THEN 1 ELSE 0 END) AS disputed FROM invoices WHERE status = 'open'");
+        qb.push("), a AS (");
+        push_open_balances(&mut qb, q.today);
         if narrowed {
             qb.push(" AND customer_id IN (SELECT id FROM m)");
         }
-        qb.push(
+        qb.push(format!(
             " GROUP BY customer_id) \
-             SELECT m.external_id, m.name, m.segment, m.collector, m.currency, \
-             CAST(COALESCE(a.open_minor, 0) AS BIGINT), CAST(COALESCE(a.overdue, 0) AS BIGINT), \
-             a.oldest, m.paused, m.insured, CAST(COALESCE(a.disputed, 0) AS BIGINT), \
-             CAST(CASE WHEN p.customer_id IS NULL THEN 0 ELSE 1 END AS BIGINT) \
+             SELECT m.external_id, m.name, m.segment, m.collector, m.currency, {LIST_COLUMNS} \
              FROM m LEFT JOIN a ON a.customer_id = m.id \
-             LEFT JOIN (SELECT DISTINCT customer_id FROM promises WHERE status = 'pending') p ON p.customer_id = m.id \
-             WHERE 1 = 1",
-        );
+             LEFT JOIN {PROMISED} p ON p.customer_id = m.id WHERE 1 = 1",
+        ));
         if let Some(d) = q.min_days {
             qb.push(" AND a.oldest <= ")
                 .push_bind(q.today - chrono::Duration::days(d));
@@ -94,94 +152,29 @@ impl crate::store::ConsoleStore for StoreImpl {
             .push_bind(i64::from(q.limit))
             .push(" OFFSET ")
             .push_bind(i64::from(q.offset));
-        let rows: Vec<(
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-            i64,
-            i64,
-            Option<chrono::NaiveDate>,
-            i64,
-            i64,
-            i64,
-            i64,
-        )> = qb.build_query_as().fetch_all(&self.pool).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| CustomerRow {
-                external_id: r.0,
-                name: r.1,
-                segment: r.2,
-                collector: r.3,
-                currency: r.4,
-                open_minor: r.5,
-                overdue_minor: r.6,
-                oldest_due: r.7,
-                paused: r.8 != 0,
-                insured: r.9 != 0,
-                disputed: r.10 != 0,
-                promised: r.11 != 0,
-            })
-            .collect())
+        let rows: Vec<ListRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(CustomerRow::from).collect())
     }
 
     async fn customer_index(
         &self,
         today: chrono::NaiveDate,
     ) -> crate::store::Result<Vec<IndexedCustomer>> {
-        let rows: Vec<(
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-            i64,
-            i64,
-            Option<chrono::NaiveDate>,
-            i64,
-            i64,
-            Option<String>,
-            i64,
-            i64,
-        )> = sqlx::query_as(
-            "SELECT c.external_id, c.name, c.segment, c.collector, c.currency, \
-             CAST(COALESCE(a.open_minor, 0) AS BIGINT), CAST(COALESCE(a.overdue, 0) AS BIGINT), a.oldest, \
-             CAST(CASE WHEN c.pause_reason IS NULL THEN 0 ELSE 1 END AS BIGINT), \
-             CAST(CASE WHEN c.insured THEN 1 ELSE 0 END AS BIGINT), c.siren, \
-             CAST(COALESCE(a.disputed, 0) AS BIGINT), \
-             CAST(CASE WHEN p.customer_id IS NULL THEN 0 ELSE 1 END AS BIGINT) \
-             FROM customers c \
-             LEFT JOIN (SELECT customer_id, SUM(open_minor) AS open_minor, \
-                 SUM(CASE WHEN due_date < $1 THEN open_minor ELSE 0 END) AS overdue, \
-                 MIN(CASE WHEN open_minor > 0 AND due_date < $2 THEN due_date END) AS oldest, \
-                 MAX(CASE WHEN dispute_reason IS NOT NULL THEN 1 ELSE 0 END) AS disputed \
-                 FROM invoices WHERE status = 'open' GROUP BY customer_id) a ON a.customer_id = c.id \
-             LEFT JOIN (SELECT DISTINCT customer_id FROM promises WHERE status = 'pending') p ON p.customer_id = c.id",
-        )
-        .bind(today)
-        .bind(today)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
+            "SELECT c.external_id, c.name, c.segment, c.collector, c.currency, {LIST_COLUMNS}, c.siren \
+             FROM customers c LEFT JOIN ("
+        ));
+        push_open_balances(&mut qb, today);
+        qb.push(format!(
+            " GROUP BY customer_id) a ON a.customer_id = c.id \
+             LEFT JOIN {PROMISED} p ON p.customer_id = c.id"
+        ));
+        let rows: Vec<IndexRow> = qb.build_query_as().fetch_all(&self.pool).await?;
         Ok(rows
             .into_iter()
             .map(|r| IndexedCustomer {
-                row: CustomerRow {
-                    external_id: r.0,
-                    name: r.1,
-                    segment: r.2,
-                    collector: r.3,
-                    currency: r.4,
-                    open_minor: r.5,
-                    overdue_minor: r.6,
-                    oldest_due: r.7,
-                    paused: r.8 != 0,
-                    insured: r.9 != 0,
-                    disputed: r.11 != 0,
-                    promised: r.12 != 0,
-                },
-                siren: r.10,
+                row: CustomerRow::from(r.row),
+                siren: r.siren,
             })
             .collect())
     }
