@@ -599,13 +599,6 @@ async fn the_trusted_proxy_header_signs_in_known_users_only_and_the_customer_pag
 
     // Scheduling a call: a bad priority or a past date is refused with the reason; a
     // good one is a `call_task` action (step manual) the outbox makes alice's task.
-    let call = |fields: Vec<(&'static str, String)>| {
-        client
-            .post(format!("{}/customers/C1/call", served.base))
-            .header("X-Forwarded-User", "alice")
-            .form(&fields)
-            .send()
-    };
     let token = html
         .split("name=\"csrf\" value=\"")
         .nth(1)
@@ -614,44 +607,29 @@ async fn the_trusted_proxy_header_signs_in_known_users_only_and_the_customer_pag
         .to_string();
     let tomorrow = (Utc::now().date_naive() + Duration::days(1)).to_string();
     let yesterday = (Utc::now().date_naive() - Duration::days(1)).to_string();
-    let bad = call(vec![
-        ("csrf", token.clone()),
-        ("reason", "ask for the PO".into()),
-        ("due", tomorrow.clone()),
-        ("priority", "whenever".into()),
-    ])
-    .await
-    .unwrap();
-    assert_eq!(bad.status(), 422);
-    assert!(bad.text().await.unwrap().contains("priority"));
-    let past = call(vec![
-        ("csrf", token.clone()),
-        ("reason", "ask for the PO".into()),
-        ("due", yesterday),
-    ])
-    .await
-    .unwrap();
-    assert_eq!(past.status(), 422);
-    assert!(past.text().await.unwrap().contains("in the past"));
-    let ok = call(vec![
-        ("csrf", token.clone()),
-        ("reason", "ask for the PO".into()),
-        ("due", tomorrow.clone()),
-        ("priority", "high".into()),
-    ])
-    .await
-    .unwrap();
-    assert_eq!(ok.status(), 303);
-    // The same call asked for twice the same day is recorded once.
-    let again = call(vec![
-        ("csrf", token),
-        ("reason", "ask for the PO".into()),
-        ("due", tomorrow.clone()),
-        ("priority", "high".into()),
-    ])
-    .await
-    .unwrap();
-    assert_eq!(again.status(), 303);
+    // (due date, priority, status, what the answer says); the same call asked for twice
+    // the same day is recorded once.
+    for (due, priority, status, says) in [
+        (&tomorrow, "whenever", 422, "priority"),
+        (&yesterday, "normal", 422, "in the past"),
+        (&tomorrow, "high", 303, ""),
+        (&tomorrow, "high", 303, ""),
+    ] {
+        let answer = client
+            .post(format!("{}/customers/C1/call", served.base))
+            .header("X-Forwarded-User", "alice")
+            .form(&[
+                ("csrf", token.as_str()),
+                ("reason", "ask for the PO"),
+                ("due", due.as_str()),
+                ("priority", priority),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{due} {priority}");
+        assert!(answer.text().await.unwrap().contains(says), "{says}");
+    }
     let run = w.relance(&["actions", "list", "--format", "json"]);
     run.expect_code(0);
     let actions: Vec<Value> = run
