@@ -54,6 +54,7 @@ pub mod import;
 pub mod metrics;
 pub mod outbox;
 pub mod panics;
+pub mod portal_link;
 pub mod reports;
 pub mod runtime;
 pub mod sample;

@@ -17,8 +17,19 @@ use std::path::{Path, PathBuf};
 /// only; modules of the same rank may not import each other.
 const RANKS: &[(u8, &[&str])] = &[
     // 0: leaf utilities — SHA-256 in hex, panics contained to one unit of work, counters
-    // for /metrics, logs, every call into C. They import no other module of the crate.
-    (0, &["digest", "panics", "metrics", "telemetry", "ffi"]),
+    // for /metrics, logs, every call into C, the debtor portal's sealed links. They
+    // import no other module of the crate.
+    (
+        0,
+        &[
+            "digest",
+            "panics",
+            "metrics",
+            "telemetry",
+            "ffi",
+            "portal_link",
+        ],
+    ),
     // 1: the receivables domain — money, customers, invoices, payments, promises, the
     // calendar, locale formatting. Pure, no I/O.
     (1, &["domain"]),
