@@ -34,11 +34,61 @@ pub(crate) struct ReportCache {
     /// One lock per report being computed: the pages asking for it meanwhile wait for
     /// that computation rather than starting their own.
     computing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// A change was made in the console since the kept reports were computed.
-    dirty: std::sync::atomic::AtomicBool,
-    /// The kept reports are being computed again after a change.
-    updating: std::sync::atomic::AtomicBool,
+    /// The customer index read again after changes.
+    index_job: Arc<Coalesced>,
+    /// The kept reports and the dashboard computed again after changes.
+    reports_job: Arc<Coalesced>,
 }
+
+/// Work done again after changes, in the background: changes made while it runs lead
+/// to one more run, not one each, and runs start at least `gap` apart.
+#[derive(Default)]
+pub(crate) struct Coalesced {
+    dirty: std::sync::atomic::AtomicBool,
+    running: std::sync::atomic::AtomicBool,
+    last: Mutex<Option<Instant>>,
+}
+
+impl Coalesced {
+    fn trigger<F, Fut>(self: &Arc<Self>, gap: Duration, work: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.dirty.store(true, SeqCst);
+        if self.running.swap(true, SeqCst) {
+            return;
+        }
+        let job = self.clone();
+        tokio::spawn(async move {
+            loop {
+                while job.dirty.swap(false, SeqCst) {
+                    let since = job.last.lock().ok().and_then(|l| *l).map(|l| l.elapsed());
+                    if let Some(wait) = since.and_then(|s| gap.checked_sub(s)) {
+                        tokio::time::sleep(wait).await;
+                        // Changes made meanwhile are covered by this run.
+                        job.dirty.store(false, SeqCst);
+                    }
+                    if let Ok(mut l) = job.last.lock() {
+                        *l = Some(Instant::now());
+                    }
+                    work().await;
+                }
+                job.running.store(false, SeqCst);
+                // A change marked between the last look and now: go on, unless another
+                // task has taken over.
+                if !job.dirty.load(SeqCst) || job.running.swap(true, SeqCst) {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+/// The least time between two computations of the kept reports after changes: each
+/// reads the whole ledger (about 100 s for 100,000 customers).
+const REPORTS_GAP: Duration = Duration::from_secs(60);
 
 fn key(kind: ReportKind, query: &ReportQuery) -> String {
     format!("{}|{query:?}", kind.as_str())
@@ -134,47 +184,43 @@ fn refresh(state: &ConsoleState, kind: ReportKind, query: ReportQuery) {
 
 /// A change was made in the console (a promise, a pause, a dispute, a call's
 /// outcome...): the kept reports and the dashboard's figures are computed again in the
-/// background, the pages answering with the previous ones meanwhile. Changes made
-/// meanwhile lead to one more computation, not one each.
+/// background, the pages answering with the previous ones meanwhile: the customer index
+/// at once, the reports at most once a minute ([`REPORTS_GAP`]). Changes made meanwhile
+/// lead to one more computation, not one each.
 pub(crate) fn ledger_changed(state: &ConsoleState) {
-    use std::sync::atomic::Ordering::SeqCst;
-    let cache = state.reports.clone();
-    cache.dirty.store(true, SeqCst);
-    if cache.updating.swap(true, SeqCst) {
-        return;
-    }
-    let state = state.clone();
-    tokio::spawn(async move {
-        loop {
-            while cache.dirty.swap(false, SeqCst) {
-                super::index::rebuild(&state, true).await;
-                let kept: Vec<Cached> = cache
-                    .entries
-                    .lock()
-                    .map(|m| m.values().cloned().collect())
-                    .unwrap_or_default();
-                for c in kept {
-                    let lock = cache.lock_for(&key(c.kind, &c.query));
-                    let _computing = lock.lock().await;
-                    match compute(&state, c.kind, &c.query).await {
-                        Ok(r) => {
-                            cache.put(c.kind, &c.query, r);
-                        }
-                        Err(e) => {
-                            tracing::warn!(report = c.kind.as_str(), error = %e, "cannot compute the report again; the console shows the previous figures")
-                        }
-                    }
-                }
-                super::pages::recompute_dashboard(&state).await;
+    let st = state.clone();
+    state.reports.index_job.trigger(Duration::ZERO, move || {
+        let state = st.clone();
+        async move { super::index::rebuild(&state, true).await }
+    });
+    let st = state.clone();
+    state.reports.reports_job.trigger(REPORTS_GAP, move || {
+        let state = st.clone();
+        async move { recompute_kept(&state).await }
+    });
+}
+
+/// Computes every kept report again, then the dashboard's figures.
+async fn recompute_kept(state: &ConsoleState) {
+    let cache = &state.reports;
+    let kept: Vec<Cached> = cache
+        .entries
+        .lock()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    for c in kept {
+        let lock = cache.lock_for(&key(c.kind, &c.query));
+        let _computing = lock.lock().await;
+        match compute(state, c.kind, &c.query).await {
+            Ok(r) => {
+                cache.put(c.kind, &c.query, r);
             }
-            cache.updating.store(false, SeqCst);
-            // A change marked between the last look and now: go on, unless another
-            // task has taken over.
-            if !cache.dirty.load(SeqCst) || cache.updating.swap(true, SeqCst) {
-                break;
+            Err(e) => {
+                tracing::warn!(report = c.kind.as_str(), error = %e, "cannot compute the report again; the console shows the previous figures")
             }
         }
-    });
+    }
+    super::pages::recompute_dashboard(state).await;
 }
 
 /// Computes, in the background, the dashboard's figures and each report's default page
