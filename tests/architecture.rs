@@ -27,7 +27,7 @@ const RANKS: &[(u8, &[&str])] = &[
             "metrics",
             "telemetry",
             "ffi",
-            "portal_link",
+            "link_seal",
         ],
     ),
     // 1: the receivables domain — money, customers, invoices, payments, promises, the
@@ -38,7 +38,8 @@ const RANKS: &[(u8, &[&str])] = &[
     // 3: the ledger's storage — the Store trait, SQLite and PostgreSQL, the action log.
     (3, &["store"]),
     // 4: what works on the ledger — CSV imports, rule scripts (pure), formal notices and
-    // the evidence archive, message templates, reports, call outcomes, collectors' facts.
+    // the evidence archive, message templates, reports, call outcomes, collectors' facts,
+    // the debtor portal's links.
     (
         4,
         &[
@@ -49,6 +50,7 @@ const RANKS: &[(u8, &[&str])] = &[
             "reports",
             "call_outcomes",
             "collect",
+            "portal_links",
         ],
     ),
     // 5: generated sample portfolios (written through the import); the reports' charts

@@ -15,6 +15,7 @@ use crate::telemetry::{self, LogFormat};
 mod collect;
 mod daemon;
 mod insurers;
+mod portal;
 mod preview;
 mod report;
 mod rules;
@@ -207,6 +208,13 @@ pub enum Command {
         after_help = "Examples:\n  relance insurers list\n  relance insurers enable coface-fr"
     )]
     Insurers(insurers::InsurersCommand),
+
+    /// The debtor portal's links: make one for a customer, check one, revoke a customer's
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  relance portal link C0000017\n  relance portal check https://pay.example.com/p/AbC...\n  relance portal revoke C0000017"
+    )]
+    Portal(portal::PortalCommand),
 
     /// Bearer tokens of the HTTP API: create (secret shown once), list, revoke
     #[command(
@@ -533,6 +541,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Promise(cmd) => collect::promise(&cli, cmd).await,
         Command::Report(cmd) => report::report(&cli, cmd).await,
         Command::Insurers(cmd) => insurers::insurers(&cli, cmd).await,
+        Command::Portal(cmd) => portal::portal(&cli, cmd).await,
         Command::Tokens(cmd) => tokens::tokens(&cli, cmd).await,
         Command::Users(cmd) => users::users(&cli, cmd).await,
     }

@@ -57,6 +57,25 @@ pub struct AuthConfig {
     pub session_hours: i64,
 }
 
+/// The debtor's self-service portal (`portal:`): the links every reminder can carry.
+#[derive(Debug, Clone, Default)]
+pub struct PortalConfig {
+    /// Where the portal is reached from the internet (`https://pay.example.com`); the
+    /// links are `{public_url}/p/{token}`. `None`: no portal, no links.
+    pub public_url: Option<String>,
+    /// The keys links are sealed with: the first seals, every one opens (rotation).
+    pub keys: Vec<crate::link_seal::LinkKey>,
+    /// How long a link is valid.
+    pub link_days: i64,
+}
+
+impl PortalConfig {
+    /// Whether links can be made.
+    pub fn enabled(&self) -> bool {
+        self.public_url.is_some() && !self.keys.is_empty()
+    }
+}
+
 /// How reports are written (`reports:`).
 #[derive(Debug, Clone)]
 pub struct ReportsConfig {
@@ -306,6 +325,7 @@ pub struct Config {
     pub api: ApiConfig,
     /// The web console's sign-in.
     pub auth: AuthConfig,
+    pub portal: PortalConfig,
     pub reports: ReportsConfig,
     /// Channel settings, typed by the channel modules.
     pub channels: channels::ChannelsConfig,
@@ -384,6 +404,7 @@ const SECTIONS: &[&str] = &[
     "channels",
     "api",
     "auth",
+    "portal",
     "reports",
 ];
 
@@ -610,6 +631,7 @@ impl Validator {
         let dispatch = self.section::<raw::RawDispatch>(&root, "dispatch");
         let api = self.section::<raw::RawApi>(&root, "api");
         let auth = self.section::<raw::RawAuth>(&root, "auth");
+        let portal = self.section::<raw::RawPortal>(&root, "portal");
         let reports = self.section::<raw::RawReports>(&root, "reports");
         let raw_channels = self.section::<channels::RawChannels>(&root, "channels");
         // Problems found from here on under a stand-in value are consequences of one
@@ -672,6 +694,7 @@ impl Validator {
         let dispatch = dispatch.map(|d| self.dispatch(d, longest));
         let api = api.map(|a| self.api(a));
         let auth = auth.map(|a| self.auth(a));
+        let portal = portal.map(|p| self.portal(p));
         let reports = reports.map(|r| self.reports(r));
 
         let stand_ins = std::mem::take(&mut self.stand_ins);
@@ -697,6 +720,7 @@ impl Validator {
             dispatch: dispatch?,
             api: api?,
             auth: auth?,
+            portal: portal?,
             reports: reports?,
             channels: channels?,
             warnings: Vec::new(),
@@ -1100,6 +1124,65 @@ impl Validator {
         AuthConfig {
             trusted_header,
             session_hours,
+        }
+    }
+
+    fn portal(&mut self, p: raw::RawPortal) -> PortalConfig {
+        use base64::Engine;
+        let public_url = p.public_url.and_then(|u| {
+            let u = u.trim().trim_end_matches('/').to_string();
+            let host = u
+                .strip_prefix("https://")
+                .or_else(|| u.strip_prefix("http://"))
+                .unwrap_or("");
+            match host.split('/').next() {
+                Some(h) if !h.is_empty() && !h.contains(char::is_whitespace) => Some(u),
+                _ => {
+                    self.err(
+                        "portal.public_url",
+                        format!("'{u}' is not an http(s) address"),
+                    );
+                    None
+                }
+            }
+        });
+        let mut keys: Vec<crate::link_seal::LinkKey> = Vec::new();
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, k) in p.keys.into_iter().enumerate() {
+            let path = format!("portal.keys[{i}]");
+            if !ids.insert(k.id) {
+                self.err(
+                    &format!("{path}.id"),
+                    format!("key id {} is used twice", k.id),
+                );
+                continue;
+            }
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(k.secret.expose().trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok());
+            match decoded {
+                Some(secret) => keys.push(crate::link_seal::LinkKey { id: k.id, secret }),
+                None => self.err(
+                    &format!("{path}.secret"),
+                    "a portal key is the base64 of 32 random bytes (`openssl rand -base64 32`); the value is not shown",
+                ),
+            }
+        }
+        if public_url.is_some() && keys.is_empty() {
+            self.err(
+                "portal.keys",
+                "links need a key: add one (`openssl rand -base64 32`)",
+            );
+        }
+        let link_days = p.link_days.unwrap_or(60);
+        if !(1..=366).contains(&link_days) {
+            self.err("portal.link_days", "must be between 1 and 366");
+        }
+        PortalConfig {
+            public_url,
+            keys,
+            link_days,
         }
     }
 

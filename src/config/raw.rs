@@ -166,6 +166,22 @@ pub struct RawAuth {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawPortal {
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub keys: Vec<RawPortalKey>,
+    pub link_days: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPortalKey {
+    pub id: u8,
+    pub secret: crate::config::Secret,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawDispatch {
     #[serde(default)]
     pub quiet_hours: BTreeMap<String, RawWindow>,

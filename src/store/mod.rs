@@ -500,6 +500,24 @@ pub trait UserStore: Send + Sync {
     async fn notes_of(&self, customer: &str, limit: u32) -> Result<Vec<users::Note>>;
 }
 
+/// The debtor portal's links: each customer's link generation.
+#[async_trait]
+pub trait PortalStore: Send + Sync {
+    /// The customer's row id and link generation, by its external id.
+    async fn portal_generation(&self, external_id: &str) -> Result<Option<(i64, u32)>>;
+
+    /// The customer a link names (by row id) with its link generation.
+    async fn portal_customer(&self, id: i64) -> Result<Option<(Customer, u32)>>;
+
+    /// Raises the customer's link generation: every link it was given is refused from
+    /// now on. Returns the new generation, `None` for an unknown customer.
+    async fn revoke_portal_links(
+        &self,
+        external_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u32>>;
+}
+
 /// What the console reads beyond the ledger's own queries.
 #[async_trait]
 pub trait ConsoleStore: Send + Sync {
@@ -612,6 +630,7 @@ pub trait Store:
     + TokenStore
     + UserStore
     + ConsoleStore
+    + PortalStore
     + TickStore
     + ReportStore
     + ReportDeliveryStore

@@ -20,6 +20,7 @@ mod import;
 mod in_process;
 mod leases;
 mod outbox_messages;
+mod portal;
 mod properties;
 mod read_only;
 mod references;

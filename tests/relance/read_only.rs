@@ -77,7 +77,10 @@ fn assert_same(before: &Dump, after: &Dump, what: &str) {
 }
 
 async fn read_commands_and_gets_leave_the_database_unchanged(url: &str) {
-    let w = workspace_with_rules_and(&[("smb", RULE)], "");
+    let w = workspace_with_rules_and(
+        &[("smb", RULE)],
+        &format!("portal:\n  public_url: https://pay.example.com\n  keys:\n    - {{ id: 1, secret: \"{}\" }}\n", crate::portal::KEY_1),
+    );
     let cfg = std::fs::read_to_string(w.path("relance.yaml")).unwrap();
     w.write("relance.yaml", cfg.replace("sqlite://ledger.db", url));
     let today = Utc::now().date_naive();
@@ -204,6 +207,8 @@ async fn read_commands_and_gets_leave_the_database_unchanged(url: &str) {
         vec!["rules", "check"],
         vec!["rules", "test"],
         vec!["config", "check"],
+        vec!["portal", "link", "C1"],
+        vec!["portal", "check", "https://pay.example.com/p/AQIDBA"],
     ];
     for args in &reads {
         let run = w.relance(args);

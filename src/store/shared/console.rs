@@ -179,3 +179,63 @@ impl crate::store::ConsoleStore for StoreImpl {
             .collect())
     }
 }
+
+#[async_trait::async_trait]
+impl crate::store::PortalStore for StoreImpl {
+    async fn portal_generation(
+        &self,
+        external_id: &str,
+    ) -> crate::store::Result<Option<(i64, u32)>> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT id, CAST(portal_generation AS BIGINT) FROM customers WHERE external_id = $1",
+        )
+        .bind(external_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(id, g)| (id, u32::try_from(g).unwrap_or(u32::MAX))))
+    }
+
+    async fn portal_customer(
+        &self,
+        id: i64,
+    ) -> crate::store::Result<Option<(crate::domain::Customer, u32)>> {
+        let generation: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(portal_generation AS BIGINT) FROM customers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(generation) = generation else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT {} FROM customers WHERE id = $1",
+            crate::store::sql::CUSTOMER_COLUMNS
+        );
+        let row: Option<crate::store::rows::CustomerRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some((
+            crate::domain::Customer::try_from(row)?,
+            u32::try_from(generation).unwrap_or(u32::MAX),
+        )))
+    }
+
+    async fn revoke_portal_links(
+        &self,
+        external_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<Option<u32>> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE customers SET portal_generation = portal_generation + 1, updated_at = $2 \
+             WHERE external_id = $1 RETURNING CAST(portal_generation AS BIGINT)",
+        )
+        .bind(external_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(g,)| u32::try_from(g).unwrap_or(u32::MAX)))
+    }
+}
