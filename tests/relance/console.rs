@@ -72,6 +72,15 @@ fn morning() -> Workspace {
     w
 }
 
+/// The form token a console page carries.
+fn form_token(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string()
+}
+
 #[test]
 fn a_collectors_morning_in_a_real_browser() {
     if !browser_available() {
@@ -547,12 +556,7 @@ async fn the_trusted_proxy_header_signs_in_known_users_only_and_the_customer_pag
             served.log.lock().unwrap()
         );
     }
-    let token = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_string();
+    let token = form_token(&html);
     let post = |body: Vec<(&'static str, String)>| {
         client
             .post(format!("{}/customers/C1/notes", served.base))
@@ -599,12 +603,7 @@ async fn the_trusted_proxy_header_signs_in_known_users_only_and_the_customer_pag
 
     // Scheduling a call: a bad priority or a past date is refused with the reason; a
     // good one is a `call_task` action (step manual) the outbox makes alice's task.
-    let token = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_string();
+    let token = form_token(&html);
     let tomorrow = (Utc::now().date_naive() + Duration::days(1)).to_string();
     let yesterday = (Utc::now().date_naive() - Duration::days(1)).to_string();
     // (due date, priority, status, what the answer says); the same call asked for twice
