@@ -11,6 +11,7 @@ pub mod money;
 pub mod names;
 pub mod payment;
 pub mod promise;
+pub mod sepa;
 
 pub use account::{Account, ActionKind, OpenInvoice, StepRecord};
 pub use customer::{Customer, Insurance, Pause, PostalAddress};
