@@ -1597,30 +1597,13 @@ pub fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
 }
 
 fn check_iban(iban: &str) -> Result<(), String> {
-    let compact: String = iban
-        .split_whitespace()
-        .collect::<String>()
-        .to_ascii_uppercase();
-    let ok_shape = compact.len() >= 15
-        && compact.len() <= 34
-        && compact.chars().all(|c| c.is_ascii_alphanumeric());
-    if !ok_shape {
-        return Err(format!("invalid IBAN '{iban}'"));
-    }
-    let rearranged = format!("{}{}", &compact[4..], &compact[..4]);
-    let mut rem: u32 = 0;
-    for c in rearranged.chars() {
-        let v = c.to_digit(36).unwrap_or(0);
-        rem = if v >= 10 {
-            (rem * 100 + v) % 97
-        } else {
-            (rem * 10 + v) % 97
-        };
-    }
-    if rem == 1 {
-        Ok(())
-    } else {
-        Err(format!("invalid IBAN '{iban}' (check digits do not match)"))
+    use crate::domain::sepa::{check_iban, IbanError};
+    match check_iban(iban) {
+        Ok(_) => Ok(()),
+        Err(IbanError::Format) => Err(format!("invalid IBAN '{iban}'")),
+        Err(IbanError::CheckDigits) => {
+            Err(format!("invalid IBAN '{iban}' (check digits do not match)"))
+        }
     }
 }
 

@@ -32,18 +32,39 @@ fn compact(s: &str) -> String {
         .collect()
 }
 
+/// Why a text is not an IBAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IbanError {
+    /// Not 15 to 34 letters and digits starting with a country code and two digits.
+    Format,
+    /// The check digits do not match the rest.
+    CheckDigits,
+}
+
 /// The IBAN, compact and upper case, when its format and check digits are right.
-pub fn iban(s: &str) -> Option<String> {
+///
+/// # Errors
+/// [`IbanError`]: its format, or its check digits.
+pub fn check_iban(s: &str) -> Result<String, IbanError> {
     let s = compact(s);
     let ok_shape = (15..=34).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_alphanumeric())
         && s[..2].chars().all(|c| c.is_ascii_uppercase())
-        && s[2..4].chars().all(|c| c.is_ascii_digit())
-        && s[4..].chars().all(|c| c.is_ascii_alphanumeric());
+        && s[2..4].chars().all(|c| c.is_ascii_digit());
     if !ok_shape {
-        return None;
+        return Err(IbanError::Format);
     }
     let rearranged = format!("{}{}", &s[4..], &s[..4]);
-    (mod97(&rearranged)? == 1).then_some(s)
+    if mod97(&rearranged) == Some(1) {
+        Ok(s)
+    } else {
+        Err(IbanError::CheckDigits)
+    }
+}
+
+/// The IBAN, compact and upper case, when its format and check digits are right.
+pub fn iban(s: &str) -> Option<String> {
+    check_iban(s).ok()
 }
 
 /// The ISO 11649 creditor reference of `reference` (letters and digits, up to 21 of
@@ -66,6 +87,7 @@ pub fn is_creditor_reference(s: &str) -> bool {
     let s = compact(s);
     s.len() >= 5
         && s.len() <= 25
+        && s.chars().all(|c| c.is_ascii_alphanumeric())
         && s.starts_with("RF")
         && s[2..4].chars().all(|c| c.is_ascii_digit())
         && s[4..].chars().all(|c| c.is_ascii_alphanumeric())
@@ -189,6 +211,17 @@ mod tests {
         assert!(is_creditor_reference("RF18 5390 0754 7034"));
         assert!(!is_creditor_reference("RF18539007547035"));
         assert!(!is_creditor_reference("RF19539007547034"));
+        // Not letters and digits: refused, never a panic.
+        for junk in [
+            "RFaé1234",
+            "RFé",
+            "RF18 5390 0754 703é",
+            "ＲＦ18539007547034",
+        ] {
+            assert!(!is_creditor_reference(junk), "{junk}");
+        }
+        assert!(iban("FRé6 3000 6000 0112 3456 7890 189").is_none());
+        assert!(iban("éé").is_none());
         let r = creditor_reference("F-2026-0042").unwrap();
         assert!(r.starts_with("RF") && r.ends_with("F20260042"), "{r}");
         assert!(is_creditor_reference(&r));
