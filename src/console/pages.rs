@@ -821,33 +821,21 @@ pub(super) async fn customer(
     };
     // The documents archived with the customer's letters, notices and emails (the
     // formal notices, the insurer's files, the statements attached), newest first.
-    let mut documents = Vec::new();
-    for a in actions
-        .iter()
-        .rev()
-        .filter(|a| {
-            matches!(
-                a.kind,
-                crate::domain::ActionKind::FormalNotice
-                    | crate::domain::ActionKind::InsurerHandover
-                    | crate::domain::ActionKind::Email
-            ) && a.attempts > 0
-        })
-        .take(100)
-    {
-        match store.documents(a.id).await {
-            Ok(docs) => documents.extend(docs.into_iter().map(|d| {
+    let documents: Vec<serde_json::Value> = match store.customer_documents(&id, 100).await {
+        Ok(docs) => docs
+            .into_iter()
+            .map(|d| {
                 json!({
-                    "action": a.id,
+                    "action": d.action_id,
                     "kind": d.kind,
                     "file": d.file_name,
                     "sha256": d.sha256,
                     "date": d.created_at.with_timezone(&state.config.timezone).format("%Y-%m-%d").to_string(),
                 })
-            })),
-            Err(e) => return internal(e, lang),
-        }
-    }
+            })
+            .collect(),
+        Err(e) => return internal(e, lang),
+    };
     let may_act = may_act_on(&user, c.collector.as_deref());
     let collectors: Vec<String> = if matches!(user.role, Role::CreditManager | Role::Admin) {
         match store.users().await {
@@ -1070,6 +1058,21 @@ async fn done(
     audited(state, user, action, customer, detail, &back).await
 }
 
+/// Applies a collector's change to the ledger (as the CLI and the API do), then records
+/// it in the audit trail and sends the browser back to the customer's page.
+async fn applied(
+    state: &ConsoleState,
+    user: &Signed,
+    key: &str,
+    change: Change,
+    (action, customer, detail): (&str, &str, &str),
+) -> Response {
+    if let Err(e) = collect::apply(state.store.as_ref(), key, &change).await {
+        return invalid(&e.to_string(), user.lang);
+    }
+    done(state, user, action, customer, detail).await
+}
+
 /// Records a change in the audit trail, logs it, and sends the browser to `back`.
 pub(super) async fn audited(
     state: &ConsoleState,
@@ -1289,20 +1292,12 @@ pub(super) async fn pause_customer(
         Ok(p) => p,
         Err(e) => return invalid(&format!("{}: {}", e.field, e.message), user.lang),
     };
-    if let Err(e) = collect::apply(
-        state.store.as_ref(),
-        &id,
-        &Change::CustomerPause(Some(pause)),
-    )
-    .await
-    {
-        return invalid(&e.to_string(), user.lang);
-    }
     let detail = match until {
         Some(u) => format!("paused until {u}: {}", f.reason.trim()),
         None => format!("paused: {}", f.reason.trim()),
     };
-    done(&state, &user, "pause", &id, &detail).await
+    let change = Change::CustomerPause(Some(pause));
+    applied(&state, &user, &id, change, ("pause", &id, &detail)).await
 }
 
 pub(super) async fn unpause_customer(
@@ -1314,10 +1309,8 @@ pub(super) async fn unpause_customer(
     if let Err(r) = form_on(&state, &user, &f.csrf, &id).await {
         return r;
     }
-    if let Err(e) = collect::apply(state.store.as_ref(), &id, &Change::CustomerPause(None)).await {
-        return invalid(&e.to_string(), user.lang);
-    }
-    done(&state, &user, "unpause", &id, "pause lifted").await
+    let change = Change::CustomerPause(None);
+    applied(&state, &user, &id, change, ("unpause", &id, "pause lifted")).await
 }
 
 #[derive(Deserialize)]
@@ -1422,21 +1415,14 @@ pub(super) async fn open_dispute(
         Ok(d) => d,
         Err(e) => return invalid(&format!("{}: {}", e.field, e.message), user.lang),
     };
-    if let Err(e) = collect::apply(
-        state.store.as_ref(),
-        &number,
-        &Change::Dispute(Some(dispute)),
-    )
-    .await
-    {
-        return invalid(&e.to_string(), user.lang);
-    }
-    done(
+    let detail = format!("{number} disputed: {}", f.reason.trim());
+    let change = Change::Dispute(Some(dispute));
+    applied(
         &state,
         &user,
-        "dispute",
-        &customer,
-        &format!("{number} disputed: {}", f.reason.trim()),
+        &number,
+        change,
+        ("dispute", &customer, &detail),
     )
     .await
 }
@@ -1454,15 +1440,14 @@ pub(super) async fn resolve_dispute(
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(e) = collect::apply(state.store.as_ref(), &number, &Change::Dispute(None)).await {
-        return invalid(&e.to_string(), user.lang);
-    }
-    done(
+    let detail = format!("{number}: dispute resolved");
+    let change = Change::Dispute(None);
+    applied(
         &state,
         &user,
-        "dispute_resolved",
-        &customer,
-        &format!("{number}: dispute resolved"),
+        &number,
+        change,
+        ("dispute_resolved", &customer, &detail),
     )
     .await
 }

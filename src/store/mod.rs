@@ -377,6 +377,13 @@ pub trait DocumentStore: Send + Sync {
 
     async fn documents(&self, action_id: i64) -> Result<Vec<documents::StoredDocument>>;
 
+    /// The documents archived with a customer's actions, newest first, at most `limit`.
+    async fn customer_documents(
+        &self,
+        customer: &str,
+        limit: u32,
+    ) -> Result<Vec<documents::StoredDocument>>;
+
     /// The bytes of a document archived in the database.
     async fn document_content(&self, id: i64) -> Result<Option<Vec<u8>>>;
 

@@ -592,7 +592,36 @@ async fn on_postgresql_formal_notices_can_be_archived_in_the_database() {
     assert_eq!(detail["documents"][0]["sha256"], sha256_of(&bytes));
     let text = pdf_text(&out);
     assert!(text.contains("13 202,95 €"), "{text}");
+    customer_documents_list_the_notice(&db, &w, id).await;
     db.cleanup().await;
+}
+
+/// What a customer's page in the console lists: the documents archived with the
+/// customer's actions (here the formal notice), and none of another customer's.
+async fn customer_documents_list_the_notice(db: &TestDb, w: &Workspace, id: i64) {
+    let customer = show(w, id)["customer"].as_str().unwrap().to_string();
+    let store = db.open().await;
+    let docs = store.customer_documents(&customer, 10).await.unwrap();
+    assert!(
+        docs.iter()
+            .any(|d| d.action_id == id && d.kind == "formal_notice"),
+        "{docs:?}"
+    );
+    assert!(store
+        .customer_documents("nobody", 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_customers_documents_are_the_ones_archived_with_its_actions() {
+    let db = TestDb::sqlite();
+    let w = notice_workspace(&db.url, "formal_notice(customer.dunnable.overdue(1))", "");
+    w.relance(&["tick", "--as-of", "2027-01-15"]).expect_code(0);
+    w.relance(&["dispatch"]).expect_code(0);
+    let id = actions(&w, "formal_notice")[0]["id"].as_i64().unwrap();
+    customer_documents_list_the_notice(&db, &w, id).await;
 }
 
 #[test]

@@ -113,6 +113,35 @@ impl StoreImpl {
         &self,
         action_id: i64,
     ) -> crate::store::Result<Vec<crate::store::documents::StoredDocument>> {
+        self.documents_where(|qb| {
+            qb.push("action_id = ")
+                .push_bind(action_id)
+                .push(" ORDER BY id");
+        })
+        .await
+    }
+
+    /// The documents archived with a customer's actions, newest first.
+    pub(crate) async fn customer_documents_sql(
+        &self,
+        customer: &str,
+        limit: u32,
+    ) -> crate::store::Result<Vec<crate::store::documents::StoredDocument>> {
+        let customer = customer.to_string();
+        self.documents_where(move |qb| {
+            qb.push("action_id IN (SELECT a.id FROM actions a JOIN customers c ON c.id = a.customer_id WHERE c.external_id = ")
+                .push_bind(customer)
+                .push(") ORDER BY id DESC LIMIT ")
+                .push_bind(i64::from(limit.max(1)));
+        })
+        .await
+    }
+
+    /// The documents matching the condition `condition` pushes (what follows `WHERE`).
+    async fn documents_where(
+        &self,
+        condition: impl FnOnce(&mut sqlx::QueryBuilder<'static, Db>),
+    ) -> crate::store::Result<Vec<crate::store::documents::StoredDocument>> {
         type Row = (
             i64,
             i64,
@@ -125,12 +154,11 @@ impl StoreImpl {
             String,
             chrono::DateTime<chrono::Utc>,
         );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, action_id, kind, reference, file_name, sha256, size, location, metadata, created_at FROM documents WHERE action_id = $1 ORDER BY id",
-        )
-        .bind(action_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "SELECT id, action_id, kind, reference, file_name, sha256, size, location, metadata, created_at FROM documents WHERE ",
+        );
+        condition(&mut qb);
+        let rows: Vec<Row> = qb.build_query_as().fetch_all(&self.pool).await?;
         Ok(rows
             .into_iter()
             .map(

@@ -1975,6 +1975,14 @@ impl crate::store::DocumentStore for StoreImpl {
         self.documents_sql(action_id).await
     }
 
+    async fn customer_documents(
+        &self,
+        customer: &str,
+        limit: u32,
+    ) -> crate::store::Result<Vec<crate::store::documents::StoredDocument>> {
+        self.customer_documents_sql(customer, limit).await
+    }
+
     async fn document_content(&self, id: i64) -> crate::store::Result<Option<Vec<u8>>> {
         self.document_content_sql(id).await
     }
