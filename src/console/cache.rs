@@ -117,9 +117,13 @@ impl ReportCache {
             query: query.clone(),
         };
         if let Ok(mut m) = self.entries.lock() {
-            // Reports of past days are not asked for again: keep the map small.
+            // Reports of past days are not asked for again: keep the map small, and the
+            // locks of reports no longer kept nor being computed.
             m.retain(|_, v| v.computed.elapsed() < FRESH * 12);
             m.insert(key, c.clone());
+            if let Ok(mut locks) = self.computing.lock() {
+                locks.retain(|k, l| m.contains_key(k) || Arc::strong_count(l) > 1);
+            }
         }
         c
     }

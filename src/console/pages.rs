@@ -278,43 +278,6 @@ pub(super) async fn dashboard(State(state): State<ConsoleState>, user: Signed) -
     render(&state, "dashboard.html", lang, Some(&user), figures)
 }
 
-/// Computes again the dashboard's figures kept (after a change made in the console).
-pub(super) async fn recompute_dashboard(state: &ConsoleState) {
-    let kept: Vec<&'static str> = state
-        .dashboard
-        .lock()
-        .map(|c| c.keys().copied().collect())
-        .unwrap_or_default();
-    for key in kept {
-        let lang = if key == "en" { Locale::En } else { Locale::Fr };
-        if let Ok(f) = dashboard_figures(state, lang).await {
-            if let Ok(mut c) = state.dashboard.lock() {
-                c.insert(key, (std::time::Instant::now(), f));
-            }
-        }
-    }
-}
-
-/// Computes the dashboard's figures in both languages (at start).
-pub(super) async fn warm_dashboard(state: &ConsoleState) {
-    if state
-        .refreshing
-        .swap(true, std::sync::atomic::Ordering::SeqCst)
-    {
-        return;
-    }
-    for lang in [Locale::Fr, Locale::En] {
-        if let Ok(f) = dashboard_figures(state, lang).await {
-            if let Ok(mut c) = state.dashboard.lock() {
-                c.insert(lang_key(lang), (std::time::Instant::now(), f));
-            }
-        }
-    }
-    state
-        .refreshing
-        .store(false, std::sync::atomic::Ordering::SeqCst);
-}
-
 fn lang_key(lang: Locale) -> &'static str {
     match lang {
         Locale::En => "en",
@@ -322,24 +285,57 @@ fn lang_key(lang: Locale) -> &'static str {
     }
 }
 
-/// Computes the dashboard's figures again in the background, once at a time.
-fn refresh_dashboard(state: &ConsoleState, lang: Locale) {
-    if state
-        .refreshing
-        .swap(true, std::sync::atomic::Ordering::SeqCst)
-    {
-        return;
-    }
-    let state = state.clone();
-    tokio::spawn(async move {
-        if let Ok(f) = dashboard_figures(&state, lang).await {
+/// Computes the dashboard's figures in these languages and keeps them.
+async fn compute_dashboards(state: &ConsoleState, langs: &[Locale]) {
+    for &lang in langs {
+        if let Ok(f) = dashboard_figures(state, lang).await {
             if let Ok(mut c) = state.dashboard.lock() {
                 c.insert(lang_key(lang), (std::time::Instant::now(), f));
             }
         }
-        state
-            .refreshing
-            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Computes again the dashboard's figures kept (after a change made in the console).
+pub(super) async fn recompute_dashboard(state: &ConsoleState) {
+    let kept: Vec<Locale> = state
+        .dashboard
+        .lock()
+        .map(|c| {
+            c.keys()
+                .map(|k| {
+                    if *k == lang_key(Locale::En) {
+                        Locale::En
+                    } else {
+                        Locale::Fr
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    compute_dashboards(state, &kept).await;
+}
+
+/// Computes the dashboard's figures in both languages (at start), once at a time.
+pub(super) async fn warm_dashboard(state: &ConsoleState) {
+    use std::sync::atomic::Ordering::SeqCst;
+    if state.refreshing.swap(true, SeqCst) {
+        return;
+    }
+    compute_dashboards(state, &[Locale::Fr, Locale::En]).await;
+    state.refreshing.store(false, SeqCst);
+}
+
+/// Computes the dashboard's figures again in the background, once at a time.
+fn refresh_dashboard(state: &ConsoleState, lang: Locale) {
+    use std::sync::atomic::Ordering::SeqCst;
+    if state.refreshing.swap(true, SeqCst) {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        compute_dashboards(&state, &[lang]).await;
+        state.refreshing.store(false, SeqCst);
     });
 }
 

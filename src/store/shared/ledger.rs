@@ -1196,7 +1196,8 @@ impl StoreImpl {
         // One customer asked for by its external id: its id is looked up first, and
         // its open invoices read by the index on the customer (a test of each open
         // invoice's customer would read the whole portfolio's).
-        if let Some(external) = &filter.customer {
+        let rows: Vec<crate::store::rows::OpenInvoiceRow> = if let Some(external) = &filter.customer
+        {
             if after.is_some() {
                 return Ok((Vec::new(), None));
             }
@@ -1208,42 +1209,36 @@ impl StoreImpl {
             let Some(id) = id else {
                 return Ok((Vec::new(), None));
             };
-            let rows: Vec<crate::store::rows::OpenInvoiceRow> = select(None, Some(id), None)
+            select(None, Some(id), None)
                 .build_query_as()
                 .fetch_all(&pool)
-                .await?;
-            let last = rows.last().map(|r| r.0);
-            let rows = rows
-                .into_iter()
-                .map(crate::store::rows::open_invoice)
-                .collect::<crate::store::Result<Vec<_>>>()?;
-            return Ok((
-                Self::assemble_accounts(pool, filter.segments.as_deref(), rows).await?,
-                last,
-            ));
-        }
-        let limit = batch.saturating_mul(INVOICES_PER_CUSTOMER);
-        let mut rows: Vec<crate::store::rows::OpenInvoiceRow> = select(after, None, Some(limit))
-            .build_query_as()
-            .fetch_all(&pool)
-            .await?;
-        let Some(last) = rows.last().map(|r| r.0) else {
-            return Ok((Vec::new(), None));
-        };
-        if rows.len() as i64 == limit {
-            if rows.first().map(|r| r.0) == Some(last) {
-                // One customer fills the batch: read all of its invoices.
-                rows = select(None, Some(last), None)
+                .await?
+        } else {
+            let limit = batch.saturating_mul(INVOICES_PER_CUSTOMER);
+            let mut rows: Vec<crate::store::rows::OpenInvoiceRow> =
+                select(after, None, Some(limit))
                     .build_query_as()
                     .fetch_all(&pool)
                     .await?;
-            } else {
-                // The last customer may have more invoices: it starts the next batch.
-                while rows.last().map(|r| r.0) == Some(last) {
-                    rows.pop();
+            let Some(last) = rows.last().map(|r| r.0) else {
+                return Ok((Vec::new(), None));
+            };
+            if rows.len() as i64 == limit {
+                if rows.first().map(|r| r.0) == Some(last) {
+                    // One customer fills the batch: read all of its invoices.
+                    rows = select(None, Some(last), None)
+                        .build_query_as()
+                        .fetch_all(&pool)
+                        .await?;
+                } else {
+                    // The last customer may have more invoices: it starts the next batch.
+                    while rows.last().map(|r| r.0) == Some(last) {
+                        rows.pop();
+                    }
                 }
             }
-        }
+            rows
+        };
         let last = rows.last().map(|r| r.0);
         let rows = rows
             .into_iter()
