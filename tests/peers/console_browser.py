@@ -89,6 +89,8 @@ try:
     first.find_element(By.CSS_SELECTOR, "input[name='outcome'][value='promise']").click()
     date_input = first.find_element(By.CSS_SELECTOR, "input[name='promise_date']")
     d.execute_script("arguments[0].value = arguments[1]", date_input, PROMISE_DATE)
+    callback_input = first.find_element(By.CSS_SELECTOR, "input[name='callback']")
+    d.execute_script("arguments[0].value = arguments[1]", callback_input, CALL_DATE)
     first.find_element(By.CSS_SELECTOR, "input[name='note']").send_keys("will pay by transfer")
     first.find_element(By.CSS_SELECTOR, "form.outcome button").click()
     wait(d, lambda d: f"/customers/{customer}" in d.current_url,

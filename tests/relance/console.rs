@@ -155,6 +155,13 @@ fn a_collectors_morning_in_a_real_browser() {
     let run = w.relance(&["actions", "list", "--format", "json"]);
     run.expect_code(0);
     assert!(run.stdout.contains("\"step\":\"manual\""), "{}", run.stdout);
+    // The callback date given with the call's outcome planned the next call.
+    assert!(
+        run.stdout.contains("\"step\":\"callback\""),
+        "{}",
+        run.stdout
+    );
+    assert!(audit.contains("call back planned"), "{seen}");
     // alice sees bruno's customer but cannot act on it.
     assert_eq!(seen["others_forms"], 0, "{seen}");
     assert_eq!(seen["others_post"], 403, "{seen}");
