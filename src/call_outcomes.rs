@@ -145,12 +145,17 @@ pub struct ScheduledCall {
     pub due_on: NaiveDate,
     /// Who asked for it (a user name).
     pub by: String,
-    /// `manual`, or `callback` for a call back agreed on an earlier call.
+    /// `manual`, `callback` for a call back agreed on an earlier call, `portal` for
+    /// what a customer asked on its portal page.
     pub step: &'static str,
+    /// The invoices the call is about; `None`: the customer's overdue invoices that are
+    /// neither disputed nor paused.
+    pub invoices: Option<Vec<String>>,
 }
 
-/// The steps of the calls users schedule (see [`schedule`]).
-pub const STEPS_BY_HAND: [&str; 2] = ["manual", "callback"];
+/// The steps of the calls people ask for (see [`schedule`]): users, and customers on
+/// the portal.
+pub const STEPS_BY_HAND: [&str; 3] = ["manual", "callback", "portal"];
 
 /// Whether an action of this step is a call a user scheduled: the outbox makes it
 /// without checking whether its invoices were paid, promised or disputed since.
@@ -208,10 +213,15 @@ pub async fn schedule(
             key: call.customer.clone(),
         })?;
     let paused = customer.pause.as_ref().is_some_and(|p| p.active_on(today));
-    let invoices: Vec<_> = if paused {
-        Vec::new()
-    } else {
-        store
+    let invoices: Vec<_> = match &call.invoices {
+        Some(numbers) => store
+            .invoices_of(&call.customer)
+            .await?
+            .into_iter()
+            .filter(|i| numbers.contains(&i.number))
+            .collect(),
+        None if paused => Vec::new(),
+        None => store
             .invoices_of(&call.customer)
             .await?
             .into_iter()
@@ -222,7 +232,7 @@ pub async fn schedule(
                     && i.dispute.is_none()
                     && !i.pause.as_ref().is_some_and(|p| p.active_on(today))
             })
-            .collect()
+            .collect(),
     };
     let amount: Decimal = invoices.iter().map(|i| i.open_amount).sum();
     let amount_minor = customer

@@ -8,6 +8,19 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// HMAC-SHA256 of `message` under `key`, 64 lowercase hex digits.
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    match <Hmac<Sha256>>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(message);
+            hex(&mac.finalize().into_bytes())
+        }
+        // HMAC takes a key of any length.
+        Err(_) => String::new(),
+    }
+}
+
 /// The first 8 bytes of the SHA-256 of `bytes`, as a number: a stable, evenly spread
 /// hash (variant assignment).
 pub fn sha256_u64(bytes: &[u8]) -> u64 {

@@ -26,7 +26,8 @@
 //!   decisions written to the action log idempotently).
 //! - [`api`]: the HTTP API of `relance serve` (`/v1`, health, metrics, token scopes);
 //!   [`console`]: the web console for credit managers and collectors (users, sessions,
-//!   pages rendered on the server).
+//!   pages rendered on the server); [`portal`]: the debtor's self-service page, on its
+//!   own listener (see [`portal_links`] for the links that open it).
 //! - [`runtime`]: the composition root: [`runtime::launch`] builds the service from its
 //!   configuration and runs its loops with graceful shutdown.
 //! - [`cli`]: the command line; `main.rs` only maps its outcome to an exit code.
@@ -55,6 +56,7 @@ pub mod link_seal;
 pub mod metrics;
 pub mod outbox;
 pub mod panics;
+pub mod portal;
 pub mod portal_links;
 pub mod reports;
 pub mod runtime;

@@ -5,11 +5,13 @@
 //! it, so that keys can be rotated: the newest seals, every configured one opens.
 //!
 //! ```text
-//! token = base64url( key id (1 byte) | nonce (12 bytes) | sealed claims (20 bytes) | tag (16 bytes) )
+//! token = base64url( key id (1 byte) | nonce (12 bytes) | sealed claims (28 bytes) | tag (16 bytes) )
 //! claims = customer id (i64) | generation (u32) | issued (u32, days since 1970-01-01) | expires (u32, days)
+//!          | action id (i64, 0: none)
 //! ```
 //!
-//! 66 characters. Changing any character of a token makes it refused; so does a key
+//! 76 characters (links made before the action id was added, 66 characters, still
+//! open: they carry no action). Changing any character of a token makes it refused; so does a key
 //! that is no longer configured. Pure: keys, claims and the nonce come from the caller.
 
 use base64::Engine;
@@ -26,6 +28,9 @@ pub struct Claims {
     /// Days since 1970-01-01.
     pub issued: u32,
     pub expires: u32,
+    /// The action whose message carried the link (its visits are shown on the action);
+    /// `None` for a link made by hand.
+    pub action: Option<i64>,
 }
 
 /// A key that seals and opens links.
@@ -52,8 +57,12 @@ pub enum Refused {
     Forged,
 }
 
-const CLAIMS_LEN: usize = 8 + 4 + 4 + 4;
+const CLAIMS_LEN: usize = 8 + 4 + 4 + 4 + 8;
 const TOKEN_LEN: usize = 1 + 12 + CLAIMS_LEN + 16;
+/// A token's length in characters.
+pub const TOKEN_CHARS: usize = (TOKEN_LEN * 4).div_ceil(3);
+/// The first format's length: the same claims without the action.
+const TOKEN_LEN_V1: usize = TOKEN_LEN - 8;
 /// What the key id and nonce are bound to: a token of another use never opens here.
 const CONTEXT: &[u8] = b"relance portal link v1";
 
@@ -70,6 +79,7 @@ pub fn seal(key: &LinkKey, claims: &Claims, nonce: [u8; 12]) -> String {
     plain.extend_from_slice(&claims.generation.to_be_bytes());
     plain.extend_from_slice(&claims.issued.to_be_bytes());
     plain.extend_from_slice(&claims.expires.to_be_bytes());
+    plain.extend_from_slice(&claims.action.unwrap_or(0).to_be_bytes());
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.secret));
     let aad = aad(key.id);
     // Sealing a 20-byte message cannot fail (the limit is 256 GiB).
@@ -100,7 +110,7 @@ pub fn open(keys: &[LinkKey], token: &str) -> Result<Claims, Refused> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim())
         .map_err(|_| Refused::Malformed)?;
-    if bytes.len() != TOKEN_LEN {
+    if bytes.len() != TOKEN_LEN && bytes.len() != TOKEN_LEN_V1 {
         return Err(Refused::Malformed);
     }
     let id = bytes[0];
@@ -124,13 +134,18 @@ pub fn open(keys: &[LinkKey], token: &str) -> Result<Claims, Refused> {
         b.copy_from_slice(&plain[r]);
         u32::from_be_bytes(b)
     };
-    let mut customer = [0u8; 8];
-    customer.copy_from_slice(&plain[..8]);
+    let long = |r: std::ops::Range<usize>| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&plain[r]);
+        i64::from_be_bytes(b)
+    };
+    let action = if plain.len() >= 28 { long(20..28) } else { 0 };
     Ok(Claims {
-        customer: i64::from_be_bytes(customer),
+        customer: long(0..8),
         generation: num(8..12),
         issued: num(12..16),
         expires: num(16..20),
+        action: (action != 0).then_some(action),
     })
 }
 
@@ -150,14 +165,23 @@ mod tests {
         generation: 3,
         issued: 20_000,
         expires: 20_060,
+        action: Some(77),
     };
 
     #[test]
     fn a_sealed_link_opens_with_its_key_only_and_shows_no_customer_id() {
         let k1 = key(1, 7);
         let token = seal(&k1, &CLAIMS, [9; 12]);
-        assert_eq!(token.len(), 66);
+        assert_eq!(token.len(), 76);
         assert!(!token.contains("4242"));
+        let by_hand = Claims {
+            action: None,
+            ..CLAIMS
+        };
+        assert_eq!(
+            open(std::slice::from_ref(&k1), &seal(&k1, &by_hand, [3; 12])),
+            Ok(by_hand)
+        );
         assert_eq!(open(std::slice::from_ref(&k1), &token), Ok(CLAIMS));
         // Rotation: a newer key seals, the old one still opens what it sealed.
         let k2 = key(2, 8);
@@ -194,7 +218,8 @@ mod tests {
         for bad in [
             "",
             "x",
-            &token[..65],
+            &token[..75],
+            &token[..66],
             &format!("{token}A"),
             "%%%",
             &"A".repeat(10_000),

@@ -11,6 +11,10 @@ use crate::domain::Customer;
 use crate::link_seal::{self, Claims};
 use crate::store::{Store, StoreError};
 
+/// The step of what the portal records in the action log: the confirmations emailed to
+/// the customer, the collector's tasks it asks for.
+pub const STEP: &str = "portal";
+
 /// Why a link does not open (for the log and `relance portal check`; the visitor sees
 /// the same page whatever the reason).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +48,8 @@ pub struct Opened {
     pub customer: Customer,
     pub issued: NaiveDate,
     pub expires: NaiveDate,
+    /// The action whose message carried the link, if any.
+    pub action: Option<i64>,
 }
 
 fn epoch() -> NaiveDate {
@@ -58,6 +64,13 @@ fn date(days: u32) -> NaiveDate {
     epoch() + Duration::days(i64::from(days))
 }
 
+/// What a preview shows in place of the link a message gets when it is sent (of the
+/// same length, so that an SMS counts the same), or `None` without a portal.
+pub fn preview_url(portal: &PortalConfig) -> Option<String> {
+    let base = portal.public_url.as_deref().filter(|_| portal.enabled())?;
+    Some(format!("{base}/p/{}", "x".repeat(link_seal::TOKEN_CHARS)))
+}
+
 /// The token in a link or a pasted URL (`…/p/TOKEN`, with or without a query).
 pub fn token_of(link: &str) -> &str {
     let t = link.trim();
@@ -65,8 +78,8 @@ pub fn token_of(link: &str) -> &str {
     t.split(['?', '#', '/']).next().unwrap_or(t)
 }
 
-/// The customer's link, made `today`, or `None` when the portal is not configured or
-/// the customer is unknown.
+/// The customer's link, made `today` (for the message of `action`, if any), or `None`
+/// when the portal is not configured or the customer is unknown.
 ///
 /// # Errors
 /// The database; the system's random source.
@@ -74,6 +87,7 @@ pub async fn link_for(
     portal: &PortalConfig,
     store: &dyn Store,
     customer: &str,
+    action: Option<i64>,
     today: NaiveDate,
 ) -> Result<Option<String>, StoreError> {
     let (Some(base), Some(key)) = (portal.public_url.as_deref(), portal.keys.first()) else {
@@ -91,6 +105,7 @@ pub async fn link_for(
         generation,
         issued: days(today),
         expires: days(today + Duration::days(portal.link_days)),
+        action,
     };
     Ok(Some(format!(
         "{base}/p/{}",
@@ -128,5 +143,6 @@ pub async fn open(
         customer,
         issued: date(claims.issued),
         expires,
+        action: claims.action,
     }))
 }

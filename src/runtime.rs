@@ -30,6 +30,9 @@ pub enum LaunchError {
     /// The sample portfolio could not be loaded.
     #[error("{0}")]
     Sample(#[from] crate::import::ImportError),
+    /// A listener cannot be opened (the portal's `portal.listen`).
+    #[error("{0}")]
+    Listen(String),
 }
 
 /// How the service runs.
@@ -173,6 +176,7 @@ pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Result<Dispatch
         rate_limits: config.dispatch.rate_limits.clone(),
         recent: Default::default(),
         channels,
+        portal: config.portal.clone(),
         owner: instance_name(),
         lease: config.dispatch.lease,
         retry: RetryPolicy {
@@ -446,13 +450,27 @@ pub async fn launch(
         let console = crate::console::router(console_state);
         (listener, state, console)
     });
+    // The debtor portal, on its own listener: exposed to the internet without the API
+    // or the console.
+    let portal = match config.portal.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                LaunchError::Listen(format!("cannot listen on {addr} (portal.listen): {e}"))
+            })?;
+            Some((
+                listener,
+                crate::portal::PortalState::new(config.clone(), store.clone()),
+            ))
+        }
+        None => None,
+    };
     run(
         config,
         store.clone(),
         registry,
         (dispatcher, reports),
         opts,
-        http,
+        (http, portal),
         shutdown,
     )
     .await?;
@@ -475,11 +493,22 @@ async fn run(
         Arc<crate::outbox::reports::ReportDispatcher>,
     ),
     opts: ServeOptions,
-    http: Option<(tokio::net::TcpListener, crate::api::AppState, axum::Router)>,
+    (http, portal): (
+        Option<(tokio::net::TcpListener, crate::api::AppState, axum::Router)>,
+        Option<(tokio::net::TcpListener, crate::portal::PortalState)>,
+    ),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), StoreError> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
+    if let Some((listener, state)) = portal {
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
+            if let Err(e) = crate::portal::serve(listener, state, cancel).await {
+                tracing::error!(error = %e, "the debtor portal stopped");
+            }
+        });
+    }
     if let Some((listener, state, console)) = http {
         let cancel = cancel.clone();
         tracker.spawn(async move {

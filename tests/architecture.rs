@@ -61,8 +61,8 @@ const RANKS: &[(u8, &[&str])] = &[
     // 7: delivering planned actions (claim, deliver, retry, record); scheduling ticks
     // and the pass over the ledger that writes decisions to the action log.
     (7, &["outbox", "scheduler"]),
-    // 8: the HTTP API of `relance serve`, and its web console.
-    (8, &["api", "console"]),
+    // 8: the HTTP API of `relance serve`, its web console, and the debtor portal.
+    (8, &["api", "console", "portal"]),
     // 9: the composition root: builds the service from its configuration and runs it.
     (9, &["runtime"]),
     // 10: the command line.
@@ -86,6 +86,16 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "console",
         "channels",
         "the console reaches channels only through the outbox",
+    ),
+    (
+        "portal",
+        "channels",
+        "the portal reaches channels only through the outbox: a confirmation is an action in the log",
+    ),
+    (
+        "portal",
+        "scripting",
+        "the portal records what the customer did; the rules decide at the next tick",
     ),
     (
         "templates",

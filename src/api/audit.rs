@@ -116,6 +116,10 @@ pub(super) async fn action(
     let mut v = serde_json::to_value(&detail).map_err(|e| ApiError::internal(e.to_string()))?;
     v["documents"] = serde_json::to_value(&documents).unwrap_or_default();
     v["deliveries"] = serde_json::to_value(&deliveries).unwrap_or_default();
+    // When the customer first followed the portal link this action's message carried.
+    let opened = state.store.action_opened(id).await?;
+    v["portal_opened_at"] = serde_json::to_value(opened.map(|(at, _)| at)).unwrap_or_default();
+    v["portal_visits"] = opened.map_or(0, |(_, n)| n).into();
     Ok(json(StatusCode::OK, &v))
 }
 

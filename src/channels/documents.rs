@@ -172,8 +172,19 @@ impl Documents {
             .template
             .clone()
             .unwrap_or_else(|| self.notice.template.clone());
+        let mut data = notice.data();
+        // The customer's portal link, printed as text and as a QR code.
+        data["portal"] = match &a.portal_url {
+            Some(url) => serde_json::json!({
+                "url": url,
+                "qr": crate::documents::qr::svg(url, "30mm").map_err(|e| DeliveryError::Blocked {
+                    reason: e.to_string(),
+                })?,
+            }),
+            None => serde_json::Value::Null,
+        };
         let bytes = self
-            .render(&template, &a.customer, notice.data(), &a.key, today)
+            .render(&template, &a.customer, data, &a.key, today)
             .await?;
         let doc = Document {
             kind: "formal_notice".into(),

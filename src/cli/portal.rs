@@ -64,7 +64,7 @@ pub(super) async fn portal(cli: &Cli, cmd: &PortalCommand) -> Result<u8, CliErro
             format,
         } => {
             let day = as_of.unwrap_or(today);
-            let Some(link) = portal_links::link_for(portal, store.as_ref(), customer, day).await?
+            let Some(link) = portal_links::link_for(portal, store.as_ref(), customer, None, day).await?
             else {
                 store.close().await;
                 return Err(CliError::Input(format!("no customer '{customer}'")));
@@ -100,15 +100,21 @@ pub(super) async fn portal(cli: &Cli, cmd: &PortalCommand) -> Result<u8, CliErro
             match (format, &opened) {
                 (OutputFormat::Json, Ok(o)) => println!(
                     "{}",
-                    serde_json::json!({ "opens": true, "customer": o.customer.external_id, "issued": o.issued, "expires": o.expires })
+                    serde_json::json!({ "opens": true, "customer": o.customer.external_id, "issued": o.issued, "expires": o.expires, "action": o.action })
                 ),
                 (OutputFormat::Json, Err(r)) => println!(
                     "{}",
                     serde_json::json!({ "opens": false, "refused": r.to_string() })
                 ),
                 (OutputFormat::Text, Ok(o)) => println!(
-                    "opens to customer {} ({}), made on {}, valid until {}",
-                    o.customer.external_id, o.customer.name, o.issued, o.expires
+                    "opens to customer {} ({}), made on {}{}, valid until {}",
+                    o.customer.external_id,
+                    o.customer.name,
+                    o.issued,
+                    o.action
+                        .map(|a| format!(" for the message of action {a}"))
+                        .unwrap_or_default(),
+                    o.expires
                 ),
                 (OutputFormat::Text, Err(r)) => println!("refused: {r}"),
             }

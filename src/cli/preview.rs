@@ -65,7 +65,9 @@ pub(super) async fn preview(cli: &Cli, args: &PreviewArgs) -> Result<u8, CliErro
         )),
     };
     store.close().await;
-    let action = action?;
+    let mut action = action?;
+    // The link is made when the message is sent; a preview shows its place.
+    action.portal_url = crate::portal_links::preview_url(&config.portal);
     let templates = Arc::new(crate::templates::Templates::new(
         &config.channels.templates_dir,
     ));
@@ -165,5 +167,6 @@ async fn for_customer(
         attempt: 0,
         decided_on: as_of,
         reminded_before: !account.history.is_empty(),
+        portal_url: None,
     })
 }

@@ -81,13 +81,16 @@ pub fn check(
                     .filter(|o| d.invoices.iter().any(|n| n.as_ref() == o.invoice.number))
                     .map(|o| o.invoice.clone())
                     .collect();
-                let ctx = MessageContext::new(
+                let mut ctx = MessageContext::new(
                     &config.company,
                     &account.customer,
                     &invoices,
                     d.step.as_deref().unwrap_or(""),
                     as_of,
                 );
+                // With a portal, templates are checked with the link in place.
+                ctx.portal_url =
+                    crate::portal_links::preview_url(&config.portal).unwrap_or_default();
                 let list = uses.entry((kind, name)).or_default();
                 if list.len() < 50 {
                     list.push(ctx);

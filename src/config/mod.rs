@@ -58,7 +58,7 @@ pub struct AuthConfig {
 }
 
 /// The debtor's self-service portal (`portal:`): the links every reminder can carry.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PortalConfig {
     /// Where the portal is reached from the internet (`https://pay.example.com`); the
     /// links are `{public_url}/p/{token}`. `None`: no portal, no links.
@@ -67,6 +67,41 @@ pub struct PortalConfig {
     pub keys: Vec<crate::link_seal::LinkKey>,
     /// How long a link is valid.
     pub link_days: i64,
+    /// Where the portal's own listener listens (`portal.listen`); `None`: not served.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The company's logo shown on the portal (PNG, JPEG or SVG file).
+    pub logo: Option<std::path::PathBuf>,
+    /// The payment provider's link for an invoice: a template with `invoice`, `amount`,
+    /// `currency`, `reference` and `customer`.
+    pub payment_link: Option<String>,
+    /// How far ahead a customer may promise to pay.
+    pub promise_max_days: i64,
+    /// Requests a minute from one address, and on one link.
+    pub per_address_per_minute: u32,
+    pub per_link_per_minute: u32,
+    /// Promises, disputes and messages a day on one link.
+    pub acts_per_link_per_day: u32,
+    /// The header a reverse proxy puts the visitor's address in (its last value is
+    /// used); `None`: the connection's address.
+    pub client_address_header: Option<String>,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            public_url: None,
+            keys: Vec::new(),
+            link_days: 60,
+            listen: None,
+            logo: None,
+            payment_link: None,
+            promise_max_days: 30,
+            per_address_per_minute: 120,
+            per_link_per_minute: 60,
+            acts_per_link_per_day: 20,
+            client_address_header: None,
+        }
+    }
 }
 
 impl PortalConfig {
@@ -694,7 +729,7 @@ impl Validator {
         let dispatch = dispatch.map(|d| self.dispatch(d, longest));
         let api = api.map(|a| self.api(a));
         let auth = auth.map(|a| self.auth(a));
-        let portal = portal.map(|p| self.portal(p));
+        let portal = portal.map(|p| self.portal(p, base_dir));
         let reports = reports.map(|r| self.reports(r));
 
         let stand_ins = std::mem::take(&mut self.stand_ins);
@@ -1127,7 +1162,7 @@ impl Validator {
         }
     }
 
-    fn portal(&mut self, p: raw::RawPortal) -> PortalConfig {
+    fn portal(&mut self, p: raw::RawPortal, base_dir: &Path) -> PortalConfig {
         use base64::Engine;
         let public_url = p.public_url.and_then(|u| {
             let u = u.trim().trim_end_matches('/').to_string();
@@ -1179,10 +1214,90 @@ impl Validator {
         if !(1..=366).contains(&link_days) {
             self.err("portal.link_days", "must be between 1 and 366");
         }
+        let listen = p.listen.as_deref().and_then(|l| match l.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(
+                    "portal.listen",
+                    format!("'{l}' is not an address and port, e.g. 0.0.0.0:8090"),
+                );
+                None
+            }
+        });
+        if listen.is_some() && (public_url.is_none() || keys.is_empty()) {
+            self.err(
+                "portal.listen",
+                "the portal needs portal.public_url and portal.keys to make and open links",
+            );
+        }
+        let logo = p.logo.map(|l| base_dir.join(l));
+        if let Some(l) = &logo {
+            let ext = l
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            if !matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg" | "svg")) {
+                self.err("portal.logo", "a PNG, JPEG or SVG file (.png, .jpg, .svg)");
+            } else {
+                match std::fs::metadata(l) {
+                    Ok(m) if m.len() <= 512 * 1024 => {}
+                    Ok(_) => self.err("portal.logo", "at most 512 KiB"),
+                    Err(e) => self.err("portal.logo", format!("cannot read {}: {e}", l.display())),
+                }
+            }
+        }
+        let payment_link = p.payment_link.filter(|t| !t.trim().is_empty());
+        if let Some(t) = &payment_link {
+            let sample = serde_json::json!({
+                "invoice": "F-2026-0001", "amount": "120.50", "currency": "EUR",
+                "reference": "RF18F20260001", "customer": "C001",
+            });
+            let mut env = minijinja::Environment::new();
+            env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+            match env.render_str(t, sample) {
+                Ok(u) if u.starts_with("https://") || u.starts_with("http://") => {}
+                Ok(u) => self.err(
+                    "portal.payment_link",
+                    format!("must make an http(s) address; it makes '{u}'"),
+                ),
+                Err(e) => self.err(
+                    "portal.payment_link",
+                    format!("{e} (it may use invoice, amount, currency, reference, customer)"),
+                ),
+            }
+        }
+        let promise_max_days = p.promise_max_days.unwrap_or(30);
+        if !(1..=365).contains(&promise_max_days) {
+            self.err("portal.promise_max_days", "must be between 1 and 365");
+        }
+        let limits = p.rate_limits.unwrap_or_default();
+        let mut limit = |v: Option<u32>, default: u32, name: &str| {
+            let v = v.unwrap_or(default);
+            if v == 0 {
+                self.err(&format!("portal.rate_limits.{name}"), "must be at least 1");
+            }
+            v
+        };
+        let per_address_per_minute =
+            limit(limits.per_address_per_minute, 120, "per_address_per_minute");
+        let per_link_per_minute = limit(limits.per_link_per_minute, 60, "per_link_per_minute");
+        let acts_per_link_per_day =
+            limit(limits.acts_per_link_per_day, 20, "acts_per_link_per_day");
         PortalConfig {
             public_url,
             keys,
             link_days,
+            listen,
+            logo,
+            payment_link,
+            promise_max_days,
+            per_address_per_minute,
+            per_link_per_minute,
+            acts_per_link_per_day,
+            client_address_header: p
+                .client_address_header
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty()),
         }
     }
 

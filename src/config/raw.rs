@@ -1,6 +1,7 @@
 //! The configuration file as written: plain serde structs, no validation beyond types.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -171,6 +172,20 @@ pub struct RawPortal {
     #[serde(default)]
     pub keys: Vec<RawPortalKey>,
     pub link_days: Option<i64>,
+    pub listen: Option<String>,
+    pub logo: Option<PathBuf>,
+    pub payment_link: Option<String>,
+    pub promise_max_days: Option<i64>,
+    pub rate_limits: Option<RawPortalLimits>,
+    pub client_address_header: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPortalLimits {
+    pub per_address_per_minute: Option<u32>,
+    pub per_link_per_minute: Option<u32>,
+    pub acts_per_link_per_day: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

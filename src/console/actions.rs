@@ -135,7 +135,10 @@ pub(super) async fn show(
     let templates = crate::templates::Templates::new(&state.config.channels.templates_dir);
     let message = match store.action_message(id).await {
         Ok(Some(a)) => {
-            let ctx = crate::templates::MessageContext::for_action(&state.config.company, &a);
+            let mut ctx =
+                crate::templates::MessageContext::for_action(&state.config.company, &a);
+            ctx.portal_url = crate::portal_links::preview_url(&state.config.portal)
+                .unwrap_or_default();
             let template = a.template.clone().unwrap_or_else(|| a.step.clone());
             match a.kind {
                 ActionKind::Email => match templates.email(&template, a.customer.locale, &ctx) {
@@ -150,6 +153,15 @@ pub(super) async fn show(
             }
         }
         Ok(None) => serde_json::Value::Null,
+        Err(e) => return internal(e, lang),
+    };
+    let opened = match store.action_opened(id).await {
+        Ok(o) => o.map(|(at, times)| {
+            json!({
+                "at": at.with_timezone(&state.config.timezone).format("%Y-%m-%d %H:%M").to_string(),
+                "times": times,
+            })
+        }),
         Err(e) => return internal(e, lang),
     };
     let row = &detail.row;
@@ -189,6 +201,7 @@ pub(super) async fn show(
                 "decided": fdate(row.decided_on, lang),
                 "last_error": row.last_error,
                 "provider_ref": row.provider_ref,
+                "opened": opened,
             },
             "options": serde_json::to_string_pretty(&detail.options).unwrap_or_default(),
             "facts": serde_json::to_string_pretty(&detail.facts).unwrap_or_default(),

@@ -693,7 +693,7 @@ pub(super) async fn customer(
         limit: 10_000,
         ..Default::default()
     };
-    let (invoices, payments, promises, tasks, actions, audit, notes) = match tokio::try_join!(
+    let (invoices, payments, promises, tasks, actions, audit, notes, visits) = match tokio::try_join!(
         store.invoices_of(&id),
         store.payments_of(&id),
         store.promises_of(&id),
@@ -701,6 +701,7 @@ pub(super) async fn customer(
         store.list_actions(&action_filter),
         store.audit_of(&id, 200),
         store.notes_of(&id, 200),
+        store.portal_visits_of(&id, 200),
     ) {
         Ok(all) => all,
         Err(e) => return internal(e, lang),
@@ -770,6 +771,22 @@ pub(super) async fn customer(
             })
         })
         .collect();
+    let local = |at: chrono::DateTime<Utc>| {
+        at.with_timezone(&state.config.timezone)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    };
+    // When the link each message carried was first followed (visits are newest first).
+    let mut opened: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+    for (action, at) in &visits {
+        if let Some(a) = action {
+            opened.insert(*a, local(*at));
+        }
+    }
+    let visit_rows: Vec<serde_json::Value> = visits
+        .iter()
+        .map(|(action, at)| json!({ "action": action, "at": local(*at) }))
+        .collect();
     let timeline: Vec<serde_json::Value> = actions
         .iter()
         .rev()
@@ -787,6 +804,7 @@ pub(super) async fn customer(
                 "rule": a.rule_file,
                 "variant": a.variant,
                 "why": a.last_error,
+                "opened": opened.get(&a.id),
             })
         })
         .collect();
@@ -877,6 +895,7 @@ pub(super) async fn customer(
             "timeline": timeline,
             "documents": documents,
             "audit": audit_rows,
+            "portal_visits": visit_rows,
             "notes": note_rows,
             "next_message": next_message,
             "priorities": crate::call_outcomes::PRIORITIES,
@@ -975,10 +994,12 @@ async fn next_message(
                     continue;
                 }
                 if let Some(claimed) = state.store.action_message(a.id).await? {
-                    let ctx = crate::templates::MessageContext::for_action(
+                    let mut ctx = crate::templates::MessageContext::for_action(
                         &state.config.company,
                         &claimed,
                     );
+                    ctx.portal_url = crate::portal_links::preview_url(&state.config.portal)
+                        .unwrap_or_default();
                     let template = claimed
                         .template
                         .clone()
@@ -998,13 +1019,14 @@ async fn next_message(
     };
     let step = d.step.as_deref().unwrap_or("");
     let template = d.template.as_deref().unwrap_or(step);
-    let ctx = crate::templates::MessageContext::new(
+    let mut ctx = crate::templates::MessageContext::new(
         &state.config.company,
         &customer,
         &invoices,
         step,
         today,
     );
+    ctx.portal_url = crate::portal_links::preview_url(&state.config.portal).unwrap_or_default();
     let kind = d.kind.unwrap_or(crate::domain::ActionKind::Email);
     Ok(render_one(
         kind,
@@ -1148,24 +1170,23 @@ pub(super) async fn statement(
         Err(e) => return internal(e, lang),
     };
     let today = state.today();
-    let mut open: Vec<crate::domain::Invoice> = match state.store.invoices_of(&id).await {
+    let open: Vec<crate::domain::Invoice> = match state.store.invoices_of(&id).await {
         Ok(all) => all
             .into_iter()
             .filter(|i| i.status == InvoiceStatus::Open)
             .collect(),
         Err(e) => return internal(e, lang),
     };
-    open.sort_by(|x, y| (x.due_date, &x.number).cmp(&(y.due_date, &y.number)));
-    let data = crate::documents::statement_data(&state.config.company, &c, &open, today);
-    let renderer = crate::documents::pdf::PdfRenderer::new(&state.config.channels.templates_dir);
-    let ident = format!("statement:{id}:{today}");
-    let locale = c.locale;
-    let rendered = tokio::task::spawn_blocking(move || {
-        renderer.render("statement", locale, &data, &ident, today)
-    })
+    let rendered = crate::documents::statement_pdf(
+        &state.config.channels.templates_dir,
+        &state.config.company,
+        &c,
+        open,
+        today,
+    )
     .await;
     match rendered {
-        Ok(Ok(bytes)) => (
+        Ok(bytes) => (
             [
                 (header::CONTENT_TYPE, "application/pdf".to_string()),
                 (
@@ -1179,13 +1200,12 @@ pub(super) async fn statement(
             bytes,
         )
             .into_response(),
-        Ok(Err(e)) => page_error(
+        Err(e) => page_error(
             StatusCode::UNPROCESSABLE_ENTITY,
             &format!("Le relevé ne peut être produit : {e}"),
             &format!("The statement cannot be made: {e}"),
             lang,
         ),
-        Err(e) => internal(e, lang),
     }
 }
 
@@ -1236,6 +1256,7 @@ pub(super) async fn schedule_call(
         due_on: due,
         by: user.name().to_string(),
         step: "manual",
+        invoices: None,
     };
     match crate::call_outcomes::schedule(&state.store, &call, state.today(), Utc::now()).await {
         Ok(action) => {
@@ -1597,6 +1618,7 @@ pub(super) async fn complete_task(
             due_on: cb,
             by: user.name().to_string(),
             step: "callback",
+            invoices: None,
         };
         match crate::call_outcomes::schedule(&state.store, &call, state.today(), Utc::now()).await {
             Ok(action) => callback_detail = format!("; call back planned (action {action})"),

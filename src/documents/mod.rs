@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod pdf;
+pub mod qr;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -386,4 +387,29 @@ pub fn statement_data(
             "not_due": format::money(open - overdue, &currency, locale),
         },
     })
+}
+
+/// The customer's account statement as of `today` (its `open` invoices, oldest due
+/// first), rendered as PDF on a blocking thread; nothing is archived.
+///
+/// # Errors
+/// The statement template cannot be rendered.
+pub async fn statement_pdf(
+    templates_dir: &std::path::Path,
+    company: &Company,
+    customer: &Customer,
+    mut open: Vec<Invoice>,
+    today: NaiveDate,
+) -> Result<Vec<u8>, pdf::PdfError> {
+    open.sort_by(|x, y| (x.due_date, &x.number).cmp(&(y.due_date, &y.number)));
+    let data = statement_data(company, customer, &open, today);
+    let renderer = pdf::PdfRenderer::new(templates_dir);
+    let ident = format!("statement:{}:{today}", customer.external_id);
+    let locale = customer.locale;
+    tokio::task::spawn_blocking(move || renderer.render("statement", locale, &data, &ident, today))
+        .await
+        .map_err(|e| pdf::PdfError::Render {
+            name: "statement".into(),
+            message: format!("rendering stopped: {e}"),
+        })?
 }

@@ -96,6 +96,8 @@ pub struct Dispatcher {
         >,
     >,
     pub channels: Channels,
+    /// The debtor portal: each message gets the customer's link (`{{ portal_url }}`).
+    pub portal: crate::config::PortalConfig,
     /// Who holds leases: host and process, so a log line says which instance sent.
     pub owner: String,
     pub lease: Duration,
@@ -122,7 +124,7 @@ impl Dispatcher {
         let lease_until = now
             + chrono::Duration::from_std(self.lease)
                 .unwrap_or_else(|_| chrono::Duration::seconds(60));
-        let Some(action) = self
+        let Some(mut action) = self
             .store
             .claim_action(&self.owner, lease_until, now)
             .await?
@@ -153,15 +155,22 @@ impl Dispatcher {
             calendar: &self.calendar,
             timezone: self.timezone,
         };
-        if let Some((until, reason)) = rules
-            .not_before(
-                self.store.as_ref(),
-                action.kind,
-                &action.customer.external_id,
-                now,
-            )
-            .await?
-        {
+        // What a customer asked for on the portal (a confirmation) answers at once: no
+        // quiet hours, no contact budget.
+        let answer = action.step == crate::portal_links::STEP;
+        let deferred = if answer {
+            None
+        } else {
+            rules
+                .not_before(
+                    self.store.as_ref(),
+                    action.kind,
+                    &action.customer.external_id,
+                    now,
+                )
+                .await?
+        };
+        if let Some((until, reason)) = deferred {
             return self.defer(id, until, reason).await;
         }
         if let Some(&per_minute) = self.rate_limits.get(&action.kind) {
@@ -174,6 +183,25 @@ impl Dispatcher {
             let error = format!("no channel configured for {}", action.kind);
             return self.finish(id, Completion::Dead { error }).await;
         };
+        // The customer's portal link, made for this message (its visits are shown on
+        // the action); never stored.
+        if self.portal.enabled()
+            && matches!(
+                action.kind,
+                crate::domain::ActionKind::Email
+                    | crate::domain::ActionKind::Sms
+                    | crate::domain::ActionKind::FormalNotice
+            )
+        {
+            action.portal_url = crate::portal_links::link_for(
+                &self.portal,
+                self.store.as_ref(),
+                &action.customer.external_id,
+                Some(id),
+                today,
+            )
+            .await?;
+        }
         let span = tracing::info_span!("deliver", action = id, kind = %action.kind, customer = %action.customer.external_id, attempt = action.attempt);
         // Entered for the delivery and its outcome only: a guard held across awaits
         // would tag other tasks' logs with this action.

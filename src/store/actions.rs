@@ -150,6 +150,9 @@ pub struct ClaimedAction {
     /// about one of these invoices: a message may say "despite our previous reminder"
     /// only then.
     pub reminded_before: bool,
+    /// The customer's portal link for this message (`{{ portal_url }}`): made by the
+    /// outbox when it delivers, never stored; `None` without a portal.
+    pub portal_url: Option<String>,
 }
 
 /// How a delivery attempt ended.

@@ -523,6 +523,27 @@ pub trait PortalStore: Send + Sync {
         external_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<u32>>;
+
+    /// Records that the customer opened its portal page from a link, carried by the
+    /// message of action `action` if any.
+    async fn record_portal_visit(
+        &self,
+        customer: &str,
+        action: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// The customer's portal visits, latest first (at most `limit`): the action whose
+    /// link was followed, if any, and when.
+    async fn portal_visits_of(
+        &self,
+        customer: &str,
+        limit: u32,
+    ) -> Result<Vec<(Option<i64>, DateTime<Utc>)>>;
+
+    /// When the link the message of `action` carried was first followed, and how many
+    /// times it was.
+    async fn action_opened(&self, action: i64) -> Result<Option<(DateTime<Utc>, i64)>>;
 }
 
 /// What the console reads beyond the ledger's own queries.

@@ -18,6 +18,30 @@ use crate::domain::{Customer, Invoice, Locale};
 /// The templates relance ships, used when the folder has no file of that name.
 const SHIPPED: &[(&str, &str)] = &[
     (
+        "email/portal_confirmation.fr.subject",
+        include_str!("../../templates/email/portal_confirmation.fr.subject"),
+    ),
+    (
+        "email/portal_confirmation.fr.txt",
+        include_str!("../../templates/email/portal_confirmation.fr.txt"),
+    ),
+    (
+        "email/portal_confirmation.fr.html",
+        include_str!("../../templates/email/portal_confirmation.fr.html"),
+    ),
+    (
+        "email/portal_confirmation.en.subject",
+        include_str!("../../templates/email/portal_confirmation.en.subject"),
+    ),
+    (
+        "email/portal_confirmation.en.txt",
+        include_str!("../../templates/email/portal_confirmation.en.txt"),
+    ),
+    (
+        "email/portal_confirmation.en.html",
+        include_str!("../../templates/email/portal_confirmation.en.html"),
+    ),
+    (
         "email/formal_notice.fr.subject",
         include_str!("../../templates/email/formal_notice.fr.subject"),
     ),
@@ -343,6 +367,29 @@ pub struct MessageContext {
     pub payment_reference: String,
     /// Whether the customer was already sent a message about one of these invoices.
     pub reminded_before: bool,
+    /// The customer's link to its page on the debtor portal, made for this message
+    /// (empty without a portal: `{% if portal_url %}…{% endif %}`).
+    pub portal_url: String,
+    /// What the customer did on the portal, for its confirmation (empty otherwise).
+    pub portal_act: PortalAct,
+}
+
+/// What a customer did on its portal page, as its confirmation email tells it: every
+/// field formatted for the customer's locale, empty when it does not apply.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PortalAct {
+    /// `promise`, `dispute` or `contact` (empty for any other message).
+    pub kind: String,
+    pub invoice: String,
+    /// The promised date.
+    pub date: String,
+    /// The promised amount.
+    pub amount: String,
+    /// The dispute's reason.
+    pub reason: String,
+    /// The customer's text.
+    pub message: String,
 }
 
 impl MessageContext {
@@ -350,6 +397,12 @@ impl MessageContext {
     pub fn for_action(company: &Company, a: &crate::store::ClaimedAction) -> MessageContext {
         let mut ctx = MessageContext::new(company, &a.customer, &a.invoices, &a.step, a.decided_on);
         ctx.reminded_before = a.reminded_before;
+        ctx.portal_url = a.portal_url.clone().unwrap_or_default();
+        ctx.portal_act = a
+            .options
+            .get("portal_act")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
         ctx
     }
 
@@ -417,6 +470,8 @@ impl MessageContext {
                 .collect::<Vec<_>>()
                 .join(" "),
             reminded_before: false,
+            portal_url: String::new(),
+            portal_act: PortalAct::default(),
         }
     }
 }

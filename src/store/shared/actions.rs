@@ -709,6 +709,7 @@ impl StoreImpl {
             attempt,
             decided_on,
             reminded_before,
+            portal_url: None,
         })
     }
 

@@ -238,4 +238,52 @@ impl crate::store::PortalStore for StoreImpl {
         .await?;
         Ok(row.map(|(g,)| u32::try_from(g).unwrap_or(u32::MAX)))
     }
+
+    async fn record_portal_visit(
+        &self,
+        customer: &str,
+        action: Option<i64>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<()> {
+        sqlx::query("INSERT INTO portal_visits (customer, action_id, at) VALUES ($1, $2, $3)")
+            .bind(customer)
+            .bind(action)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn portal_visits_of(
+        &self,
+        customer: &str,
+        limit: u32,
+    ) -> crate::store::Result<Vec<(Option<i64>, chrono::DateTime<chrono::Utc>)>> {
+        Ok(sqlx::query_as(
+            "SELECT action_id, at FROM portal_visits WHERE customer = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(customer)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn action_opened(
+        &self,
+        action: i64,
+    ) -> crate::store::Result<Option<(chrono::DateTime<chrono::Utc>, i64)>> {
+        let first: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+            "SELECT at FROM portal_visits WHERE action_id = $1 ORDER BY id LIMIT 1",
+        )
+        .bind(action)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(first) = first else { return Ok(None) };
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM portal_visits WHERE action_id = $1")
+                .bind(action)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Some((first, count)))
+    }
 }
