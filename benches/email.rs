@@ -115,6 +115,7 @@ fn action(n: usize) -> ClaimedAction {
         attempt: 1,
         decided_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap(),
         reminded_before: false,
+        portal_url: None,
     }
 }
 

@@ -479,6 +479,11 @@ pub async fn launch(
     Ok(())
 }
 
+/// The API and the console on one listener.
+type HttpService = (tokio::net::TcpListener, crate::api::AppState, axum::Router);
+/// The debtor portal on its own listener.
+type PortalService = (tokio::net::TcpListener, crate::portal::PortalState);
+
 /// Runs the service's loops until `shutdown` completes, then stops claiming work and
 /// gives in-flight work `grace` to finish.
 ///
@@ -493,10 +498,7 @@ async fn run(
         Arc<crate::outbox::reports::ReportDispatcher>,
     ),
     opts: ServeOptions,
-    (http, portal): (
-        Option<(tokio::net::TcpListener, crate::api::AppState, axum::Router)>,
-        Option<(tokio::net::TcpListener, crate::portal::PortalState)>,
-    ),
+    (http, portal): (Option<HttpService>, Option<PortalService>),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), StoreError> {
     let cancel = CancellationToken::new();

@@ -64,7 +64,8 @@ pub(super) async fn portal(cli: &Cli, cmd: &PortalCommand) -> Result<u8, CliErro
             format,
         } => {
             let day = as_of.unwrap_or(today);
-            let Some(link) = portal_links::link_for(portal, store.as_ref(), customer, None, day).await?
+            let Some(link) =
+                portal_links::link_for(portal, store.as_ref(), customer, None, day).await?
             else {
                 store.close().await;
                 return Err(CliError::Input(format!("no customer '{customer}'")));

@@ -135,10 +135,9 @@ pub(super) async fn show(
     let templates = crate::templates::Templates::new(&state.config.channels.templates_dir);
     let message = match store.action_message(id).await {
         Ok(Some(a)) => {
-            let mut ctx =
-                crate::templates::MessageContext::for_action(&state.config.company, &a);
-            ctx.portal_url = crate::portal_links::preview_url(&state.config.portal)
-                .unwrap_or_default();
+            let mut ctx = crate::templates::MessageContext::for_action(&state.config.company, &a);
+            ctx.portal_url =
+                crate::portal_links::preview_url(&state.config.portal).unwrap_or_default();
             let template = a.template.clone().unwrap_or_else(|| a.step.clone());
             match a.kind {
                 ActionKind::Email => match templates.email(&template, a.customer.locale, &ctx) {

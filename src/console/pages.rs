@@ -998,8 +998,8 @@ async fn next_message(
                         &state.config.company,
                         &claimed,
                     );
-                    ctx.portal_url = crate::portal_links::preview_url(&state.config.portal)
-                        .unwrap_or_default();
+                    ctx.portal_url =
+                        crate::portal_links::preview_url(&state.config.portal).unwrap_or_default();
                     let template = claimed
                         .template
                         .clone()

@@ -17,7 +17,10 @@ fn modules(text: &str) -> Result<(usize, Vec<bool>), QrError> {
     let width = code.width();
     Ok((
         width,
-        code.to_colors().into_iter().map(|c| c == Color::Dark).collect(),
+        code.to_colors()
+            .into_iter()
+            .map(|c| c == Color::Dark)
+            .collect(),
     ))
 }
 
@@ -28,11 +31,21 @@ fn modules(text: &str) -> Result<(usize, Vec<bool>), QrError> {
 pub fn svg(text: &str, size: &str) -> Result<String, QrError> {
     let (width, dark) = modules(text)?;
     let side = width + 2 * QUIET;
+    // One rectangle per run of dark modules on a row.
     let mut path = String::new();
-    for (i, d) in dark.iter().enumerate() {
-        if *d {
-            let (x, y) = (i % width + QUIET, i / width + QUIET);
-            path.push_str(&format!("M{x} {y}h1v1h-1z"));
+    for (y, row) in dark.chunks(width).enumerate() {
+        let mut x = 0;
+        while x < width {
+            if row[x] {
+                let start = x;
+                while x < width && row[x] {
+                    x += 1;
+                }
+                let run = x - start;
+                path.push_str(&format!("M{} {}h{run}v1h-{run}z", start + QUIET, y + QUIET));
+            } else {
+                x += 1;
+            }
         }
     }
     Ok(format!(

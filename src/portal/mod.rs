@@ -120,15 +120,16 @@ fn lang_str(lang: Locale) -> &'static str {
     }
 }
 
-/// The headers of every page: nothing cached, never framed, no referrer (the link is
-/// in the address: it must not leak to the payment provider or anyone else), no
-/// script.
+/// The headers of every page: nothing cached, never framed, no referrer to other
+/// sites (the link is in the address: it must not leak to the payment provider or
+/// anyone else; within the portal the browser names its origin, which the forms'
+/// check needs), no script.
 fn secure(mut response: Response) -> Response {
     let h = response.headers_mut();
     for (name, value) in [
         (header::CACHE_CONTROL, "no-store"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (
             header::CONTENT_SECURITY_POLICY,
@@ -273,8 +274,7 @@ fn client_address(state: &PortalState, headers: &HeaderMap, peer: Option<Peer>) 
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .last()
+            .rfind(|v| !v.is_empty())
         {
             if let Ok(ip) = v.parse::<IpAddr>() {
                 return ip.to_string();
@@ -295,10 +295,11 @@ async fn limits(
     let minute = Utc::now().timestamp().div_euclid(60);
     let lang = browser_lang(req.headers());
     let portal = &state.config.portal;
-    if !state
-        .limiter
-        .allow(&format!("a:{address}"), minute, portal.per_address_per_minute)
-    {
+    if !state.limiter.allow(
+        &format!("a:{address}"),
+        minute,
+        portal.per_address_per_minute,
+    ) {
         tracing::warn!(%address, "portal: too many requests from one address");
         return too_many(&state, lang);
     }
@@ -306,7 +307,10 @@ async fn limits(
         let token = token.split('/').next().unwrap_or("");
         // Keyed by a digest: the link itself stays out of memory dumps and logs.
         let key = format!("l:{}", &crate::digest::sha256_hex(token.as_bytes())[..32]);
-        if !state.limiter.allow(&key, minute, portal.per_link_per_minute) {
+        if !state
+            .limiter
+            .allow(&key, minute, portal.per_link_per_minute)
+        {
             tracing::warn!(%address, link = &key[2..14], "portal: too many requests on one link");
             return too_many(&state, lang);
         }
@@ -396,7 +400,10 @@ async fn logo(axum::extract::State(state): axum::extract::State<PortalState>) ->
             [
                 (header::CONTENT_TYPE, l.1),
                 (header::CACHE_CONTROL, "max-age=3600"),
-                (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'",
+                ),
             ],
             l.0.clone(),
         )
@@ -433,8 +440,7 @@ pub async fn serve(
                 continue;
             }
         };
-        let service =
-            TowerToHyperService::new(router.clone().layer(axum::Extension(Peer(peer))));
+        let service = TowerToHyperService::new(router.clone().layer(axum::Extension(Peer(peer))));
         let cancel = cancel.clone();
         connections.spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();

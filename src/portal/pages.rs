@@ -40,9 +40,21 @@ const MAX_MESSAGE: usize = 2000;
 /// The reasons a customer may give for a dispute: code, French, English.
 const DISPUTE_REASONS: [(&str, &str, &str); 6] = [
     ("not_received", "Facture non reçue", "Invoice not received"),
-    ("not_delivered", "Marchandise ou prestation non livrée", "Goods or service not delivered"),
-    ("defective", "Marchandise ou prestation non conforme", "Goods or service not as ordered"),
-    ("wrong_amount", "Montant ou prix erroné", "Wrong amount or price"),
+    (
+        "not_delivered",
+        "Marchandise ou prestation non livrée",
+        "Goods or service not delivered",
+    ),
+    (
+        "defective",
+        "Marchandise ou prestation non conforme",
+        "Goods or service not as ordered",
+    ),
+    (
+        "wrong_amount",
+        "Montant ou prix erroné",
+        "Wrong amount or price",
+    ),
     ("already_paid", "Déjà payée", "Already paid"),
     ("other", "Autre raison", "Another reason"),
 ];
@@ -57,7 +69,13 @@ fn reason_label(code: &str, lang: Locale) -> Option<&'static str> {
 /// The link's customer, or the neutral page.
 async fn opened(state: &PortalState, token: &str, headers: &HeaderMap) -> Result<Opened, Response> {
     let lang = browser_lang(headers);
-    match portal_links::open(&state.config.portal, state.store.as_ref(), token, state.today()).await
+    match portal_links::open(
+        &state.config.portal,
+        state.store.as_ref(),
+        token,
+        state.today(),
+    )
+    .await
     {
         Ok(Ok(o)) => Ok(o),
         Ok(Err(refusal)) => {
@@ -222,7 +240,11 @@ fn epc_payload(state: &PortalState, invoice: &Invoice) -> Option<String> {
         bic: company.bank.bic.as_deref(),
         amount: Some(invoice.open_amount),
         reference: reference.as_deref(),
-        text: if reference.is_some() { None } else { Some(&text) },
+        text: if reference.is_some() {
+            None
+        } else {
+            Some(&text)
+        },
     };
     match crate::domain::sepa::epc_qr_payload(&transfer) {
         Ok(p) => Some(p),
@@ -296,7 +318,16 @@ pub(super) async fn account(
         Ok(o) => o,
         Err(r) => return r,
     };
-    account_page(&state, &token, &o, StatusCode::OK, q.done.as_deref(), q.invoice.as_deref(), None).await
+    account_page(
+        &state,
+        &token,
+        &o,
+        StatusCode::OK,
+        q.done.as_deref(),
+        q.invoice.as_deref(),
+        None,
+    )
+    .await
 }
 
 /// The account page, with a confirmation (`done`) or an error about a form.
@@ -330,8 +361,7 @@ async fn account_page(
                 p.status == crate::domain::PromiseStatus::Pending
                     && (p.invoices.is_empty() || p.invoices.contains(&i.number))
             });
-            let qr = epc_payload(state, i)
-                .and_then(|p| crate::documents::qr::svg(&p, "180").ok());
+            let qr = epc_payload(state, i).and_then(|p| crate::documents::qr::svg(&p, "180").ok());
             let claimed = interest.get(&i.number).map(|(d, int, ind)| {
                 json!({
                     "date": format::date(*d, lang),
@@ -470,7 +500,9 @@ pub(super) async fn qr_png(
         .and_then(|i| epc_payload(&state, i))
         .and_then(|p| crate::documents::qr::png(&p, 8).ok());
     match png {
-        Some(bytes) => super::secure(([(header::CONTENT_TYPE, "image/png")], bytes).into_response()),
+        Some(bytes) => {
+            super::secure(([(header::CONTENT_TYPE, "image/png")], bytes).into_response())
+        }
         None => neutral(&state, o.customer.locale),
     }
 }
@@ -525,8 +557,12 @@ async fn confirm(
         "{}:{}",
         portal_links::STEP,
         &crate::digest::sha256_hex(
-            format!("{}\n{options}\n{}", c.external_id, now.timestamp_nanos_opt().unwrap_or(0))
-                .as_bytes()
+            format!(
+                "{}\n{options}\n{}",
+                c.external_id,
+                now.timestamp_nanos_opt().unwrap_or(0)
+            )
+            .as_bytes()
         )[..24]
     );
     let facts = "{}";
@@ -550,7 +586,10 @@ async fn confirm(
                 facts_sha256: Arc::from(crate::digest::sha256_hex(facts.as_bytes())),
                 decided_on: state.today(),
                 status: ActionStatus::Planned,
-                detail: Some(format!("confirmation of the customer's {} on the portal", act.kind)),
+                detail: Some(format!(
+                    "confirmation of the customer's {} on the portal",
+                    act.kind
+                )),
                 invoices,
             }],
             now,
@@ -572,14 +611,22 @@ async fn acted(
     let now = Utc::now();
     if let Err(e) = state
         .store
-        .record_audit(ACTOR, &format!("portal_{}", act.kind), Some(&c.external_id), &detail, now)
+        .record_audit(
+            ACTOR,
+            &format!("portal_{}", act.kind),
+            Some(&c.external_id),
+            &detail,
+            now,
+        )
         .await
     {
         return unavailable(state, &e, c.locale);
     }
-    let invoices: Vec<String> = (!act.invoice.is_empty())
-        .then(|| vec![act.invoice.clone()])
-        .unwrap_or_default();
+    let invoices: Vec<String> = if act.invoice.is_empty() {
+        Vec::new()
+    } else {
+        vec![act.invoice.clone()]
+    };
     if let Err(e) = confirm(state, c, &act, invoices, amount, currency).await {
         // The act is recorded; only its confirmation is missing: say so in the log.
         tracing::error!(customer = %c.external_id, error = %e, "portal: the confirmation email could not be planned");
@@ -642,26 +689,54 @@ pub(super) async fn promise(
         }
     };
     let Some(invoice) = own_invoice(&open, f.invoice.trim()) else {
-        return refuse("invoice", "Cette facture n'est pas ouverte sur votre compte.", "This invoice is not open on your account.").await;
+        return refuse(
+            "invoice",
+            "Cette facture n'est pas ouverte sur votre compte.",
+            "This invoice is not open on your account.",
+        )
+        .await;
     };
     if invoice.dispute.is_some() {
-        return refuse("invoice", "Cette facture fait l'objet d'un désaccord en cours d'examen.", "This invoice is under dispute.").await;
+        return refuse(
+            "invoice",
+            "Cette facture fait l'objet d'un désaccord en cours d'examen.",
+            "This invoice is under dispute.",
+        )
+        .await;
     }
     let today = state.today();
     let max = today + Duration::days(state.config.portal.promise_max_days);
     let Ok(date) = f.date.trim().parse::<NaiveDate>() else {
-        return refuse("date", "Indiquez une date (AAAA-MM-JJ).", "Give a date (YYYY-MM-DD).").await;
+        return refuse(
+            "date",
+            "Indiquez une date (AAAA-MM-JJ).",
+            "Give a date (YYYY-MM-DD).",
+        )
+        .await;
     };
     if date < today || date > max {
         let (fr, en) = (
-            format!("La date doit être entre aujourd'hui et le {}.", format::date(max, lang)),
-            format!("The date must be between today and {}.", format::date(max, lang)),
+            format!(
+                "La date doit être entre aujourd'hui et le {}.",
+                format::date(max, lang)
+            ),
+            format!(
+                "The date must be between today and {}.",
+                format::date(max, lang)
+            ),
         );
         return refuse("date", &fr, &en).await;
     }
     let amount = match crate::domain::money::parse_amount(&f.amount) {
         Ok(a) if f.amount.len() <= 32 => a,
-        _ => return refuse("amount", "Indiquez un montant, par exemple 1250,00.", "Give an amount, e.g. 1250.00.").await,
+        _ => {
+            return refuse(
+                "amount",
+                "Indiquez un montant, par exemple 1250,00.",
+                "Give an amount, e.g. 1250.00.",
+            )
+            .await
+        }
     };
     if amount <= Decimal::ZERO || amount > invoice.open_amount {
         let open_text = format::money(invoice.open_amount, &invoice.currency, lang);
@@ -673,7 +748,12 @@ pub(super) async fn promise(
         .await;
     }
     if invoice.currency.to_minor(amount).is_err() {
-        return refuse("amount", "Ce montant a trop de décimales.", "This amount has too many decimals.").await;
+        return refuse(
+            "amount",
+            "Ce montant a trop de décimales.",
+            "This amount has too many decimals.",
+        )
+        .await;
     }
     if !act_allowed(&state, &token) {
         return super::too_many(&state, lang);
@@ -699,8 +779,21 @@ pub(super) async fn promise(
         amount: format::money(amount, &invoice.currency, lang),
         ..PortalAct::default()
     };
-    let detail = format!("promise to pay {amount} {} on invoice {} by {date}", invoice.currency.code(), invoice.number);
-    acted(&state, &token, &o.customer, act, detail, amount, &invoice.currency).await
+    let detail = format!(
+        "promise to pay {amount} {} on invoice {} by {date}",
+        invoice.currency.code(),
+        invoice.number
+    );
+    acted(
+        &state,
+        &token,
+        &o.customer,
+        act,
+        detail,
+        amount,
+        &invoice.currency,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -739,17 +832,41 @@ pub(super) async fn dispute(
         let (field, message) = (field.to_string(), t(lang, fr, en));
         let (state, token, o, invoice) = (&state, &token, &o, f.invoice.clone());
         async move {
-            account_page(state, token, o, StatusCode::UNPROCESSABLE_ENTITY, None, Some(&invoice), Some((field, message))).await
+            account_page(
+                state,
+                token,
+                o,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                Some(&invoice),
+                Some((field, message)),
+            )
+            .await
         }
     };
     let Some(invoice) = own_invoice(&open, f.invoice.trim()) else {
-        return refuse("invoice", "Cette facture n'est pas ouverte sur votre compte.", "This invoice is not open on your account.").await;
+        return refuse(
+            "invoice",
+            "Cette facture n'est pas ouverte sur votre compte.",
+            "This invoice is not open on your account.",
+        )
+        .await;
     };
     if invoice.dispute.is_some() {
-        return refuse("invoice", "Un désaccord sur cette facture est déjà en cours d'examen.", "A disagreement about this invoice is already being looked at.").await;
+        return refuse(
+            "invoice",
+            "Un désaccord sur cette facture est déjà en cours d'examen.",
+            "A disagreement about this invoice is already being looked at.",
+        )
+        .await;
     }
     let Some(label_en) = reason_label(&f.reason, Locale::En) else {
-        return refuse("reason", "Choisissez une raison dans la liste.", "Choose a reason from the list.").await;
+        return refuse(
+            "reason",
+            "Choisissez une raison dans la liste.",
+            "Choose a reason from the list.",
+        )
+        .await;
     };
     if f.text.chars().count() > MAX_MESSAGE {
         let (fr, en) = (
@@ -760,7 +877,12 @@ pub(super) async fn dispute(
     }
     let text = one_line(&f.text, MAX_MESSAGE);
     if f.reason == "other" && text.is_empty() {
-        return refuse("text", "Dites-nous ce qui ne va pas.", "Tell us what is wrong.").await;
+        return refuse(
+            "text",
+            "Dites-nous ce qui ne va pas.",
+            "Tell us what is wrong.",
+        )
+        .await;
     }
     if !act_allowed(&state, &token) {
         return super::too_many(&state, lang);
@@ -778,12 +900,17 @@ pub(super) async fn dispute(
     };
     match crate::collect::apply(state.store.as_ref(), &invoice.number, &change).await {
         Ok(()) => {}
-        Err(crate::collect::CollectError::Invalid(i)) => return refuse(&i.field, &i.message, &i.message).await,
+        Err(crate::collect::CollectError::Invalid(i)) => {
+            return refuse(&i.field, &i.message, &i.message).await
+        }
         Err(crate::collect::CollectError::Store(e)) => return unavailable(&state, &e, lang),
     }
     let call = crate::call_outcomes::ScheduledCall {
         customer: o.customer.external_id.clone(),
-        reason: one_line(&format!("Dispute on invoice {} (portal): {said}", invoice.number), 500),
+        reason: one_line(
+            &format!("Dispute on invoice {} (portal): {said}", invoice.number),
+            500,
+        ),
         priority: "high".into(),
         assignee: None,
         due_on: state.today(),
@@ -797,12 +924,23 @@ pub(super) async fn dispute(
     let act = PortalAct {
         kind: "dispute".into(),
         invoice: invoice.number.clone(),
-        reason: reason_label(&f.reason, lang).unwrap_or(label_en).to_string(),
+        reason: reason_label(&f.reason, lang)
+            .unwrap_or(label_en)
+            .to_string(),
         message: text.clone(),
         ..PortalAct::default()
     };
     let detail = format!("dispute on invoice {}: {said}", invoice.number);
-    acted(&state, &token, &o.customer, act, detail, invoice.open_amount, &invoice.currency).await
+    acted(
+        &state,
+        &token,
+        &o.customer,
+        act,
+        detail,
+        invoice.open_amount,
+        &invoice.currency,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -841,17 +979,38 @@ pub(super) async fn contact(
         let (field, message) = (field.to_string(), t(lang, fr, en));
         let (state, token, o) = (&state, &token, &o);
         async move {
-            account_page(state, token, o, StatusCode::UNPROCESSABLE_ENTITY, None, None, Some((field, message))).await
+            account_page(
+                state,
+                token,
+                o,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                None,
+                Some((field, message)),
+            )
+            .await
         }
     };
     let invoice = f.invoice.trim();
     if !invoice.is_empty() && own_invoice(&open, invoice).is_none() {
-        return refuse("invoice", "Cette facture n'est pas ouverte sur votre compte.", "This invoice is not open on your account.").await;
+        return refuse(
+            "invoice",
+            "Cette facture n'est pas ouverte sur votre compte.",
+            "This invoice is not open on your account.",
+        )
+        .await;
     }
     let topic = match f.topic.as_str() {
         "copy" => "asks for a copy of the invoice",
         "question" | "" => "has a question",
-        _ => return refuse("topic", "Choisissez l'objet de votre message.", "Choose what your message is about.").await,
+        _ => {
+            return refuse(
+                "topic",
+                "Choisissez l'objet de votre message.",
+                "Choose what your message is about.",
+            )
+            .await
+        }
     };
     if f.message.chars().count() > MAX_MESSAGE {
         let (fr, en) = (
@@ -867,8 +1026,17 @@ pub(super) async fn contact(
     if !act_allowed(&state, &token) {
         return super::too_many(&state, lang);
     }
-    let about = if invoice.is_empty() { String::new() } else { format!(" (invoice {invoice})") };
-    let reason = one_line(&format!("The customer {topic}{about} (portal): {message}"), 500);
+    let about = if invoice.is_empty() {
+        String::new()
+    } else {
+        format!(" (invoice {invoice})")
+    };
+    let said = if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    };
+    let reason = one_line(&format!("The customer {topic}{about} (portal){said}"), 500);
     let call = crate::call_outcomes::ScheduledCall {
         customer: o.customer.external_id.clone(),
         reason,
@@ -877,9 +1045,15 @@ pub(super) async fn contact(
         due_on: state.today(),
         by: ACTOR.into(),
         step: portal_links::STEP,
-        invoices: Some(if invoice.is_empty() { Vec::new() } else { vec![invoice.to_string()] }),
+        invoices: Some(if invoice.is_empty() {
+            Vec::new()
+        } else {
+            vec![invoice.to_string()]
+        }),
     };
-    if let Err(e) = crate::call_outcomes::schedule(&state.store, &call, state.today(), Utc::now()).await {
+    if let Err(e) =
+        crate::call_outcomes::schedule(&state.store, &call, state.today(), Utc::now()).await
+    {
         return unavailable(&state, &e, lang);
     }
     let act = PortalAct {
@@ -888,6 +1062,15 @@ pub(super) async fn contact(
         message: message.clone(),
         ..PortalAct::default()
     };
-    let detail = format!("message{about}: {topic}: {}", one_line(&message, 400));
-    acted(&state, &token, &o.customer, act, detail, Decimal::ZERO, &o.customer.currency).await
+    let detail = one_line(&format!("message{about}: {topic}{said}"), 500);
+    acted(
+        &state,
+        &token,
+        &o.customer,
+        act,
+        detail,
+        Decimal::ZERO,
+        &o.customer.currency,
+    )
+    .await
 }

@@ -21,6 +21,7 @@ mod in_process;
 mod leases;
 mod outbox_messages;
 mod portal;
+mod portal_page;
 mod properties;
 mod read_only;
 mod references;
