@@ -345,11 +345,15 @@ pub(super) async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<u8, CliEr
             Some(d) => {
                 let documents = store.documents(*id).await?;
                 let parts = store.delivered_parts(*id).await?;
+                let opened = store.action_opened(*id).await?;
                 match format {
                     OutputFormat::Json => {
                         let mut v = serde_json::to_value(&d).unwrap_or_default();
                         v["documents"] = serde_json::to_value(&documents).unwrap_or_default();
                         v["deliveries"] = serde_json::to_value(&parts).unwrap_or_default();
+                        v["portal_opened_at"] =
+                            serde_json::to_value(opened.map(|(at, _)| at)).unwrap_or_default();
+                        v["portal_visits"] = opened.map_or(0, |(_, n)| n).into();
                         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
                     }
                     OutputFormat::Text => {
@@ -375,6 +379,14 @@ pub(super) async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<u8, CliEr
                             r.currency
                         );
                         println!("  key: {}", r.key);
+                        if let Some((at, visits)) = opened {
+                            println!(
+                                "  portal link opened on {} ({visits} visit{})",
+                                at.with_timezone(&config.timezone)
+                                    .format("%Y-%m-%d at %H:%M"),
+                                if visits == 1 { "" } else { "s" }
+                            );
+                        }
                         if let Some(p) = &r.provider_ref {
                             println!("  provider reference: {p}");
                         }

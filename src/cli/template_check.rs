@@ -107,6 +107,29 @@ pub fn check(
         }
     }
     let fallback = uses.values().find_map(|v| v.first().cloned());
+    // With a portal, its confirmation is checked for each act it confirms.
+    if config.portal.enabled() {
+        if let Some(sample) = &fallback {
+            for kind in ["promise", "dispute", "contact"] {
+                let mut ctx = sample.clone();
+                ctx.portal_act = crate::templates::PortalAct {
+                    kind: kind.into(),
+                    invoice: ctx
+                        .invoices
+                        .first()
+                        .map(|i| i.number.clone())
+                        .unwrap_or_default(),
+                    date: ctx.today.clone(),
+                    amount: ctx.total_open.clone(),
+                    reason: "Wrong amount or price".into(),
+                    message: "The agreed price was lower.".into(),
+                };
+                uses.entry((ActionKind::Email, "portal_confirmation".into()))
+                    .or_default()
+                    .push(ctx);
+            }
+        }
+    }
     let max_segments = config.channels.sms.as_ref().map_or(2, |s| s.max_segments) as usize;
     for ((kind, name), contexts) in &uses {
         for locale in [Locale::Fr, Locale::En] {

@@ -77,7 +77,7 @@ dispatch:
     w
 }
 
-fn actions(w: &Workspace, kind: &str) -> Vec<serde_json::Value> {
+pub(crate) fn actions(w: &Workspace, kind: &str) -> Vec<serde_json::Value> {
     w.relance(&["actions", "list", "--kind", kind, "--format", "json"])
         .expect_code(0)
         .stdout
@@ -86,7 +86,7 @@ fn actions(w: &Workspace, kind: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn show(w: &Workspace, id: i64) -> serde_json::Value {
+pub(crate) fn show(w: &Workspace, id: i64) -> serde_json::Value {
     serde_json::from_str(
         &w.relance(&["actions", "show", &id.to_string(), "--format", "json"])
             .expect_code(0)

@@ -305,6 +305,13 @@ fn a_customer_follows_the_emailed_link_promises_and_disputes_in_a_real_browser()
     .unwrap();
     assert!(action["portal_opened_at"].is_string(), "{action}");
     assert_eq!(action["portal_visits"], 1, "{action}");
+    let run = w.relance(&["actions", "show", "1"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("portal link opened on") && run.stdout.contains("(1 visit)"),
+        "{}",
+        run.stdout
+    );
     for shot in [
         "portal-landing.png",
         "portal-account.png",
@@ -686,4 +693,92 @@ async fn a_flood_of_requests_is_limited_per_link_and_per_address() {
     let log = served.stop();
     assert!(log.contains("too many requests on one link"), "{log}");
     assert!(log.contains("too many requests from one address"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_formal_notice_prints_the_link_as_text_and_qr_code_and_the_page_shows_what_it_claimed() {
+    let port = free_port();
+    let w = workspace_with_rules_and(
+        &[("smb", "[formal_notice(customer.dunnable.overdue(1))]")],
+        &portal_yaml(port, ""),
+    );
+    with_bank(&w);
+    w.import_ledger(
+        "external_id,name,segment,emails,locale\nC1,Client Un,smb,un@client.example,fr\n",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-08-01,2026-09-01,5000.00\n",
+    );
+    w.relance(&["tick"]).expect_code(0);
+    w.relance(&["dispatch"]).expect_code(0);
+    let notice = crate::documents::actions(&w, "formal_notice");
+    let id = notice[0]["id"].as_i64().unwrap();
+    let pdf = w.path("notice.pdf");
+    w.relance(&[
+        "actions",
+        "document",
+        &id.to_string(),
+        "--output",
+        pdf.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let text = crate::documents::pdf_text(&pdf);
+    let start = text
+        .find(&format!("http://127.0.0.1:{port}/p/"))
+        .unwrap_or_else(|| panic!("no link in the notice:\n{text}"));
+    let printed: String = text[start..].split_whitespace().next().unwrap().to_string();
+    // The QR code next to it holds the same link.
+    let png = w.path("page");
+    let status = std::process::Command::new("pdftoppm")
+        .args(["-r", "200", "-png", "-f", "1", "-l", "2"])
+        .arg(&pdf)
+        .arg(&png)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut decoded = String::new();
+    for entry in std::fs::read_dir(w.path("")).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with("page") && name.ends_with(".png") {
+            let out = std::process::Command::new("zbarimg")
+                .args(["--raw", "-q"])
+                .arg(entry.path())
+                .output()
+                .unwrap();
+            decoded.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+    }
+    assert_eq!(
+        decoded.trim(),
+        printed,
+        "the QR code and the printed link differ"
+    );
+    let run = w.relance(&["portal", "check", &printed]);
+    run.expect_code(0);
+    assert!(
+        run.stdout
+            .contains(&format!("for the message of action {id}")),
+        "{}",
+        run.stdout
+    );
+    // The page shows the interest and indemnity the notice claimed on the invoice.
+    let claimed = crate::documents::show(&w, id)["documents"][0]["metadata"]["invoices"][0].clone();
+    let served = w.serve(&[]);
+    let portal = portal_of(&served);
+    let page = reqwest::get(format!("{portal}/p/{}/account", token_of(&printed)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let interest: rust_decimal::Decimal = claimed["interest"].as_str().unwrap().parse().unwrap();
+    let shown = relance::domain::format::money(
+        interest,
+        &relance::domain::Currency::EUR,
+        relance::domain::Locale::Fr,
+    );
+    assert!(
+        page.contains("Mise en demeure du") && page.contains(&shown),
+        "{shown}: {page}"
+    );
+    assert!(page.contains("40,00"), "the indemnity: {page}");
+    served.stop();
 }

@@ -604,7 +604,7 @@ async fn upgrade_story(url: &str) {
     .await
     .unwrap();
 
-    assert_eq!(store.migrate().await.unwrap(), 7, "0009 to 0015 applied");
+    assert_eq!(store.migrate().await.unwrap(), 8, "0009 to 0016 applied");
 
     let all = store
         .list_actions(&relance::store::ActionFilter {
