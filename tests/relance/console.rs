@@ -488,6 +488,28 @@ async fn console_store_on(db: &crate::helpers::TestDb) {
         notes.iter().map(|n| n.text.as_str()).collect::<Vec<_>>(),
         ["second", "first"]
     );
+    // The debtor portal's visits: per customer, and on the action whose link was followed.
+    assert_eq!(store.action_opened(42).await.unwrap(), None);
+    store
+        .record_portal_visit("A1", Some(42), now)
+        .await
+        .unwrap();
+    store
+        .record_portal_visit("A1", Some(42), now + Duration::minutes(5))
+        .await
+        .unwrap();
+    store
+        .record_portal_visit("A1", None, now + Duration::minutes(6))
+        .await
+        .unwrap();
+    let (first, times) = store.action_opened(42).await.unwrap().unwrap();
+    assert_eq!((first.timestamp(), times), (now.timestamp(), 2));
+    let visits = store.portal_visits_of("A1", 10).await.unwrap();
+    assert_eq!(
+        visits.iter().map(|v| v.0).collect::<Vec<_>>(),
+        [None, Some(42), Some(42)]
+    );
+    assert!(store.portal_visits_of("B1", 10).await.unwrap().is_empty());
     store.close().await;
 }
 
