@@ -750,6 +750,86 @@ pub fn experiments(config: &crate::config::Config) -> Vec<SampleExperiment> {
         .collect()
 }
 
+/// Writes the portfolio's `customers.csv`, `invoices.csv` and `payments.csv` in `dir` as
+/// one FEC, `FEC{as_of}.txt` (with an `EcheanceDate` column): each invoice in the sales
+/// journal, each payment in the bank journal, each credit note in the sales journal, a
+/// payment naming one invoice and paying it whole lettered with it. Imported into an
+/// empty ledger (`relance import fec`), it gives the ledger the CSV files give.
+///
+/// # Errors
+/// The files cannot be read or written.
+pub fn write_fec(dir: &Path, as_of: NaiveDate) -> std::io::Result<(PathBuf, u64)> {
+    use crate::import::fec::write::{fec, Credit, Invoice};
+    use rust_decimal::Decimal;
+    let read = |name: &str| -> std::io::Result<Vec<Vec<String>>> {
+        let mut r = csv::ReaderBuilder::new()
+            .delimiter(b';')
+            .from_path(dir.join(name))
+            .map_err(std::io::Error::other)?;
+        r.records()
+            .map(|rec| {
+                rec.map(|rec| rec.iter().map(str::to_string).collect())
+                    .map_err(std::io::Error::other)
+            })
+            .collect()
+    };
+    let bad = |what: &str| std::io::Error::other(format!("sample file: bad {what}"));
+    let customers = read("customers.csv")?;
+    let names: std::collections::HashMap<&str, &str> = customers
+        .iter()
+        .filter_map(|c| Some((c.first()?.as_str(), c.get(1)?.as_str())))
+        .collect();
+    let invoices = read("invoices.csv")?;
+    let payments = read("payments.csv")?;
+    let date = |s: &str| s.parse::<NaiveDate>().map_err(|_| bad("date"));
+    let dec = |s: &str| s.parse::<Decimal>().map_err(|_| bad("amount"));
+    let mut inv = Vec::with_capacity(invoices.len());
+    let mut amounts = std::collections::HashMap::new();
+    for i in &invoices {
+        let [number, customer, issue, due, _currency, amount] = i.as_slice() else {
+            return Err(bad("invoice"));
+        };
+        amounts.insert(number.as_str(), (customer.as_str(), dec(amount)?));
+        inv.push(Invoice {
+            number,
+            customer,
+            name: names.get(customer.as_str()).copied().unwrap_or(customer),
+            issue: date(issue)?,
+            due: date(due)?,
+            amount: dec(amount)?,
+        });
+    }
+    let mut credits = Vec::with_capacity(payments.len());
+    for p in &payments {
+        let [id, customer, kind, day, _currency, amount, reference] = p.as_slice() else {
+            return Err(bad("payment"));
+        };
+        let amount = dec(amount)?;
+        let named = reference.strip_prefix("VIR SEPA ");
+        let letter_with = named.filter(|n| {
+            amounts
+                .get(n)
+                .is_some_and(|(c, a)| *c == customer.as_str() && *a == amount)
+        });
+        credits.push(Credit {
+            id,
+            customer,
+            name: names.get(customer.as_str()).copied().unwrap_or(customer),
+            date: date(day)?,
+            amount,
+            credit_note: kind == "credit_note",
+            label: reference,
+            letter_with,
+        });
+    }
+    let path = dir.join(format!("FEC{}.txt", as_of.format("%Y%m%d")));
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(&path)?);
+    fec(&mut w, &inv, &credits)?;
+    w.flush()?;
+    let lines = 3 * inv.len() as u64 + 2 * credits.len() as u64;
+    Ok((path, lines))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -266,7 +266,15 @@ Examples:
   relance import invoices examples/data/invoices.csv --skip-invalid
   relance import payments bank-2026-11.csv --encoding iso-8859-15 --format json
   relance import disputes disputes.csv        (invoice, reason[, status open|resolved])
-  relance import promises promises.csv        (customer, promised_date, amount[, invoices, note])";
+  relance import promises promises.csv        (customer, promised_date, amount[, invoices, note])
+  relance import fec 732829320FEC20261231.txt --segment smb
+                                              (the accounting entries, 411 accounts)
+
+A FEC (Fichier des Écritures Comptables) is read whole in one transaction: its
+customer accounts (--accounts, 411 by default) become customers (new ones get
+--segment), invoices (debits, by PieceRef) and payments or credit notes (credits),
+lettered (EcritureLet) as the accountant matched them. Re-importing a newer FEC of
+the same year updates and never duplicates. See docs/import.md#fec.";
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -292,6 +300,20 @@ pub struct ImportArgs {
     /// Show at most this many row errors (all are counted)
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub max_errors: usize,
+    /// FEC: the account prefixes of customer accounts (comma-separated)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "411",
+        value_name = "PREFIXES"
+    )]
+    pub accounts: Vec<String>,
+    /// FEC: the segment customers new to the ledger get
+    #[arg(long, value_name = "SEGMENT")]
+    pub segment: Option<String>,
+    /// FEC: payment terms in days for invoices the file gives no due date (EcheanceDate)
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    pub terms_days: i64,
 }
 
 /// What an imported file holds, as the command line names it.
@@ -304,17 +326,21 @@ pub enum ImportKindArg {
     Promises,
     /// Actions another tool sent before relance (customer;kind;step;sent_on;invoices)
     History,
+    /// A FEC (Fichier des Écritures Comptables): customers, invoices, payments
+    Fec,
 }
 
-impl From<ImportKindArg> for ImportKind {
-    fn from(k: ImportKindArg) -> Self {
-        match k {
-            ImportKindArg::Customers => ImportKind::Customers,
-            ImportKindArg::Invoices => ImportKind::Invoices,
-            ImportKindArg::Payments => ImportKind::Payments,
-            ImportKindArg::Disputes => ImportKind::Disputes,
-            ImportKindArg::Promises => ImportKind::Promises,
-            ImportKindArg::History => ImportKind::History,
+impl ImportKindArg {
+    /// The CSV kind, or `None` for a FEC.
+    fn csv(self) -> Option<ImportKind> {
+        match self {
+            ImportKindArg::Customers => Some(ImportKind::Customers),
+            ImportKindArg::Invoices => Some(ImportKind::Invoices),
+            ImportKindArg::Payments => Some(ImportKind::Payments),
+            ImportKindArg::Disputes => Some(ImportKind::Disputes),
+            ImportKindArg::Promises => Some(ImportKind::Promises),
+            ImportKindArg::History => Some(ImportKind::History),
+            ImportKindArg::Fec => None,
         }
     }
 }
@@ -422,6 +448,10 @@ pub struct SampleArgs {
     /// Output folder (created if missing)
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Also write the portfolio as a FEC (FECyyyymmdd.txt): the same ledger, as
+    /// accounting entries (`relance import fec`)
+    #[arg(long)]
+    pub fec: bool,
 }
 
 pub(crate) fn parse_date_arg(s: &str) -> Result<NaiveDate, String> {
@@ -695,8 +725,13 @@ async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, CliError> {
         references: Some(std::sync::Arc::new(crate::import::References::of(&config))),
     };
     let mut code = exit::OK;
+    let Some(kind) = args.kind.csv() else {
+        let result = import_fec_files(store.as_ref(), args, &opts, &config).await;
+        store.close().await;
+        return result;
+    };
     for file in &args.files {
-        let report = import_file(store.as_ref(), args.kind.into(), file, &opts).await?;
+        let report = import_file(store.as_ref(), kind, file, &opts).await?;
         match args.format {
             OutputFormat::Json => {
                 println!("{}", serde_json::to_string(&report).unwrap_or_default())
@@ -727,6 +762,65 @@ async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, CliError> {
         }
     }
     store.close().await;
+    Ok(code)
+}
+
+/// `relance import fec FILE...`: each file in its own transaction.
+async fn import_fec_files(
+    store: &dyn crate::store::Store,
+    args: &ImportArgs,
+    opts: &ImportOptions,
+    config: &crate::config::Config,
+) -> Result<u8, CliError> {
+    use crate::import::fec::{import_fec, FecOptions};
+    if args.skip_invalid {
+        return Err(CliError::Usage(
+            "--skip-invalid does not apply to a FEC: its entries balance as a whole, so a FEC is imported whole or not at all".into(),
+        ));
+    }
+    if let Some(s) = &args.segment {
+        if !config.segments.is_empty() && !config.segments.contains_key(s) {
+            let known: Vec<&str> = config.segments.keys().map(String::as_str).collect();
+            return Err(CliError::Usage(format!(
+                "--segment: unknown segment '{s}': the configured segments are {}",
+                known.join(", ")
+            )));
+        }
+    }
+    let fec = FecOptions {
+        accounts: args
+            .accounts
+            .iter()
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect(),
+        segment: args.segment.clone(),
+        terms_days: args.terms_days.clamp(0, 3650),
+    };
+    let mut code = exit::OK;
+    for file in &args.files {
+        let report = import_fec(store, file, opts, &fec).await?;
+        match args.format {
+            OutputFormat::Json => {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default())
+            }
+            OutputFormat::Text => println!("{report}"),
+        }
+        if !report.rejected.is_empty() {
+            code = exit::REJECTED;
+            if args.format == OutputFormat::Text {
+                for e in report.rejected.iter().take(args.max_errors) {
+                    eprintln!("{}", report.format_error(e));
+                }
+                if report.rejected.len() > args.max_errors {
+                    eprintln!(
+                        "... and {} more invalid lines",
+                        report.rejected.len() - args.max_errors
+                    );
+                }
+            }
+        }
+    }
     Ok(code)
 }
 
@@ -896,6 +990,15 @@ fn sample(cli: &Cli, args: &SampleArgs) -> Result<u8, CliError> {
         .map_err(|e| CliError::Failure(format!("cannot write into {}: {e}", args.out.display())))?;
     for (path, rows) in written {
         println!("{}: {rows} rows", display(&path));
+    }
+    if args.fec {
+        let (path, lines) = crate::sample::write_fec(&args.out, as_of).map_err(|e| {
+            CliError::Failure(format!(
+                "cannot write the FEC into {}: {e}",
+                args.out.display()
+            ))
+        })?;
+        println!("{}: {lines} lines", display(&path));
     }
     Ok(exit::OK)
 }

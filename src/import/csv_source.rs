@@ -103,13 +103,36 @@ fn normalise_header(h: &str) -> String {
         .replace([' ', '-'], "_")
 }
 
-fn detect_delimiter(first_line: &[u8]) -> u8 {
+fn detect_delimiter(first_line: &[u8], candidates: &[u8]) -> u8 {
     let count = |d: u8| first_line.iter().filter(|&&b| b == d).count();
-    [b';', b'\t', b',']
-        .into_iter()
+    candidates
+        .iter()
+        .copied()
         .max_by_key(|d| count(*d))
         .filter(|d| count(*d) > 0)
-        .unwrap_or(b',')
+        .unwrap_or(candidates[candidates.len() - 1])
+}
+
+/// How a file's fields are written.
+#[derive(Debug, Clone, Copy)]
+pub struct Dialect {
+    /// The delimiters to detect among (on the header line), the last one by default.
+    pub delimiters: &'static [u8],
+    /// Whether `"` quotes fields (CSV); off for formats that never quote (FEC).
+    pub quoting: bool,
+}
+
+impl Dialect {
+    /// CSV exports: `;`, tab or `,`, quoted fields.
+    pub const CSV: Dialect = Dialect {
+        delimiters: b";\t,",
+        quoting: true,
+    };
+    /// The FEC (Fichier des Écritures Comptables): tab or `|`, fields never quoted.
+    pub const FEC: Dialect = Dialect {
+        delimiters: b"|\t",
+        quoting: false,
+    };
 }
 
 impl CsvSource {
@@ -121,6 +144,19 @@ impl CsvSource {
         path: &Path,
         encoding: Encoding,
         progress: Option<std::sync::Arc<dyn Progress>>,
+    ) -> Result<CsvSource, String> {
+        Self::open_as(path, encoding, progress, Dialect::CSV)
+    }
+
+    /// Opens a file written in `dialect` and reads its header.
+    ///
+    /// # Errors
+    /// When the file cannot be read or has no header line.
+    pub fn open_as(
+        path: &Path,
+        encoding: Encoding,
+        progress: Option<std::sync::Arc<dyn Progress>>,
+        dialect: Dialect,
     ) -> Result<CsvSource, String> {
         let mut head = Vec::with_capacity(64 * 1024);
         File::open(path)
@@ -136,7 +172,7 @@ impl CsvSource {
             e => e,
         };
         let first_line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
-        let delimiter = detect_delimiter(first_line);
+        let delimiter = detect_delimiter(first_line, dialect.delimiters);
         let file = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let hashing = HashingReader {
             inner: BufReader::with_capacity(256 * 1024, file),
@@ -144,8 +180,14 @@ impl CsvSource {
             bytes: 0,
             progress,
         };
+        // Records end at `\n` only: with the default (CRLF or LF), the reader counts a
+        // CRLF's `\n` in the next record's line, so every line after the first of a
+        // Windows file was named one too low. A trailing `\r` is whitespace, trimmed
+        // from the last cell like any other.
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .quoting(dialect.quoting)
             .flexible(true)
             .has_headers(true)
             .from_reader(hashing);
@@ -367,11 +409,11 @@ mod tests {
 
     #[test]
     fn delimiters_are_detected_from_the_header() {
-        assert_eq!(detect_delimiter(b"a;b;c"), b';');
-        assert_eq!(detect_delimiter(b"a,b,c"), b',');
-        assert_eq!(detect_delimiter(b"a\tb\tc"), b'\t');
-        assert_eq!(detect_delimiter(b"a;b,c;d"), b';');
-        assert_eq!(detect_delimiter(b"single"), b',');
+        assert_eq!(detect_delimiter(b"a;b;c", Dialect::CSV.delimiters), b';');
+        assert_eq!(detect_delimiter(b"a,b,c", Dialect::CSV.delimiters), b',');
+        assert_eq!(detect_delimiter(b"a\tb\tc", Dialect::CSV.delimiters), b'\t');
+        assert_eq!(detect_delimiter(b"a;b,c;d", Dialect::CSV.delimiters), b';');
+        assert_eq!(detect_delimiter(b"single", Dialect::CSV.delimiters), b',');
     }
 
     #[test]

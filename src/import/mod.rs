@@ -7,6 +7,7 @@
 //! changes nothing the second time.
 
 mod csv_source;
+pub mod fec;
 mod rows;
 
 use std::collections::HashMap;
@@ -15,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use csv_source::{parse_bool, split_list, CsvSource, Encoding, FieldError, Progress, Row};
+pub use csv_source::{
+    parse_bool, split_list, CsvSource, Dialect, Encoding, FieldError, Progress, Row,
+};
 
 use crate::domain::{CountryCode, Currency, Customer, InvoiceRecord, Locale, Payment};
 use crate::store::{ImportRecord, LedgerTx, PaymentStatus, Store, StoreError, UpsertCounts};
@@ -491,6 +494,47 @@ impl<'a> Importer<'a> {
             self.flush(batch).await?;
         }
         Ok(())
+    }
+
+    /// Parses, checks and writes records given as named fields (`line` is where each
+    /// comes from, for the errors), rejecting unknown fields.
+    async fn feed(
+        &mut self,
+        records: &[(u64, HashMap<String, String>)],
+    ) -> Result<(), ImportError> {
+        let kind = self.kind;
+        let mut seen_keys: HashMap<Box<str>, u64> = HashMap::new();
+        let mut batch: Vec<(u64, Parsed)> = Vec::with_capacity(BATCH.min(records.len()));
+        for (line, fields) in records {
+            let line = *line;
+            let mut unknown: Vec<&String> = fields
+                .keys()
+                .filter(|k| !kind.known_columns().contains(&k.as_str()))
+                .collect();
+            if !unknown.is_empty() {
+                unknown.sort();
+                for k in unknown {
+                    self.reject(
+                        line,
+                        Some(k.clone()),
+                        format!(
+                            "unknown field (expected one of: {})",
+                            kind.known_columns().join(", ")
+                        ),
+                    );
+                }
+                continue;
+            }
+            let row = Row::from_fields(line, fields);
+            self.accept(
+                &row,
+                &mut seen_keys,
+                &mut batch,
+                ("in the batch", "at item"),
+            )
+            .await?;
+        }
+        self.flush(&mut batch).await
     }
 
     /// Whether rows should still be written (not once the file is known to be rejected).
@@ -975,38 +1019,12 @@ pub async fn import_records(
     };
     let mut imp = Importer::new(kind, store.begin().await?, &opts);
     imp.source = source.to_string();
-    let mut seen_keys: HashMap<Box<str>, u64> = HashMap::new();
-    let mut batch: Vec<(u64, Parsed)> = Vec::with_capacity(BATCH.min(records.len()));
-    for (i, fields) in records.iter().enumerate() {
-        let line = i as u64;
-        let mut unknown: Vec<&String> = fields
-            .keys()
-            .filter(|k| !kind.known_columns().contains(&k.as_str()))
-            .collect();
-        if !unknown.is_empty() {
-            unknown.sort();
-            for k in unknown {
-                imp.reject(
-                    line,
-                    Some(k.clone()),
-                    format!(
-                        "unknown field (expected one of: {})",
-                        kind.known_columns().join(", ")
-                    ),
-                );
-            }
-            continue;
-        }
-        let row = Row::from_fields(line, fields);
-        imp.accept(
-            &row,
-            &mut seen_keys,
-            &mut batch,
-            ("in the batch", "at item"),
-        )
-        .await?;
-    }
-    imp.flush(&mut batch).await?;
+    let numbered: Vec<(u64, HashMap<String, String>)> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i as u64, r.clone()))
+        .collect();
+    imp.feed(&numbered).await?;
     let Importer {
         mut tx,
         written,

@@ -578,3 +578,29 @@ fn identifiers_with_control_characters_huge_lengths_or_unassigned_countries_are_
         run.stderr
     );
 }
+
+/// Files written on Windows end their lines with CRLF; the reader counted each CRLF's
+/// `\n` in the next record, so errors named the line before the bad one.
+#[test]
+fn crlf_line_endings_name_the_right_line_in_errors() {
+    let w = crate::helpers::workspace_with_rules_and(&[("smb", "[]")], "");
+    w.write("customers.csv", "external_id;name;segment\r\nC1;Un;smb\r\n");
+    w.relance(&["import", "customers", "customers.csv"])
+        .expect_code(0);
+    w.write(
+        "invoices.csv",
+        "number;customer;issue_date;due_date;amount\r\nF1;C1;2026-01-01;2026-01-31;10\r\nF2;C1;2026-01-01;2025-01-31;10\r\n\r\nF3;C1;2026-01-01;2026-01-31;1.001\r\n",
+    );
+    let run = w.relance(&["import", "invoices", "invoices.csv"]);
+    run.expect_code(4);
+    assert!(
+        run.stderr.contains("invoices.csv:3: column 'due_date'"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("invoices.csv:5: column 'amount'"),
+        "{}",
+        run.stderr
+    );
+}

@@ -15,6 +15,7 @@ mod daemon;
 mod documents;
 mod experiments;
 mod explain;
+mod fec;
 mod helpers;
 mod import;
 mod in_process;
