@@ -6,6 +6,7 @@
 //! Imports are upserts keyed by the ERP's identifiers, so importing a file twice
 //! changes nothing the second time.
 
+pub mod camt;
 mod csv_source;
 pub mod fec;
 mod rows;

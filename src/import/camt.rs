@@ -1,0 +1,536 @@
+//! Bank statements in ISO 20022: `camt.053` (the end-of-day statement) and `camt.054`
+//! (debit/credit notifications), every version banks send today (`.001.02` and later:
+//! the elements that moved between versions are read wherever they are). Read as a
+//! stream of XML events (quick-xml), so a statement of any size takes the memory of
+//! one entry at a time.
+//!
+//! What is read of each booked credit (`CdtDbtInd` `CRDT`, status `BOOK`, not a
+//! reversal), per transaction of the entry (`TxDtls`), else of the entry itself: the
+//! value date (else booking date), amount and currency, the debtor's name and IBAN,
+//! the remittance information (structured creditor reference `Strd/CdtrRefInf/Ref`, and
+//! the unstructured `Ustrd` lines), and the bank's reference, which makes its key.
+//! Debits, pending entries and reversals are counted and left out.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use quick_xml::events::Event;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+/// One credit of a statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BankCredit {
+    /// Stable from one import of the statement to the next: `CAMT-` and the bank's
+    /// reference of the transaction (else of the entry, with the transaction's
+    /// position), else a digest of what the credit says.
+    pub key: String,
+    /// The line of its `<Ntry>` in the file.
+    pub line: u64,
+    pub date: NaiveDate,
+    pub amount: Decimal,
+    pub currency: String,
+    pub debtor_name: Option<String>,
+    pub debtor_iban: Option<String>,
+    /// The structured creditor reference (ISO 11649 `RF…`, or another scheme's).
+    pub structured_reference: Option<String>,
+    /// The unstructured remittance information, lines joined with spaces.
+    pub remittance: String,
+}
+
+/// What a statement held besides its credits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StatementSummary {
+    /// `camt.053.001.02`, `camt.054.001.08`…
+    pub message: String,
+    pub entries: u64,
+    pub credits: u64,
+    pub debits: u64,
+    /// Entries not booked (pending, information only) and reversals.
+    pub not_booked: u64,
+}
+
+/// Why a statement cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct CamtError {
+    pub line: u64,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Tx {
+    bank_ref: Option<String>,
+    end_to_end: Option<String>,
+    amount: Option<(String, Option<String>)>,
+    indicator: Option<String>,
+    debtor_name: Option<String>,
+    debtor_iban: Option<String>,
+    structured: Option<String>,
+    remittance: Vec<String>,
+}
+
+#[derive(Default)]
+struct Entry {
+    line: u64,
+    amount: Option<(String, Option<String>)>,
+    indicator: Option<String>,
+    status: Option<String>,
+    reversal: bool,
+    booking: Option<String>,
+    value: Option<String>,
+    bank_ref: Option<String>,
+    entry_ref: Option<String>,
+    info: Option<String>,
+    txs: Vec<Tx>,
+}
+
+fn date_of(text: &str) -> Option<NaiveDate> {
+    // `Dt` (2026-11-02) or `DtTm` (2026-11-02T10:00:00+01:00).
+    text.get(..10)?.parse().ok()
+}
+
+fn money(text: &str, line: u64) -> Result<Decimal, CamtError> {
+    text.trim().parse::<Decimal>().map_err(|_| CamtError {
+        line,
+        message: format!("'{text}' is not an amount"),
+    })
+}
+
+/// Reads a statement, calling `on_credit` for each booked credit in file order.
+///
+/// # Errors
+/// Malformed XML, a document that is not a camt.053 or camt.054, an amount or date that
+/// does not read (with its line); `on_credit`'s errors.
+pub fn read<R: BufRead>(
+    input: R,
+    mut on_credit: impl FnMut(BankCredit) -> Result<(), CamtError>,
+) -> Result<StatementSummary, CamtError> {
+    let mut reader = quick_xml::Reader::from_reader(Lines {
+        inner: input,
+        newlines: 0,
+    });
+    // Text is trimmed per element, not per event: an entity splits a text in events
+    // (`Martin &amp; Fils`).
+    reader.config_mut().trim_text(false);
+    let mut buf = Vec::new();
+    let mut stack: Vec<String> = Vec::new();
+    let mut text = String::new();
+    let mut summary = StatementSummary::default();
+    let mut entry: Option<Entry> = None;
+    let mut tx: Option<Tx> = None;
+    // Depths of the current <Ntry> and <TxDtls> in the stack.
+    let (mut ntry_at, mut tx_at) = (0usize, 0usize);
+    let mut line;
+    let mut counted = 0usize;
+    let mut pending_ccy: Option<String> = None;
+    loop {
+        let event = reader.read_event_into(&mut buf);
+        line = reader.get_ref().newlines + 1;
+        let ev = match event {
+            Ok(e) => e,
+            Err(e) => {
+                return Err(CamtError {
+                    line,
+                    message: format!("not well-formed XML: {e}"),
+                })
+            }
+        };
+        match ev {
+            Event::Empty(s) if stack.is_empty() => {
+                let name = String::from_utf8_lossy(s.local_name().as_ref()).into_owned();
+                root_message(&name, &s, line)?;
+                break;
+            }
+            Event::Start(s) => {
+                let name = String::from_utf8_lossy(s.local_name().as_ref()).into_owned();
+                if stack.is_empty() {
+                    summary.message = root_message(&name, &s, line)?;
+                }
+                if name == "Ntry" {
+                    entry = Some(Entry {
+                        line,
+                        ..Entry::default()
+                    });
+                    ntry_at = stack.len() + 1;
+                    summary.entries += 1;
+                } else if name == "TxDtls" && entry.is_some() {
+                    tx = Some(Tx::default());
+                    tx_at = stack.len() + 1;
+                } else if name == "Amt" {
+                    pending_ccy = s
+                        .attributes()
+                        .flatten()
+                        .find(|a| a.key.as_ref() == b"Ccy")
+                        .map(|a| String::from_utf8_lossy(&a.value).into_owned());
+                }
+                stack.push(name);
+                text.clear();
+            }
+            Event::Empty(_) => {}
+            // Entities come apart from the text around them (GeneralRef).
+            Event::Text(t) => match t.decode() {
+                Ok(c) => text.push_str(&c),
+                Err(_) => text.push_str(&String::from_utf8_lossy(&t)),
+            },
+            Event::CData(c) => text.push_str(&String::from_utf8_lossy(&c)),
+            Event::GeneralRef(r) => {
+                let name = String::from_utf8_lossy(&r).into_owned();
+                let resolved = match name.as_str() {
+                    "amp" => "&".to_string(),
+                    "lt" => "<".to_string(),
+                    "gt" => ">".to_string(),
+                    "quot" => "\"".to_string(),
+                    "apos" => "'".to_string(),
+                    n => n
+                        .strip_prefix("#x")
+                        .and_then(|h| u32::from_str_radix(h, 16).ok())
+                        .or_else(|| n.strip_prefix('#').and_then(|d| d.parse().ok()))
+                        .and_then(char::from_u32)
+                        .map(String::from)
+                        .unwrap_or_default(),
+                };
+                text.push_str(&resolved);
+            }
+            Event::End(_) => {
+                let value = std::mem::take(&mut text).trim().to_string();
+                let value = if value.is_empty() { None } else { Some(value) };
+                if let (Some(t), true) = (tx.as_mut(), tx_at > 0 && stack.len() > tx_at) {
+                    let path = stack[tx_at..].join("/");
+                    match path.as_str() {
+                        "Refs/AcctSvcrRef" => t.bank_ref = value,
+                        "Refs/EndToEndId" if value.as_deref() != Some("NOTPROVIDED") => {
+                            t.end_to_end = value
+                        }
+                        "Amt" | "AmtDtls/TxAmt/Amt" if t.amount.is_none() => {
+                            t.amount = value.map(|v| (v, pending_ccy.take()))
+                        }
+                        "CdtDbtInd" => t.indicator = value,
+                        "RltdPties/Dbtr/Nm" | "RltdPties/Dbtr/Pty/Nm" => t.debtor_name = value,
+                        "RltdPties/DbtrAcct/Id/IBAN" => t.debtor_iban = value,
+                        "RmtInf/Strd/CdtrRefInf/Ref" => t.structured = value,
+                        "RmtInf/Ustrd" | "RmtInf/Strd/AddtlRmtInf" | "AddtlTxInf" => {
+                            t.remittance.extend(value)
+                        }
+                        _ => {}
+                    }
+                } else if let (Some(e), true) =
+                    (entry.as_mut(), ntry_at > 0 && stack.len() > ntry_at)
+                {
+                    let path = stack[ntry_at..].join("/");
+                    match path.as_str() {
+                        "Amt" => e.amount = value.map(|v| (v, pending_ccy.take())),
+                        "CdtDbtInd" => e.indicator = value,
+                        "Sts" | "Sts/Cd" if value.is_some() => e.status = value,
+                        "RvslInd" => e.reversal = matches!(value.as_deref(), Some("true" | "1")),
+                        "BookgDt/Dt" | "BookgDt/DtTm" => e.booking = value,
+                        "ValDt/Dt" | "ValDt/DtTm" => e.value = value,
+                        "AcctSvcrRef" => e.bank_ref = value,
+                        "NtryRef" => e.entry_ref = value,
+                        "AddtlNtryInf" => e.info = value,
+                        _ => {}
+                    }
+                }
+                let closing = stack.pop().unwrap_or_default();
+                if closing == "TxDtls" && tx_at == stack.len() + 1 {
+                    if let (Some(t), Some(e)) = (tx.take(), entry.as_mut()) {
+                        e.txs.push(t);
+                    }
+                    tx_at = 0;
+                } else if closing == "Ntry" && ntry_at == stack.len() + 1 {
+                    ntry_at = 0;
+                    if let Some(e) = entry.take() {
+                        counted += 1;
+                        for credit in credits_of(e, counted, &mut summary)? {
+                            on_credit(credit)?;
+                        }
+                    }
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    if summary.message.is_empty() {
+        return Err(CamtError {
+            line,
+            message: "the file is empty: not an ISO 20022 statement".into(),
+        });
+    }
+    Ok(summary)
+}
+
+/// The message a statement's root element names (`camt.053.001.02`), or why it is not
+/// one.
+fn root_message(
+    name: &str,
+    s: &quick_xml::events::BytesStart<'_>,
+    line: u64,
+) -> Result<String, CamtError> {
+    if name != "Document" {
+        return Err(CamtError {
+            line,
+            message: format!(
+                "the root element is <{name}>, not <Document>: not an ISO 20022 statement"
+            ),
+        });
+    }
+    let ns = s
+        .attributes()
+        .flatten()
+        .filter(|a| a.key.as_ref().starts_with(b"xmlns"))
+        .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+        .find(|v| v.contains("iso:20022"))
+        .unwrap_or_default();
+    let message = ns.rsplit(':').next().unwrap_or("").to_string();
+    if message.starts_with("camt.053") || message.starts_with("camt.054") {
+        Ok(message)
+    } else {
+        Err(CamtError {
+            line,
+            message: format!(
+                "the document's namespace is '{ns}': relance reads camt.053 and camt.054 statements"
+            ),
+        })
+    }
+}
+
+/// A reader counting the lines of what the parser consumed, for error messages.
+struct Lines<R> {
+    inner: R,
+    newlines: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Lines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl<R: BufRead> BufRead for Lines<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if let Ok(b) = self.inner.fill_buf() {
+            let n = amt.min(b.len());
+            self.newlines += b[..n].iter().filter(|&&c| c == b'\n').count() as u64;
+        }
+        self.inner.consume(amt);
+    }
+}
+
+/// The booked credits an entry makes: one per transaction, else the entry's own.
+fn credits_of(
+    e: Entry,
+    position: usize,
+    summary: &mut StatementSummary,
+) -> Result<Vec<BankCredit>, CamtError> {
+    let line = e.line;
+    let booked = e.status.as_deref().is_none_or(|s| s == "BOOK");
+    if !booked || e.reversal {
+        summary.not_booked += 1;
+        return Ok(Vec::new());
+    }
+    if e.indicator.as_deref() != Some("CRDT") {
+        summary.debits += 1;
+        return Ok(Vec::new());
+    }
+    let date = e
+        .value
+        .as_deref()
+        .or(e.booking.as_deref())
+        .and_then(date_of)
+        .ok_or_else(|| CamtError {
+            line,
+            message: "the entry has no value date (ValDt) nor booking date (BookgDt)".into(),
+        })?;
+    let (entry_amount, entry_ccy) = e.amount.clone().ok_or_else(|| CamtError {
+        line,
+        message: "the entry has no amount (Amt)".into(),
+    })?;
+    let entry_amount = money(&entry_amount, line)?;
+    let txs = if e.txs.is_empty() {
+        vec![Tx::default()]
+    } else {
+        e.txs
+    };
+    let single = txs.len() == 1;
+    let mut out = Vec::new();
+    for (i, t) in txs.into_iter().enumerate() {
+        if t.indicator.as_deref().is_some_and(|c| c != "CRDT") {
+            continue;
+        }
+        let (amount, currency) = match t.amount {
+            Some((a, c)) => (money(&a, line)?, c.or_else(|| entry_ccy.clone())),
+            None if single => (entry_amount, entry_ccy.clone()),
+            None => {
+                return Err(CamtError {
+                    line,
+                    message: format!("transaction {} of a batched entry has no amount", i + 1),
+                })
+            }
+        };
+        if amount <= Decimal::ZERO {
+            continue;
+        }
+        let currency = currency.ok_or_else(|| CamtError {
+            line,
+            message: "the amount has no currency (Ccy)".into(),
+        })?;
+        let mut remittance = t.remittance;
+        if remittance.is_empty() {
+            remittance.extend(e.info.clone());
+        }
+        let remittance = remittance.join(" ");
+        let key = match (&t.bank_ref, &e.bank_ref, &e.entry_ref) {
+            (Some(r), _, _) => format!("CAMT-{r}"),
+            (None, Some(r), _) | (None, None, Some(r)) if single => format!("CAMT-{r}"),
+            (None, Some(r), _) | (None, None, Some(r)) => format!("CAMT-{r}-{}", i + 1),
+            _ => {
+                let digest = crate::digest::sha256_hex(
+                    format!(
+                        "{date}\u{1f}{amount}\u{1f}{currency}\u{1f}{:?}\u{1f}{:?}\u{1f}{remittance}\u{1f}{:?}\u{1f}{position}\u{1f}{i}",
+                        t.debtor_name, t.debtor_iban, t.end_to_end
+                    )
+                    .as_bytes(),
+                );
+                format!("CAMT-{}", &digest[..20])
+            }
+        };
+        summary.credits += 1;
+        out.push(BankCredit {
+            key,
+            line,
+            date,
+            amount,
+            currency,
+            debtor_name: t.debtor_name,
+            debtor_iban: t.debtor_iban.map(|i| i.replace(' ', "")),
+            structured_reference: t.structured.map(|r| r.replace(' ', "")),
+            remittance,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads a statement file.
+///
+/// # Errors
+/// The file cannot be opened; see [`read`].
+pub fn read_file(
+    path: &Path,
+    on_credit: impl FnMut(BankCredit) -> Result<(), CamtError>,
+) -> Result<StatementSummary, CamtError> {
+    let f = std::fs::File::open(path).map_err(|e| CamtError {
+        line: 0,
+        message: format!("cannot read {}: {e}", path.display()),
+    })?;
+    read(std::io::BufReader::with_capacity(256 * 1024, f), on_credit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V2: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">
+ <BkToCstmrStmt>
+  <GrpHdr><MsgId>S1</MsgId><CreDtTm>2026-11-03T06:00:00</CreDtTm></GrpHdr>
+  <Stmt>
+   <Id>STMT-1</Id>
+   <Acct><Id><IBAN>FR7630006000011234567890189</IBAN></Id></Acct>
+   <Ntry>
+    <Amt Ccy="EUR">1200.00</Amt>
+    <CdtDbtInd>CRDT</CdtDbtInd>
+    <Sts>BOOK</Sts>
+    <BookgDt><Dt>2026-11-02</Dt></BookgDt>
+    <ValDt><Dt>2026-11-02</Dt></ValDt>
+    <AcctSvcrRef>BANK-001</AcctSvcrRef>
+    <NtryDtls><TxDtls>
+     <Refs><EndToEndId>NOTPROVIDED</EndToEndId></Refs>
+     <RltdPties><Dbtr><Nm>Garage Martin &amp; Fils</Nm></Dbtr><DbtrAcct><Id><IBAN>FR76 3000 4000 0312 3456 7890 143</IBAN></Id></DbtrAcct></RltdPties>
+     <RmtInf><Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry></Tp><Ref>RF65F101</Ref></CdtrRefInf></Strd></RmtInf>
+    </TxDtls></NtryDtls>
+   </Ntry>
+   <Ntry>
+    <Amt Ccy="EUR">80.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts>BOOK</Sts>
+    <BookgDt><Dt>2026-11-02</Dt></BookgDt>
+   </Ntry>
+   <Ntry>
+    <Amt Ccy="EUR">500.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>
+    <ValDt><Dt>2026-11-03</Dt></ValDt>
+    <NtryRef>E3</NtryRef>
+    <NtryDtls><Btch><NbOfTxs>2</NbOfTxs></Btch>
+     <TxDtls><AmtDtls><TxAmt><Amt Ccy="EUR">300.00</Amt></TxAmt></AmtDtls><RmtInf><Ustrd>FACT F-7 ET</Ustrd><Ustrd>F-8</Ustrd></RmtInf></TxDtls>
+     <TxDtls><AmtDtls><TxAmt><Amt Ccy="EUR">200.00</Amt></TxAmt></AmtDtls><RmtInf><Ustrd>ACOMPTE</Ustrd></RmtInf></TxDtls>
+    </NtryDtls>
+   </Ntry>
+  </Stmt>
+ </BkToCstmrStmt>
+</Document>"#;
+
+    fn credits(xml: &str) -> (Vec<BankCredit>, StatementSummary) {
+        let mut out = Vec::new();
+        let s = read(xml.as_bytes(), |c| {
+            out.push(c);
+            Ok(())
+        })
+        .unwrap();
+        (out, s)
+    }
+
+    #[test]
+    fn a_version_2_statement_gives_its_booked_credits() {
+        let (c, s) = credits(V2);
+        assert_eq!(s.message, "camt.053.001.02");
+        assert_eq!((s.entries, s.credits, s.debits), (3, 3, 1));
+        assert_eq!(c[0].key, "CAMT-BANK-001");
+        assert_eq!(c[0].line, 8);
+        assert_eq!(c[0].amount, Decimal::new(120_000, 2));
+        assert_eq!(c[0].debtor_name.as_deref(), Some("Garage Martin & Fils"));
+        assert_eq!(
+            c[0].debtor_iban.as_deref(),
+            Some("FR7630004000031234567890143")
+        );
+        assert_eq!(c[0].structured_reference.as_deref(), Some("RF65F101"));
+        assert_eq!(c[1].key, "CAMT-E3-1");
+        assert_eq!(c[1].amount, Decimal::new(30_000, 2));
+        assert_eq!(c[1].remittance, "FACT F-7 ET F-8");
+        assert_eq!(c[2].date, NaiveDate::from_ymd_opt(2026, 11, 3).unwrap());
+    }
+
+    #[test]
+    fn a_version_8_notification_names_its_debtor_under_pty_and_its_status_under_cd() {
+        let xml = r#"<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.054.001.08"><BkToCstmrDbtCdtNtfctn><Ntfctn>
+<Ntry><Amt Ccy="EUR">10.5</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><ValDt><DtTm>2026-11-04T10:00:00+01:00</DtTm></ValDt>
+<NtryDtls><TxDtls><Refs><AcctSvcrRef>X9</AcctSvcrRef></Refs><Amt Ccy="EUR">10.5</Amt><RltdPties><Dbtr><Pty><Nm>Un</Nm></Pty></Dbtr></RltdPties></TxDtls></NtryDtls></Ntry>
+<Ntry><Amt Ccy="EUR">99</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>PDNG</Cd></Sts></Ntry>
+</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>"#;
+        let (c, s) = credits(xml);
+        assert_eq!(
+            (s.message.as_str(), s.credits, s.not_booked),
+            ("camt.054.001.08", 1, 1)
+        );
+        assert_eq!(c[0].key, "CAMT-X9");
+        assert_eq!(c[0].debtor_name.as_deref(), Some("Un"));
+        assert_eq!(c[0].date, NaiveDate::from_ymd_opt(2026, 11, 4).unwrap());
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_statement_is_refused_with_its_line() {
+        for (xml, expected) in [
+            ("<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pain.001.001.03\"/>", "relance reads camt.053"),
+            ("<html></html>", "not an ISO 20022 statement"),
+            ("<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.02\">\n<Ntry>\n<Amt Ccy=\"EUR\">1,2</Amt><CdtDbtInd>CRDT</CdtDbtInd><ValDt><Dt>2026-01-01</Dt></ValDt></Ntry></Document>", "'1,2' is not an amount"),
+            ("<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.02\">\n<Ntry></Document>", "not well-formed"),
+            ("", "empty"),
+        ] {
+            let e = read(xml.as_bytes(), |_| Ok(())).unwrap_err();
+            assert!(e.message.contains(expected), "{xml}: {e}");
+        }
+    }
+}
