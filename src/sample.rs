@@ -830,6 +830,68 @@ pub fn write_fec(dir: &Path, as_of: NaiveDate) -> std::io::Result<(PathBuf, u64)
     Ok((path, lines))
 }
 
+/// Writes the portfolio's payments (not its credit notes) in `dir` as one bank
+/// statement, `camt053-{as_of}.xml` (ISO 20022 camt.053.001.02): a payment naming one
+/// invoice carries that invoice's creditor reference (ISO 11649), the others their text;
+/// the debtor is the customer's name.
+///
+/// # Errors
+/// The files cannot be read or written.
+pub fn write_camt(dir: &Path, as_of: NaiveDate) -> std::io::Result<(PathBuf, u64)> {
+    use crate::import::camt::write::{camt053, Credit};
+    use rust_decimal::Decimal;
+    let read = |name: &str| -> std::io::Result<Vec<Vec<String>>> {
+        let mut r = csv::ReaderBuilder::new()
+            .delimiter(b';')
+            .from_path(dir.join(name))
+            .map_err(std::io::Error::other)?;
+        r.records()
+            .map(|rec| {
+                rec.map(|rec| rec.iter().map(str::to_string).collect())
+                    .map_err(std::io::Error::other)
+            })
+            .collect()
+    };
+    let bad = |what: &str| std::io::Error::other(format!("sample file: bad {what}"));
+    let customers = read("customers.csv")?;
+    let names: std::collections::HashMap<&str, &str> = customers
+        .iter()
+        .filter_map(|c| Some((c.first()?.as_str(), c.get(1)?.as_str())))
+        .collect();
+    let payments = read("payments.csv")?;
+    let mut credits = Vec::with_capacity(payments.len());
+    for p in &payments {
+        let [id, customer, kind, day, currency, amount, reference] = p.as_slice() else {
+            return Err(bad("payment"));
+        };
+        if kind == "credit_note" {
+            continue;
+        }
+        credits.push(Credit {
+            bank_ref: id,
+            date: day.parse().map_err(|_| bad("date"))?,
+            amount: amount.parse::<Decimal>().map_err(|_| bad("amount"))?,
+            currency,
+            debtor: names.get(customer.as_str()).copied().unwrap_or(customer),
+            structured: reference
+                .strip_prefix("VIR SEPA ")
+                .and_then(crate::domain::sepa::creditor_reference),
+            text: reference,
+        });
+    }
+    let path = dir.join(format!("camt053-{as_of}.xml"));
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(&path)?);
+    camt053(
+        &mut w,
+        &format!("STMT-{as_of}"),
+        "FR7630006000011234567890189",
+        as_of,
+        &credits,
+    )?;
+    w.flush()?;
+    Ok((path, credits.len() as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

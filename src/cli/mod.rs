@@ -12,6 +12,7 @@ use crate::import::{import_file, Encoding, ImportError, ImportKind, ImportOption
 use crate::store::{self, Store, StoreError};
 use crate::telemetry::{self, LogFormat};
 
+mod bank;
 mod collect;
 mod daemon;
 mod insurers;
@@ -216,6 +217,13 @@ pub enum Command {
     )]
     Portal(portal::PortalCommand),
 
+    /// The credits of the imported bank statements and how each was matched
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  relance import camt releve.xml\n  relance bank credits --unmatched"
+    )]
+    Bank(bank::BankCommand),
+
     /// Bearer tokens of the HTTP API: create (secret shown once), list, revoke
     #[command(
         subcommand,
@@ -269,6 +277,7 @@ Examples:
   relance import promises promises.csv        (customer, promised_date, amount[, invoices, note])
   relance import fec 732829320FEC20261231.txt --segment smb
                                               (the accounting entries, 411 accounts)
+  relance import camt releve-2026-11-02.xml   (a bank statement, camt.053 or camt.054)
 
 A FEC (Fichier des Écritures Comptables) is read whole in one transaction: its
 customer accounts (--accounts, 411 by default) become customers (new ones get
@@ -328,6 +337,8 @@ pub enum ImportKindArg {
     History,
     /// A FEC (Fichier des Écritures Comptables): customers, invoices, payments
     Fec,
+    /// A bank statement (ISO 20022 camt.053 or camt.054): credits matched to invoices
+    Camt,
 }
 
 impl ImportKindArg {
@@ -340,7 +351,7 @@ impl ImportKindArg {
             ImportKindArg::Disputes => Some(ImportKind::Disputes),
             ImportKindArg::Promises => Some(ImportKind::Promises),
             ImportKindArg::History => Some(ImportKind::History),
-            ImportKindArg::Fec => None,
+            ImportKindArg::Fec | ImportKindArg::Camt => None,
         }
     }
 }
@@ -452,6 +463,10 @@ pub struct SampleArgs {
     /// accounting entries (`relance import fec`)
     #[arg(long)]
     pub fec: bool,
+    /// Also write its payments as a bank statement (camt053-DATE.xml, ISO 20022
+    /// camt.053.001.02) for `relance import camt`
+    #[arg(long)]
+    pub camt: bool,
 }
 
 pub(crate) fn parse_date_arg(s: &str) -> Result<NaiveDate, String> {
@@ -572,6 +587,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Report(cmd) => report::report(&cli, cmd).await,
         Command::Insurers(cmd) => insurers::insurers(&cli, cmd).await,
         Command::Portal(cmd) => portal::portal(&cli, cmd).await,
+        Command::Bank(cmd) => bank::bank(&cli, cmd).await,
         Command::Tokens(cmd) => tokens::tokens(&cli, cmd).await,
         Command::Users(cmd) => users::users(&cli, cmd).await,
     }
@@ -726,7 +742,11 @@ async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, CliError> {
     };
     let mut code = exit::OK;
     let Some(kind) = args.kind.csv() else {
-        let result = import_fec_files(store.as_ref(), args, &opts, &config).await;
+        let result = if args.kind == ImportKindArg::Camt {
+            import_camt_files(store.as_ref(), args, &opts).await
+        } else {
+            import_fec_files(store.as_ref(), args, &opts, &config).await
+        };
         store.close().await;
         return result;
     };
@@ -763,6 +783,53 @@ async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, CliError> {
     }
     store.close().await;
     Ok(code)
+}
+
+/// `relance import camt FILE...`: each statement in its own transaction.
+async fn import_camt_files(
+    store: &dyn crate::store::Store,
+    args: &ImportArgs,
+    opts: &ImportOptions,
+) -> Result<u8, CliError> {
+    if args.skip_invalid {
+        return Err(CliError::Usage(
+            "--skip-invalid does not apply to a bank statement: a statement that does not read is refused whole".into(),
+        ));
+    }
+    for file in &args.files {
+        let report = crate::import::camt::import_camt(store, file, opts).await?;
+        match args.format {
+            OutputFormat::Json => {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default())
+            }
+            OutputFormat::Text => {
+                println!("{report}");
+                let unmatched: Vec<_> = report
+                    .credits
+                    .iter()
+                    .filter(|c| c.matched_by.is_none())
+                    .collect();
+                for c in unmatched.iter().take(args.max_errors) {
+                    println!(
+                        "  not matched: line {}: {} {} {} from {}: {}",
+                        c.line,
+                        c.date,
+                        c.amount,
+                        c.currency,
+                        c.debtor_name.as_deref().unwrap_or("?"),
+                        c.reference.as_deref().unwrap_or(&c.remittance)
+                    );
+                }
+                if unmatched.len() > args.max_errors {
+                    println!(
+                        "  ... and {} more (relance bank unmatched)",
+                        unmatched.len() - args.max_errors
+                    );
+                }
+            }
+        }
+    }
+    Ok(exit::OK)
 }
 
 /// `relance import fec FILE...`: each file in its own transaction.
@@ -999,6 +1066,15 @@ fn sample(cli: &Cli, args: &SampleArgs) -> Result<u8, CliError> {
             ))
         })?;
         println!("{}: {lines} lines", display(&path));
+    }
+    if args.camt {
+        let (path, credits) = crate::sample::write_camt(&args.out, as_of).map_err(|e| {
+            CliError::Failure(format!(
+                "cannot write the bank statement into {}: {e}",
+                args.out.display()
+            ))
+        })?;
+        println!("{}: {credits} credits", display(&path));
     }
     Ok(exit::OK)
 }

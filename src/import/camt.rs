@@ -534,3 +534,531 @@ mod tests {
         }
     }
 }
+
+/// How a credit was matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchedBy {
+    /// Its structured creditor reference (ISO 11649 `RF…`) is an open invoice's.
+    Reference,
+    /// Its remittance text names open invoices of one customer.
+    InvoiceNumber,
+    /// Its debtor's name is a customer's, with exactly one open invoice of that amount.
+    AmountAndDebtor,
+}
+
+impl MatchedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchedBy::Reference => "reference",
+            MatchedBy::InvoiceNumber => "invoice_number",
+            MatchedBy::AmountAndDebtor => "amount_and_debtor",
+        }
+    }
+}
+
+/// One credit and what became of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreditMatch {
+    pub key: String,
+    pub line: u64,
+    pub date: NaiveDate,
+    pub amount: Decimal,
+    pub currency: String,
+    pub debtor_name: Option<String>,
+    pub reference: Option<String>,
+    pub remittance: String,
+    pub matched_by: Option<MatchedBy>,
+    pub customer: Option<String>,
+    pub invoices: Vec<String>,
+}
+
+/// What a statement import did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CamtReport {
+    pub file: std::path::PathBuf,
+    pub sha256: String,
+    pub statement: StatementSummary,
+    /// Credits matched, by how.
+    pub by_reference: u64,
+    pub by_invoice_number: u64,
+    pub by_amount_and_debtor: u64,
+    pub unmatched: u64,
+    /// The ledger's payments the matched credits became.
+    pub payments: crate::store::UpsertCounts,
+    pub unapplied_payments: u64,
+    /// Every credit with its match, in file order.
+    pub credits: Vec<CreditMatch>,
+}
+
+impl std::fmt::Display for CamtReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let file = crate::telemetry::escape_control(&self.file.display().to_string()).into_owned();
+        let s = &self.statement;
+        write!(
+            f,
+            "{file}: {} ({} entries: {} credits, {} debits left out, {} not booked)\n  matched by structured reference: {}\n  matched by invoice number in the text: {}\n  matched by amount and debtor: {}\n  not matched, for a collector: {}\n  payments: {} new, {} updated, {} unchanged",
+            s.message,
+            s.entries,
+            s.credits,
+            s.debits,
+            s.not_booked,
+            self.by_reference,
+            self.by_invoice_number,
+            self.by_amount_and_debtor,
+            self.unmatched,
+            self.payments.inserted,
+            self.payments.updated,
+            self.payments.unchanged,
+        )
+    }
+}
+
+/// A name compared without case, accents, punctuation or legal form.
+fn name_key(name: &str) -> String {
+    const FORMS: [&str; 12] = [
+        "SA", "SAS", "SASU", "SARL", "EURL", "SNC", "SCI", "SCOP", "GMBH", "LTD", "SPA", "SL",
+    ];
+    // `S.A.S.` is `SAS`.
+    let folded: String = name
+        .chars()
+        .filter(|c| *c != '.')
+        .map(|c| match c {
+            'à' | 'â' | 'ä' | 'À' | 'Â' | 'Ä' => 'a',
+            'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ë' => 'e',
+            'î' | 'ï' | 'Î' | 'Ï' => 'i',
+            'ô' | 'ö' | 'Ô' | 'Ö' => 'o',
+            'ù' | 'û' | 'ü' | 'Ù' | 'Û' | 'Ü' => 'u',
+            'ç' | 'Ç' => 'c',
+            c if c.is_alphanumeric() => c,
+            _ => ' ',
+        })
+        .collect::<String>()
+        .to_uppercase();
+    folded
+        .split_whitespace()
+        .filter(|w| !FORMS.contains(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Letters and digits only, upper case: how an invoice number is written in a creditor
+/// reference.
+fn compact(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// The open invoices and customers credits are matched against, held in memory for
+/// the import.
+struct Matcher {
+    /// Invoice number → invoice.
+    by_number: std::collections::HashMap<String, crate::store::bank::OpenInvoice>,
+    /// Compacted number → numbers (for creditor references).
+    by_compact: std::collections::HashMap<String, Vec<String>>,
+    /// Name key → customers.
+    by_name: std::collections::HashMap<String, Vec<String>>,
+    /// Customer → its open invoices' numbers.
+    by_customer: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl Matcher {
+    fn new(
+        invoices: Vec<crate::store::bank::OpenInvoice>,
+        customers: Vec<crate::store::bank::CustomerName>,
+    ) -> Matcher {
+        let mut m = Matcher {
+            by_number: std::collections::HashMap::with_capacity(invoices.len()),
+            by_compact: std::collections::HashMap::new(),
+            by_name: std::collections::HashMap::new(),
+            by_customer: std::collections::HashMap::new(),
+        };
+        for i in invoices {
+            let c = compact(&i.number);
+            if c != i.number {
+                m.by_compact.entry(c).or_default().push(i.number.clone());
+            }
+            m.by_customer
+                .entry(i.customer.clone())
+                .or_default()
+                .push(i.number.clone());
+            m.by_number.insert(i.number.clone(), i);
+        }
+        for c in customers {
+            for n in std::iter::once(&c.name).chain(c.legal_name.iter()) {
+                let k = name_key(n);
+                if !k.is_empty() {
+                    let list = m.by_name.entry(k).or_default();
+                    if !list.contains(&c.external_id) {
+                        list.push(c.external_id.clone());
+                    }
+                }
+            }
+        }
+        m
+    }
+
+    /// The open invoice a compacted number designates, if exactly one.
+    fn by_compacted(&self, body: &str) -> Option<&crate::store::bank::OpenInvoice> {
+        if let Some(i) = self.by_number.get(body) {
+            return Some(i);
+        }
+        match self.by_compact.get(body).map(Vec::as_slice) {
+            Some([one]) => self.by_number.get(one),
+            _ => None,
+        }
+    }
+
+    fn find(&self, c: &BankCredit) -> Option<(MatchedBy, String, Vec<String>)> {
+        // 1. The structured reference (RF…), else an RF reference written in the text.
+        let rf = c
+            .structured_reference
+            .iter()
+            .cloned()
+            .chain(
+                c.remittance
+                    .split(|ch: char| !ch.is_ascii_alphanumeric())
+                    .filter(|w| w.len() > 4 && w.to_ascii_uppercase().starts_with("RF"))
+                    .map(str::to_string),
+            )
+            .find(|r| crate::domain::sepa::is_creditor_reference(r));
+        if let Some(r) = rf {
+            let body = compact(&r)[4..].to_string();
+            if let Some(i) = self.by_compacted(&body) {
+                if i.currency == c.currency {
+                    return Some((
+                        MatchedBy::Reference,
+                        i.customer.clone(),
+                        vec![i.number.clone()],
+                    ));
+                }
+            }
+        }
+        // 2. Invoice numbers in the text, all of one customer.
+        let mut found: Vec<&crate::store::bank::OpenInvoice> = Vec::new();
+        for word in c
+            .remittance
+            .split(|ch: char| ch.is_whitespace() || matches!(ch, ',' | ';' | ':' | '(' | ')' | '+'))
+            .map(|w| w.trim_matches(|ch: char| ch == '.' || ch == '\'' || ch == '"'))
+            .filter(|w| w.len() >= 3)
+        {
+            let hit = self.by_number.get(word).or_else(|| {
+                self.by_compacted(&compact(word))
+                    .filter(|_| compact(word).len() >= 4)
+            });
+            if let Some(i) = hit {
+                if !found.iter().any(|f| f.number == i.number) {
+                    found.push(i);
+                }
+            }
+        }
+        if let Some(first) = found.first() {
+            if found
+                .iter()
+                .all(|i| i.customer == first.customer && i.currency == c.currency)
+            {
+                return Some((
+                    MatchedBy::InvoiceNumber,
+                    first.customer.clone(),
+                    found.iter().map(|i| i.number.clone()).collect(),
+                ));
+            }
+        }
+        // 3. The debtor's name is one customer's, with one open invoice of that amount.
+        let name = c
+            .debtor_name
+            .as_deref()
+            .map(name_key)
+            .filter(|k| !k.is_empty())?;
+        let [customer] = self.by_name.get(&name)?.as_slice() else {
+            return None;
+        };
+        let same: Vec<&String> = self
+            .by_customer
+            .get(customer)?
+            .iter()
+            .filter(|n| {
+                self.by_number
+                    .get(*n)
+                    .is_some_and(|i| i.open_amount == c.amount && i.currency == c.currency)
+            })
+            .collect();
+        match same.as_slice() {
+            [one] => Some((
+                MatchedBy::AmountAndDebtor,
+                customer.clone(),
+                vec![(*one).clone()],
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Imports a statement: each booked credit matched to an open invoice (structured
+/// reference, invoice number in the text, amount and debtor) becomes a payment of that
+/// invoice's customer allocated to it, in one transaction; every credit is recorded
+/// with its match, the unmatched ones for a collector (`relance bank unmatched`).
+/// Importing the statement again changes nothing (credits are keyed by the bank's
+/// references); a credit unmatched before is matched if it can be now.
+///
+/// # Errors
+/// The file is not a statement (with its line), or the database fails.
+pub async fn import_camt(
+    store: &dyn crate::store::Store,
+    path: &Path,
+    base: &super::ImportOptions,
+) -> Result<CamtReport, super::ImportError> {
+    use std::collections::HashMap;
+    let file_label = path.display().to_string();
+    let mut credits = Vec::new();
+    let statement = read_file(path, |c| {
+        credits.push(c);
+        Ok(())
+    })
+    .map_err(|e| super::ImportError::File {
+        file: file_label.clone(),
+        message: e.to_string(),
+    })?;
+    let sha256 = {
+        use sha2::Digest;
+        let bytes = std::fs::read(path).map_err(|e| super::ImportError::File {
+            file: file_label.clone(),
+            message: e.to_string(),
+        })?;
+        crate::digest::hex(&sha2::Sha256::digest(&bytes))
+    };
+    let matcher = Matcher::new(
+        store.open_invoices_for_matching().await?,
+        store.customer_names().await?,
+    );
+    let file_name = path
+        .file_name()
+        .map_or_else(|| file_label.clone(), |n| n.to_string_lossy().into_owned());
+    let mut report = CamtReport {
+        file: path.to_path_buf(),
+        sha256: sha256.clone(),
+        statement,
+        by_reference: 0,
+        by_invoice_number: 0,
+        by_amount_and_debtor: 0,
+        unmatched: 0,
+        payments: crate::store::UpsertCounts::default(),
+        unapplied_payments: 0,
+        credits: Vec::with_capacity(credits.len()),
+    };
+    // A credit matched at an earlier import keeps its match (its invoice may be paid by
+    // it since, and no longer open).
+    let earlier = store
+        .matched_bank_credits(&credits.iter().map(|c| c.key.clone()).collect::<Vec<_>>())
+        .await?;
+    let mut payments: Vec<(u64, HashMap<String, String>)> = Vec::new();
+    let mut rows = Vec::with_capacity(credits.len());
+    let now = chrono::Utc::now();
+    for c in credits {
+        let found = match earlier.get(&c.key) {
+            Some((by, customer, invoice)) => {
+                let by = match by.as_str() {
+                    "reference" => MatchedBy::Reference,
+                    "invoice_number" => MatchedBy::InvoiceNumber,
+                    _ => MatchedBy::AmountAndDebtor,
+                };
+                let invoices = invoice
+                    .iter()
+                    .flat_map(|i| i.split_whitespace().map(str::to_string))
+                    .collect();
+                Some((by, customer.clone(), invoices))
+            }
+            None => matcher.find(&c),
+        };
+        let (matched_by, customer, invoices) = match found {
+            Some((by, customer, invoices)) => (Some(by), Some(customer), invoices),
+            None => (None, None, Vec::new()),
+        };
+        match matched_by {
+            Some(MatchedBy::Reference) => report.by_reference += 1,
+            Some(MatchedBy::InvoiceNumber) => report.by_invoice_number += 1,
+            Some(MatchedBy::AmountAndDebtor) => report.by_amount_and_debtor += 1,
+            None => report.unmatched += 1,
+        }
+        if let Some(customer) = &customer {
+            let mut r = HashMap::new();
+            r.insert("id".to_string(), c.key.clone());
+            r.insert("customer".to_string(), customer.clone());
+            r.insert("date".to_string(), c.date.to_string());
+            r.insert("amount".to_string(), c.amount.to_string());
+            r.insert("currency".to_string(), c.currency.clone());
+            r.insert("reference".to_string(), invoices.join(" "));
+            payments.push((c.line, r));
+        }
+        rows.push(crate::store::bank::BankCreditRow {
+            key: c.key.clone(),
+            file_name: file_name.clone(),
+            value_date: c.date,
+            currency: c.currency.clone(),
+            amount: c.amount,
+            debtor_name: c.debtor_name.clone(),
+            debtor_iban: c.debtor_iban.clone(),
+            reference: c.structured_reference.clone(),
+            remittance: c.remittance.clone(),
+            matched_by: matched_by.map(|m| m.as_str().to_string()),
+            customer: customer.clone(),
+            // The invoices it was matched to, space-separated.
+            invoice: (!invoices.is_empty()).then(|| invoices.join(" ")),
+            payment_id: customer.as_ref().map(|_| c.key.clone()),
+            imported_at: now,
+        });
+        report.credits.push(CreditMatch {
+            key: c.key,
+            line: c.line,
+            date: c.date,
+            amount: c.amount,
+            currency: c.currency,
+            debtor_name: c.debtor_name,
+            reference: c.structured_reference,
+            remittance: c.remittance,
+            matched_by,
+            customer,
+            invoices,
+        });
+    }
+    let strict = super::ImportOptions {
+        skip_invalid: false,
+        progress: None,
+        ..base.clone()
+    };
+    let mut imp = super::Importer::new(super::ImportKind::Payments, store.begin().await?, &strict);
+    imp.source = file_name.clone();
+    imp.feed(&payments).await?;
+    if imp.rejected_total > 0 {
+        let first = imp
+            .rejected
+            .first()
+            .map(|e| format!("line {}: {}", e.line, e.message))
+            .unwrap_or_default();
+        imp.tx.rollback().await?;
+        return Err(super::ImportError::File {
+            file: file_label,
+            message: format!("a matched credit could not be recorded as a payment ({first}); nothing was written"),
+        });
+    }
+    report.payments = imp.written;
+    report.unapplied_payments = imp.unapplied;
+    let mut tx = imp.tx;
+    tx.record_import(
+        &crate::store::ImportRecord {
+            kind: "camt".into(),
+            file_name: file_name.clone(),
+            sha256,
+            rows_read: report.statement.credits,
+            rows_written: payments.len() as u64,
+            rows_rejected: 0,
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    store.record_bank_credits(&rows).await?;
+    if report.payments.inserted + report.payments.updated > 0 {
+        store.refresh_statistics().await?;
+    }
+    tracing::info!(
+        credits = report.statement.credits,
+        by_reference = report.by_reference,
+        by_invoice_number = report.by_invoice_number,
+        by_amount_and_debtor = report.by_amount_and_debtor,
+        unmatched = report.unmatched,
+        "bank statement imported"
+    );
+    Ok(report)
+}
+
+/// A statement written as a bank writes one: what `relance sample --camt` makes of its
+/// payments.
+pub mod write {
+    use super::*;
+    use std::io::Write;
+
+    /// A credit as the statement writes it.
+    pub struct Credit<'a> {
+        pub bank_ref: &'a str,
+        pub date: NaiveDate,
+        pub amount: Decimal,
+        pub currency: &'a str,
+        pub debtor: &'a str,
+        /// A structured creditor reference (`RF…`), else…
+        pub structured: Option<String>,
+        /// …an unstructured remittance text.
+        pub text: &'a str,
+    }
+
+    fn esc(s: &str) -> String {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    }
+
+    /// Writes a `camt.053.001.02` statement of `credits` to the account `iban`.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn camt053(
+        out: &mut impl Write,
+        id: &str,
+        iban: &str,
+        as_of: NaiveDate,
+        credits: &[Credit<'_>],
+    ) -> std::io::Result<()> {
+        writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+        writeln!(
+            out,
+            r#"<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">"#
+        )?;
+        writeln!(out, " <BkToCstmrStmt>")?;
+        writeln!(
+            out,
+            "  <GrpHdr><MsgId>{}</MsgId><CreDtTm>{as_of}T06:00:00</CreDtTm></GrpHdr>",
+            esc(id)
+        )?;
+        writeln!(out, "  <Stmt>")?;
+        writeln!(out, "   <Id>{}</Id>", esc(id))?;
+        writeln!(out, "   <CreDtTm>{as_of}T06:00:00</CreDtTm>")?;
+        writeln!(
+            out,
+            "   <Acct><Id><IBAN>{}</IBAN></Id><Ccy>EUR</Ccy></Acct>",
+            esc(iban)
+        )?;
+        for c in credits {
+            writeln!(out, "   <Ntry>")?;
+            writeln!(
+                out,
+                r#"    <Amt Ccy="{}">{:.2}</Amt>"#,
+                esc(c.currency),
+                c.amount
+            )?;
+            writeln!(out, "    <CdtDbtInd>CRDT</CdtDbtInd>")?;
+            writeln!(out, "    <Sts>BOOK</Sts>")?;
+            writeln!(out, "    <BookgDt><Dt>{}</Dt></BookgDt>", c.date)?;
+            writeln!(out, "    <ValDt><Dt>{}</Dt></ValDt>", c.date)?;
+            writeln!(out, "    <AcctSvcrRef>{}</AcctSvcrRef>", esc(c.bank_ref))?;
+            writeln!(out, "    <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>ESCT</SubFmlyCd></Fmly></Domn></BkTxCd>")?;
+            writeln!(out, "    <NtryDtls><TxDtls>")?;
+            writeln!(out, "     <Refs><AcctSvcrRef>{}</AcctSvcrRef><EndToEndId>NOTPROVIDED</EndToEndId></Refs>", esc(c.bank_ref))?;
+            writeln!(
+                out,
+                "     <RltdPties><Dbtr><Nm>{}</Nm></Dbtr></RltdPties>",
+                esc(c.debtor)
+            )?;
+            match &c.structured {
+                Some(r) => writeln!(out, "     <RmtInf><Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry><Issr>ISO</Issr></Tp><Ref>{}</Ref></CdtrRefInf></Strd></RmtInf>", esc(r))?,
+                None => writeln!(out, "     <RmtInf><Ustrd>{}</Ustrd></RmtInf>", esc(c.text))?,
+            }
+            writeln!(out, "    </TxDtls></NtryDtls>")?;
+            writeln!(out, "   </Ntry>")?;
+        }
+        writeln!(out, "  </Stmt>")?;
+        writeln!(out, " </BkToCstmrStmt>")?;
+        writeln!(out, "</Document>")
+    }
+}

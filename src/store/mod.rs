@@ -7,6 +7,7 @@
 //! transaction, committed whole or not at all.
 
 pub mod actions;
+pub mod bank;
 pub mod call_tasks;
 pub mod documents;
 mod postgres;
@@ -546,6 +547,30 @@ pub trait PortalStore: Send + Sync {
     async fn action_opened(&self, action: i64) -> Result<Option<(DateTime<Utc>, i64)>>;
 }
 
+/// The bank statement import's reads and its record of each credit.
+#[async_trait]
+pub trait BankStore: Send + Sync {
+    /// Every open invoice with something left to pay (one statement).
+    async fn open_invoices_for_matching(&self) -> Result<Vec<bank::OpenInvoice>>;
+
+    /// Every customer's names (one statement).
+    async fn customer_names(&self) -> Result<Vec<bank::CustomerName>>;
+
+    /// Records credits by key: a credit imported again keeps its first record unless it
+    /// was not matched and now is.
+    async fn record_bank_credits(&self, rows: &[bank::BankCreditRow]) -> Result<u64>;
+
+    /// The credits among `keys` recorded before as matched: key → (how, customer,
+    /// invoice).
+    async fn matched_bank_credits(
+        &self,
+        keys: &[String],
+    ) -> Result<HashMap<String, (String, String, Option<String>)>>;
+
+    /// The credits recorded, latest first (only the unmatched ones with `unmatched`).
+    async fn bank_credits(&self, unmatched: bool, limit: u32) -> Result<Vec<bank::BankCreditRow>>;
+}
+
 /// What the console reads beyond the ledger's own queries.
 #[async_trait]
 pub trait ConsoleStore: Send + Sync {
@@ -658,6 +683,7 @@ pub trait Store:
     + TokenStore
     + UserStore
     + ConsoleStore
+    + BankStore
     + PortalStore
     + TickStore
     + ReportStore

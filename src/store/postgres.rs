@@ -185,6 +185,8 @@ const BACKEND: Backend = Backend::Postgres;
 const DISTINCT: &str = "IS DISTINCT FROM";
 #[path = "shared/actions.rs"]
 mod actions;
+#[path = "shared/bank.rs"]
+mod bank;
 #[path = "shared/console.rs"]
 mod console;
 #[path = "shared/ledger.rs"]

@@ -228,6 +228,8 @@ const BACKEND: Backend = Backend::Sqlite;
 const DISTINCT: &str = "IS NOT";
 #[path = "shared/actions.rs"]
 mod actions;
+#[path = "shared/bank.rs"]
+mod bank;
 #[path = "shared/console.rs"]
 mod console;
 #[path = "shared/ledger.rs"]

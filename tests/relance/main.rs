@@ -5,6 +5,7 @@
 //! `postgres://postgres@127.0.0.1:5432/test`); each test gets its own database.
 
 mod api;
+mod camt;
 mod channels;
 mod cli;
 mod collectors_cli;
