@@ -6,6 +6,7 @@
 //! document must describe; the router is built from that table.
 
 mod audit;
+mod bank;
 pub mod error;
 pub mod extract;
 mod ingest;
@@ -123,6 +124,8 @@ pub fn routes() -> Vec<Route> {
         r("post", "/v1/invoices/batch", post(ingest::invoices_batch)),
         r("put", "/v1/payments/{id}", put(ingest::put_payment)),
         r("post", "/v1/payments/batch", post(ingest::payments_batch)),
+        r("post", "/v1/bank/statements", post(bank::import_statement)),
+        r("get", "/v1/bank/credits", get(bank::credits)),
         // The ledger and collectors' actions.
         r(
             "get",

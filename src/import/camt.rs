@@ -810,32 +810,77 @@ pub async fn import_camt(
     path: &Path,
     base: &super::ImportOptions,
 ) -> Result<CamtReport, super::ImportError> {
-    use std::collections::HashMap;
     let file_label = path.display().to_string();
+    let failed = |message: String| super::ImportError::File {
+        file: file_label.clone(),
+        message,
+    };
+    let sha256 = {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        let mut f = std::fs::File::open(path).map_err(|e| failed(e.to_string()))?;
+        std::io::copy(&mut f, &mut hasher).map_err(|e| failed(e.to_string()))?;
+        crate::digest::hex(&hasher.finalize())
+    };
     let mut credits = Vec::new();
     let statement = read_file(path, |c| {
         credits.push(c);
         Ok(())
     })
+    .map_err(|e| failed(e.to_string()))?;
+    let file_name = path
+        .file_name()
+        .map_or_else(|| file_label.clone(), |n| n.to_string_lossy().into_owned());
+    import_credits(store, path, &file_name, (statement, credits), sha256, base).await
+}
+
+/// [`import_camt`] of a statement received in a request (`name` names it in the
+/// ledger's import history).
+///
+/// # Errors
+/// As [`import_camt`].
+pub async fn import_camt_bytes(
+    store: &dyn crate::store::Store,
+    name: &str,
+    bytes: &[u8],
+    base: &super::ImportOptions,
+) -> Result<CamtReport, super::ImportError> {
+    let mut credits = Vec::new();
+    let statement = read(bytes, |c| {
+        credits.push(c);
+        Ok(())
+    })
     .map_err(|e| super::ImportError::File {
-        file: file_label.clone(),
+        file: name.to_string(),
         message: e.to_string(),
     })?;
-    let sha256 = {
-        use sha2::Digest;
-        let bytes = std::fs::read(path).map_err(|e| super::ImportError::File {
-            file: file_label.clone(),
-            message: e.to_string(),
-        })?;
-        crate::digest::hex(&sha2::Sha256::digest(&bytes))
-    };
+    let sha256 = crate::digest::sha256_hex(bytes);
+    import_credits(
+        store,
+        Path::new(name),
+        name,
+        (statement, credits),
+        sha256,
+        base,
+    )
+    .await
+}
+
+async fn import_credits(
+    store: &dyn crate::store::Store,
+    path: &Path,
+    file_name: &str,
+    (statement, credits): (StatementSummary, Vec<BankCredit>),
+    sha256: String,
+    base: &super::ImportOptions,
+) -> Result<CamtReport, super::ImportError> {
+    use std::collections::HashMap;
+    let file_label = path.display().to_string();
+    let file_name = file_name.to_string();
     let matcher = Matcher::new(
         store.open_invoices_for_matching().await?,
         store.customer_names().await?,
     );
-    let file_name = path
-        .file_name()
-        .map_or_else(|| file_label.clone(), |n| n.to_string_lossy().into_owned());
     let mut report = CamtReport {
         file: path.to_path_buf(),
         sha256: sha256.clone(),

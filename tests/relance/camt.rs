@@ -232,3 +232,61 @@ fn a_file_that_is_not_a_bank_statement_is_refused_with_its_line_and_nothing_is_w
         run.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_imports_a_statement_and_lists_the_unmatched_credits() {
+    let w = workspace_with_rules_and(&[("smb", "[]")], "");
+    w.import_ledger(
+        "external_id,name,segment\nC1,Garage Martin,smb\n",
+        "number,customer,issue_date,due_date,amount\nF-101,C1,2026-09-01,2026-10-01,1200.00\n",
+    );
+    let ingest = w.token("bank", "ingest");
+    let read = w.token("reader", "read");
+    let served = w.serve(&[]);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!(
+            "{}/v1/bank/statements?name=releve.xml",
+            served.base
+        ))
+        .bearer_auth(&ingest)
+        .header("Content-Type", "application/xml")
+        .body(STATEMENT.replace("RF33 F101", "RF65 F101"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["by_reference"], 1, "{report}");
+    assert_eq!(report["unmatched"], 3, "{report}");
+    // A reader may list, not import.
+    let r = http
+        .post(format!("{}/v1/bank/statements", served.base))
+        .bearer_auth(&read)
+        .body(STATEMENT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = http
+        .get(format!("{}/v1/bank/credits?unmatched=true", served.base))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 3, "{list}");
+    // Not a statement: 422 with the reason, nothing written.
+    let r = http
+        .post(format!("{}/v1/bank/statements", served.base))
+        .bearer_auth(&ingest)
+        .body("<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pain.001.001.03\"/>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let e: Value = r.json().await.unwrap();
+    assert!(e.to_string().contains("camt.053"), "{e}");
+    served.stop();
+}
