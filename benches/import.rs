@@ -7,7 +7,10 @@
 //! BENCH_CUSTOMERS=10000 BENCH_INVOICES=100000 cargo bench --bench import
 //! RELANCE_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench import
 //! ```
-//! Target (SQLite): the invoices phase under 30 s and 300 MB.
+//! Target (SQLite): the invoices phase under 30 s and 300 MB. Then, on ledgers of their
+//! own: the sample's payments as a bank statement (camt.053) matched against the
+//! imported invoices (target: 100,000 credits under 30 s and 300 MB), and the whole
+//! portfolio as a FEC.
 
 mod common;
 
@@ -67,6 +70,113 @@ fn phases(dir: &Path, data: &Path, db_args: &[&str]) -> Vec<(&'static str, Measu
     out
 }
 
+/// The bank statement and the FEC, each on a ledger of its own (SQLite).
+fn statements(dir: &Path, data: &Path, customers: u32, invoices: u32) {
+    let camt = data.join("camt053-2026-11-02.xml");
+    let fec = data.join("FEC20261102.txt");
+    if !camt.exists() || !fec.exists() {
+        // The same seed writes the same portfolio, with its statement and FEC.
+        let d = data.display().to_string();
+        common::run_in(
+            dir,
+            &[
+                "sample",
+                "--customers",
+                &customers.to_string(),
+                "--invoices",
+                &invoices.to_string(),
+                "--seed",
+                "42",
+                "--as-of",
+                "2026-11-02",
+                "--out",
+                &d,
+                "--camt",
+                "--fec",
+            ],
+        );
+    }
+    let file = |k: &str| data.join(format!("{k}.csv")).display().to_string();
+    std::fs::write(
+        dir.join("bank.yaml"),
+        "database:\n  url: sqlite://bank.db\ncompany:\n  name: Bench SAS\n",
+    )
+    .expect("config");
+    for kind in ["customers", "invoices"] {
+        let f = file(kind);
+        common::run_in(dir, &["--config", "bank.yaml", "import", kind, &f]);
+    }
+    let c = camt.display().to_string();
+    let p = common::run_in(
+        dir,
+        &[
+            "--config",
+            "bank.yaml",
+            "import",
+            "camt",
+            &c,
+            "--max-errors",
+            "0",
+        ],
+    );
+    let credits: f64 = p
+        .stdout
+        .split(" credits,")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    eprintln!(
+        "  {}",
+        p.stdout.lines().take(6).collect::<Vec<_>>().join("\n  ")
+    );
+    println!("\nBank statement (camt.053, SQLite, on the imported invoices):");
+    println!(
+        "  {credits:.0} credits: {:.1} s, {:.0} MB peak, {:.0} credits/s (target 100,000 under 30 s and 300 MB: {})",
+        p.wall.as_secs_f64(),
+        p.max_rss_kb as f64 / 1024.0,
+        credits / p.wall.as_secs_f64(),
+        if p.wall.as_secs_f64() * 100_000.0 / credits.max(1.0) < 30.0 && p.max_rss_kb < 300 * 1024 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    std::fs::write(
+        dir.join("fec.yaml"),
+        "database:\n  url: sqlite://fec.db\ncompany:\n  name: Bench SAS\nsegments:\n  smb: { rules: r.rhai, schedule: \"0 0 9 * * Mon-Fri\" }\n",
+    )
+    .expect("config");
+    std::fs::write(dir.join("r.rhai"), "[]").expect("rules");
+    let f = fec.display().to_string();
+    let p = common::run_in(
+        dir,
+        &[
+            "--config",
+            "fec.yaml",
+            "import",
+            "fec",
+            &f,
+            "--segment",
+            "smb",
+        ],
+    );
+    let lines: f64 = p
+        .stdout
+        .split(" lines read")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    println!("\nFEC (SQLite, into an empty ledger):");
+    println!(
+        "  {lines:.0} lines: {:.1} s, {:.0} MB peak, {:.0} lines/s",
+        p.wall.as_secs_f64(),
+        p.max_rss_kb as f64 / 1024.0,
+        lines / p.wall.as_secs_f64()
+    );
+}
+
 fn main() {
     let customers = env_u32("BENCH_CUSTOMERS", 100_000);
     let invoices = env_u32("BENCH_INVOICES", 1_000_000);
@@ -84,6 +194,7 @@ fn main() {
     .expect("config");
     let sqlite = phases(work.path(), &data, &["--config", "relance.yaml"]);
     report("SQLite", &sqlite, invoices);
+    statements(work.path(), &data, customers, invoices);
 
     match std::env::var("RELANCE_BENCH_POSTGRES_URL")
         .ok()
