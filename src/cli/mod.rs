@@ -278,6 +278,8 @@ Examples:
   relance import fec 732829320FEC20261231.txt --segment smb
                                               (the accounting entries, 411 accounts)
   relance import camt releve-2026-11-02.xml   (a bank statement, camt.053 or camt.054)
+  relance import einvoice FA-2026-0042.xml --segment smb
+                                              (e-invoices: CII or UBL XML)
 
 A FEC (Fichier des Écritures Comptables) is read whole in one transaction: its
 customer accounts (--accounts, 411 by default) become customers (new ones get
@@ -339,6 +341,8 @@ pub enum ImportKindArg {
     Fec,
     /// A bank statement (ISO 20022 camt.053 or camt.054): credits matched to invoices
     Camt,
+    /// E-invoices (CII or UBL XML): their buyers, invoices and credit notes
+    Einvoice,
 }
 
 impl ImportKindArg {
@@ -351,7 +355,7 @@ impl ImportKindArg {
             ImportKindArg::Disputes => Some(ImportKind::Disputes),
             ImportKindArg::Promises => Some(ImportKind::Promises),
             ImportKindArg::History => Some(ImportKind::History),
-            ImportKindArg::Fec | ImportKindArg::Camt => None,
+            ImportKindArg::Fec | ImportKindArg::Camt | ImportKindArg::Einvoice => None,
         }
     }
 }
@@ -744,6 +748,8 @@ async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, CliError> {
     let Some(kind) = args.kind.csv() else {
         let result = if args.kind == ImportKindArg::Camt {
             import_camt_files(store.as_ref(), args, &opts).await
+        } else if args.kind == ImportKindArg::Einvoice {
+            import_einvoice_files(store.as_ref(), args, &opts, &config).await
         } else {
             import_fec_files(store.as_ref(), args, &opts, &config).await
         };
@@ -782,6 +788,50 @@ async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, CliError> {
         }
     }
     store.close().await;
+    Ok(code)
+}
+
+/// `relance import einvoice FILE...`: each e-invoice in its own transaction; a file
+/// refused is named with the reason, the others are imported.
+async fn import_einvoice_files(
+    store: &dyn crate::store::Store,
+    args: &ImportArgs,
+    opts: &ImportOptions,
+    config: &crate::config::Config,
+) -> Result<u8, CliError> {
+    if let Some(s) = &args.segment {
+        if !config.segments.is_empty() && !config.segments.contains_key(s) {
+            let known: Vec<&str> = config.segments.keys().map(String::as_str).collect();
+            return Err(CliError::Usage(format!(
+                "--segment: unknown segment '{s}': the configured segments are {}",
+                known.join(", ")
+            )));
+        }
+    }
+    let mut code = exit::OK;
+    for file in &args.files {
+        match crate::import::einvoice::import_einvoice(
+            store,
+            file,
+            opts,
+            args.segment.as_deref(),
+            args.terms_days.clamp(0, 3650),
+        )
+        .await
+        {
+            Ok(report) => match args.format {
+                OutputFormat::Json => {
+                    println!("{}", serde_json::to_string(&report).unwrap_or_default())
+                }
+                OutputFormat::Text => println!("{report}"),
+            },
+            Err(crate::import::ImportError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                code = exit::REJECTED;
+                eprintln!("{e}");
+            }
+        }
+    }
     Ok(code)
 }
 

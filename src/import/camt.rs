@@ -175,24 +175,7 @@ pub fn read<R: BufRead>(
                 Err(_) => text.push_str(&String::from_utf8_lossy(&t)),
             },
             Event::CData(c) => text.push_str(&String::from_utf8_lossy(&c)),
-            Event::GeneralRef(r) => {
-                let name = String::from_utf8_lossy(&r).into_owned();
-                let resolved = match name.as_str() {
-                    "amp" => "&".to_string(),
-                    "lt" => "<".to_string(),
-                    "gt" => ">".to_string(),
-                    "quot" => "\"".to_string(),
-                    "apos" => "'".to_string(),
-                    n => n
-                        .strip_prefix("#x")
-                        .and_then(|h| u32::from_str_radix(h, 16).ok())
-                        .or_else(|| n.strip_prefix('#').and_then(|d| d.parse().ok()))
-                        .and_then(char::from_u32)
-                        .map(String::from)
-                        .unwrap_or_default(),
-                };
-                text.push_str(&resolved);
-            }
+            Event::GeneralRef(r) => text.push_str(&entity(&r)),
             Event::End(_) => {
                 let value = std::mem::take(&mut text).trim().to_string();
                 let value = if value.is_empty() { None } else { Some(value) };
@@ -294,6 +277,26 @@ fn root_message(
                 "the document's namespace is '{ns}': relance reads camt.053 and camt.054 statements"
             ),
         })
+    }
+}
+
+/// The text an entity reference stands for (`amp`, `#233`, `#xE9`…); nothing for an
+/// unknown one.
+pub(super) fn entity(name: &[u8]) -> String {
+    let name = String::from_utf8_lossy(name);
+    match name.as_ref() {
+        "amp" => "&".to_string(),
+        "lt" => "<".to_string(),
+        "gt" => ">".to_string(),
+        "quot" => "\"".to_string(),
+        "apos" => "'".to_string(),
+        n => n
+            .strip_prefix("#x")
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .or_else(|| n.strip_prefix('#').and_then(|d| d.parse().ok()))
+            .and_then(char::from_u32)
+            .map(String::from)
+            .unwrap_or_default(),
     }
 }
 

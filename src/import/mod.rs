@@ -8,6 +8,7 @@
 
 pub mod camt;
 mod csv_source;
+pub mod einvoice;
 pub mod fec;
 mod rows;
 

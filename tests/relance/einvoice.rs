@@ -1,0 +1,177 @@
+//! E-invoices into the ledger: a CII invoice (the XML of Factur-X) and a UBL credit note
+//! become the customer, the invoice with its due date, and the credit note on the
+//! invoice it corrects; importing them again changes nothing; a file that is not an
+//! e-invoice, or lacks what the ledger needs, is named with the reason.
+
+use serde_json::Value;
+
+use crate::helpers::workspace_with_rules_and;
+
+const CII: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<rsm:CrossIndustryInvoice xmlns:rsm="urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100" xmlns:ram="urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100" xmlns:udt="urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100">
+ <rsm:ExchangedDocumentContext><ram:GuidelineSpecifiedDocumentContextParameter><ram:ID>urn:cen.eu:en16931:2017</ram:ID></ram:GuidelineSpecifiedDocumentContextParameter></rsm:ExchangedDocumentContext>
+ <rsm:ExchangedDocument><ram:ID>FA-2026-0042</ram:ID><ram:TypeCode>380</ram:TypeCode>
+  <ram:IssueDateTime><udt:DateTimeString format="102">20261015</udt:DateTimeString></ram:IssueDateTime></rsm:ExchangedDocument>
+ <rsm:SupplyChainTradeTransaction>
+  <ram:ApplicableHeaderTradeAgreement>
+   <ram:SellerTradeParty><ram:Name>Test SAS</ram:Name></ram:SellerTradeParty>
+   <ram:BuyerTradeParty><ram:ID>CLI-77</ram:ID><ram:Name>Garage Martin &amp; Fils</ram:Name>
+    <ram:SpecifiedLegalOrganization><ram:ID schemeID="0002">732829320</ram:ID></ram:SpecifiedLegalOrganization>
+    <ram:PostalTradeAddress><ram:PostcodeCode>69007</ram:PostcodeCode><ram:LineOne>12 rue des Forges</ram:LineOne><ram:CityName>Lyon</ram:CityName><ram:CountryID>FR</ram:CountryID></ram:PostalTradeAddress>
+    <ram:URIUniversalCommunication><ram:URIID schemeID="EM">compta@martin.example</ram:URIID></ram:URIUniversalCommunication>
+   </ram:BuyerTradeParty>
+  </ram:ApplicableHeaderTradeAgreement>
+  <ram:ApplicableHeaderTradeDelivery/>
+  <ram:ApplicableHeaderTradeSettlement>
+   <ram:InvoiceCurrencyCode>EUR</ram:InvoiceCurrencyCode>
+   <ram:SpecifiedTradePaymentTerms><ram:Description>30 jours fin de mois</ram:Description><ram:DueDateDateTime><udt:DateTimeString format="102">20261130</udt:DateTimeString></ram:DueDateDateTime></ram:SpecifiedTradePaymentTerms>
+   <ram:SpecifiedTradeSettlementHeaderMonetarySummation>
+    <ram:TaxBasisTotalAmount>1000.00</ram:TaxBasisTotalAmount><ram:TaxTotalAmount currencyID="EUR">200.00</ram:TaxTotalAmount>
+    <ram:GrandTotalAmount>1200.00</ram:GrandTotalAmount><ram:DuePayableAmount>1200.00</ram:DuePayableAmount>
+   </ram:SpecifiedTradeSettlementHeaderMonetarySummation>
+  </ram:ApplicableHeaderTradeSettlement>
+ </rsm:SupplyChainTradeTransaction>
+</rsm:CrossIndustryInvoice>
+"#;
+
+const UBL_CREDIT_NOTE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<CreditNote xmlns="urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2" xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2" xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+ <cbc:ID>AV-2026-0007</cbc:ID><cbc:IssueDate>2026-11-05</cbc:IssueDate><cbc:CreditNoteTypeCode>381</cbc:CreditNoteTypeCode>
+ <cbc:DocumentCurrencyCode>EUR</cbc:DocumentCurrencyCode>
+ <cac:BillingReference><cac:InvoiceDocumentReference><cbc:ID>FA-2026-0042</cbc:ID></cac:InvoiceDocumentReference></cac:BillingReference>
+ <cac:AccountingSupplierParty><cac:Party><cac:PartyName><cbc:Name>Test SAS</cbc:Name></cac:PartyName></cac:Party></cac:AccountingSupplierParty>
+ <cac:AccountingCustomerParty><cac:Party><cac:PartyIdentification><cbc:ID>CLI-77</cbc:ID></cac:PartyIdentification>
+  <cac:PartyName><cbc:Name>Garage Martin &amp; Fils</cbc:Name></cac:PartyName></cac:Party></cac:AccountingCustomerParty>
+ <cac:LegalMonetaryTotal><cbc:TaxInclusiveAmount currencyID="EUR">200.00</cbc:TaxInclusiveAmount><cbc:PayableAmount currencyID="EUR">200.00</cbc:PayableAmount></cac:LegalMonetaryTotal>
+</CreditNote>
+"#;
+
+#[test]
+fn a_cii_invoice_and_a_ubl_credit_note_become_the_customer_its_invoice_and_the_credit() {
+    let w = workspace_with_rules_and(&[("smb", "[]")], "");
+    w.write("FA-2026-0042.xml", CII);
+    w.write("AV-2026-0007.xml", UBL_CREDIT_NOTE);
+    // A new buyer needs a segment.
+    let run = w.relance(&["import", "einvoice", "FA-2026-0042.xml"]);
+    run.expect_code(4);
+    assert!(
+        run.stderr
+            .contains("FA-2026-0042.xml: customer CLI-77 is new to the ledger"),
+        "{}",
+        run.stderr
+    );
+    let run = w.relance(&[
+        "import",
+        "einvoice",
+        "FA-2026-0042.xml",
+        "AV-2026-0007.xml",
+        "--segment",
+        "smb",
+    ]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains(
+            "FA-2026-0042.xml: CII invoice FA-2026-0042 for customer CLI-77 (new) (1 new"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("AV-2026-0007.xml: UBL credit note AV-2026-0007 for customer CLI-77 (1 new"),
+        "{}",
+        run.stdout
+    );
+    let run = w.relance(&["customer", "CLI-77", "--format", "json"]);
+    run.expect_code(0);
+    let c: Value = serde_json::from_str(&run.stdout).unwrap();
+    let text = c.to_string();
+    for expected in [
+        "Garage Martin & Fils",
+        "732829320",
+        "compta@martin.example",
+        "Lyon",
+        "2026-11-30",
+        "FA-2026-0042",
+    ] {
+        assert!(text.contains(expected), "{expected}: {c:#}");
+    }
+    let run = w.relance(&["customer", "CLI-77"]);
+    assert!(
+        run.stdout.contains(
+            "FA-2026-0042   issued 2026-10-15 due 2026-11-30      1200.00 open      1000.00"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("AV-2026-0007")
+            && run
+                .stdout
+                .contains("credit_note 200.00 EUR → FA-2026-0042 200.00"),
+        "{}",
+        run.stdout
+    );
+    // Again: nothing changes.
+    let run = w.relance(&[
+        "import",
+        "einvoice",
+        "FA-2026-0042.xml",
+        "AV-2026-0007.xml",
+        "--format",
+        "json",
+    ]);
+    run.expect_code(0);
+    for line in run.stdout.lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(r["written"]["unchanged"], 1, "{r}");
+        assert_eq!(r["new_customer"], false, "{r}");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_an_e_invoice_or_lacks_a_field_is_named_and_the_others_are_imported() {
+    let w = workspace_with_rules_and(&[("smb", "[]")], "");
+    w.write("ok.xml", CII);
+    w.write(
+        "order.xml",
+        "<Order xmlns=\"urn:oasis:names:specification:ubl:schema:xsd:Order-2\"><ID>1</ID></Order>",
+    );
+    w.write(
+        "no-total.xml",
+        CII.replace("<ram:GrandTotalAmount>1200.00</ram:GrandTotalAmount>", "")
+            .replace("FA-2026-0042", "FA-2026-0043"),
+    );
+    w.write(
+        "bad-date.xml",
+        CII.replace("20261015", "20261345")
+            .replace("FA-2026-0042", "FA-2026-0044"),
+    );
+    let run = w.relance(&[
+        "import",
+        "einvoice",
+        "order.xml",
+        "ok.xml",
+        "no-total.xml",
+        "bad-date.xml",
+        "--segment",
+        "smb",
+    ]);
+    run.expect_code(4);
+    assert!(
+        run.stderr
+            .contains("order.xml: the root element is <Order>"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("no-total.xml: SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/GrandTotalAmount: the invoice has no total"), "{}", run.stderr);
+    assert!(run.stderr.contains("bad-date.xml: ExchangedDocument/IssueDateTime/DateTimeString: the invoice has no readable issue date"), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("ok.xml: CII invoice FA-2026-0042"),
+        "{}",
+        run.stdout
+    );
+    let run = w.relance(&["ledger", "--format", "json"]);
+    let l: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(l["invoices"], 1, "{l}");
+}
