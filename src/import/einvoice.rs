@@ -327,10 +327,97 @@ fn ubl(root: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<EInvoice, EIn
 /// A ledger record as named fields, with the line it comes from.
 type Fields = (u64, HashMap<String, String>);
 
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// The largest XML relance inflates out of a PDF.
+const MAX_XML: u64 = 32 * 1024 * 1024;
+
+/// The CII XML a Factur-X / ZUGFeRD PDF carries: the embedded file (a stream of
+/// `/Type /EmbeddedFile`, usually `factur-x.xml`) whose content is a
+/// `CrossIndustryInvoice`, inflated when compressed (`/FlateDecode`). `None` when the
+/// PDF carries none.
+pub fn xml_in_pdf(pdf: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut fallback = None;
+    let mut pos = 0;
+    while let Some(i) = find(&pdf[pos..], b"stream") {
+        let at = pos + i;
+        pos = at + 6;
+        if at >= 3 && &pdf[at - 3..at] == b"end" {
+            continue;
+        }
+        // The data starts after the keyword's end of line.
+        let mut start = at + 6;
+        match pdf.get(start) {
+            Some(b'\r') if pdf.get(start + 1) == Some(&b'\n') => start += 2,
+            Some(b'\n' | b'\r') => start += 1,
+            _ => continue,
+        }
+        let Some(len) = find(&pdf[start..], b"endstream") else {
+            break;
+        };
+        let mut data = &pdf[start..start + len];
+        while let Some((last, rest)) = data.split_last() {
+            if matches!(last, b'\r' | b'\n') {
+                data = rest;
+            } else {
+                break;
+            }
+        }
+        let dict = &pdf[rfind(&pdf[..at], b"obj").unwrap_or(0)..at];
+        let content = if find(dict, b"/FlateDecode").is_some() {
+            let mut out = Vec::new();
+            if flate2::read::ZlibDecoder::new(data)
+                .take(MAX_XML)
+                .read_to_end(&mut out)
+                .is_err()
+            {
+                continue;
+            }
+            out
+        } else {
+            data.to_vec()
+        };
+        if find(&content, b"CrossIndustryInvoice").is_some() {
+            if find(dict, b"/EmbeddedFile").is_some() {
+                return Some(content);
+            }
+            fallback.get_or_insert(content);
+        }
+        pos = start + len;
+    }
+    fallback
+}
+
+/// Reads an e-invoice file: a Factur-X / ZUGFeRD PDF (its embedded CII), or CII or UBL
+/// XML.
+///
+/// # Errors
+/// As [`read`]; a PDF without an embedded CII XML.
+pub fn read_bytes(bytes: &[u8]) -> Result<EInvoice, EInvoiceError> {
+    if bytes.starts_with(b"%PDF") {
+        let xml = xml_in_pdf(bytes).ok_or_else(|| EInvoiceError {
+            field: None,
+            message: "this PDF carries no CII XML: it is not a Factur-X (or ZUGFeRD) invoice"
+                .into(),
+        })?;
+        return read(xml.as_slice());
+    }
+    read(bytes)
+}
+
 /// What importing one e-invoice did.
 #[derive(Debug, Clone, Serialize)]
 pub struct EInvoiceReport {
     pub file: std::path::PathBuf,
+    /// Whether the file was a Factur-X PDF (its embedded CII read).
+    pub pdf: bool,
     pub syntax: Syntax,
     pub number: String,
     /// `invoice` or `credit_note`.
@@ -348,9 +435,10 @@ impl std::fmt::Display for EInvoiceReport {
             f,
             "{}: {} {} {} for customer {}{} ({} new, {} updated, {} unchanged)",
             crate::telemetry::escape_control(&self.file.display().to_string()),
-            match self.syntax {
-                Syntax::Cii => "CII",
-                Syntax::Ubl => "UBL",
+            match (self.pdf, self.syntax) {
+                (true, _) => "Factur-X",
+                (false, Syntax::Cii) => "CII",
+                (false, Syntax::Ubl) => "UBL",
             },
             self.kind.replace('_', " "),
             self.number,
@@ -385,8 +473,8 @@ pub async fn import_einvoice(
         file: file_label.clone(),
         message,
     };
-    let f = std::fs::File::open(path).map_err(|e| failed(format!("cannot read it: {e}")))?;
-    let inv = read(std::io::BufReader::new(f)).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| failed(format!("cannot read it: {e}")))?;
+    let inv = read_bytes(&bytes).map_err(|e| {
         failed(match &e.field {
             Some(field) => format!("{field}: {}", e.message),
             None => e.message.clone(),
@@ -500,11 +588,7 @@ pub async fn import_einvoice(
         }
         tx = imp.tx;
     }
-    let sha256 = {
-        use sha2::Digest;
-        let bytes = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
-        crate::digest::hex(&sha2::Sha256::digest(&bytes))
-    };
+    let sha256 = crate::digest::sha256_hex(&bytes);
     tx.record_import(
         &crate::store::ImportRecord {
             kind: "einvoice".into(),
@@ -523,6 +607,7 @@ pub async fn import_einvoice(
     tx.commit().await?;
     Ok(EInvoiceReport {
         file: path.to_path_buf(),
+        pdf: bytes.starts_with(b"%PDF"),
         syntax: inv.syntax,
         number: inv.number,
         kind,

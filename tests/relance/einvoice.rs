@@ -175,3 +175,103 @@ fn a_file_that_is_not_an_e_invoice_or_lacks_a_field_is_named_and_the_others_are_
     let l: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(l["invoices"], 1, "{l}");
 }
+
+/// Whether the factur-x library (PyPI) is installed (`.ci/run` installs it).
+fn facturx_available() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import facturx"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_factur_x_pdf_made_from_relances_pdf_is_read_back_into_the_same_invoice() {
+    if !facturx_available() {
+        eprintln!("SKIPPED a_factur_x_pdf_made_from_relances_pdf_is_read_back_into_the_same_invoice: the factur-x library is needed (.ci/run installs it)");
+        return;
+    }
+    let w = workspace_with_rules_and(&[("smb", "[]")], "");
+    w.import_ledger(
+        "external_id,name,segment\nC1,Un,smb\n",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-09-01,2026-10-01,100.00\n",
+    );
+    // A PDF of relance's engine (the monthly report) carries the invoice's XML.
+    w.relance(&["report", "monthly", "--out", "carrier.pdf"])
+        .expect_code(0);
+    let xml = crate::helpers::repo().join("tests/fixtures/factur-x-basicwl.xml");
+    let out = std::process::Command::new("python3")
+        .arg(crate::helpers::repo().join("tests/peers/facturx_embed.py"))
+        .arg(w.path("carrier.pdf"))
+        .arg(&xml)
+        .arg(w.path("FA-2026-0042.pdf"))
+        .arg("basicwl")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = String::from_utf8(out.stdout).unwrap();
+    assert!(back.contains("FA-2026-0042"), "{back}");
+    // The PDF and the XML alone give the same invoice.
+    let from_pdf = w.relance(&[
+        "import",
+        "einvoice",
+        "FA-2026-0042.pdf",
+        "--segment",
+        "smb",
+        "--format",
+        "json",
+    ]);
+    from_pdf.expect_code(0);
+    let r: Value = serde_json::from_str(&from_pdf.stdout).unwrap();
+    assert_eq!(
+        (
+            r["pdf"].as_bool(),
+            r["syntax"].as_str(),
+            r["number"].as_str()
+        ),
+        (Some(true), Some("cii"), Some("FA-2026-0042")),
+        "{r}"
+    );
+    assert_eq!(r["written"]["inserted"], 1, "{r}");
+    let pdf_customer = w
+        .relance(&["customer", "CLI-77", "--format", "json"])
+        .stdout;
+    let again = w.relance(&[
+        "import",
+        "einvoice",
+        xml.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    again.expect_code(0);
+    let r: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(
+        r["written"]["unchanged"], 1,
+        "the XML says what the PDF said: {r}"
+    );
+    assert_eq!(
+        w.relance(&["customer", "CLI-77", "--format", "json"])
+            .stdout,
+        pdf_customer
+    );
+    let run = w.relance(&["customer", "CLI-77"]);
+    assert!(
+        run.stdout.contains(
+            "FA-2026-0042   issued 2026-10-15 due 2026-11-30      1200.00 open      1200.00"
+        ),
+        "{}",
+        run.stdout
+    );
+    // A PDF without an invoice inside is named as such.
+    let run = w.relance(&["import", "einvoice", "carrier.pdf", "--segment", "smb"]);
+    run.expect_code(4);
+    assert!(
+        run.stderr
+            .contains("carrier.pdf: this PDF carries no CII XML"),
+        "{}",
+        run.stderr
+    );
+}
