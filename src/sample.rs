@@ -750,6 +750,20 @@ pub fn experiments(config: &crate::config::Config) -> Vec<SampleExperiment> {
         .collect()
 }
 
+/// The rows of a CSV file the sample wrote (`;`-separated, with a header).
+fn read_sample_file(path: &Path) -> std::io::Result<Vec<Vec<String>>> {
+    let mut r = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_path(path)
+        .map_err(std::io::Error::other)?;
+    r.records()
+        .map(|rec| {
+            rec.map(|rec| rec.iter().map(str::to_string).collect())
+                .map_err(std::io::Error::other)
+        })
+        .collect()
+}
+
 /// Writes the portfolio's `customers.csv`, `invoices.csv` and `payments.csv` in `dir` as
 /// one FEC, `FEC{as_of}.txt` (with an `EcheanceDate` column): each invoice in the sales
 /// journal, each payment in the bank journal, each credit note in the sales journal, a
@@ -761,18 +775,7 @@ pub fn experiments(config: &crate::config::Config) -> Vec<SampleExperiment> {
 pub fn write_fec(dir: &Path, as_of: NaiveDate) -> std::io::Result<(PathBuf, u64)> {
     use crate::import::fec::write::{fec, Credit, Invoice};
     use rust_decimal::Decimal;
-    let read = |name: &str| -> std::io::Result<Vec<Vec<String>>> {
-        let mut r = csv::ReaderBuilder::new()
-            .delimiter(b';')
-            .from_path(dir.join(name))
-            .map_err(std::io::Error::other)?;
-        r.records()
-            .map(|rec| {
-                rec.map(|rec| rec.iter().map(str::to_string).collect())
-                    .map_err(std::io::Error::other)
-            })
-            .collect()
-    };
+    let read = |name: &str| read_sample_file(&dir.join(name));
     let bad = |what: &str| std::io::Error::other(format!("sample file: bad {what}"));
     let customers = read("customers.csv")?;
     let names: std::collections::HashMap<&str, &str> = customers
@@ -840,18 +843,7 @@ pub fn write_fec(dir: &Path, as_of: NaiveDate) -> std::io::Result<(PathBuf, u64)
 pub fn write_camt(dir: &Path, as_of: NaiveDate) -> std::io::Result<(PathBuf, u64)> {
     use crate::import::camt::write::{camt053, Credit};
     use rust_decimal::Decimal;
-    let read = |name: &str| -> std::io::Result<Vec<Vec<String>>> {
-        let mut r = csv::ReaderBuilder::new()
-            .delimiter(b';')
-            .from_path(dir.join(name))
-            .map_err(std::io::Error::other)?;
-        r.records()
-            .map(|rec| {
-                rec.map(|rec| rec.iter().map(str::to_string).collect())
-                    .map_err(std::io::Error::other)
-            })
-            .collect()
-    };
+    let read = |name: &str| read_sample_file(&dir.join(name));
     let bad = |what: &str| std::io::Error::other(format!("sample file: bad {what}"));
     let customers = read("customers.csv")?;
     let names: std::collections::HashMap<&str, &str> = customers

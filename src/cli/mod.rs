@@ -791,6 +791,20 @@ async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, CliError> {
     Ok(code)
 }
 
+/// `--segment` names a configured segment (when segments are configured).
+fn known_segment(segment: Option<&str>, config: &crate::config::Config) -> Result<(), CliError> {
+    match segment {
+        Some(s) if !config.segments.is_empty() && !config.segments.contains_key(s) => {
+            let known: Vec<&str> = config.segments.keys().map(String::as_str).collect();
+            Err(CliError::Usage(format!(
+                "--segment: unknown segment '{s}': the configured segments are {}",
+                known.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `relance import einvoice FILE...`: each e-invoice in its own transaction; a file
 /// refused is named with the reason, the others are imported.
 async fn import_einvoice_files(
@@ -799,15 +813,7 @@ async fn import_einvoice_files(
     opts: &ImportOptions,
     config: &crate::config::Config,
 ) -> Result<u8, CliError> {
-    if let Some(s) = &args.segment {
-        if !config.segments.is_empty() && !config.segments.contains_key(s) {
-            let known: Vec<&str> = config.segments.keys().map(String::as_str).collect();
-            return Err(CliError::Usage(format!(
-                "--segment: unknown segment '{s}': the configured segments are {}",
-                known.join(", ")
-            )));
-        }
-    }
+    known_segment(args.segment.as_deref(), config)?;
     let mut code = exit::OK;
     for file in &args.files {
         match crate::import::einvoice::import_einvoice(
@@ -895,15 +901,7 @@ async fn import_fec_files(
             "--skip-invalid does not apply to a FEC: its entries balance as a whole, so a FEC is imported whole or not at all".into(),
         ));
     }
-    if let Some(s) = &args.segment {
-        if !config.segments.is_empty() && !config.segments.contains_key(s) {
-            let known: Vec<&str> = config.segments.keys().map(String::as_str).collect();
-            return Err(CliError::Usage(format!(
-                "--segment: unknown segment '{s}': the configured segments are {}",
-                known.join(", ")
-            )));
-        }
-    }
+    known_segment(args.segment.as_deref(), config)?;
     let fec = FecOptions {
         accounts: args
             .accounts

@@ -640,6 +640,41 @@ async fn acted(
     Redirect::to(&format!("/p/{token}/account?done={}{about}", act.kind)).into_response()
 }
 
+/// The link's customer and its open invoices, for a form posted with `csrf`; else the
+/// page that refuses it.
+async fn acting(
+    state: &PortalState,
+    token: &str,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<(Opened, Vec<Invoice>), Response> {
+    let o = opened(state, token, headers).await?;
+    check_form(state, token, csrf, o.customer.locale)?;
+    let open = open_invoices(state, &o.customer).await?;
+    Ok((o, open))
+}
+
+/// The account page again, with the form's error (422).
+async fn refused(
+    state: &PortalState,
+    token: &str,
+    o: &Opened,
+    about: Option<&str>,
+    field: String,
+    message: String,
+) -> Response {
+    account_page(
+        state,
+        token,
+        o,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        None,
+        about,
+        Some((field, message)),
+    )
+    .await
+}
+
 #[derive(Deserialize)]
 pub(super) struct PromiseForm {
     #[serde(default)]
@@ -660,33 +695,21 @@ pub(super) async fn promise(
     headers: HeaderMap,
     Form(f): Form<PromiseForm>,
 ) -> Response {
-    let o = match opened(&state, &token, &headers).await {
-        Ok(o) => o,
+    let (o, open) = match acting(&state, &token, &headers, &f.csrf).await {
+        Ok(a) => a,
         Err(r) => return r,
     };
     let lang = o.customer.locale;
-    if let Err(r) = check_form(&state, &token, &f.csrf, lang) {
-        return r;
-    }
-    let open = match open_invoices(&state, &o.customer).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+    let about = Some(f.invoice.as_str());
     let refuse = |field: &str, fr: &str, en: &str| {
-        let (field, message) = (field.to_string(), t(lang, fr, en));
-        let (state, token, o, invoice) = (&state, &token, &o, f.invoice.clone());
-        async move {
-            account_page(
-                state,
-                token,
-                o,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                Some(&invoice),
-                Some((field, message)),
-            )
-            .await
-        }
+        refused(
+            &state,
+            &token,
+            &o,
+            about,
+            field.to_string(),
+            t(lang, fr, en),
+        )
     };
     let Some(invoice) = own_invoice(&open, f.invoice.trim()) else {
         return refuse(
@@ -816,33 +839,21 @@ pub(super) async fn dispute(
     headers: HeaderMap,
     Form(f): Form<DisputeForm>,
 ) -> Response {
-    let o = match opened(&state, &token, &headers).await {
-        Ok(o) => o,
+    let (o, open) = match acting(&state, &token, &headers, &f.csrf).await {
+        Ok(a) => a,
         Err(r) => return r,
     };
     let lang = o.customer.locale;
-    if let Err(r) = check_form(&state, &token, &f.csrf, lang) {
-        return r;
-    }
-    let open = match open_invoices(&state, &o.customer).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+    let about = Some(f.invoice.as_str());
     let refuse = |field: &str, fr: &str, en: &str| {
-        let (field, message) = (field.to_string(), t(lang, fr, en));
-        let (state, token, o, invoice) = (&state, &token, &o, f.invoice.clone());
-        async move {
-            account_page(
-                state,
-                token,
-                o,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                Some(&invoice),
-                Some((field, message)),
-            )
-            .await
-        }
+        refused(
+            &state,
+            &token,
+            &o,
+            about,
+            field.to_string(),
+            t(lang, fr, en),
+        )
     };
     let Some(invoice) = own_invoice(&open, f.invoice.trim()) else {
         return refuse(
@@ -963,33 +974,21 @@ pub(super) async fn contact(
     headers: HeaderMap,
     Form(f): Form<ContactForm>,
 ) -> Response {
-    let o = match opened(&state, &token, &headers).await {
-        Ok(o) => o,
+    let (o, open) = match acting(&state, &token, &headers, &f.csrf).await {
+        Ok(a) => a,
         Err(r) => return r,
     };
     let lang = o.customer.locale;
-    if let Err(r) = check_form(&state, &token, &f.csrf, lang) {
-        return r;
-    }
-    let open = match open_invoices(&state, &o.customer).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+    let about = None;
     let refuse = |field: &str, fr: &str, en: &str| {
-        let (field, message) = (field.to_string(), t(lang, fr, en));
-        let (state, token, o) = (&state, &token, &o);
-        async move {
-            account_page(
-                state,
-                token,
-                o,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                None,
-                Some((field, message)),
-            )
-            .await
-        }
+        refused(
+            &state,
+            &token,
+            &o,
+            about,
+            field.to_string(),
+            t(lang, fr, en),
+        )
     };
     let invoice = f.invoice.trim();
     if !invoice.is_empty() && own_invoice(&open, invoice).is_none() {
