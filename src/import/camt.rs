@@ -569,6 +569,7 @@ pub struct CreditMatch {
     pub amount: Decimal,
     pub currency: String,
     pub debtor_name: Option<String>,
+    pub debtor_iban: Option<String>,
     pub reference: Option<String>,
     pub remittance: String,
     pub matched_by: Option<MatchedBy>,
@@ -654,67 +655,144 @@ fn compact(s: &str) -> String {
         .collect()
 }
 
-/// The open invoices and customers credits are matched against, held in memory for
-/// the import.
-struct Matcher {
-    /// Invoice number → invoice.
-    by_number: std::collections::HashMap<String, crate::store::bank::OpenInvoice>,
-    /// Compacted number → numbers (for creditor references).
-    by_compact: std::collections::HashMap<String, Vec<String>>,
-    /// Name key → customers.
-    by_name: std::collections::HashMap<String, Vec<String>>,
-    /// Customer → its open invoices' numbers.
-    by_customer: std::collections::HashMap<String, Vec<String>>,
+/// A 64-bit digest of an invoice number (FNV-1a): the matcher's index key.
+fn digest(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
+/// An open invoice as the matcher keeps it: indexes into the matcher's tables.
+struct Open {
+    customer: u32,
+    currency: u16,
+    amount: Decimal,
+}
+
+/// The open invoices and customers credits are matched against, held in memory for
+/// the import, compactly (a million open invoices take about 100 MB).
+#[derive(Default)]
+struct Matcher {
+    /// (digest of an invoice number, its index), sorted once loaded: a number is found
+    /// by its digest and checked against `numbers`, without a second copy of it.
+    by_digest: Vec<(u64, u32)>,
+    numbers: Vec<Box<str>>,
+    open: Vec<Open>,
+    customers: Vec<Box<str>>,
+    customer_index: std::collections::HashMap<Box<str>, u32>,
+    currencies: Vec<Box<str>>,
+    /// Compacted number → invoices (for creditor references of numbers with
+    /// separators).
+    by_compact: std::collections::HashMap<Box<str>, Vec<u32>>,
+    /// Name key → customers.
+    by_name: std::collections::HashMap<String, Vec<u32>>,
+    /// Customer → its open invoices.
+    by_customer: std::collections::HashMap<u32, Vec<u32>>,
+}
+
+/// A match: how, the customer, the invoices.
+type Found = (MatchedBy, String, Vec<String>);
+
 impl Matcher {
-    fn new(
-        invoices: Vec<crate::store::bank::OpenInvoice>,
-        customers: Vec<crate::store::bank::CustomerName>,
-    ) -> Matcher {
-        let mut m = Matcher {
-            by_number: std::collections::HashMap::with_capacity(invoices.len()),
-            by_compact: std::collections::HashMap::new(),
-            by_name: std::collections::HashMap::new(),
-            by_customer: std::collections::HashMap::new(),
-        };
-        for i in invoices {
-            let c = compact(&i.number);
-            if c != i.number {
-                m.by_compact.entry(c).or_default().push(i.number.clone());
-            }
-            m.by_customer
-                .entry(i.customer.clone())
-                .or_default()
-                .push(i.number.clone());
-            m.by_number.insert(i.number.clone(), i);
+    fn customer(&mut self, id: &str) -> u32 {
+        if let Some(i) = self.customer_index.get(id) {
+            return *i;
         }
-        for c in customers {
-            for n in std::iter::once(&c.name).chain(c.legal_name.iter()) {
-                let k = name_key(n);
-                if !k.is_empty() {
-                    let list = m.by_name.entry(k).or_default();
-                    if !list.contains(&c.external_id) {
-                        list.push(c.external_id.clone());
-                    }
+        let i = u32::try_from(self.customers.len()).unwrap_or(u32::MAX);
+        self.customers.push(id.into());
+        self.customer_index.insert(id.into(), i);
+        i
+    }
+
+    fn add_invoice(&mut self, inv: crate::store::bank::OpenInvoice) {
+        let customer = self.customer(&inv.customer);
+        let currency = match self.currencies.iter().position(|c| **c == *inv.currency) {
+            Some(i) => i,
+            None => {
+                self.currencies.push(inv.currency.as_str().into());
+                self.currencies.len() - 1
+            }
+        };
+        let idx = u32::try_from(self.open.len()).unwrap_or(u32::MAX);
+        let c = compact(&inv.number);
+        if c != inv.number {
+            self.by_compact.entry(c.into()).or_default().push(idx);
+        }
+        self.by_customer.entry(customer).or_default().push(idx);
+        self.by_digest.push((digest(&inv.number), idx));
+        self.numbers.push(inv.number.into());
+        self.open.push(Open {
+            customer,
+            currency: u16::try_from(currency).unwrap_or(u16::MAX),
+            amount: inv.open_amount,
+        });
+    }
+
+    fn add_customer(&mut self, c: &crate::store::bank::CustomerName) {
+        let idx = self.customer(&c.external_id);
+        for n in std::iter::once(&c.name).chain(c.legal_name.iter()) {
+            let k = name_key(n);
+            if !k.is_empty() {
+                let list = self.by_name.entry(k).or_default();
+                if !list.contains(&idx) {
+                    list.push(idx);
                 }
             }
         }
-        m
+    }
+
+    fn currency_of(&self, i: u32) -> &str {
+        self.open
+            .get(i as usize)
+            .and_then(|o| self.currencies.get(usize::from(o.currency)))
+            .map_or("", |c| c)
+    }
+
+    fn customer_of(&self, i: u32) -> String {
+        self.open
+            .get(i as usize)
+            .and_then(|o| self.customers.get(o.customer as usize))
+            .map_or_else(String::new, |c| c.to_string())
+    }
+
+    fn number(&self, i: u32) -> String {
+        self.numbers
+            .get(i as usize)
+            .map_or_else(String::new, |n| n.to_string())
+    }
+
+    /// Sorts the index once every invoice is added.
+    fn ready(&mut self) {
+        self.by_digest.sort_unstable();
+    }
+
+    /// The open invoice numbered `number`.
+    fn by_number(&self, number: &str) -> Option<u32> {
+        let d = digest(number);
+        let from = self.by_digest.partition_point(|(k, _)| *k < d);
+        self.by_digest[from..]
+            .iter()
+            .take_while(|(k, _)| *k == d)
+            .map(|(_, i)| *i)
+            .find(|i| {
+                self.numbers
+                    .get(*i as usize)
+                    .is_some_and(|n| **n == *number)
+            })
     }
 
     /// The open invoice a compacted number designates, if exactly one.
-    fn by_compacted(&self, body: &str) -> Option<&crate::store::bank::OpenInvoice> {
-        if let Some(i) = self.by_number.get(body) {
+    fn by_compacted(&self, body: &str) -> Option<u32> {
+        if let Some(i) = self.by_number(body) {
             return Some(i);
         }
         match self.by_compact.get(body).map(Vec::as_slice) {
-            Some([one]) => self.by_number.get(one),
+            Some([one]) => Some(*one),
             _ => None,
         }
     }
 
-    fn find(&self, c: &BankCredit) -> Option<(MatchedBy, String, Vec<String>)> {
+    fn find(&self, c: &BankCredit) -> Option<Found> {
         // 1. The structured reference (RF…), else an RF reference written in the text.
         let rf = c
             .structured_reference
@@ -730,42 +808,43 @@ impl Matcher {
         if let Some(r) = rf {
             let body = compact(&r)[4..].to_string();
             if let Some(i) = self.by_compacted(&body) {
-                if i.currency == c.currency {
+                if self.currency_of(i) == c.currency {
                     return Some((
                         MatchedBy::Reference,
-                        i.customer.clone(),
-                        vec![i.number.clone()],
+                        self.customer_of(i),
+                        vec![self.number(i)],
                     ));
                 }
             }
         }
         // 2. Invoice numbers in the text, all of one customer.
-        let mut found: Vec<&crate::store::bank::OpenInvoice> = Vec::new();
+        let mut found: Vec<u32> = Vec::new();
         for word in c
             .remittance
             .split(|ch: char| ch.is_whitespace() || matches!(ch, ',' | ';' | ':' | '(' | ')' | '+'))
             .map(|w| w.trim_matches(|ch: char| ch == '.' || ch == '\'' || ch == '"'))
             .filter(|w| w.len() >= 3)
         {
-            let hit = self.by_number.get(word).or_else(|| {
-                self.by_compacted(&compact(word))
-                    .filter(|_| compact(word).len() >= 4)
+            let hit = self.by_number(word).or_else(|| {
+                let k = compact(word);
+                (k.len() >= 4).then(|| self.by_compacted(&k)).flatten()
             });
             if let Some(i) = hit {
-                if !found.iter().any(|f| f.number == i.number) {
+                if !found.contains(&i) {
                     found.push(i);
                 }
             }
         }
-        if let Some(first) = found.first() {
-            if found
-                .iter()
-                .all(|i| i.customer == first.customer && i.currency == c.currency)
-            {
+        if let Some(&first) = found.first() {
+            let customer = self.open.get(first as usize).map(|o| o.customer);
+            if found.iter().all(|&i| {
+                self.open.get(i as usize).map(|o| o.customer) == customer
+                    && self.currency_of(i) == c.currency
+            }) {
                 return Some((
                     MatchedBy::InvoiceNumber,
-                    first.customer.clone(),
-                    found.iter().map(|i| i.number.clone()).collect(),
+                    self.customer_of(first),
+                    found.iter().map(|&i| self.number(i)).collect(),
                 ));
             }
         }
@@ -778,21 +857,25 @@ impl Matcher {
         let [customer] = self.by_name.get(&name)?.as_slice() else {
             return None;
         };
-        let same: Vec<&String> = self
+        let same: Vec<u32> = self
             .by_customer
             .get(customer)?
             .iter()
-            .filter(|n| {
-                self.by_number
-                    .get(*n)
-                    .is_some_and(|i| i.open_amount == c.amount && i.currency == c.currency)
+            .copied()
+            .filter(|&i| {
+                self.open
+                    .get(i as usize)
+                    .is_some_and(|o| o.amount == c.amount)
+                    && self.currency_of(i) == c.currency
             })
             .collect();
         match same.as_slice() {
             [one] => Some((
                 MatchedBy::AmountAndDebtor,
-                customer.clone(),
-                vec![(*one).clone()],
+                self.customers
+                    .get(*customer as usize)
+                    .map_or_else(String::new, |c| c.to_string()),
+                vec![self.number(*one)],
             )),
             _ => None,
         }
@@ -878,12 +961,18 @@ async fn import_credits(
     base: &super::ImportOptions,
 ) -> Result<CamtReport, super::ImportError> {
     use std::collections::HashMap;
+    /// Credits matched and written at a time.
+    const CHUNK: usize = 2000;
     let file_label = path.display().to_string();
     let file_name = file_name.to_string();
-    let matcher = Matcher::new(
-        store.open_invoices_for_matching().await?,
-        store.customer_names().await?,
-    );
+    let mut matcher = Matcher::default();
+    store
+        .open_invoices_for_matching(&mut |i| matcher.add_invoice(i))
+        .await?;
+    matcher.ready();
+    for c in store.customer_names().await? {
+        matcher.add_customer(&c);
+    }
     let mut report = CamtReport {
         file: path.to_path_buf(),
         sha256: sha256.clone(),
@@ -896,81 +985,6 @@ async fn import_credits(
         unapplied_payments: 0,
         credits: Vec::with_capacity(credits.len()),
     };
-    // A credit matched at an earlier import keeps its match (its invoice may be paid by
-    // it since, and no longer open).
-    let earlier = store
-        .matched_bank_credits(&credits.iter().map(|c| c.key.clone()).collect::<Vec<_>>())
-        .await?;
-    let mut payments: Vec<(u64, HashMap<String, String>)> = Vec::new();
-    let mut rows = Vec::with_capacity(credits.len());
-    let now = chrono::Utc::now();
-    for c in credits {
-        let found = match earlier.get(&c.key) {
-            Some((by, customer, invoice)) => {
-                let by = match by.as_str() {
-                    "reference" => MatchedBy::Reference,
-                    "invoice_number" => MatchedBy::InvoiceNumber,
-                    _ => MatchedBy::AmountAndDebtor,
-                };
-                let invoices = invoice
-                    .iter()
-                    .flat_map(|i| i.split_whitespace().map(str::to_string))
-                    .collect();
-                Some((by, customer.clone(), invoices))
-            }
-            None => matcher.find(&c),
-        };
-        let (matched_by, customer, invoices) = match found {
-            Some((by, customer, invoices)) => (Some(by), Some(customer), invoices),
-            None => (None, None, Vec::new()),
-        };
-        match matched_by {
-            Some(MatchedBy::Reference) => report.by_reference += 1,
-            Some(MatchedBy::InvoiceNumber) => report.by_invoice_number += 1,
-            Some(MatchedBy::AmountAndDebtor) => report.by_amount_and_debtor += 1,
-            None => report.unmatched += 1,
-        }
-        if let Some(customer) = &customer {
-            let mut r = HashMap::new();
-            r.insert("id".to_string(), c.key.clone());
-            r.insert("customer".to_string(), customer.clone());
-            r.insert("date".to_string(), c.date.to_string());
-            r.insert("amount".to_string(), c.amount.to_string());
-            r.insert("currency".to_string(), c.currency.clone());
-            r.insert("reference".to_string(), invoices.join(" "));
-            payments.push((c.line, r));
-        }
-        rows.push(crate::store::bank::BankCreditRow {
-            key: c.key.clone(),
-            file_name: file_name.clone(),
-            value_date: c.date,
-            currency: c.currency.clone(),
-            amount: c.amount,
-            debtor_name: c.debtor_name.clone(),
-            debtor_iban: c.debtor_iban.clone(),
-            reference: c.structured_reference.clone(),
-            remittance: c.remittance.clone(),
-            matched_by: matched_by.map(|m| m.as_str().to_string()),
-            customer: customer.clone(),
-            // The invoices it was matched to, space-separated.
-            invoice: (!invoices.is_empty()).then(|| invoices.join(" ")),
-            payment_id: customer.as_ref().map(|_| c.key.clone()),
-            imported_at: now,
-        });
-        report.credits.push(CreditMatch {
-            key: c.key,
-            line: c.line,
-            date: c.date,
-            amount: c.amount,
-            currency: c.currency,
-            debtor_name: c.debtor_name,
-            reference: c.structured_reference,
-            remittance: c.remittance,
-            matched_by,
-            customer,
-            invoices,
-        });
-    }
     let strict = super::ImportOptions {
         skip_invalid: false,
         progress: None,
@@ -978,7 +992,73 @@ async fn import_credits(
     };
     let mut imp = super::Importer::new(super::ImportKind::Payments, store.begin().await?, &strict);
     imp.source = file_name.clone();
-    imp.feed(&payments).await?;
+    let mut paid = 0u64;
+    let mut credits = credits.into_iter().peekable();
+    while credits.peek().is_some() {
+        let chunk: Vec<BankCredit> = credits.by_ref().take(CHUNK).collect();
+        // A credit matched at an earlier import keeps its match (its invoice may be paid
+        // by it since, and no longer open).
+        let earlier = store
+            .matched_bank_credits(&chunk.iter().map(|c| c.key.clone()).collect::<Vec<_>>())
+            .await?;
+        let mut payments: Vec<(u64, HashMap<String, String>)> = Vec::new();
+        for c in chunk {
+            let found = match earlier.get(&c.key) {
+                Some((by, customer, invoice)) => {
+                    let by = match by.as_str() {
+                        "reference" => MatchedBy::Reference,
+                        "invoice_number" => MatchedBy::InvoiceNumber,
+                        _ => MatchedBy::AmountAndDebtor,
+                    };
+                    let invoices = invoice
+                        .iter()
+                        .flat_map(|i| i.split_whitespace().map(str::to_string))
+                        .collect();
+                    Some((by, customer.clone(), invoices))
+                }
+                None => matcher.find(&c),
+            };
+            let (matched_by, customer, invoices) = match found {
+                Some((by, customer, invoices)) => (Some(by), Some(customer), invoices),
+                None => (None, None, Vec::new()),
+            };
+            match matched_by {
+                Some(MatchedBy::Reference) => report.by_reference += 1,
+                Some(MatchedBy::InvoiceNumber) => report.by_invoice_number += 1,
+                Some(MatchedBy::AmountAndDebtor) => report.by_amount_and_debtor += 1,
+                None => report.unmatched += 1,
+            }
+            if let Some(customer) = &customer {
+                let mut r = HashMap::new();
+                r.insert("id".to_string(), c.key.clone());
+                r.insert("customer".to_string(), customer.clone());
+                r.insert("date".to_string(), c.date.to_string());
+                r.insert("amount".to_string(), c.amount.to_string());
+                r.insert("currency".to_string(), c.currency.clone());
+                r.insert("reference".to_string(), invoices.join(" "));
+                payments.push((c.line, r));
+            }
+            report.credits.push(CreditMatch {
+                key: c.key,
+                line: c.line,
+                date: c.date,
+                amount: c.amount,
+                currency: c.currency,
+                debtor_name: c.debtor_name,
+                debtor_iban: c.debtor_iban,
+                reference: c.structured_reference,
+                remittance: c.remittance,
+                matched_by,
+                customer,
+                invoices,
+            });
+        }
+        paid += payments.len() as u64;
+        imp.feed(&payments).await?;
+        if imp.rejected_total > 0 {
+            break;
+        }
+    }
     if imp.rejected_total > 0 {
         let first = imp
             .rejected
@@ -988,11 +1068,14 @@ async fn import_credits(
         imp.tx.rollback().await?;
         return Err(super::ImportError::File {
             file: file_label,
-            message: format!("a matched credit could not be recorded as a payment ({first}); nothing was written"),
+            message: format!(
+                "a matched credit could not be recorded as a payment ({first}); nothing was written"
+            ),
         });
     }
     report.payments = imp.written;
     report.unapplied_payments = imp.unapplied;
+    let now = chrono::Utc::now();
     let mut tx = imp.tx;
     tx.record_import(
         &crate::store::ImportRecord {
@@ -1000,14 +1083,37 @@ async fn import_credits(
             file_name: file_name.clone(),
             sha256,
             rows_read: report.statement.credits,
-            rows_written: payments.len() as u64,
+            rows_written: paid,
             rows_rejected: 0,
         },
         now,
     )
     .await?;
     tx.commit().await?;
-    store.record_bank_credits(&rows).await?;
+    // Every credit with its match, a chunk at a time.
+    for chunk in report.credits.chunks(CHUNK) {
+        let rows: Vec<crate::store::bank::BankCreditRow> = chunk
+            .iter()
+            .map(|c| crate::store::bank::BankCreditRow {
+                key: c.key.clone(),
+                file_name: file_name.clone(),
+                value_date: c.date,
+                currency: c.currency.clone(),
+                amount: c.amount,
+                debtor_name: c.debtor_name.clone(),
+                debtor_iban: c.debtor_iban.clone(),
+                reference: c.reference.clone(),
+                remittance: c.remittance.clone(),
+                matched_by: c.matched_by.map(|m| m.as_str().to_string()),
+                customer: c.customer.clone(),
+                // The invoices it was matched to, space-separated.
+                invoice: (!c.invoices.is_empty()).then(|| c.invoices.join(" ")),
+                payment_id: c.customer.as_ref().map(|_| c.key.clone()),
+                imported_at: now,
+            })
+            .collect();
+        store.record_bank_credits(&rows).await?;
+    }
     if report.payments.inserted + report.payments.updated > 0 {
         store.refresh_statistics().await?;
     }

@@ -290,12 +290,31 @@ fn entry(row: &Row<'_>, opts: &FecOptions, signed: bool) -> Result<Option<Entry>
     }))
 }
 
+/// A ledger record as its fields, with the line it comes from: made into the
+/// importer's named fields a batch at a time.
+type Lean = (u64, Vec<(&'static str, String)>);
+
+fn named(records: &[Lean]) -> Vec<(u64, HashMap<String, String>)> {
+    records
+        .iter()
+        .map(|(line, fields)| {
+            (
+                *line,
+                fields
+                    .iter()
+                    .map(|(k, v)| ((*k).to_string(), v.clone()))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
 /// The ledger's records a FEC's customer lines make, each with the line it comes from.
 #[derive(Debug, Default)]
 struct Records {
-    customers: Vec<(u64, HashMap<String, String>)>,
-    invoices: Vec<(u64, HashMap<String, String>)>,
-    payments: Vec<(u64, HashMap<String, String>)>,
+    customers: Vec<Lean>,
+    invoices: Vec<Lean>,
+    payments: Vec<Lean>,
     credit_notes: u64,
     lettered: u64,
 }
@@ -307,9 +326,9 @@ fn records(entries: &[Entry], opts: &FecOptions) -> Result<Records, Vec<RowError
     let mut seen = HashSet::new();
     for e in entries {
         if seen.insert(e.customer.as_str()) {
-            let mut r = HashMap::new();
-            r.insert("external_id".into(), e.customer.clone());
-            r.insert("name".into(), e.name.clone());
+            let mut r = Vec::new();
+            r.push(("external_id", e.customer.clone()));
+            r.push(("name", e.name.clone()));
             out.customers.push((e.line, r));
         }
     }
@@ -392,18 +411,18 @@ fn records(entries: &[Entry], opts: &FecOptions) -> Result<Records, Vec<RowError
         }
     }
     for ((_, number), p) in pieces {
-        let mut r = HashMap::new();
-        r.insert("number".into(), number);
-        r.insert("customer".into(), p.customer);
-        r.insert("issue_date".into(), p.issue.to_string());
+        let mut r = Vec::new();
+        r.push(("number", number));
+        r.push(("customer", p.customer));
+        r.push(("issue_date", p.issue.to_string()));
         let due = p
             .due
             .unwrap_or(p.issue + Duration::days(opts.terms_days))
             .max(p.issue);
-        r.insert("due_date".into(), due.to_string());
-        r.insert("amount".into(), p.amount.to_string());
+        r.push(("due_date", due.to_string()));
+        r.push(("amount", p.amount.to_string()));
         if let Some(c) = p.currency {
-            r.insert("currency".into(), c);
+            r.push(("currency", c));
         }
         out.invoices.push((p.line, r));
     }
@@ -436,28 +455,28 @@ fn records(entries: &[Entry], opts: &FecOptions) -> Result<Records, Vec<RowError
                 .collect::<Vec<_>>()
                 .join(" "),
         };
-        let mut r = HashMap::new();
-        r.insert("id".into(), id);
-        r.insert("customer".into(), e.customer.clone());
-        r.insert(
-            "kind".into(),
+        let mut r = Vec::new();
+        r.push(("id", id));
+        r.push(("customer", e.customer.clone()));
+        r.push((
+            "kind",
             if credit_note {
                 "credit_note"
             } else {
                 "payment"
             }
             .into(),
-        );
+        ));
         if credit_note {
             out.credit_notes += 1;
         }
-        r.insert("date".into(), e.date.to_string());
-        r.insert("amount".into(), e.credit.to_string());
+        r.push(("date", e.date.to_string()));
+        r.push(("amount", e.credit.to_string()));
         if let Some(c) = &e.currency {
-            r.insert("currency".into(), c.clone());
+            r.push(("currency", c.clone()));
         }
         if !reference.is_empty() {
-            r.insert("reference".into(), reference.chars().take(2000).collect());
+            r.push(("reference", reference.chars().take(2000).collect()));
         }
         out.payments.push((e.line, r));
     }
@@ -577,6 +596,8 @@ pub async fn import_fec(
             return Ok(report);
         }
     };
+    // The lines are no longer needed: only the records are kept.
+    drop(entries);
     report.credit_notes = recs.credit_notes;
     report.lettered = recs.lettered;
 
@@ -587,19 +608,24 @@ pub async fn import_fec(
     };
     let mut tx = store.begin().await?;
     // Customers the ledger does not know yet: the FEC gives their name only.
-    let ids: Vec<&str> = recs
-        .customers
-        .iter()
-        .filter_map(|(_, r)| r.get("external_id").map(String::as_str))
-        .collect();
-    let known = tx.customer_ids(&ids).await?;
-    let new_customers: Vec<(u64, HashMap<String, String>)> = recs
+    let id_of = |r: &Lean| {
+        r.1.iter()
+            .find(|(k, _)| *k == "external_id")
+            .map_or(String::new(), |(_, v)| v.clone())
+    };
+    let mut known = HashMap::new();
+    for chunk in recs.customers.chunks(2000) {
+        let ids: Vec<String> = chunk.iter().map(id_of).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        known.extend(tx.customer_ids(&refs).await?);
+    }
+    let new_customers: Vec<Lean> = recs
         .customers
         .into_iter()
-        .filter(|(_, r)| !known.contains_key(r["external_id"].as_str()))
+        .filter(|r| !known.contains_key(id_of(r).as_str()))
         .map(|(line, mut r)| {
             if let Some(s) = &opts.segment {
-                r.insert("segment".into(), s.clone());
+                r.push(("segment", s.clone()));
             }
             (line, r)
         })
@@ -617,18 +643,23 @@ pub async fn import_fec(
             .file_name()
             .map_or_else(|| file_label.clone(), |n| n.to_string_lossy().into_owned());
         if kind == ImportKind::Customers && opts.segment.is_none() && !records.is_empty() {
-            for (line, r) in records.iter().take(super::MAX_ERRORS_KEPT) {
+            for r in records.iter().take(super::MAX_ERRORS_KEPT) {
                 imp.reject(
-                    *line,
+                    r.0,
                     Some("--segment".into()),
                     format!(
                         "customer {} is new to the ledger: name the segment new customers get (--segment), or import the customers first",
-                        r["external_id"]
+                        id_of(r)
                     ),
                 );
             }
         } else {
-            imp.feed(records).await?;
+            for chunk in records.chunks(2000) {
+                imp.feed(&named(chunk)).await?;
+                if imp.rejected_total > 0 {
+                    break;
+                }
+            }
         }
         let written = imp.written;
         unapplied += imp.unapplied;
@@ -937,11 +968,18 @@ mod tests {
         let r = records(&entries, &FecOptions::default()).unwrap();
         assert_eq!(r.customers.len(), 1);
         assert_eq!(r.invoices.len(), 2);
-        assert_eq!(r.invoices[1].1["amount"], "75.00");
-        assert_eq!(r.invoices[1].1["due_date"], "2026-03-31");
-        assert_eq!(r.payments[0].1["reference"], "F1 F2");
-        assert_eq!(r.payments[0].1["kind"], "payment");
-        assert_eq!(r.payments[1].1["kind"], "credit_note");
+        let field = |r: &Lean, k: &str| r.1.iter().find(|(f, _)| *f == k).map(|(_, v)| v.clone());
+        assert_eq!(field(&r.invoices[1], "amount").as_deref(), Some("75.00"));
+        assert_eq!(
+            field(&r.invoices[1], "due_date").as_deref(),
+            Some("2026-03-31")
+        );
+        assert_eq!(field(&r.payments[0], "reference").as_deref(), Some("F1 F2"));
+        assert_eq!(field(&r.payments[0], "kind").as_deref(), Some("payment"));
+        assert_eq!(
+            field(&r.payments[1], "kind").as_deref(),
+            Some("credit_note")
+        );
         assert_eq!(r.lettered, 1);
         assert_eq!(write::letter(0), "A");
         assert_eq!(write::letter(26), "AA");

@@ -550,8 +550,12 @@ pub trait PortalStore: Send + Sync {
 /// The bank statement import's reads and its record of each credit.
 #[async_trait]
 pub trait BankStore: Send + Sync {
-    /// Every open invoice with something left to pay (one statement).
-    async fn open_invoices_for_matching(&self) -> Result<Vec<bank::OpenInvoice>>;
+    /// Every open invoice with something left to pay, handed to `each` as it is read
+    /// (one statement, streamed).
+    async fn open_invoices_for_matching(
+        &self,
+        each: &mut (dyn FnMut(bank::OpenInvoice) + Send),
+    ) -> Result<()>;
 
     /// Every customer's names (one statement).
     async fn customer_names(&self) -> Result<Vec<bank::CustomerName>>;

@@ -22,25 +22,27 @@ type CreditRow = (
 
 #[async_trait::async_trait]
 impl crate::store::BankStore for StoreImpl {
-    async fn open_invoices_for_matching(&self) -> crate::store::Result<Vec<OpenInvoice>> {
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+    async fn open_invoices_for_matching(
+        &self,
+        each: &mut (dyn FnMut(OpenInvoice) + Send),
+    ) -> crate::store::Result<()> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query_as::<_, (String, String, String, i64)>(
             "SELECT invoices.number, customers.external_id, invoices.currency, invoices.open_minor \
              FROM invoices JOIN customers ON customers.id = invoices.customer_id \
              WHERE invoices.status = 'open' AND invoices.open_minor > 0",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(number, customer, currency, open)| {
-                let cur = crate::store::rows::currency(&currency)?;
-                Ok(OpenInvoice {
-                    number,
-                    customer,
-                    currency,
-                    open_amount: cur.from_minor(open),
-                })
-            })
-            .collect()
+        .fetch(&self.pool);
+        while let Some((number, customer, currency, open)) = rows.try_next().await? {
+            let cur = crate::store::rows::currency(&currency)?;
+            each(OpenInvoice {
+                number,
+                customer,
+                currency,
+                open_amount: cur.from_minor(open),
+            });
+        }
+        Ok(())
     }
 
     async fn customer_names(&self) -> crate::store::Result<Vec<CustomerName>> {
