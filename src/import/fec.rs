@@ -326,9 +326,10 @@ fn records(entries: &[Entry], opts: &FecOptions) -> Result<Records, Vec<RowError
     let mut seen = HashSet::new();
     for e in entries {
         if seen.insert(e.customer.as_str()) {
-            let mut r = Vec::new();
-            r.push(("external_id", e.customer.clone()));
-            r.push(("name", e.name.clone()));
+            let r = vec![
+                ("external_id", e.customer.clone()),
+                ("name", e.name.clone()),
+            ];
             out.customers.push((e.line, r));
         }
     }
@@ -411,16 +412,17 @@ fn records(entries: &[Entry], opts: &FecOptions) -> Result<Records, Vec<RowError
         }
     }
     for ((_, number), p) in pieces {
-        let mut r = Vec::new();
-        r.push(("number", number));
-        r.push(("customer", p.customer));
-        r.push(("issue_date", p.issue.to_string()));
         let due = p
             .due
             .unwrap_or(p.issue + Duration::days(opts.terms_days))
             .max(p.issue);
-        r.push(("due_date", due.to_string()));
-        r.push(("amount", p.amount.to_string()));
+        let mut r = vec![
+            ("number", number),
+            ("customer", p.customer),
+            ("issue_date", p.issue.to_string()),
+            ("due_date", due.to_string()),
+            ("amount", p.amount.to_string()),
+        ];
         if let Some(c) = p.currency {
             r.push(("currency", c));
         }
@@ -455,18 +457,16 @@ fn records(entries: &[Entry], opts: &FecOptions) -> Result<Records, Vec<RowError
                 .collect::<Vec<_>>()
                 .join(" "),
         };
-        let mut r = Vec::new();
-        r.push(("id", id));
-        r.push(("customer", e.customer.clone()));
-        r.push((
-            "kind",
-            if credit_note {
-                "credit_note"
-            } else {
-                "payment"
-            }
-            .into(),
-        ));
+        let kind = if credit_note {
+            "credit_note"
+        } else {
+            "payment"
+        };
+        let mut r = vec![
+            ("id", id),
+            ("customer", e.customer.clone()),
+            ("kind", kind.to_string()),
+        ];
         if credit_note {
             out.credit_notes += 1;
         }
