@@ -70,3 +70,60 @@ pub(super) async fn credits(
     let rows = state.store.bank_credits(unmatched, limit).await?;
     Ok(json(StatusCode::OK, &serde_json::json!({ "items": rows })))
 }
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusBody {
+    /// Code (`212`), id (`collected`) or French name (`Encaissée`).
+    status: String,
+    date: Option<chrono::NaiveDate>,
+    reason: Option<String>,
+    amount: Option<rust_decimal::Decimal>,
+}
+
+/// `POST /v1/invoices/{number}/status`: an e-invoicing lifecycle status from the
+/// company's platform, applied to the invoice (see `import::einvoice::apply_status`).
+pub(super) async fn invoice_status(
+    State(state): State<AppState>,
+    axum::extract::Path(number): axum::extract::Path<String>,
+    caller: Caller,
+    body: super::extract::JsonBody,
+) -> ApiResult<Response> {
+    caller.require(Scope::Ingest)?;
+    let number = super::extract::key("number", &number)?;
+    let b: StatusBody = super::extract::typed(body.value)?;
+    let report = crate::import::einvoice::StatusReport {
+        status: b.status,
+        date: b.date,
+        reason: b.reason,
+        amount: b.amount,
+    };
+    match crate::import::einvoice::apply_status(
+        state.store.as_ref(),
+        &number,
+        &report,
+        &state.import,
+        "api",
+        state.today(),
+    )
+    .await
+    {
+        Ok(outcome) => Ok(json(StatusCode::OK, &outcome)),
+        Err(crate::import::ImportError::Store(e)) => Err(e.into()),
+        Err(crate::import::ImportError::File { message, .. })
+            if message.starts_with("no invoice") =>
+        {
+            Err(ApiError::not_found(message))
+        }
+        Err(crate::import::ImportError::File { message, .. }) => {
+            let field = message.split(':').next().unwrap_or("status").to_string();
+            let field = if ["status", "reason", "amount"].contains(&field.as_str()) {
+                field
+            } else {
+                "status".to_string()
+            };
+            Err(ApiError::invalid(field, message))
+        }
+        Err(other) => Err(ApiError::invalid("status", other.to_string())),
+    }
+}

@@ -126,6 +126,11 @@ pub fn routes() -> Vec<Route> {
         r("post", "/v1/payments/batch", post(ingest::payments_batch)),
         r("post", "/v1/bank/statements", post(bank::import_statement)),
         r("get", "/v1/bank/credits", get(bank::credits)),
+        r(
+            "post",
+            "/v1/invoices/{number}/status",
+            post(bank::invoice_status),
+        ),
         // The ledger and collectors' actions.
         r(
             "get",

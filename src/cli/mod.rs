@@ -279,7 +279,9 @@ Examples:
                                               (the accounting entries, 411 accounts)
   relance import camt releve-2026-11-02.xml   (a bank statement, camt.053 or camt.054)
   relance import einvoice FA-2026-0042.xml --segment smb
-                                              (e-invoices: CII or UBL XML)
+                                              (e-invoices: Factur-X PDF, CII or UBL XML)
+  relance import statuses statuts.csv         (invoice;status[;date;reason;amount]: the
+                                              platform's lifecycle statuses)
 
 A FEC (Fichier des Écritures Comptables) is read whole in one transaction: its
 customer accounts (--accounts, 411 by default) become customers (new ones get
@@ -343,6 +345,8 @@ pub enum ImportKindArg {
     Camt,
     /// E-invoices (CII or UBL XML): their buyers, invoices and credit notes
     Einvoice,
+    /// E-invoicing lifecycle statuses (invoice;status[;date;reason;amount])
+    Statuses,
 }
 
 impl ImportKindArg {
@@ -355,7 +359,10 @@ impl ImportKindArg {
             ImportKindArg::Disputes => Some(ImportKind::Disputes),
             ImportKindArg::Promises => Some(ImportKind::Promises),
             ImportKindArg::History => Some(ImportKind::History),
-            ImportKindArg::Fec | ImportKindArg::Camt | ImportKindArg::Einvoice => None,
+            ImportKindArg::Fec
+            | ImportKindArg::Camt
+            | ImportKindArg::Einvoice
+            | ImportKindArg::Statuses => None,
         }
     }
 }
@@ -750,6 +757,8 @@ async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8, CliError> {
             import_camt_files(store.as_ref(), args, &opts).await
         } else if args.kind == ImportKindArg::Einvoice {
             import_einvoice_files(store.as_ref(), args, &opts, &config).await
+        } else if args.kind == ImportKindArg::Statuses {
+            import_status_files(store.as_ref(), args, &opts, &config).await
         } else {
             import_fec_files(store.as_ref(), args, &opts, &config).await
         };
@@ -835,6 +844,94 @@ async fn import_einvoice_files(
             Err(e) => {
                 code = exit::REJECTED;
                 eprintln!("{e}");
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `relance import statuses FILE...`: each line a lifecycle status applied in its own
+/// transaction; a refused line is named, the others are applied.
+async fn import_status_files(
+    store: &dyn crate::store::Store,
+    args: &ImportArgs,
+    opts: &ImportOptions,
+    config: &crate::config::Config,
+) -> Result<u8, CliError> {
+    use crate::import::einvoice::{apply_status, StatusReport};
+    let mut code = exit::OK;
+    for file in &args.files {
+        let mut source = crate::import::CsvSource::open(file, opts.encoding, None)
+            .map_err(|m| CliError::Input(format!("{}: {m}", file.display())))?;
+        for c in ["invoice", "status"] {
+            if !source.has_column(c) {
+                return Err(CliError::Input(format!(
+                    "{}:1: missing required column '{c}' (columns: invoice, status, date, reason, amount)",
+                    file.display()
+                )));
+            }
+        }
+        let mut rows = Vec::new();
+        while let Some(next) = source.next_row() {
+            let row = match next {
+                Ok(r) => r,
+                Err((line, m)) => {
+                    code = exit::REJECTED;
+                    eprintln!("{}:{line}: {m}", file.display());
+                    continue;
+                }
+            };
+            let parsed = (|| {
+                let invoice = row.required("invoice")?;
+                let status = row.required("status")?;
+                let date = row.parse("date", crate::domain::parse_date)?;
+                let reason = row.get("reason")?;
+                let amount = row.parse("amount", crate::domain::money::parse_amount)?;
+                Ok::<_, crate::import::FieldError>((
+                    invoice,
+                    StatusReport {
+                        status,
+                        date,
+                        reason,
+                        amount,
+                    },
+                ))
+            })();
+            match parsed {
+                Ok(r) => rows.push((row.line, r)),
+                Err(e) => {
+                    code = exit::REJECTED;
+                    eprintln!(
+                        "{}:{}: column '{}': {}",
+                        file.display(),
+                        row.line,
+                        e.column.unwrap_or_default(),
+                        e.message
+                    );
+                }
+            }
+        }
+        let name = file.display().to_string();
+        for (line, (invoice, report)) in rows {
+            match apply_status(store, &invoice, &report, opts, &name, today(config)).await {
+                Ok(o) => match args.format {
+                    OutputFormat::Json => {
+                        println!("{}", serde_json::to_string(&o).unwrap_or_default())
+                    }
+                    OutputFormat::Text => println!(
+                        "{name}:{line}: invoice {} {} {}: {}",
+                        o.invoice, o.code, o.status, o.effect
+                    ),
+                },
+                Err(crate::import::ImportError::Store(e)) => return Err(e.into()),
+                Err(e) => {
+                    code = exit::REJECTED;
+                    let message = match e {
+                        crate::import::ImportError::File { message, .. } => message,
+                        other => other.to_string(),
+                    };
+                    eprintln!("{name}:{line}: {message}");
+                }
             }
         }
     }

@@ -7,6 +7,7 @@ pub mod format;
 pub mod ids;
 pub mod interest;
 pub mod invoice;
+pub mod lifecycle;
 pub mod money;
 pub mod names;
 pub mod payment;

@@ -617,6 +617,192 @@ pub async fn import_einvoice(
     })
 }
 
+/// A lifecycle status as a platform reports it for an invoice.
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    /// Code (`212`), id (`collected`) or French name (`Encaissée`).
+    pub status: String,
+    /// The status's date (default: today).
+    pub date: Option<NaiveDate>,
+    /// Why (a refusal's or a dispute's reason).
+    pub reason: Option<String>,
+    /// The amount a `collected` status carries (default: what is open).
+    pub amount: Option<Decimal>,
+}
+
+/// What a status did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusOutcome {
+    pub invoice: String,
+    pub customer: String,
+    pub code: u16,
+    pub status: &'static str,
+    /// `cancelled`, `disputed`, `paused`, `paid` or `recorded`.
+    pub effect: &'static str,
+    /// The payment a `collected` status made.
+    pub payment: Option<String>,
+}
+
+/// Applies a lifecycle status to an invoice, in one transaction, and records it (the
+/// invoice's last status, its history, the customer's timeline):
+/// - `rejected` (213) / `refused` (210): the invoice is cancelled — not a valid claim;
+/// - `disputed` (207): a dispute opens (unless one is open) and dunning pauses;
+/// - `suspended` (208): the invoice is paused until lifted;
+/// - `payment_sent` (211): the invoice is paused 10 days after the status's date;
+/// - `collected` (212): a payment of the amount (default: what is open) on that date,
+///   allocated to the invoice;
+/// - any other: recorded only.
+///
+/// # Errors
+/// [`super::ImportError::File`] for an unknown status or invoice (the message says
+/// which); the database.
+pub async fn apply_status(
+    store: &dyn crate::store::Store,
+    number: &str,
+    report: &StatusReport,
+    base: &super::ImportOptions,
+    source: &str,
+    today: NaiveDate,
+) -> Result<StatusOutcome, super::ImportError> {
+    use crate::domain::lifecycle::{status, Effect, STATUSES};
+    let refused = |message: String| super::ImportError::File {
+        file: format!("invoice {number}"),
+        message,
+    };
+    let Some(st) = status(&report.status) else {
+        return Err(refused(format!(
+            "status: '{}' is not a lifecycle status (one of {})",
+            report.status,
+            STATUSES
+                .iter()
+                .map(|s| format!("{} {}", s.code, s.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let reason = report
+        .reason
+        .as_deref()
+        .map(|r| crate::domain::ids::free_text(r).map_err(|e| refused(format!("reason: {}", e.0))))
+        .transpose()?;
+    let Some(invoice) = store.invoice(number).await? else {
+        return Err(refused(format!("no invoice '{number}'")));
+    };
+    let date = report.date.unwrap_or(today);
+    let now = chrono::Utc::now();
+    let amount_minor = report
+        .amount
+        .map(|a| {
+            invoice
+                .currency
+                .to_minor(a)
+                .map_err(|e| refused(format!("amount: {e}")))
+        })
+        .transpose()?;
+    let label = match &reason {
+        Some(r) => format!("{} ({}): {r}", st.fr, st.code),
+        None => format!("{} ({})", st.fr, st.code),
+    };
+    let mut tx = store.begin().await?;
+    tx.record_einvoice_status(
+        number,
+        st.code,
+        st.id,
+        date,
+        reason.as_deref(),
+        amount_minor,
+        source,
+        now,
+    )
+    .await?;
+    let mut payment = None;
+    let effect = match st.effect() {
+        Effect::Cancel => {
+            tx.cancel_invoice(number, now).await?;
+            "cancelled"
+        }
+        Effect::Dispute => {
+            if invoice.dispute.is_none() {
+                let d = crate::domain::Dispute {
+                    reason: format!("e-invoicing: {label}"),
+                    opened_at: now,
+                };
+                tx.set_invoice_dispute(number, Some(&d)).await?;
+            }
+            "disputed"
+        }
+        Effect::Pause => {
+            let p = crate::domain::Pause {
+                reason: format!("e-invoicing: {label}"),
+                until: None,
+            };
+            tx.set_invoice_pause(number, Some(&p)).await?;
+            "paused"
+        }
+        Effect::Wait(days) => {
+            let p = crate::domain::Pause {
+                reason: format!("e-invoicing: {label}"),
+                until: Some(date + chrono::Duration::days(days)),
+            };
+            tx.set_invoice_pause(number, Some(&p)).await?;
+            "paused"
+        }
+        Effect::Payment => {
+            let amount = report.amount.unwrap_or(invoice.open_amount);
+            let id = format!("EINV-{number}-{}", st.code);
+            let mut r = HashMap::new();
+            r.insert("id".to_string(), id.clone());
+            r.insert("customer".to_string(), invoice.customer.clone());
+            r.insert("date".to_string(), date.to_string());
+            r.insert("amount".to_string(), amount.to_string());
+            r.insert("currency".to_string(), invoice.currency.code().to_string());
+            r.insert("reference".to_string(), number.to_string());
+            let strict = super::ImportOptions {
+                skip_invalid: false,
+                progress: None,
+                ..base.clone()
+            };
+            let mut imp = super::Importer::new(super::ImportKind::Payments, tx, &strict);
+            imp.source = source.to_string();
+            imp.feed(&[(0, r)]).await?;
+            if let Some(e) = imp.rejected.first() {
+                let message = format!(
+                    "{}{}",
+                    e.column
+                        .as_deref()
+                        .map(|c| format!("{c}: "))
+                        .unwrap_or_default(),
+                    e.message
+                );
+                imp.tx.rollback().await?;
+                return Err(refused(message));
+            }
+            tx = imp.tx;
+            payment = Some(id);
+            "paid"
+        }
+        Effect::None => "recorded",
+    };
+    tx.commit().await?;
+    store
+        .record_audit(
+            "e-invoicing platform",
+            "einvoice_status",
+            Some(&invoice.customer),
+            &format!("invoice {number}: {label} on {date} ({effect})"),
+            now,
+        )
+        .await?;
+    Ok(StatusOutcome {
+        invoice: number.to_string(),
+        customer: invoice.customer,
+        code: st.code,
+        status: st.id,
+        effect,
+        payment,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -776,6 +776,23 @@ pub trait LedgerTx: Send {
     /// Opens (`Some`) or resolves (`None`) a dispute on an invoice.
     async fn set_invoice_dispute(&mut self, number: &str, dispute: Option<&Dispute>) -> Result<()>;
 
+    /// Records an e-invoicing lifecycle status of the invoice and makes it its last.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_einvoice_status(
+        &mut self,
+        number: &str,
+        code: u16,
+        status: &str,
+        date: NaiveDate,
+        reason: Option<&str>,
+        amount_minor: Option<i64>,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Cancels the invoice: not a valid claim (refused or rejected); it leaves dunning.
+    async fn cancel_invoice(&mut self, number: &str, now: DateTime<Utc>) -> Result<()>;
+
     /// Records an action sent in the past, as sent; `false` when the same action
     /// (customer, kind, step, invoices, day) is recorded already.
     async fn record_past_action(&mut self, action: &PastAction) -> Result<bool>;

@@ -275,3 +275,108 @@ fn a_factur_x_pdf_made_from_relances_pdf_is_read_back_into_the_same_invoice() {
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_statuses_cancel_dispute_pause_and_pay_invoices() {
+    let w = workspace_with_rules_and(
+        &[(
+            "smb",
+            "[email(\"reminder_1\", customer.dunnable.overdue(1))]",
+        )],
+        "",
+    );
+    w.import_ledger(
+        "external_id,name,segment,emails\nC1,Un,smb,un@client.example\n",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-08-01,2026-09-01,100.00\nF2,C1,2026-08-01,2026-09-01,200.00\nF3,C1,2026-08-01,2026-09-01,300.00\nF4,C1,2026-08-01,2026-09-01,400.00\nF5,C1,2026-08-01,2026-09-01,500.00\n",
+    );
+    w.write(
+        "statuts.csv",
+        "invoice;status;date;reason;amount\nF1;Refusée;2026-11-02;Commande annulée;\nF2;207;2026-11-02;Quantités erronées;\nF3;encaissée;2026-11-03;;300,00\nF4;Déposée;2026-11-01;;\nF9;212;2026-11-03;;\nF4;payée;2026-11-03;;\n",
+    );
+    let run = w.relance(&["import", "statuses", "statuts.csv"]);
+    run.expect_code(4);
+    for expected in [
+        "statuts.csv:2: invoice F1 210 refused: cancelled",
+        "statuts.csv:3: invoice F2 207 disputed: disputed",
+        "statuts.csv:4: invoice F3 212 collected: paid",
+        "statuts.csv:5: invoice F4 200 deposited: recorded",
+    ] {
+        assert!(run.stdout.contains(expected), "{expected}: {}", run.stdout);
+    }
+    assert!(
+        run.stderr.contains("statuts.csv:6: no invoice 'F9'"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("statuts.csv:7: status: 'payée' is not a lifecycle status"),
+        "{}",
+        run.stderr
+    );
+    let run = w.relance(&["customer", "C1"]);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("F1 ") && l.trim_end().ends_with("cancelled")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("disputed: e-invoicing: En litige (207): Quantités erronées"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("EINV-F3-212") && run.stdout.contains("→ F3 300.00"),
+        "{}",
+        run.stdout
+    );
+    // The same status again changes nothing more (the payment is keyed by invoice and status).
+    w.write(
+        "again.csv",
+        "invoice;status;date;amount\nF3;212;2026-11-03;300.00\n",
+    );
+    w.relance(&["import", "statuses", "again.csv"])
+        .expect_code(0);
+    let l: Value =
+        serde_json::from_str(&w.relance(&["ledger", "--format", "json"]).stdout).unwrap();
+    assert_eq!(l["payments"], 1, "{l}");
+    // Over the API: suspended pauses F5; an unknown status and invoice are refused.
+    let token = w.token("platform", "ingest");
+    let served = w.serve(&[]);
+    let http = reqwest::Client::new();
+    let post = |number: &str, body: Value| {
+        let r = http
+            .post(format!("{}/v1/invoices/{number}/status", served.base))
+            .bearer_auth(&token)
+            .json(&body)
+            .send();
+        async move {
+            let r = r.await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, r) = post(
+        "F5",
+        serde_json::json!({"status": "Suspendue", "reason": "litige logistique"}),
+    )
+    .await;
+    assert_eq!((status, r["effect"].as_str()), (200, Some("paused")), "{r}");
+    let (status, r) = post("F5", serde_json::json!({"status": "lost"})).await;
+    assert_eq!(status, 422, "{r}");
+    let (status, _) = post("F99", serde_json::json!({"status": "212"})).await;
+    assert_eq!(status, 404);
+    served.stop();
+    // Nothing of it is dunned any more but F4 (deposited only).
+    let run = w.relance(&["explain", "C1", "--format", "json"]);
+    let e: Value = serde_json::from_str(&run.stdout).unwrap();
+    let dunnable: Vec<&str> = e["facts"]["dunnable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["number"].as_str().or(i.as_str()))
+        .collect();
+    assert_eq!(dunnable, ["F4"], "{e:#}");
+}

@@ -880,6 +880,55 @@ impl crate::store::LedgerTx for Tx {
         .await
     }
 
+    async fn record_einvoice_status(
+        &mut self,
+        number: &str,
+        code: u16,
+        status: &str,
+        date: chrono::NaiveDate,
+        reason: Option<&str>,
+        amount_minor: Option<i64>,
+        source: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<()> {
+        sqlx::query(
+            "INSERT INTO einvoice_statuses (invoice, code, status, status_date, reason, amount_minor, source, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(number)
+        .bind(i64::from(code))
+        .bind(status)
+        .bind(date)
+        .bind(reason)
+        .bind(amount_minor)
+        .bind(source)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("UPDATE invoices SET einvoice_status = $1, updated_at = $2 WHERE number = $3")
+            .bind(status)
+            .bind(now)
+            .bind(number)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn cancel_invoice(
+        &mut self,
+        number: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::Result<()> {
+        sqlx::query(
+            "UPDATE invoices SET erp_status = 'cancelled', status = 'cancelled', updated_at = $1 WHERE number = $2",
+        )
+        .bind(now)
+        .bind(number)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     async fn add_promise(
         &mut self,
         p: &crate::store::NewPromise,
