@@ -63,6 +63,10 @@ pub struct OpenInvoice {
     pub invoice: Invoice,
     #[serde(default)]
     pub payments: Vec<(NaiveDate, Decimal)>,
+    /// The last e-invoicing lifecycle status the platform reported (`deposited`,
+    /// `approved`, `suspended`…), if any.
+    #[serde(default)]
+    pub einvoice_status: Option<String>,
 }
 
 impl OpenInvoice {

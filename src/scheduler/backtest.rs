@@ -310,6 +310,7 @@ fn account_on(
                 .filter(|s| s.date <= known)
                 .map(|s| (s.date, money(s.amount_minor)))
                 .collect(),
+            einvoice_status: None,
         });
     }
     if invoices.is_empty() {

@@ -474,6 +474,10 @@ fn register_invoice(engine: &mut Engine) {
     engine.register_get("disputed", |i: &mut InvoiceFacts| {
         i.open().invoice.dispute.is_some()
     });
+    // The last e-invoicing lifecycle status ("" when the platform reported none).
+    engine.register_get("einvoice_status", |i: &mut InvoiceFacts| {
+        ImmutableString::from(i.open().einvoice_status.as_deref().unwrap_or(""))
+    });
     engine.register_get("dispute_reason", |i: &mut InvoiceFacts| {
         opt(i
             .open()

@@ -79,6 +79,8 @@ struct InvoiceSpec {
     paused: Option<PauseSpec>,
     #[serde(default)]
     payments: Vec<PaymentSpec>,
+    /// The last e-invoicing lifecycle status (`approved`, `suspended`…).
+    einvoice_status: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +239,7 @@ fn account_of(case: &Case, segment: &str, currency: Currency) -> Result<Account,
                     }),
                 },
                 payments: i.payments.iter().map(|p| (p.date, p.amount)).collect(),
+                einvoice_status: i.einvoice_status.clone(),
             }
         })
         .collect();
@@ -508,6 +511,7 @@ pub fn ladder(
                 pause: None,
             },
             payments: Vec::new(),
+            einvoice_status: None,
         }],
         unapplied_credit: Decimal::ZERO,
         history: Vec::new(),

@@ -303,9 +303,10 @@ pub(crate) type OpenInvoiceRow = (
     Option<DateTime<Utc>>,
     Option<String>,
     Option<NaiveDate>,
+    Option<String>,
 );
 
-pub(crate) const OPEN_INVOICE_COLUMNS: &str = "customer_id, id, number, issue_date, due_date, currency, amount_minor, open_minor, allocated_minor, dispute_reason, disputed_at, pause_reason, paused_until";
+pub(crate) const OPEN_INVOICE_COLUMNS: &str = "customer_id, id, number, issue_date, due_date, currency, amount_minor, open_minor, allocated_minor, dispute_reason, disputed_at, pause_reason, paused_until, einvoice_status";
 
 /// Builds an invoice from an [`OpenInvoiceRow`]; the customer's external id is filled later.
 pub(crate) fn open_invoice(
@@ -325,6 +326,7 @@ pub(crate) fn open_invoice(
         disputed_at,
         pause_reason,
         paused_until,
+        einvoice_status,
     ) = r;
     let cur = currency(&cur)?;
     let invoice = Invoice {
@@ -349,6 +351,7 @@ pub(crate) fn open_invoice(
         crate::domain::OpenInvoice {
             invoice,
             payments: Vec::new(),
+            einvoice_status,
         },
     ))
 }

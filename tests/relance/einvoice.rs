@@ -278,10 +278,11 @@ fn a_factur_x_pdf_made_from_relances_pdf_is_read_back_into_the_same_invoice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_statuses_cancel_dispute_pause_and_pay_invoices() {
+    // The rules see the last status: a deposited invoice waits for its approval.
     let w = workspace_with_rules_and(
         &[(
             "smb",
-            "[email(\"reminder_1\", customer.dunnable.overdue(1))]",
+            "[email(\"reminder_1\", customer.dunnable.overdue(1).filter(|inv| inv.einvoice_status != \"deposited\"))]",
         )],
         "",
     );
@@ -379,4 +380,13 @@ async fn lifecycle_statuses_cancel_dispute_pause_and_pay_invoices() {
         .filter_map(|i| i["number"].as_str().or(i.as_str()))
         .collect();
     assert_eq!(dunnable, ["F4"], "{e:#}");
+    // F4 is deposited: the rule leaves it out, so nothing is planned.
+    assert!(
+        e["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] != "planned"),
+        "{e:#}"
+    );
 }
