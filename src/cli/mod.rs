@@ -109,7 +109,7 @@ pub enum Command {
     )]
     Config(ConfigCommand),
 
-    /// Import customers, invoices, payments, disputes or promises to pay from CSV files
+    /// Import the ledger: CSV files, a FEC, bank statements, e-invoices and their statuses
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
 
@@ -223,6 +223,26 @@ pub enum Command {
         after_help = "Examples:\n  relance import camt releve.xml\n  relance bank credits --unmatched"
     )]
     Bank(bank::BankCommand),
+
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell
+    #[command(
+        after_help = "Examples:\n  relance completions bash > /etc/bash_completion.d/relance\n  relance completions zsh > \"${fpath[1]}/_relance\"\n  relance completions fish > ~/.config/fish/completions/relance.fish"
+    )]
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff), or write one page per command into a folder
+    #[command(
+        after_help = "Examples:\n  relance man | man -l -\n  relance man --out /usr/local/share/man/man1"
+    )]
+    Man {
+        /// Write relance.1 and relance-COMMAND.1 pages into this folder
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 
     /// Bearer tokens of the HTTP API: create (secret shown once), list, revoke
     #[command(
@@ -599,6 +619,12 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Insurers(cmd) => insurers::insurers(&cli, cmd).await,
         Command::Portal(cmd) => portal::portal(&cli, cmd).await,
         Command::Bank(cmd) => bank::bank(&cli, cmd).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "relance", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Man { out } => man(out.as_deref()),
         Command::Tokens(cmd) => tokens::tokens(&cli, cmd).await,
         Command::Users(cmd) => users::users(&cli, cmd).await,
     }
@@ -1221,6 +1247,46 @@ fn sample(cli: &Cli, args: &SampleArgs) -> Result<u8, CliError> {
         })?;
         println!("{}: {credits} credits", display(&path));
     }
+    Ok(exit::OK)
+}
+
+/// `relance man`: the manual page on standard output, or one page per command (and
+/// subcommand) in `out`.
+fn man(out: Option<&Path>) -> Result<u8, CliError> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let render = |title: &str, c: &clap::Command| -> Result<Vec<u8>, CliError> {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(c.clone())
+            .title(title.to_ascii_uppercase())
+            .render(&mut buf)
+            .map_err(|e| CliError::Failure(format!("cannot render the manual page: {e}")))?;
+        Ok(buf)
+    };
+    let Some(dir) = out else {
+        use std::io::Write;
+        let page = render("relance", &cmd)?;
+        std::io::stdout()
+            .write_all(&page)
+            .map_err(|e| CliError::Failure(format!("cannot write the manual page: {e}")))?;
+        return Ok(exit::OK);
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::Failure(format!("cannot create {}: {e}", dir.display())))?;
+    let mut pages = vec![("relance".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        let name = format!("relance-{}", sub.get_name());
+        for subsub in sub.get_subcommands() {
+            let full = format!("{name}-{}", subsub.get_name());
+            pages.push((full.clone(), subsub.clone().name(full)));
+        }
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, c) in &pages {
+        let path = dir.join(format!("{name}.1"));
+        std::fs::write(&path, render(name, c)?)
+            .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", path.display())))?;
+    }
+    eprintln!("wrote {} manual pages into {}", pages.len(), dir.display());
     Ok(exit::OK)
 }
 

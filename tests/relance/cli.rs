@@ -185,3 +185,53 @@ fn output_piped_into_a_reader_that_stops_ends_quietly() {
         out.status
     );
 }
+
+#[test]
+fn shell_completions_and_manual_pages_are_generated_from_the_commands() {
+    let w = crate::helpers::Workspace::new();
+    for (shell, expected) in [
+        ("bash", "_relance()"),
+        ("zsh", "#compdef relance"),
+        ("fish", "complete -c relance"),
+    ] {
+        let run = w.relance(&["completions", shell]);
+        run.expect_code(0);
+        assert!(
+            run.stdout.contains(expected),
+            "{shell}: {}",
+            &run.stdout[..run.stdout.len().min(200)]
+        );
+        assert!(
+            run.stdout.contains("portal"),
+            "{shell}: the subcommands are completed"
+        );
+    }
+    let run = w.relance(&["completions", "tcsh"]);
+    run.expect_code(2);
+    let run = w.relance(&["man"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.starts_with(".ie") || run.stdout.contains(".TH RELANCE 1"),
+        "{}",
+        &run.stdout[..200]
+    );
+    assert!(run.stdout.contains(".TH RELANCE 1"));
+    let dir = w.path("man1");
+    let run = w.relance(&["man", "--out", dir.to_str().unwrap()]);
+    run.expect_code(0);
+    for page in [
+        "relance.1",
+        "relance-import.1",
+        "relance-portal-link.1",
+        "relance-bank-credits.1",
+    ] {
+        let text =
+            std::fs::read_to_string(dir.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".SH NAME"), "{page}");
+    }
+    let import = std::fs::read_to_string(dir.join("relance-import.1")).unwrap();
+    assert!(
+        import.contains("relance\\-import") && import.contains("fec"),
+        "{import}"
+    );
+}
