@@ -15,6 +15,7 @@ use crate::telemetry::{self, LogFormat};
 mod bank;
 mod collect;
 mod daemon;
+mod init;
 mod insurers;
 mod portal;
 mod preview;
@@ -223,6 +224,20 @@ pub enum Command {
         after_help = "Examples:\n  relance import camt releve.xml\n  relance bank credits --unmatched"
     )]
     Bank(bank::BankCommand),
+
+    /// Write a working folder: relance.yaml, the shipped rules with their tests, the
+    /// templates and an example portfolio
+    #[command(
+        after_help = "Examples:\n  relance init /srv/relance\n  relance init .          (in an empty folder)\n\nAn existing relance.yaml is never overwritten without --force."
+    )]
+    Init {
+        /// The folder (created if missing)
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Overwrite the files relance ships (relance.yaml, rules, templates, examples)
+        #[arg(long)]
+        force: bool,
+    },
 
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell
     #[command(
@@ -625,6 +640,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
             Ok(exit::OK)
         }
         Command::Man { out } => man(out.as_deref()),
+        Command::Init { dir, force } => init::init(dir, *force),
         Command::Tokens(cmd) => tokens::tokens(&cli, cmd).await,
         Command::Users(cmd) => users::users(&cli, cmd).await,
     }

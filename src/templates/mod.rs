@@ -163,6 +163,11 @@ const SHIPPED: &[(&str, &str)] = &[
     ),
 ];
 
+/// The shipped message templates: (path under the templates folder, text).
+pub fn shipped() -> impl Iterator<Item = (&'static str, &'static str)> {
+    SHIPPED.iter().copied()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     #[error("template {0} not found (neither in the templates folder nor shipped)")]

@@ -235,3 +235,41 @@ fn shell_completions_and_manual_pages_are_generated_from_the_commands() {
         "{import}"
     );
 }
+
+#[test]
+fn init_writes_a_folder_that_checks_and_runs_from_the_binary_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("fresh");
+    let run = crate::helpers::relance_in(dir.path(), &["init", folder.to_str().unwrap()]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("relance config check"),
+        "{}",
+        run.stdout
+    );
+    for f in [
+        "relance.yaml",
+        "rules/smb.rhai",
+        "rules/smb.test.yaml",
+        "templates/email/reminder_1.fr.txt",
+        "templates/pdf/formal_notice.fr.typ",
+        "examples/invoices.csv",
+    ] {
+        assert!(folder.join(f).exists(), "{f}");
+    }
+    // In the new folder, with nothing of the source tree: the configuration checks, the
+    // rule tests pass, the example imports.
+    crate::helpers::relance_in(&folder, &["config", "check"]).expect_code(0);
+    crate::helpers::relance_in(&folder, &["rules", "test"]).expect_code(0);
+    for kind in ["customers", "invoices", "payments"] {
+        crate::helpers::relance_in(&folder, &["import", kind, &format!("examples/{kind}.csv")])
+            .expect_code(0);
+    }
+    crate::helpers::relance_in(&folder, &["tick"]).expect_code(0);
+    // An existing configuration is not overwritten without --force.
+    let run = crate::helpers::relance_in(dir.path(), &["init", folder.to_str().unwrap()]);
+    run.expect_code(4);
+    assert!(run.stderr.contains("relance.yaml exists"), "{}", run.stderr);
+    crate::helpers::relance_in(dir.path(), &["init", folder.to_str().unwrap(), "--force"])
+        .expect_code(0);
+}
