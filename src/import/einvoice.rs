@@ -488,11 +488,6 @@ pub async fn import_einvoice(
             .ok_or_else(|| {
                 failed("the buyer has no identifier (its ID, SIREN or VAT number)".into())
             })?;
-    let strict = super::ImportOptions {
-        skip_invalid: false,
-        progress: None,
-        ..base.clone()
-    };
     let mut tx = store.begin().await?;
     let known = tx.customer_ids(&[customer.as_str()]).await?;
     let new_customer = known.is_empty();
@@ -565,28 +560,17 @@ pub async fn import_einvoice(
         "invoice"
     };
     let mut written = crate::store::UpsertCounts::default();
+    let source = path
+        .file_name()
+        .map_or_else(|| file_label.clone(), |n| n.to_string_lossy().into_owned());
     for (k, records) in &batches {
-        let mut imp = super::Importer::new(*k, tx, &strict);
-        imp.source = path
-            .file_name()
-            .map_or_else(|| file_label.clone(), |n| n.to_string_lossy().into_owned());
-        imp.feed(records).await?;
-        if let Some(e) = imp.rejected.first() {
-            let message = format!(
-                "{}{}",
-                e.column
-                    .as_deref()
-                    .map(|c| format!("{c}: "))
-                    .unwrap_or_default(),
-                e.message
-            );
-            imp.tx.rollback().await?;
-            return Err(failed(message));
-        }
+        let (back, counts, _) = super::write_all(tx, *k, records, base, &source)
+            .await?
+            .map_err(&failed)?;
         if *k != super::ImportKind::Customers {
-            written = imp.written;
+            written = counts;
         }
-        tx = imp.tx;
+        tx = back;
     }
     let sha256 = crate::digest::sha256_hex(&bytes);
     tx.record_import(
@@ -757,27 +741,11 @@ pub async fn apply_status(
             r.insert("amount".to_string(), amount.to_string());
             r.insert("currency".to_string(), invoice.currency.code().to_string());
             r.insert("reference".to_string(), number.to_string());
-            let strict = super::ImportOptions {
-                skip_invalid: false,
-                progress: None,
-                ..base.clone()
-            };
-            let mut imp = super::Importer::new(super::ImportKind::Payments, tx, &strict);
-            imp.source = source.to_string();
-            imp.feed(&[(0, r)]).await?;
-            if let Some(e) = imp.rejected.first() {
-                let message = format!(
-                    "{}{}",
-                    e.column
-                        .as_deref()
-                        .map(|c| format!("{c}: "))
-                        .unwrap_or_default(),
-                    e.message
-                );
-                imp.tx.rollback().await?;
-                return Err(refused(message));
-            }
-            tx = imp.tx;
+            let (back, _, _) =
+                super::write_all(tx, super::ImportKind::Payments, &[(0, r)], base, source)
+                    .await?
+                    .map_err(&refused)?;
+            tx = back;
             payment = Some(id);
             "paid"
         }

@@ -858,63 +858,42 @@ pub mod write {
                 .letter_with
                 .and_then(|n| letters.get(n))
                 .map(String::as_str);
-            if c.credit_note {
+            // A credit note in the sales journal against sales, a payment in the bank
+            // journal against the bank; the customer's account credited either way.
+            let (journal, n, account) = if c.credit_note {
                 num += 1;
-                line(
-                    out,
-                    "VT",
-                    num,
-                    c.date,
-                    ("70600000", "Prestations de services"),
-                    ("", ""),
-                    (c.id, c.date),
-                    c.label,
-                    (c.amount, zero),
-                    None,
-                    None,
-                )?;
-                line(
-                    out,
-                    "VT",
-                    num,
-                    c.date,
-                    ("41100000", "Clients"),
-                    (c.customer, c.name),
-                    (c.id, c.date),
-                    c.label,
-                    (zero, c.amount),
-                    letter,
-                    None,
-                )?;
+                ("VT", num, ("70600000", "Prestations de services"))
             } else {
                 bank += 1;
-                line(
-                    out,
-                    "BQ",
-                    bank,
-                    c.date,
-                    ("51200000", "Banque"),
-                    ("", ""),
-                    (c.id, c.date),
-                    c.label,
-                    (c.amount, zero),
-                    None,
-                    None,
-                )?;
-                line(
-                    out,
-                    "BQ",
-                    bank,
-                    c.date,
-                    ("41100000", "Clients"),
-                    (c.customer, c.name),
-                    (c.id, c.date),
-                    c.label,
-                    (zero, c.amount),
-                    letter,
-                    None,
-                )?;
-            }
+                ("BQ", bank, ("51200000", "Banque"))
+            };
+            let piece = (c.id, c.date);
+            line(
+                out,
+                journal,
+                n,
+                c.date,
+                account,
+                ("", ""),
+                piece,
+                c.label,
+                (c.amount, zero),
+                None,
+                None,
+            )?;
+            line(
+                out,
+                journal,
+                n,
+                c.date,
+                ("41100000", "Clients"),
+                (c.customer, c.name),
+                piece,
+                c.label,
+                (zero, c.amount),
+                letter,
+                None,
+            )?;
         }
         Ok(())
     }

@@ -821,6 +821,36 @@ impl<'a> Importer<'a> {
     }
 }
 
+/// Writes `records` of `kind` within `tx`, all or none (whatever `base.skip_invalid`
+/// says): the transaction back with what was written (and how many payments left
+/// unapplied credit), or, the transaction rolled back, the first problem as
+/// `column: message`.
+pub(crate) async fn write_all(
+    tx: Box<dyn LedgerTx>,
+    kind: ImportKind,
+    records: &[(u64, HashMap<String, String>)],
+    base: &ImportOptions,
+    source: &str,
+) -> Result<Result<(Box<dyn LedgerTx>, UpsertCounts, u64), String>, ImportError> {
+    let strict = ImportOptions {
+        skip_invalid: false,
+        progress: None,
+        ..base.clone()
+    };
+    let mut imp = Importer::new(kind, tx, &strict);
+    imp.source = source.to_string();
+    imp.feed(records).await?;
+    if let Some(e) = imp.rejected.first() {
+        let message = match &e.column {
+            Some(c) => format!("{c}: {}", e.message),
+            None => e.message.clone(),
+        };
+        imp.tx.rollback().await?;
+        return Ok(Err(message));
+    }
+    Ok(Ok((imp.tx, imp.written, imp.unapplied)))
+}
+
 /// Imports one CSV file into the ledger.
 ///
 /// # Errors
