@@ -113,6 +113,7 @@ pub fn routes() -> Vec<Route> {
         r("get", "/readyz", get(ops::readyz)),
         r("get", "/metrics", get(ops::metrics)),
         r("get", "/v1/openapi.json", get(ops::openapi)),
+        r("get", "/v1/problems/{code}", get(ops::problem)),
         // Ingestion.
         r(
             "put",
@@ -220,7 +221,6 @@ pub fn router(state: AppState) -> Router {
         router = router.route(path, handler);
     }
     let timeout = state.limits.request_timeout;
-    let metrics = state.metrics.clone();
     router
         .fallback(|| async { ApiError::not_found("no such endpoint (see /v1/openapi.json)") })
         .method_not_allowed_fallback(|| async {
@@ -232,28 +232,37 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
-            answer_within(timeout, metrics.clone(), req, next)
+            answer_within(timeout, req, next)
         }))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(tag_route))
         .with_state(state)
 }
 
-/// Gives every error answer the API's JSON body: those the handlers make already have
-/// it; the extractors' own rejections (a path segment that is not UTF-8 once decoded,
-/// for instance) are plain text, turned here into the same status with a JSON error.
+/// Gives every error answer the API's problem body (RFC 9457) with `instance`, the
+/// request's path: the handlers' errors carry their problem already; the extractors' own
+/// rejections (a path segment that is not UTF-8 once decoded, for instance) are plain
+/// text, turned here into the same status with a problem.
 async fn json_errors(req: Request, next: Next) -> Response {
+    let instance = req.uri().path().to_string();
     let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    let is_json = resp
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
-        return resp;
+    if let Some(problem) = resp.extensions().get::<error::Problem>().cloned() {
+        let mut problem = problem;
+        problem.instance = Some(instance);
+        let headers = resp.headers().clone();
+        let mut answer = problem.into_response_with(status);
+        for (name, value) in &headers {
+            if name != axum::http::header::CONTENT_LENGTH
+                && name != axum::http::header::CONTENT_TYPE
+            {
+                answer.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        return answer;
     }
     let text = axum::body::to_bytes(resp.into_body(), 4096)
         .await
@@ -278,17 +287,14 @@ async fn json_errors(req: Request, next: Next) -> Response {
         s if s >= 500 => "internal",
         _ => "bad_request",
     };
-    ApiError::new(status, code, text).into_response()
+    let mut problem = ApiError::new(status, code, text).problem();
+    problem.instance = Some(instance);
+    problem.into_response_with(status)
 }
 
-/// Answers 503 when a request takes longer than `timeout`, and counts answers.
-async fn answer_within(
-    timeout: Duration,
-    metrics: Arc<crate::metrics::Metrics>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let resp = match tokio::time::timeout(timeout, next.run(req)).await {
+/// Answers 503 when a request takes longer than `timeout`.
+async fn answer_within(timeout: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -299,8 +305,66 @@ async fn answer_within(
             ),
         )
         .into_response(),
-    };
-    metrics.http_request(resp.status().as_u16());
+    }
+}
+
+/// The pattern of the path a request matched (`/v1/customers/{external_id}`), carried
+/// on its answer for the request log and the metrics.
+#[derive(Debug, Clone)]
+struct RouteLabel(String);
+
+/// Puts the matched route's pattern on the answer (inside a router, after routing).
+async fn tag_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let mut resp = next.run(req).await;
+    if let Some(route) = route {
+        resp.extensions_mut().insert(RouteLabel(route));
+    }
+    resp
+}
+
+/// The request id header: taken from the client when it sends one, made otherwise,
+/// returned on the answer and written on the request's log line.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// One log line and one observation per request: method, path, route, status, time
+/// taken and request id (`relance::http` at info level).
+async fn observe(metrics: Arc<crate::metrics::Metrics>, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().as_str().to_string();
+    // The path only: a query is the caller's and may be long; ids in paths are not
+    // secrets (tokens travel in headers).
+    let path: String = req.uri().path().chars().take(256).collect();
+    let request_id: String = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(128)
+        .collect();
+    let resp = next.run(req).await;
+    let took = started.elapsed();
+    let status = resp.status().as_u16();
+    let route = resp
+        .extensions()
+        .get::<RouteLabel>()
+        .map_or("unmatched", |r| r.0.as_str());
+    metrics.http_request(&method, route, status, took);
+    let ms = took.as_secs_f64() * 1000.0;
+    tracing::info!(
+        target: "relance::http",
+        request_id = %request_id,
+        method = %method,
+        path = %path,
+        route = %route,
+        status,
+        duration_ms = format!("{ms:.1}"),
+        "{method} {path} {status} {ms:.1} ms"
+    );
     resp
 }
 
@@ -316,10 +380,12 @@ pub async fn serve(
     site: Option<Router>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
+    let metrics = state.metrics.clone();
     let api = router(state);
     let app = match site {
         None => api,
         Some(site) => {
+            let site = site.layer(middleware::from_fn(tag_route));
             let to = move |req: Request| {
                 let path = req.uri().path();
                 let for_api = path == "/v1"
@@ -331,6 +397,20 @@ pub async fn serve(
             Router::new().fallback_service(tower::service_fn(to))
         }
     };
+    // Outermost: the request id (the client's or a new UUID), then the log line and the
+    // metrics, then the id copied onto the answer.
+    let header = axum::http::HeaderName::from_static(REQUEST_ID);
+    let app = app
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+            header.clone(),
+        ))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            observe(metrics.clone(), req, next)
+        }))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(
+            header,
+            tower_http::request_id::MakeRequestUuid,
+        ));
     server::serve(listener, app, cancel, HEADER_READ_TIMEOUT).await
 }
 

@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use std::fmt::Write as _;
 
 use super::error::ApiResult;
 use super::extract::Caller;
@@ -60,43 +59,54 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text format: this process's counters and the action log's gauges.
 pub(super) async fn metrics(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     caller.require(Scope::Read)?;
-    let mut out = String::with_capacity(4096);
-    state.metrics.render(&mut out);
     let counts = state.store.action_counts(Utc::now()).await?;
-    let _ = writeln!(out, "# HELP relance_actions Actions in the action log, by kind and status.\n# TYPE relance_actions gauge");
-    for (kind, status, n) in &counts.by_kind_status {
-        let _ = writeln!(
-            out,
-            "relance_actions{{kind=\"{kind}\",status=\"{status}\"}} {n}"
-        );
-    }
+    let states = state.store.endpoint_states().await?;
+    let mut out = String::with_capacity(8192);
+    state.metrics.render(&mut out);
+    let mut gauges = crate::metrics::ScrapeGauges::default();
+    gauges.family2(
+        "relance_actions",
+        "Actions in the action log, by kind and status",
+        ("kind", "status"),
+        &counts.by_kind_status,
+    );
     let dead: i64 = counts
         .by_kind_status
         .iter()
         .filter(|(_, s, _)| s == "dead")
         .map(|(_, _, n)| n)
         .sum();
-    let _ = writeln!(out, "# HELP relance_queue_depth Actions planned or retrying whose time has come.\n# TYPE relance_queue_depth gauge\nrelance_queue_depth {}", counts.due);
-    let _ = writeln!(out, "# HELP relance_dead_letters Actions whose attempts are exhausted (dead).\n# TYPE relance_dead_letters gauge\nrelance_dead_letters {dead}");
-    let states = state.store.endpoint_states().await?;
-    let _ = writeln!(out, "# HELP relance_insurer_endpoint_up 1 when the insurer's endpoint is enabled, 0 when disabled (after 410 Gone or by an operator).\n# TYPE relance_insurer_endpoint_up gauge");
-    for key in state.config.insurers.keys() {
-        let up = !states
-            .iter()
-            .any(|s| &s.insurer == key && s.disabled_at.is_some());
-        let _ = writeln!(
-            out,
-            "relance_insurer_endpoint_up{{insurer=\"{}\"}} {}",
-            key.replace('"', "\\\""),
-            u8::from(up)
-        );
-    }
+    gauges.gauge(
+        "relance_queue_depth",
+        "Actions planned or retrying whose time has come",
+        counts.due,
+    );
+    gauges.gauge(
+        "relance_dead_letters",
+        "Actions whose attempts are exhausted (dead)",
+        dead,
+    );
+    let endpoints: Vec<(String, i64)> = state
+        .config
+        .insurers
+        .keys()
+        .map(|key| {
+            let up = !states
+                .iter()
+                .any(|s| &s.insurer == key && s.disabled_at.is_some());
+            (key.to_string(), i64::from(up))
+        })
+        .collect();
+    gauges.family(
+        "relance_insurer_endpoint_up",
+        "1 when the insurer's endpoint is enabled, 0 when disabled (after 410 Gone or by an operator)",
+        "insurer",
+        &endpoints,
+    );
+    gauges.render(&mut out);
     Ok((
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         out,
     )
         .into_response())
@@ -110,4 +120,33 @@ pub(super) async fn openapi(_caller: Caller) -> Response {
         OPENAPI,
     )
         .into_response()
+}
+
+/// What a problem type means: the page an error answer's `type` names (no token).
+pub(super) async fn problem(
+    axum::extract::Path(code): axum::extract::Path<String>,
+) -> ApiResult<Response> {
+    let Some((code, status, title, meaning)) = super::error::PROBLEM_TYPES
+        .iter()
+        .find(|(c, ..)| *c == code)
+    else {
+        return Err(super::ApiError::not_found(
+            "no such problem type (see /v1/openapi.json, schema Problem)",
+        ));
+    };
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} — relance API</title></head>\n<body><h1>{title}</h1>\n<p>HTTP status {status}, <code>code</code> <code>{code}</code>.</p>\n<p>{}</p>\n<p>Every error answer of the relance API is an RFC 9457 problem (<code>application/problem+json</code>): <code>type</code>, <code>title</code>, <code>status</code>, <code>detail</code>, <code>instance</code>, and <code>code</code>, <code>field</code>, <code>errors</code>.</p>\n</body></html>\n",
+        escape(meaning)
+    );
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page,
+    )
+        .into_response())
 }

@@ -162,7 +162,10 @@ fn replacement(buf: &[u8]) -> Option<Vec<u8>> {
             "malformed HTTP request (request line or headers)",
         ),
     };
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    let status_code =
+        axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_REQUEST);
+    let body = serde_json::to_string(&super::ApiError::new(status_code, code, message).problem())
+        .unwrap_or_default();
     let mut out = format!("{status_line}\r\n");
     for h in headers {
         let l = lower(h);
@@ -172,7 +175,7 @@ fn replacement(buf: &[u8]) -> Option<Vec<u8>> {
         }
     }
     out.push_str(&format!(
-        "content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "content-type: application/problem+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     ));
     Some(out.into_bytes())
@@ -234,11 +237,16 @@ mod tests {
         let auto = b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\ndate: Mon, 23 Nov 2026 10:00:00 GMT\r\n\r\n";
         let out = String::from_utf8(replacement(auto).unwrap()).unwrap();
         assert!(out.starts_with("HTTP/1.1 414 URI Too Long\r\n"), "{out}");
-        assert!(out.contains("content-type: application/json\r\n"), "{out}");
+        assert!(
+            out.contains("content-type: application/problem+json\r\n"),
+            "{out}"
+        );
         assert!(out.contains("date: Mon"), "{out}");
         let body = out.split("\r\n\r\n").nth(1).unwrap();
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
-        assert_eq!(v["error"]["code"], "uri_too_long");
+        assert_eq!(v["code"], "uri_too_long");
+        assert_eq!(v["status"], 414);
+        assert_eq!(v["type"], "/v1/problems/uri_too_long");
         assert!(out.contains(&format!("content-length: {}\r\n", body.len())));
         // Answers of the API itself are left alone.
         let api = b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n";

@@ -521,6 +521,12 @@ impl RuleRegistry {
     ) -> (RuleRegistry, Vec<RuleError>) {
         let (set, errors) = load_checked(config, &engine);
         for (name, seg) in &config.segments {
+            let scripts: Vec<(String, Option<String>)> = seg
+                .scripts
+                .iter()
+                .map(|s| (s.label(name), s.variant.clone()))
+                .collect();
+            metrics.seed_segment(name, &scripts);
             for script in &seg.scripts {
                 metrics.set_rule_script_stale(&script.label(name), false);
             }

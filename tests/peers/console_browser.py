@@ -12,6 +12,7 @@ what it saw; exits 1 with the reason on the first thing that is not as expected.
 import json
 import os
 import sys
+import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -34,14 +35,22 @@ def browser():
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
                 "--window-size=1366,900", "--lang=en-US"):
         options.add_argument(arg)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    # A loaded machine may fail to start the browser once ("DevToolsActivePort file
+    # doesn't exist"): try again before giving up.
+    for attempt in range(3):
+        try:
+            return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        except Exception as e:  # noqa: BLE001 - reported below after the last attempt
+            last = e
+            time.sleep(2)
+    fail(f"the browser did not start: {last}")
 
 
 def wait(d, condition, what):
     try:
         # The page is replaced while the condition looks at it: an element of the old
         # page is stale, one of the new may not be there yet; both mean "not yet".
-        WebDriverWait(d, 15, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(condition)
+        WebDriverWait(d, 60, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(condition)
     except Exception:
         fail(f"{what}; the page is {d.current_url}:\n{d.find_element(By.TAG_NAME, 'body').text[:2000]}")
 

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 
 from selenium import webdriver
@@ -38,12 +39,20 @@ def browser():
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
                 "--window-size=1100,1400", "--lang=en-US"):
         options.add_argument(arg)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    # A loaded machine may fail to start the browser once ("DevToolsActivePort file
+    # doesn't exist"): try again before giving up.
+    for attempt in range(3):
+        try:
+            return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        except Exception as e:  # noqa: BLE001 - reported below after the last attempt
+            last = e
+            time.sleep(2)
+    fail(f"the browser did not start: {last}")
 
 
 def wait(d, condition, what):
     try:
-        WebDriverWait(d, 15, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(condition)
+        WebDriverWait(d, 60, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(condition)
     except Exception:
         fail(f"{what}; the page is {d.current_url}:\n{d.find_element(By.TAG_NAME, 'body').text[:2000]}")
 

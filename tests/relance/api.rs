@@ -107,11 +107,24 @@ fn workspace(database_url: &str, extra: &str) -> Workspace {
 #[track_caller]
 fn assert_error(got: &(u16, Value), status: u16, code: &str) {
     assert_eq!(got.0, status, "{}", got.1);
-    assert_eq!(got.1["error"]["code"], code, "{}", got.1);
+    assert_eq!(got.1["code"], code, "{}", got.1);
+    // RFC 9457 problem details: type, title, status, detail, instance.
+    assert_eq!(got.1["type"], format!("/v1/problems/{code}"), "{}", got.1);
+    assert_eq!(got.1["status"], status, "{}", got.1);
     assert!(
-        got.1["error"]["message"]
+        got.1["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{}",
+        got.1
+    );
+    assert!(
+        got.1["instance"]
             .as_str()
-            .is_some_and(|m| !m.is_empty()),
+            .is_some_and(|i| i.starts_with('/')),
+        "{}",
+        got.1
+    );
+    assert!(
+        got.1["detail"].as_str().is_some_and(|m| !m.is_empty()),
         "{}",
         got.1
     );
@@ -162,8 +175,28 @@ async fn health_needs_no_token_everything_else_does_and_scopes_are_enforced() {
     let no_token = s.client.get(s.url("/v1/actions")).send().await.unwrap();
     assert_eq!(no_token.status().as_u16(), 401);
     assert_eq!(no_token.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        no_token.headers()["content-type"],
+        "application/problem+json"
+    );
     let body: Value = no_token.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_eq!(body["code"], "unauthorized");
+    assert_eq!(body["instance"], "/v1/actions");
+    // The problem's type is a page that says what it means, without a token.
+    let page = s
+        .client
+        .get(s.url(body["type"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("Not authenticated"));
+    assert_error(
+        &s.call("GET", "/v1/problems/no_such_problem", None, None)
+            .await,
+        404,
+        "not_found",
+    );
     assert_error(
         &s.call("GET", "/v1/actions", Some("rel_not-a-token"), None)
             .await,
@@ -189,7 +222,7 @@ async fn health_needs_no_token_everything_else_does_and_scopes_are_enforced() {
     let forbidden = s.call("GET", "/v1/actions", Some(&ingest), None).await;
     assert_error(&forbidden, 403, "forbidden");
     assert!(
-        forbidden.1["error"]["message"]
+        forbidden.1["detail"]
             .as_str()
             .unwrap()
             .contains("'read' scope"),
@@ -272,7 +305,7 @@ async fn ingestion(database_url: &str) {
         )
         .await;
     assert_error(&clash, 422, "invalid_field");
-    assert_eq!(clash.1["error"]["field"], "external_id");
+    assert_eq!(clash.1["field"], "external_id");
 
     let invoices = json!({"items": [
         {"number": "F-1", "customer": "C1", "issue_date": "2026-10-01", "due_date": "2026-10-31", "amount": "1200.00"},
@@ -311,8 +344,8 @@ async fn ingestion(database_url: &str) {
         ]})))
         .await;
     assert_error(&bad, 422, "invalid_field");
-    assert_eq!(bad.1["error"]["field"], "items[1].due_date", "{}", bad.1);
-    let fields: Vec<&str> = bad.1["error"]["details"]
+    assert_eq!(bad.1["field"], "items[1].due_date", "{}", bad.1);
+    let fields: Vec<&str> = bad.1["errors"]
         .as_array()
         .unwrap()
         .iter()
@@ -324,7 +357,7 @@ async fn ingestion(database_url: &str) {
         "{}",
         bad.1
     );
-    assert!(bad.1["error"]["message"]
+    assert!(bad.1["detail"]
         .as_str()
         .unwrap()
         .contains("nothing was written"));
@@ -363,13 +396,13 @@ async fn ingestion(database_url: &str) {
         )
         .await;
     assert_error(&not_list, 422, "invalid_field");
-    assert_eq!(not_list.1["error"]["field"], "items");
+    assert_eq!(not_list.1["field"], "items");
     let unknown = s.call("POST", "/v1/invoices/batch", Some(&erp), Some(json!({"items": [{"number": "F-8", "customer": "C1", "issue_date": "2026-11-02", "due_date": "2026-12-02", "amount": "1", "colour": "red"}]}))).await;
     assert_error(&unknown, 422, "invalid_field");
-    assert_eq!(unknown.1["error"]["field"], "items[0].colour");
+    assert_eq!(unknown.1["field"], "items[0].colour");
     let nested = s.call("PUT", "/v1/invoices/F-9", Some(&erp), Some(json!({"customer": "C1", "issue_date": "2026-11-02", "due_date": "2026-12-02", "amount": {"value": 1}}))).await;
     assert_error(&nested, 422, "invalid_field");
-    assert_eq!(nested.1["error"]["field"], "amount");
+    assert_eq!(nested.1["field"], "amount");
     let too_many: Vec<Value> = (0..101).map(|i| json!({"number": format!("G-{i}"), "customer": "C1", "issue_date": "2026-11-02", "due_date": "2026-12-02", "amount": "1"})).collect();
     let r = s
         .call(
@@ -480,19 +513,19 @@ async fn collectors_record_disputes_promises_pauses_and_tasks_and_the_log_explai
     assert_eq!(
         s.call("GET", "/v1/actions?limit=501", Some(&collector), None)
             .await
-            .1["error"]["field"],
+            .1["field"],
         "limit"
     );
     assert_eq!(
         s.call("GET", "/v1/actions?kind=fax", Some(&collector), None)
             .await
-            .1["error"]["field"],
+            .1["field"],
         "kind"
     );
     assert_eq!(
         s.call("GET", "/v1/actions?colour=red", Some(&collector), None)
             .await
-            .1["error"]["field"],
+            .1["field"],
         "colour"
     );
     let email_id = page2["items"]
@@ -613,7 +646,7 @@ async fn collectors_record_disputes_promises_pauses_and_tasks_and_the_log_explai
             Some(json!({"reason": " "})),
         )
         .await;
-    assert_eq!(empty.1["error"]["field"], "reason");
+    assert_eq!(empty.1["field"], "reason");
     assert_error(
         &s.call(
             "PUT",
@@ -637,7 +670,7 @@ async fn collectors_record_disputes_promises_pauses_and_tasks_and_the_log_explai
         )
         .await;
     assert_error(&bad_amount, 422, "invalid_field");
-    assert_eq!(bad_amount.1["error"]["field"], "amount");
+    assert_eq!(bad_amount.1["field"], "amount");
     let bad_date = s
         .call(
             "POST",
@@ -646,11 +679,7 @@ async fn collectors_record_disputes_promises_pauses_and_tasks_and_the_log_explai
             Some(json!({"customer": "C3", "promised_date": "05/12/2026", "amount": "1"})),
         )
         .await;
-    assert_eq!(
-        bad_date.1["error"]["field"], "promised_date",
-        "{}",
-        bad_date.1
-    );
+    assert_eq!(bad_date.1["field"], "promised_date", "{}", bad_date.1);
     let missing = s
         .call(
             "POST",
@@ -661,7 +690,7 @@ async fn collectors_record_disputes_promises_pauses_and_tasks_and_the_log_explai
         .await;
     assert_error(&missing, 422, "invalid_field");
     assert!(
-        missing.1["error"]["message"]
+        missing.1["detail"]
             .as_str()
             .unwrap()
             .contains("promised_date"),
@@ -734,7 +763,7 @@ async fn collectors_record_disputes_promises_pauses_and_tasks_and_the_log_explai
             Some(json!({"outcome": "promise"})),
         )
         .await;
-    assert_eq!(no_date.1["error"]["field"], "promise_date");
+    assert_eq!(no_date.1["field"], "promise_date");
     let (status, done) = s.call("POST", &format!("/v1/tasks/{id}/complete"), Some(&collector), Some(json!({"outcome": "promise", "promise_date": "2026-12-10", "note": "pays on the 10th"}))).await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["status"], "done");
@@ -763,6 +792,27 @@ async fn metrics_count_actions_queue_dead_letters_and_insurer_endpoints() {
         .expect_code(0);
     let read = token(&w, "prometheus", "read");
     let s = Server::start(&w);
+    // A request with the caller's request id: returned on the answer and logged.
+    let asked = s
+        .client
+        .get(s.url("/v1/customers/C1"))
+        .bearer_auth(&read)
+        .header("x-request-id", "erp-sync-4711")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status().as_u16(), 200);
+    assert_eq!(asked.headers()["x-request-id"], "erp-sync-4711");
+    // Without one, the service makes one (a UUID).
+    let made = s
+        .client
+        .get(s.url("/v1/nothing-here"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status().as_u16(), 404);
+    assert_eq!(made.headers()["x-request-id"].len(), 36);
     let resp = s
         .client
         .get(s.url("/metrics"))
@@ -778,13 +828,22 @@ async fn metrics_count_actions_queue_dead_letters_and_insurer_endpoints() {
     let text = resp.text().await.unwrap();
     for line in [
         "relance_insurer_endpoint_up{insurer=\"coface-fr\"} 0",
-        "# TYPE relance_ticks_total counter",
         "# TYPE relance_tick_duration_seconds histogram",
-        "# TYPE relance_dispatch_latency_seconds histogram",
         "relance_customers_evaluated_total ",
         "relance_rule_errors_total ",
         "relance_dead_letters 0",
         "relance_scheduler_leader ",
+        // The build, the process, and the HTTP requests by route and status.
+        "relance_build_info{version=\"",
+        "# TYPE process_cpu_seconds_total counter",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
+        "process_start_time_seconds ",
+        "# TYPE relance_http_request_duration_seconds histogram",
+        "relance_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/customers/{external_id}\",status=\"200\"} 1",
+        "relance_http_request_duration_seconds_count{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
+        "relance_http_requests_total{status=\"200\"} ",
     ] {
         assert!(text.contains(line), "'{line}' not in\n{text}");
     }
@@ -798,7 +857,16 @@ async fn metrics_count_actions_queue_dead_letters_and_insurer_endpoints() {
             ))),
         "{text}"
     );
-    s.stop();
+    let log = s.stop();
+    // One line per request, with its id, method, path, status and time.
+    let line = log
+        .lines()
+        .find(|l| l.contains("erp-sync-4711"))
+        .unwrap_or_else(|| panic!("no request log line in\n{log}"));
+    assert!(
+        line.contains("GET /v1/customers/C1 200") && line.contains(" ms"),
+        "{line}"
+    );
     w.relance(&["insurers", "enable", "coface-fr"])
         .expect_code(0);
     let s = Server::start(&w);
@@ -908,10 +976,8 @@ async fn moving_an_invoice(database_url: &str) {
         .call("PUT", "/v1/invoices/F64", Some(&erp), Some(f64("C2")))
         .await;
     assert_error(&refused, 422, "invalid_field");
-    assert_eq!(refused.1["error"]["field"], "customer", "{}", refused.1);
-    let message = refused.1["error"]["details"][0]["message"]
-        .as_str()
-        .unwrap();
+    assert_eq!(refused.1["field"], "customer", "{}", refused.1);
+    let message = refused.1["errors"][0]["detail"].as_str().unwrap();
     assert!(
         message.contains("belongs to customer 'C1'") && message.contains("allow_customer_change"),
         "{message}"
@@ -924,11 +990,7 @@ async fn moving_an_invoice(database_url: &str) {
         ]})))
         .await;
     assert_error(&refused, 422, "invalid_field");
-    assert_eq!(
-        refused.1["error"]["field"], "items[1].customer",
-        "{}",
-        refused.1
-    );
+    assert_eq!(refused.1["field"], "items[1].customer", "{}", refused.1);
     let (_, inv) = s.call("GET", "/v1/invoices/F64", Some(&erp), None).await;
     assert_eq!(inv["customer"], "C1", "{inv}");
     assert_eq!(inv["open_amount"], "40.00", "{inv}");
@@ -1040,16 +1102,11 @@ async fn every_error_answer_is_json_and_a_client_slow_to_send_its_headers_is_cut
         let text = resp.text().await.unwrap();
         assert_eq!(
             ctype.as_deref(),
-            Some("application/json"),
+            Some("application/problem+json"),
             "{status}: {text}"
         );
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"));
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
-            "{v}"
-        );
+        assert!(v["detail"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
         (status, v)
     };
     let addr = s.base.trim_start_matches("http://").to_string();
@@ -1073,8 +1130,11 @@ async fn every_error_answer_is_json_and_a_client_slow_to_send_its_headers_is_cut
         .into_bytes(),
     );
     assert!(head.starts_with("http/1.1 414"), "{head}");
-    assert!(head.contains("content-type: application/json"), "{head}");
-    assert_eq!(v["error"]["code"], "uri_too_long", "{v}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    assert_eq!(v["code"], "uri_too_long", "{v}");
     // A path segment that is not UTF-8 once decoded.
     let resp = s
         .client
@@ -1085,7 +1145,7 @@ async fn every_error_answer_is_json_and_a_client_slow_to_send_its_headers_is_cut
         .unwrap();
     let (status, v) = json_error(resp).await;
     assert_eq!(status, 400, "{v}");
-    assert_eq!(v["error"]["code"], "bad_request");
+    assert_eq!(v["code"], "bad_request");
     // Headers too large, and a request line that is not HTTP.
     let mut many = s.client.get(s.url("/v1/actions")).bearer_auth(&read);
     for i in 0..120 {
@@ -1096,8 +1156,11 @@ async fn every_error_answer_is_json_and_a_client_slow_to_send_its_headers_is_cut
     assert_eq!(status, 431);
     let (head, v) = raw_http(b"NOT HTTP AT ALL\r\n\r\n".to_vec());
     assert!(head.starts_with("http/1.1 400"), "{head}");
-    assert!(head.contains("content-type: application/json"), "{head}");
-    assert_eq!(v["error"]["code"], "bad_request", "{v}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    assert_eq!(v["code"], "bad_request", "{v}");
 
     // Half a request line, then nothing: the server hangs up once the header read
     // timeout (10 s) has passed.
@@ -1150,7 +1213,7 @@ async fn a_newline_in_a_logged_value_cannot_forge_a_log_line() {
         )
         .await;
     assert_error(&refused, 422, "invalid_field");
-    assert_eq!(refused.1["error"]["field"], "reason");
+    assert_eq!(refused.1["field"], "reason");
     let log = s.stop();
     assert!(
         log.lines()
@@ -1175,7 +1238,7 @@ async fn identifiers_and_text_with_control_characters_or_unbounded_lengths_are_r
             .extend(extra.as_object().unwrap().clone());
         c
     };
-    let field_of = |r: &(u16, Value)| r.1["error"]["field"].as_str().unwrap_or("").to_string();
+    let field_of = |r: &(u16, Value)| r.1["field"].as_str().unwrap_or("").to_string();
     for (path, body, field) in [
         ("/v1/customers/C%001", customer(json!({})), "external_id"),
         ("/v1/customers/C%1B1", customer(json!({})), "external_id"),
@@ -1230,7 +1293,7 @@ async fn identifiers_and_text_with_control_characters_or_unbounded_lengths_are_r
     assert_error(&huge, 422, "invalid_field");
     assert_eq!(field_of(&huge), "items[0].external_id");
     assert!(
-        huge.1["error"]["details"][0]["message"]
+        huge.1["errors"][0]["detail"]
             .as_str()
             .unwrap()
             .contains("at most 64"),
@@ -1389,7 +1452,7 @@ async fn the_openapi_document_and_the_server_agree_on_what_is_refused() {
     ] {
         let r = s.call(method, path, Some(&collector), body).await;
         assert_error(&r, 422, "invalid_field");
-        assert_eq!(r.1["error"]["field"], field, "{method} {path}: {}", r.1);
+        assert_eq!(r.1["field"], field, "{method} {path}: {}", r.1);
     }
     let (status, r) = s
         .call(
@@ -1424,11 +1487,16 @@ async fn the_openapi_document_and_the_server_agree_on_what_is_refused() {
             }
             // Every operation under /v1 declares its JSON errors.
             if path.starts_with("/v1/") {
+                // 401 where a token is needed (`security: []` says none is).
+                let open = op["security"].as_array().is_some_and(Vec::is_empty);
                 for code in ["400", "401"] {
+                    if open && code == "401" {
+                        continue;
+                    }
                     let content = &op["responses"][code]["content"];
                     assert!(
-                        content["application/json"].is_object(),
-                        "{method} {path}: no JSON {code}"
+                        content["application/problem+json"].is_object(),
+                        "{method} {path}: no problem details for {code}"
                     );
                 }
             }
@@ -1440,7 +1508,7 @@ async fn the_openapi_document_and_the_server_agree_on_what_is_refused() {
     }
     for code in ["404", "409", "422"] {
         assert!(
-            document[code]["content"]["application/json"].is_object(),
+            document[code]["content"]["application/problem+json"].is_object(),
             "{document}"
         );
     }

@@ -107,7 +107,7 @@ fn a_collectors_morning_in_a_real_browser() {
         out.status.success(),
         "the browser scenario failed:\n{}\n--- service log\n{}",
         String::from_utf8_lossy(&out.stderr),
-        served.log.lock().unwrap()
+        served.log()
     );
     let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
     // The browser asks for English (--lang=en-US): the console answers in English.
@@ -582,7 +582,7 @@ async fn the_trusted_proxy_header_signs_in_known_users_only_and_the_customer_pag
         let log = w.relance(&["actions", "list"]).stdout;
         panic!(
             "{next}\n--- the action log\n{log}\n--- service\n{}",
-            served.log.lock().unwrap()
+            served.log()
         );
     }
     let token = form_token(&html);

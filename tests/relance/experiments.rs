@@ -163,7 +163,7 @@ async fn the_experiment_report_finds_the_faster_ladder_of_the_sample() {
         .unwrap();
     assert_eq!(resp.status(), 422);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["field"], "segment", "{body}");
+    assert_eq!(body["field"], "segment", "{body}");
     let resp = get("/v1/reports/experiment").await.unwrap();
     assert_eq!(resp.status(), 422);
 
@@ -182,7 +182,7 @@ async fn the_experiment_report_finds_the_faster_ladder_of_the_sample() {
         .unwrap();
     assert_eq!(resp.status(), 422);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["field"], "variant", "{body}");
+    assert_eq!(body["field"], "variant", "{body}");
     let resp = post(serde_json::json!({"segment": "smb", "script": fast, "variant": "fast", "as_of": "2026-11-30"}))
         .await
         .unwrap();

@@ -264,12 +264,19 @@ impl Workspace {
                 if let Some(rest) = line.split("HTTP API listening on ").nth(1) {
                     let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
                 }
-                sink.lock().unwrap().push_str(&format!("{line}\n"));
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_str(&format!("{line}\n"));
             }
         });
         let addr = rx
             .recv_timeout(std::time::Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("the service did not start:\n{}", log.lock().unwrap()));
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the service did not start:\n{}",
+                    log.lock().unwrap_or_else(|e| e.into_inner())
+                )
+            });
         Served {
             child,
             base: format!("http://{addr}"),
@@ -288,7 +295,7 @@ impl Workspace {
 impl Served {
     /// The log so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Stops the service with SIGTERM, checks it exits 0, and returns its log.

@@ -403,7 +403,7 @@ async fn the_api_diff_compares_the_running_script_with_the_one_posted_as_the_com
     .unwrap();
     assert_eq!(r.status(), 422);
     let e: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(e["error"]["field"], "script", "{e}");
+    assert_eq!(e["field"], "script", "{e}");
     let r = post(
         &admin,
         serde_json::json!({"segment": "vip", "script": proposed}),
@@ -412,7 +412,7 @@ async fn the_api_diff_compares_the_running_script_with_the_one_posted_as_the_com
     .unwrap();
     assert_eq!(r.status(), 422);
     let e: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(e["error"]["field"], "segment", "{e}");
+    assert_eq!(e["field"], "segment", "{e}");
     let r = post(&admin, serde_json::json!({"segment": "smb"}))
         .await
         .unwrap();
