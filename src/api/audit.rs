@@ -24,7 +24,7 @@ use crate::store::{AccountFilter, ActionFilter};
 const PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
 
-fn limit(q: &QueryParams) -> ApiResult<u32> {
+pub(super) fn limit(q: &QueryParams) -> ApiResult<u32> {
     let limit = q
         .parse("limit", |v| {
             v.parse::<u32>()
@@ -40,12 +40,12 @@ fn limit(q: &QueryParams) -> ApiResult<u32> {
     Ok(limit)
 }
 
-fn date(v: &str) -> Result<NaiveDate, String> {
+pub(super) fn date(v: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| format!("'{v}' is not a date YYYY-MM-DD"))
 }
 
 /// The first instant of `d` in the configured time zone.
-fn start_of(state: &AppState, d: NaiveDate) -> chrono::DateTime<Utc> {
+pub(super) fn start_of(state: &AppState, d: NaiveDate) -> chrono::DateTime<Utc> {
     let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
     state
         .config
@@ -208,7 +208,9 @@ pub(super) async fn tasks(
     q: QueryParams,
 ) -> ApiResult<Response> {
     caller.require(Scope::Read)?;
-    let q = q.only(&["status", "assignee", "customer", "due_by", "limit"])?;
+    let q = q.only(&[
+        "status", "assignee", "customer", "due_by", "cursor", "limit",
+    ])?;
     let status = q.parse("status", |v| match v {
         "open" | "done" => Ok(v.to_string()),
         _ => Err(format!("'{v}' is not open or done")),
@@ -221,15 +223,37 @@ pub(super) async fn tasks(
                 .map_err(|e| ApiError::invalid("assignee", e.0))
         })
         .transpose()?;
+    let limit = limit(&q)?;
     let filter = TaskFilter {
         assignee,
         status,
         due_by: q.parse("due_by", date)?,
         customer: q.key("customer")?,
-        limit: limit(&q)?,
+        after: q.parse("cursor", |v| {
+            crate::store::call_tasks::TaskCursor::decode(v)
+                .ok_or_else(|| format!("'{v}' is not a cursor from a previous page"))
+        })?,
+        // One more than asked tells whether there is a next page.
+        limit: limit + 1,
     };
-    let tasks = state.store.call_tasks(&filter).await?;
-    Ok(json(StatusCode::OK, &serde_json::json!({ "items": tasks })))
+    let mut tasks = state.store.call_tasks(&filter).await?;
+    let next = if tasks.len() > limit as usize {
+        tasks.truncate(limit as usize);
+        tasks.last().map(|t| {
+            crate::store::call_tasks::TaskCursor {
+                status: t.status.clone(),
+                due_on: t.due_on,
+                id: t.id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "items": tasks, "next_cursor": next }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

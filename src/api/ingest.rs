@@ -124,6 +124,29 @@ async fn ingest(
     let sha = crate::digest::sha256_hex(body);
     let source = format!("api:{}", if single { "item" } else { "batch" });
     match import_records(state.store.as_ref(), kind, &items, opts, &source, &sha).await {
+        // A PUT that created its resource: 201 with where it is.
+        Ok(report) if single && report.written.inserted == 1 => {
+            let (collection, key_field) = match kind {
+                ImportKind::Customers => ("customers", "external_id"),
+                ImportKind::Invoices => ("invoices", "number"),
+                _ => ("payments", "id"),
+            };
+            let key = items[0].get(key_field);
+            let mut resp = json(StatusCode::CREATED, &report);
+            if let Some(location) = key
+                .map(|k| {
+                    format!(
+                        "/v1/{collection}/{}",
+                        super::percent_encode_segment(k.trim())
+                    )
+                })
+                .and_then(|l| axum::http::HeaderValue::from_str(&l).ok())
+            {
+                resp.headers_mut()
+                    .insert(axum::http::header::LOCATION, location);
+            }
+            Ok(resp)
+        }
         Ok(report) => Ok(json(StatusCode::OK, &report)),
         Err(BatchError::Rejected(errors)) => {
             let n = errors.len();

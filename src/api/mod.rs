@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 mod ingest;
 mod ledger;
+mod lists;
 mod ops;
 mod reports;
 mod rules;
@@ -132,6 +133,11 @@ pub fn routes() -> Vec<Route> {
             "/v1/invoices/{number}/status",
             post(bank::invoice_status),
         ),
+        // The ledger as lists, filtered and paged.
+        r("get", "/v1/customers", get(lists::customers)),
+        r("get", "/v1/invoices", get(lists::invoices)),
+        r("get", "/v1/payments", get(lists::payments)),
+        r("get", "/v1/payments/{id}", get(lists::payment)),
         // The ledger and collectors' actions.
         r(
             "get",
@@ -235,6 +241,7 @@ pub fn router(state: AppState) -> Router {
             answer_within(timeout, req, next)
         }))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(etag))
         .layer(middleware::from_fn(tag_route))
         .with_state(state)
 }
@@ -420,6 +427,63 @@ pub(crate) fn path_id(name: &str, text: &str) -> ApiResult<i64> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| ApiError::invalid(name, format!("'{text}' is not a positive integer")))
+}
+
+/// A path segment percent-encoded (RFC 3986: unreserved characters kept), for the
+/// `Location` of a resource whose key may hold any character.
+pub(crate) fn percent_encode_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `ETag` on every successful JSON answer to a GET (a strong tag: the SHA-256 of the
+/// body), and `304 Not Modified` when the request's `If-None-Match` names it: a client
+/// polling a customer or an invoice downloads it only when it changed.
+async fn etag(req: Request, next: Next) -> Response {
+    use axum::http::{header, Method};
+    let is_get = req.method() == Method::GET;
+    let wanted = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let resp = next.run(req).await;
+    let json_ok = resp.status() == StatusCode::OK
+        && resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+    if !is_get || !json_ok {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError::internal("the answer could not be read").into_response();
+    };
+    let tag = format!("\"{}\"", &crate::digest::sha256_hex(&bytes)[..32]);
+    let matches = wanted.is_some_and(|w| {
+        w.split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == tag || t == "*")
+    });
+    if let Ok(v) = axum::http::HeaderValue::from_str(&tag) {
+        parts.headers.insert(header::ETAG, v);
+    }
+    if matches {
+        parts.status = StatusCode::NOT_MODIFIED;
+        parts.headers.remove(header::CONTENT_TYPE);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, axum::body::Body::empty());
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// The JSON answer of a handler.

@@ -134,10 +134,21 @@ pub(super) async fn problem(
             "no such problem type (see /v1/openapi.json, schema Problem)",
         ));
     };
+    // The meaning's `code spans` as <code>, the rest escaped.
     let escape = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
+            .split('`')
+            .enumerate()
+            .map(|(i, part)| {
+                if i % 2 == 1 {
+                    format!("<code>{part}</code>")
+                } else {
+                    part.to_string()
+                }
+            })
+            .collect::<String>()
     };
     let page = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} — relance API</title></head>\n<body><h1>{title}</h1>\n<p>HTTP status {status}, <code>code</code> <code>{code}</code>.</p>\n<p>{}</p>\n<p>Every error answer of the relance API is an RFC 9457 problem (<code>application/problem+json</code>): <code>type</code>, <code>title</code>, <code>status</code>, <code>detail</code>, <code>instance</code>, and <code>code</code>, <code>field</code>, <code>errors</code>.</p>\n</body></html>\n",

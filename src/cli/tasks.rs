@@ -77,6 +77,7 @@ pub(super) async fn tasks(cli: &Cli, cmd: &TasksCommand) -> Result<u8, CliError>
                 status: args.status.clone(),
                 due_by: args.due,
                 customer: args.customer.clone(),
+                after: None,
                 limit: args.limit,
             };
             let list = store.call_tasks(&filter).await?;

@@ -89,5 +89,37 @@ pub struct TaskFilter {
     /// Due on or before this date.
     pub due_by: Option<NaiveDate>,
     pub customer: Option<String>,
+    /// The tasks after this one in the list's order (status, then due date, then id):
+    /// the cursor of a page.
+    pub after: Option<TaskCursor>,
     pub limit: u32,
+}
+
+/// Where a page of tasks ended: the last task's status, due date and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskCursor {
+    pub status: String,
+    pub due_on: NaiveDate,
+    pub id: i64,
+}
+
+impl TaskCursor {
+    /// The cursor as text: `open.2026-12-04.123`.
+    pub fn encode(&self) -> String {
+        format!("{}.{}.{}", self.status, self.due_on, self.id)
+    }
+
+    /// A cursor read back; `None` when it is not one.
+    pub fn decode(text: &str) -> Option<TaskCursor> {
+        let mut parts = text.splitn(3, '.');
+        let status = parts.next()?;
+        if !matches!(status, "open" | "done") {
+            return None;
+        }
+        Some(TaskCursor {
+            status: status.to_string(),
+            due_on: parts.next()?.parse().ok()?,
+            id: parts.next()?.parse().ok().filter(|n: &i64| *n > 0)?,
+        })
+    }
 }

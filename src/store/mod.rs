@@ -127,6 +127,55 @@ pub struct PaymentView {
     pub unapplied: Decimal,
 }
 
+/// One row of a list the API pages through: the row's id (the cursor after it), the
+/// item, and when it last changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed<T> {
+    pub id: i64,
+    pub item: T,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A page of customers: filters, and the rows after `after_id`, by id.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerQuery {
+    pub segment: Option<String>,
+    pub collector: Option<String>,
+    /// Changed at or after this instant.
+    pub updated_since: Option<DateTime<Utc>>,
+    pub after_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// A page of invoices: filters, and the rows after `after_id`, by id.
+#[derive(Debug, Clone, Default)]
+pub struct InvoiceQuery {
+    pub customer: Option<String>,
+    pub status: Option<crate::domain::InvoiceStatus>,
+    pub due_from: Option<NaiveDate>,
+    pub due_to: Option<NaiveDate>,
+    pub issued_from: Option<NaiveDate>,
+    pub issued_to: Option<NaiveDate>,
+    /// Changed at or after this instant.
+    pub updated_since: Option<DateTime<Utc>>,
+    pub after_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// A page of payments and credit notes: filters, and the rows after `after_id`, by id.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentQuery {
+    /// The payment's own id (external id).
+    pub id: Option<String>,
+    pub customer: Option<String>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    /// Changed at or after this instant.
+    pub updated_since: Option<DateTime<Utc>>,
+    pub after_id: Option<i64>,
+    pub limit: u32,
+}
+
 /// A new promise to pay.
 #[derive(Debug, Clone)]
 pub struct NewPromise {
@@ -231,6 +280,15 @@ pub trait LedgerStore: Send + Sync {
     async fn begin(&self) -> Result<Box<dyn LedgerTx>>;
 
     async fn customer(&self, external_id: &str) -> Result<Option<Customer>>;
+
+    /// A page of customers (by id).
+    async fn list_customers(&self, q: &CustomerQuery) -> Result<Vec<Listed<Customer>>>;
+
+    /// A page of invoices (by id).
+    async fn list_invoices(&self, q: &InvoiceQuery) -> Result<Vec<Listed<Invoice>>>;
+
+    /// A page of payments and credit notes (by id), with their allocations.
+    async fn list_payments(&self, q: &PaymentQuery) -> Result<Vec<Listed<PaymentView>>>;
 
     /// Customers, optionally of one segment, by external id.
     async fn customers(

@@ -293,7 +293,8 @@ async fn ingestion(database_url: &str) {
             "name": "Menuiserie Un", "segment": "smb", "emails": ["compta@un.example"], "siren": "732829320", "credit_limit": "50000.00"
         })))
         .await;
-    assert_eq!(status, 200, "{report}");
+    // Created: 201.
+    assert_eq!(status, 201, "{report}");
     assert_eq!(report["written"]["inserted"], 1);
     // The path is the key: a contradicting body is refused.
     let clash = s
@@ -954,13 +955,13 @@ async fn moving_an_invoice(database_url: &str) {
                 Some(json!({"name": id, "segment": "smb"})),
             )
             .await;
-        assert_eq!(status, 200, "{r}");
+        assert_eq!(status, 201, "{r}");
     }
     let f64 = |customer: &str| json!({"customer": customer, "issue_date": "2026-10-01", "due_date": "2026-10-31", "amount": "100.00"});
     let (status, r) = s
         .call("PUT", "/v1/invoices/F64", Some(&erp), Some(f64("C1")))
         .await;
-    assert_eq!(status, 200, "{r}");
+    assert_eq!(status, 201, "{r}");
     let (status, r) = s
         .call(
             "PUT",
@@ -969,7 +970,7 @@ async fn moving_an_invoice(database_url: &str) {
             Some(json!({"customer": "C1", "date": "2026-10-15", "amount": "60.00"})),
         )
         .await;
-    assert_eq!(status, 200, "{r}");
+    assert_eq!(status, 201, "{r}");
 
     // Another customer in a PUT: refused, naming the field; nothing moves.
     let refused = s
@@ -1309,7 +1310,7 @@ async fn identifiers_and_text_with_control_characters_or_unbounded_lengths_are_r
                 Some(customer(json!({"country": country}))),
             )
             .await;
-        assert_eq!(status, 200, "{country}: {r}");
+        assert_eq!(status, 201, "{country}: {r}");
     }
     let (status, r) = s
         .call(
@@ -1319,7 +1320,7 @@ async fn identifiers_and_text_with_control_characters_or_unbounded_lengths_are_r
             Some(json!({"customer": "C-FR", "issue_date": "2026-10-01", "due_date": "2026-10-31", "amount": "1.00"})),
         )
         .await;
-    assert_eq!(status, 200, "{r}");
+    assert_eq!(status, 201, "{r}");
     let bad_invoice = s
         .call(
             "PUT",
@@ -1547,4 +1548,206 @@ fn assert_key_schema(schema: &Value, what: &str) {
     assert_eq!(schema["maxLength"], 64, "{what}: {schema}");
     let pattern = schema["pattern"].as_str().unwrap_or_default();
     assert!(pattern.contains("\\u0000-\\u001F"), "{what}: {schema}");
+}
+
+/// Customers, invoices, payments and tasks as lists an ERP reconciles against: filters,
+/// pages by cursor, `updated_since`; a PUT that creates answers 201 with `Location`;
+/// single resources carry an `ETag` and answer 304 to `If-None-Match`.
+async fn lists(database_url: &str) {
+    let w = workspace(database_url, "");
+    w.import_ledger(
+        "external_id,name,segment,emails,collector\nC1,Un,smb,a@un.example,alice\nC2,Deux,smb,b@deux.example,bruno\nC3,Trois,smb,c@trois.example,alice\n",
+        "number,customer,issue_date,due_date,amount\nF1,C1,2026-09-01,2026-10-01,100.00\nF2,C2,2026-09-15,2026-11-10,200.00\nF3,C3,2026-10-01,2026-11-12,300.00\nF4,C3,2026-10-02,2026-11-13,50.00\n",
+    );
+    w.write(
+        "payments.csv",
+        "id,customer,date,amount,invoices\nP1,C1,2026-10-05,100.00,F1\nP2,C3,2026-11-20,20.00,F4\n",
+    );
+    w.relance(&["import", "payments", "payments.csv"])
+        .expect_code(0);
+    w.relance(&["tick", "--as-of", "2026-12-20"]).expect_code(0);
+    let read = token(&w, "erp", "read,ingest");
+    let s = Server::start(&w);
+    let get = |path: String| {
+        let s = &s;
+        let read = read.clone();
+        async move { s.call("GET", &path, Some(&read), None).await }
+    };
+    let ids = |page: &Value, field: &str| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i[field].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+
+    // Customers: two pages of two, then none.
+    let (status, first) = get("/v1/customers?limit=2".into()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(ids(&first, "external_id"), ["C1", "C2"], "{first}");
+    assert!(first["items"][0]["updated_at"].is_string(), "{first}");
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    let (_, second) = get(format!("/v1/customers?limit=2&cursor={cursor}")).await;
+    assert_eq!(ids(&second, "external_id"), ["C3"], "{second}");
+    assert!(second["next_cursor"].is_null(), "{second}");
+    let (_, alice) = get("/v1/customers?collector=alice".into()).await;
+    assert_eq!(ids(&alice, "external_id"), ["C1", "C3"], "{alice}");
+
+    // Invoices: by customer, status, due and issue ranges.
+    let (_, of_c3) = get("/v1/invoices?customer=C3".into()).await;
+    assert_eq!(ids(&of_c3, "number"), ["F3", "F4"], "{of_c3}");
+    let (_, open) = get("/v1/invoices?status=open".into()).await;
+    assert_eq!(ids(&open, "number"), ["F2", "F3", "F4"], "{open}");
+    let (_, paid) = get("/v1/invoices?status=paid".into()).await;
+    assert_eq!(ids(&paid, "number"), ["F1"], "{paid}");
+    let (_, due) = get("/v1/invoices?due_from=2026-11-10&due_to=2026-11-12".into()).await;
+    assert_eq!(ids(&due, "number"), ["F2", "F3"], "{due}");
+    let (_, issued) = get("/v1/invoices?issued_from=2026-10-01".into()).await;
+    assert_eq!(ids(&issued, "number"), ["F3", "F4"], "{issued}");
+    assert_error(
+        &get("/v1/invoices?due_from=2026-11-12&due_to=2026-11-10".into()).await,
+        422,
+        "invalid_field",
+    );
+    assert_error(
+        &get("/v1/invoices?status=lost".into()).await,
+        422,
+        "invalid_field",
+    );
+    assert_error(
+        &get("/v1/invoices?cursor=abc".into()).await,
+        422,
+        "invalid_field",
+    );
+
+    // updated_since: nothing changed after now; a change shows up.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (status, none) = get(format!("/v1/invoices?updated_since={now}")).await;
+    assert_eq!(status, 200, "{none}");
+    assert!(none["items"].as_array().unwrap().is_empty(), "{none}");
+    let (status, _) = s
+        .call(
+            "PUT",
+            "/v1/invoices/F2",
+            Some(&read),
+            Some(json!({"customer": "C2", "issue_date": "2026-09-15", "due_date": "2026-11-10", "amount": "210.00"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, changed) = get(format!("/v1/invoices?updated_since={now}")).await;
+    assert_eq!(
+        ids(&changed, "number"),
+        ["F2"],
+        "{changed} (before: {none})"
+    );
+    let (_, today) = get("/v1/invoices?updated_since=2000-01-01".into()).await;
+    assert_eq!(today["items"].as_array().unwrap().len(), 4);
+
+    // Payments, with their allocations; one by id.
+    let (_, payments) = get("/v1/payments".into()).await;
+    assert_eq!(payments["items"].as_array().unwrap().len(), 2, "{payments}");
+    let (_, of_c3) = get("/v1/payments?customer=C3".into()).await;
+    assert_eq!(of_c3["items"][0]["payment"]["external_id"], "P2", "{of_c3}");
+    // Allocated to the oldest open invoice of C3.
+    assert_eq!(of_c3["items"][0]["allocations"][0][0], "F3", "{of_c3}");
+    let (status, p1) = get("/v1/payments/P1".into()).await;
+    assert_eq!(status, 200, "{p1}");
+    assert_eq!(p1["payment"]["customer"], "C1", "{p1}");
+    assert_error(&get("/v1/payments/P9".into()).await, 404, "not_found");
+
+    // Tasks (the shipped rule calls at 30 days late): paged by cursor.
+    let (_, tasks) = get("/v1/tasks?limit=1".into()).await;
+    let all = get("/v1/tasks?limit=500".into()).await.1;
+    let total = all["items"].as_array().unwrap().len();
+    assert!(total >= 2, "{all}");
+    let mut seen = ids_of_tasks(&tasks);
+    let mut cursor = tasks["next_cursor"].as_str().map(str::to_string);
+    while let Some(c) = cursor {
+        let (status, page) = get(format!("/v1/tasks?limit=1&cursor={c}")).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(ids_of_tasks(&page));
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+    }
+    assert_eq!(seen, ids_of_tasks(&all));
+
+    // PUT: 201 with Location when it creates, 200 when it updates.
+    let created = s
+        .client
+        .put(s.url("/v1/customers/C%2F4"))
+        .bearer_auth(&read)
+        .json(&json!({"name": "Quatre", "segment": "smb"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    assert_eq!(created.headers()["location"], "/v1/customers/C%2F4");
+    let again = s
+        .client
+        .put(s.url("/v1/customers/C%2F4"))
+        .bearer_auth(&read)
+        .json(&json!({"name": "Quatre", "segment": "smb"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    assert!(again.headers().get("location").is_none());
+
+    // ETag and If-None-Match on a single resource.
+    let first = s
+        .client
+        .get(s.url("/v1/invoices/F3"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    let tag = first.headers()["etag"].to_str().unwrap().to_string();
+    assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
+    let same = s
+        .client
+        .get(s.url("/v1/invoices/F3"))
+        .bearer_auth(&read)
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status().as_u16(), 304);
+    assert_eq!(same.headers()["etag"].to_str().unwrap(), tag);
+    assert!(same.bytes().await.unwrap().is_empty());
+    let other = s
+        .client
+        .get(s.url("/v1/invoices/F2"))
+        .bearer_auth(&read)
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 200);
+    s.stop();
+}
+
+fn ids_of_tasks(page: &Value) -> Vec<i64> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_filter_and_page_what_an_erp_reconciles_and_single_resources_answer_not_modified() {
+    lists("sqlite://ledger.db").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_on_postgres() {
+    let Some(admin) = postgres_admin_url() else {
+        return say_postgres_skipped("lists_on_postgres");
+    };
+    let db = TestDb::postgres(&admin).await;
+    lists(&db.url).await;
+    db.cleanup().await;
 }

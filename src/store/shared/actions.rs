@@ -461,6 +461,20 @@ impl StoreImpl {
         if let Some(c) = &f.customer {
             qb.push(" AND c.external_id = ").push_bind(c.clone());
         }
+        if let Some(after) = &f.after {
+            // After (status, due_on, id) in the order below: status descending.
+            qb.push(" AND (t.status < ")
+                .push_bind(after.status.clone())
+                .push(" OR (t.status = ")
+                .push_bind(after.status.clone())
+                .push(" AND (t.due_on > ")
+                .push_bind(after.due_on)
+                .push(" OR (t.due_on = ")
+                .push_bind(after.due_on)
+                .push(" AND t.id > ")
+                .push_bind(after.id)
+                .push("))))");
+        }
         qb.push(" ORDER BY t.status DESC, t.due_on, t.id LIMIT ")
             .push_bind(i64::from(f.limit.max(1)));
         let rows: Vec<Row> = qb.build_query_as().fetch_all(&self.pool).await?;

@@ -1552,6 +1552,162 @@ impl crate::store::LedgerStore for StoreImpl {
         row.map(crate::domain::Customer::try_from).transpose()
     }
 
+    async fn list_customers(
+        &self,
+        q: &crate::store::CustomerQuery,
+    ) -> crate::store::Result<Vec<crate::store::Listed<crate::domain::Customer>>> {
+        use sqlx::{FromRow as _, Row as _};
+        let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
+            "SELECT {}, id AS list_id, updated_at AS list_updated FROM customers WHERE 1 = 1",
+            crate::store::sql::CUSTOMER_COLUMNS
+        ));
+        if let Some(v) = &q.segment {
+            qb.push(" AND segment = ").push_bind(v.clone());
+        }
+        if let Some(v) = &q.collector {
+            qb.push(" AND collector = ").push_bind(v.clone());
+        }
+        if let Some(v) = q.updated_since {
+            qb.push(" AND updated_at >= ").push_bind(v);
+        }
+        if let Some(v) = q.after_id {
+            qb.push(" AND id > ").push_bind(v);
+        }
+        qb.push(" ORDER BY id LIMIT ")
+            .push_bind(i64::from(q.limit.max(1)));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(crate::store::Listed {
+                id: r.try_get("list_id")?,
+                updated_at: r.try_get("list_updated")?,
+                item: crate::domain::Customer::try_from(
+                    crate::store::rows::CustomerRow::from_row(r)?,
+                )?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn list_invoices(
+        &self,
+        q: &crate::store::InvoiceQuery,
+    ) -> crate::store::Result<Vec<crate::store::Listed<crate::domain::Invoice>>> {
+        use sqlx::{FromRow as _, Row as _};
+        let select = crate::store::rows::INVOICE_SELECT.replacen(
+            "SELECT ",
+            "SELECT i.id AS list_id, i.updated_at AS list_updated, ",
+            1,
+        );
+        let mut qb = sqlx::QueryBuilder::<Db>::new(format!("{select} WHERE 1 = 1"));
+        if let Some(v) = &q.customer {
+            qb.push(" AND c.external_id = ").push_bind(v.clone());
+        }
+        if let Some(v) = q.status {
+            qb.push(" AND i.status = ").push_bind(v.as_str());
+        }
+        if let Some(v) = q.due_from {
+            qb.push(" AND i.due_date >= ").push_bind(v);
+        }
+        if let Some(v) = q.due_to {
+            qb.push(" AND i.due_date <= ").push_bind(v);
+        }
+        if let Some(v) = q.issued_from {
+            qb.push(" AND i.issue_date >= ").push_bind(v);
+        }
+        if let Some(v) = q.issued_to {
+            qb.push(" AND i.issue_date <= ").push_bind(v);
+        }
+        if let Some(v) = q.updated_since {
+            qb.push(" AND i.updated_at >= ").push_bind(v);
+        }
+        if let Some(v) = q.after_id {
+            qb.push(" AND i.id > ").push_bind(v);
+        }
+        qb.push(" ORDER BY i.id LIMIT ")
+            .push_bind(i64::from(q.limit.max(1)));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(crate::store::Listed {
+                id: r.try_get("list_id")?,
+                updated_at: r.try_get("list_updated")?,
+                item: crate::domain::Invoice::try_from(crate::store::rows::InvoiceRow::from_row(
+                    r,
+                )?)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn list_payments(
+        &self,
+        q: &crate::store::PaymentQuery,
+    ) -> crate::store::Result<Vec<crate::store::Listed<crate::store::PaymentView>>> {
+        use sqlx::{FromRow as _, Row as _};
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "SELECT p.id, p.external_id, c.external_id AS customer, p.kind, p.date, p.currency, p.amount_minor, p.unapplied_minor, p.reference, p.updated_at AS list_updated \
+             FROM payments p JOIN customers c ON c.id = p.customer_id WHERE 1 = 1",
+        );
+        if let Some(v) = &q.id {
+            qb.push(" AND p.external_id = ").push_bind(v.clone());
+        }
+        if let Some(v) = &q.customer {
+            qb.push(" AND c.external_id = ").push_bind(v.clone());
+        }
+        if let Some(v) = q.from {
+            qb.push(" AND p.date >= ").push_bind(v);
+        }
+        if let Some(v) = q.to {
+            qb.push(" AND p.date <= ").push_bind(v);
+        }
+        if let Some(v) = q.updated_since {
+            qb.push(" AND p.updated_at >= ").push_bind(v);
+        }
+        if let Some(v) = q.after_id {
+            qb.push(" AND p.id > ").push_bind(v);
+        }
+        qb.push(" ORDER BY p.id LIMIT ")
+            .push_bind(i64::from(q.limit.max(1)));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        let mut page = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let updated_at: chrono::DateTime<chrono::Utc> = r.try_get("list_updated")?;
+            page.push((crate::store::rows::PaymentRow::from_row(r)?, updated_at));
+        }
+        // The page's allocations, in one statement.
+        let mut allocations: Vec<(i64, String, i64)> = Vec::new();
+        if let (Some(first), Some(last)) = (page.first(), page.last()) {
+            allocations = sqlx::query_as(
+                "SELECT a.payment_id, i.number, a.amount_minor FROM allocations a JOIN invoices i ON i.id = a.invoice_id \
+                 WHERE a.payment_id >= $1 AND a.payment_id <= $2 ORDER BY a.id",
+            )
+            .bind(first.0.id)
+            .bind(last.0.id)
+            .fetch_all(&self.pool)
+            .await?;
+        }
+        let mut out = Vec::with_capacity(page.len());
+        for (row, updated_at) in page {
+            let (id, payment, unapplied) = row.into_payment()?;
+            let cur = payment.currency;
+            out.push(crate::store::Listed {
+                id,
+                updated_at,
+                item: crate::store::PaymentView {
+                    allocations: allocations
+                        .iter()
+                        .filter(|a| a.0 == id)
+                        .map(|a| (a.1.clone(), cur.from_minor(a.2)))
+                        .collect(),
+                    unapplied: cur.from_minor(unapplied),
+                    payment,
+                },
+            });
+        }
+        Ok(out)
+    }
+
     async fn customers(
         &self,
         segment: Option<&str>,
