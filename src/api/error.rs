@@ -34,7 +34,7 @@ pub const PROBLEM_TYPES: &[(&str, u16, &str, &str)] = &[
     ("forbidden", 403, "Not allowed", "The token is valid but its scope does not allow this request (read, write or admin)."),
     ("not_found", 404, "Not found", "No such resource (customer, invoice, action, report) or no such endpoint."),
     ("method_not_allowed", 405, "Method not allowed", "The endpoint exists but does not accept that method; the OpenAPI document lists what it does."),
-    ("timeout", 408, "Request timeout", "The request did not arrive, or could not be answered, in time (`api.request_timeout_seconds`). Retrying is safe for GET and for requests with an `Idempotency-Key`."),
+    ("timeout", 503, "Request timeout", "The request could not be answered in time (`api.request_timeout_seconds`: 503), or its headers did not arrive in time (408). Retrying is safe for GET and for requests with an `Idempotency-Key`."),
     ("conflict", 409, "Conflict", "The request contradicts what is stored (an invoice of another customer, a state that does not allow the change). Nothing was written."),
     ("precondition_failed", 412, "Precondition failed", "An `If-Match` header names a version that is no longer the resource's."),
     ("payload_too_large", 413, "Body too large", "The body is over `api.max_body_bytes`: send the items in several batches."),

@@ -9,6 +9,7 @@ mod audit;
 mod bank;
 pub mod error;
 pub mod extract;
+mod idempotency;
 mod ingest;
 mod ledger;
 mod lists;
@@ -240,6 +241,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             answer_within(timeout, req, next)
         }))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(etag))
         .layer(middleware::from_fn(tag_route))
@@ -270,6 +275,15 @@ async fn json_errors(req: Request, next: Next) -> Response {
             }
         }
         return answer;
+    }
+    // A problem already (an answer replayed for an Idempotency-Key): as it is.
+    let is_problem = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(error::PROBLEM_JSON));
+    if is_problem {
+        return resp;
     }
     let text = axum::body::to_bytes(resp.into_body(), 4096)
         .await

@@ -10,6 +10,7 @@ pub mod actions;
 pub mod bank;
 pub mod call_tasks;
 pub mod documents;
+pub mod idempotency;
 mod postgres;
 pub mod report_deliveries;
 pub mod reports;
@@ -36,6 +37,7 @@ pub use actions::{
     ActionDetail, ActionEvent, ActionFilter, ActionRow, ActionStatus, ClaimedAction, Completion,
     NewAction, RecordCounts, TickRecord,
 };
+pub use idempotency::IdempotencyStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -743,6 +745,7 @@ pub trait Store:
     + CallTaskStore
     + DocumentStore
     + TokenStore
+    + IdempotencyStore
     + UserStore
     + ConsoleStore
     + BankStore

@@ -189,6 +189,8 @@ mod actions;
 mod bank;
 #[path = "shared/console.rs"]
 mod console;
+#[path = "shared/idempotency.rs"]
+mod idempotency;
 #[path = "shared/ledger.rs"]
 mod ledger;
 #[path = "shared/report_deliveries.rs"]

@@ -1751,3 +1751,104 @@ async fn lists_on_postgres() {
     lists(&db.url).await;
     db.cleanup().await;
 }
+
+/// A client retrying a POST with its `Idempotency-Key` (the answer was lost): the
+/// first answer again, nothing done twice; the key reused for another request, or by
+/// a request still running, is refused.
+async fn idempotent_posts(database_url: &str) {
+    let w = workspace(database_url, "");
+    w.import_ledger(
+        "external_id,name,segment,emails\nC3,Trois,smb,c@trois.example\n",
+        "number,customer,issue_date,due_date,amount\nF3,C3,2026-09-01,2026-11-12,300.00\nF4,C3,2026-09-01,2026-11-13,50.00\n",
+    );
+    let collector = token(&w, "collectors-app", "read,collect,ingest");
+    let other = token(&w, "other-app", "read,collect");
+    let s = Server::start(&w);
+    let post = |token: &str, key: &str, path: &str, body: Value| {
+        s.client
+            .post(s.url(path))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    let promise = json!({"customer": "C3", "promised_date": "2026-12-24", "amount": "50.00", "invoices": ["F4"]});
+    let first = post(&collector, "promise-C3-1", "/v1/promises", promise.clone())
+        .await
+        .unwrap();
+    assert_eq!(first.status().as_u16(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first_body = first.text().await.unwrap();
+    let again = post(&collector, "promise-C3-1", "/v1/promises", promise.clone())
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.headers()["content-type"], "application/json");
+    assert_eq!(again.text().await.unwrap(), first_body);
+    let (_, view) = s
+        .call("GET", "/v1/customers/C3", Some(&collector), None)
+        .await;
+    let promises = view["promises"].as_array().unwrap();
+    assert_eq!(promises.len(), 1, "one promise, not two: {view}");
+
+    // The same key with another request: refused, nothing done.
+    let mut other_promise = promise.clone();
+    other_promise["amount"] = json!("40.00");
+    let reused = post(&collector, "promise-C3-1", "/v1/promises", other_promise)
+        .await
+        .unwrap();
+    assert_eq!(reused.status().as_u16(), 422);
+    let body: Value = reused.json().await.unwrap();
+    assert_eq!(body["code"], "idempotency_key_reused", "{body}");
+    // Keys belong to their token: another token's same key is its own.
+    let theirs = post(&other, "promise-C3-1", "/v1/promises", promise.clone())
+        .await
+        .unwrap();
+    assert_eq!(theirs.status().as_u16(), 201);
+    assert!(theirs.headers().get("idempotent-replayed").is_none());
+
+    // A refused request is answered the same way again (and still writes nothing).
+    let bad = json!({"items": [{"number": "F9", "customer": "C3", "issue_date": "2026-11-02", "due_date": "2026-13-45", "amount": "10.00"}]});
+    let refused = post(&collector, "batch-7", "/v1/invoices/batch", bad.clone())
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    let refused_body: Value = refused.json().await.unwrap();
+    let replayed = post(&collector, "batch-7", "/v1/invoices/batch", bad)
+        .await
+        .unwrap();
+    assert_eq!(replayed.status().as_u16(), 422);
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        replayed.headers()["content-type"],
+        "application/problem+json"
+    );
+    let replayed_body: Value = replayed.json().await.unwrap();
+    assert_eq!(replayed_body["code"], refused_body["code"]);
+    assert_eq!(replayed_body["errors"], refused_body["errors"]);
+
+    // A malformed key is refused before anything is done.
+    let malformed = post(&collector, "has space", "/v1/promises", promise)
+        .await
+        .unwrap();
+    assert_eq!(malformed.status().as_u16(), 400);
+    let body: Value = malformed.json().await.unwrap();
+    assert_eq!(body["code"], "bad_request", "{body}");
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_retried_with_its_idempotency_key_is_done_once_and_answered_the_same() {
+    idempotent_posts("sqlite://ledger.db").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_on_postgres() {
+    let Some(admin) = postgres_admin_url() else {
+        return say_postgres_skipped("idempotency_keys_on_postgres");
+    };
+    let db = TestDb::postgres(&admin).await;
+    idempotent_posts(&db.url).await;
+    db.cleanup().await;
+}
