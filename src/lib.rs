@@ -59,6 +59,7 @@ pub mod panics;
 pub mod portal;
 pub mod portal_links;
 pub mod reports;
+pub mod retention;
 pub mod runtime;
 pub mod sample;
 pub mod scheduler;

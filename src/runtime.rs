@@ -279,6 +279,44 @@ pub async fn report_unscripted(
     Ok(orphans)
 }
 
+/// Prunes what is past its retention at each slot of `retention.schedule`, on the
+/// instance that schedules the ticks (one per database).
+async fn prune_worker(
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    metrics: Arc<crate::metrics::Metrics>,
+    cancel: CancellationToken,
+) {
+    let Some(schedule) = config.retention.schedule.clone() else {
+        return;
+    };
+    loop {
+        let now = chrono::Utc::now().with_timezone(&config.timezone);
+        let Some(next) = schedule.after(&now).next() else {
+            return;
+        };
+        let wait = (next - now).to_std().unwrap_or(Duration::from_secs(60));
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        if !metrics.is_leader() {
+            continue;
+        }
+        match crate::retention::prune(&config, store.as_ref(), chrono::Utc::now(), false).await {
+            Ok(r) => tracing::info!(
+                facts_snapshots = r.database.facts_snapshots,
+                documents = r.database.documents,
+                formal_notices = r.database.formal_notices,
+                outbox_files = r.outbox_files,
+                archive_files = r.archive_files,
+                "pruned what is past its retention"
+            ),
+            Err(e) => tracing::error!(error = %e, "pruning failed; the next slot will try again"),
+        }
+    }
+}
+
 async fn dispatch_worker(dispatcher: Arc<Dispatcher>, poll: Duration, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
         match dispatcher.try_execute_once().await {
@@ -544,6 +582,14 @@ async fn run(
         opts.reload_every,
         cancel.clone(),
     ));
+    if config.retention.schedule.is_some() {
+        tracker.spawn(prune_worker(
+            config.clone(),
+            store.clone(),
+            registry.metrics().clone(),
+            cancel.clone(),
+        ));
+    }
     tracker.close();
     tracing::info!(instance = %opts.instance, segments = config.segments.len(), workers = opts.dispatch_workers, "relance is running");
 

@@ -54,8 +54,10 @@ const RANKS: &[(u8, &[&str])] = &[
         ],
     ),
     // 5: generated sample portfolios (written through the import); the reports' charts
-    // and the monthly PDF report (reports drawn, rendered by the documents' engine).
-    (5, &["sample", "charts"]),
+    // and the monthly PDF report (reports drawn, rendered by the documents' engine);
+    // retention (pruning past its time, erasing a customer's personal data: the
+    // database, the document archive and the outbox folder).
+    (5, &["sample", "charts", "retention"]),
     // 6: delivery transports behind one trait, and the documents they send.
     (6, &["channels"]),
     // 7: delivering planned actions (claim, deliver, retry, record); scheduling ticks

@@ -137,6 +137,9 @@ pub(super) async fn document(
         )));
     };
     let bytes = state.archive.content(&doc).await.map_err(|e| {
+        if let crate::documents::archive::ArchiveError::Pruned { .. } = e {
+            return ApiError::new(StatusCode::GONE, "document_removed", e.to_string());
+        }
         tracing::error!(action = id, error = %e, "archived document unreadable or altered");
         ApiError::new(StatusCode::CONFLICT, "document_altered", e.to_string())
     })?;

@@ -41,6 +41,7 @@ pub const PROBLEM_TYPES: &[(&str, u16, &str, &str)] = &[
     ("uri_too_long", 414, "URI too long", "The request target (path and query) is over the server's limit."),
     ("unsupported_media_type", 415, "Unsupported media type", "The body must be sent with the content type the endpoint takes (`application/json`, or the file types of the import endpoints)."),
     ("document_altered", 409, "Document altered", "An archived document no longer matches the hash recorded when it was sent: the archive was changed outside relance."),
+    ("document_removed", 410, "Document removed", "The document's bytes were removed after its retention period (`retention`) or when its customer's personal data was erased; the action keeps its SHA-256 and size as evidence."),
     ("invalid_field", 422, "Invalid field", "One or more fields have values the ledger refuses. `errors` lists each with its field, its JSON pointer and what is wrong; nothing of the request was written."),
     ("idempotency_key_reused", 422, "Idempotency key reused", "This `Idempotency-Key` was used before with a different request: use a new key for a new request."),
     ("idempotency_key_in_use", 409, "Idempotency key in use", "A request with this `Idempotency-Key` is still being answered: retry after it."),

@@ -30,7 +30,9 @@ pub struct Documents {
 fn archive_error(e: ArchiveError) -> DeliveryError {
     match e {
         // The evidence on file no longer matches the action log: an operator must look.
-        ArchiveError::Altered { .. } | ArchiveError::NoContent { .. } => DeliveryError::Blocked {
+        ArchiveError::Altered { .. }
+        | ArchiveError::NoContent { .. }
+        | ArchiveError::Pruned { .. } => DeliveryError::Blocked {
             reason: e.to_string(),
         },
         other => DeliveryError::Temporary {

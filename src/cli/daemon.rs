@@ -340,95 +340,108 @@ pub(super) async fn actions(cli: &Cli, cmd: &ActionsCommand) -> Result<u8, CliEr
             }
             Ok(exit::OK)
         }
-        ActionsCommand::Show { id, format } => match store.action(*id).await? {
-            None => Err(CliError::Input(format!("no action {id}"))),
-            Some(d) => {
-                let documents = store.documents(*id).await?;
-                let parts = store.delivered_parts(*id).await?;
-                let opened = store.action_opened(*id).await?;
-                match format {
-                    OutputFormat::Json => {
-                        let mut v = serde_json::to_value(&d).unwrap_or_default();
-                        v["documents"] = serde_json::to_value(&documents).unwrap_or_default();
-                        v["deliveries"] = serde_json::to_value(&parts).unwrap_or_default();
-                        v["portal_opened_at"] =
-                            serde_json::to_value(opened.map(|(at, _)| at)).unwrap_or_default();
-                        v["portal_visits"] = opened.map_or(0, |(_, n)| n).into();
-                        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
+        ActionsCommand::Show { id, format } => {
+            match store.action(*id).await? {
+                None => Err(CliError::Input(format!("no action {id}"))),
+                Some(d) => {
+                    let documents = store.documents(*id).await?;
+                    let parts = store.delivered_parts(*id).await?;
+                    let opened = store.action_opened(*id).await?;
+                    match format {
+                        OutputFormat::Json => {
+                            let mut v = serde_json::to_value(&d).unwrap_or_default();
+                            v["documents"] = serde_json::to_value(&documents).unwrap_or_default();
+                            v["deliveries"] = serde_json::to_value(&parts).unwrap_or_default();
+                            v["portal_opened_at"] =
+                                serde_json::to_value(opened.map(|(at, _)| at)).unwrap_or_default();
+                            v["portal_visits"] = opened.map_or(0, |(_, n)| n).into();
+                            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
+                        }
+                        OutputFormat::Text => {
+                            let r = &d.row;
+                            println!(
+                                "action {} — {} {} for {} ({})",
+                                r.id,
+                                r.kind.as_str(),
+                                r.step,
+                                r.customer,
+                                r.status.as_str()
+                            );
+                            println!(
+                                "  decided on {} by {} (sha256 {})",
+                                r.decided_on,
+                                r.rule_file,
+                                r.rule_hash.get(..12).unwrap_or(&r.rule_hash)
+                            );
+                            println!(
+                                "  invoices: {} — {} {}",
+                                r.invoices.join(", "),
+                                r.amount,
+                                r.currency
+                            );
+                            println!("  key: {}", r.key);
+                            if let Some((at, visits)) = opened {
+                                println!(
+                                    "  portal link opened on {} ({visits} visit{})",
+                                    at.with_timezone(&config.timezone)
+                                        .format("%Y-%m-%d at %H:%M"),
+                                    if visits == 1 { "" } else { "s" }
+                                );
+                            }
+                            if let Some(p) = &r.provider_ref {
+                                println!("  provider reference: {p}");
+                            }
+                            for p in &parts {
+                                println!(
+                                    "  delivered by {}: {} ({})",
+                                    p.part,
+                                    p.provider_ref,
+                                    p.at.format("%Y-%m-%d %H:%M:%S")
+                                );
+                            }
+                            for doc in &documents {
+                                println!(
+                                    "  document {}: {} {} bytes, sha256 {} ({})",
+                                    doc.kind,
+                                    doc.reference,
+                                    doc.size,
+                                    doc.sha256,
+                                    match (doc.pruned_at, doc.location.as_deref()) {
+                                        (Some(at), _) => format!(
+                                            "removed on {} (retention); the SHA-256 is kept",
+                                            at.format("%Y-%m-%d")
+                                        ),
+                                        (None, Some(l)) => l.to_string(),
+                                        (None, None) => "in the database".to_string(),
+                                    }
+                                );
+                            }
+                            println!("  options: {}", d.options);
+                            if d.facts.is_null() {
+                                println!("  facts: not kept (older than retention.facts_days, or erased)");
+                            } else {
+                                println!("  facts: {}", d.facts);
+                            }
+                            println!("  history:");
+                            for e in &d.events {
+                                println!(
+                                    "    {}  {:<12} attempt {}  {}{}",
+                                    e.at.format("%Y-%m-%d %H:%M:%S"),
+                                    e.status,
+                                    e.attempt,
+                                    e.detail.as_deref().unwrap_or(""),
+                                    e.provider_ref
+                                        .as_deref()
+                                        .map(|p| format!(" [{p}]"))
+                                        .unwrap_or_default()
+                                );
+                            }
+                        }
                     }
-                    OutputFormat::Text => {
-                        let r = &d.row;
-                        println!(
-                            "action {} — {} {} for {} ({})",
-                            r.id,
-                            r.kind.as_str(),
-                            r.step,
-                            r.customer,
-                            r.status.as_str()
-                        );
-                        println!(
-                            "  decided on {} by {} (sha256 {})",
-                            r.decided_on,
-                            r.rule_file,
-                            r.rule_hash.get(..12).unwrap_or(&r.rule_hash)
-                        );
-                        println!(
-                            "  invoices: {} — {} {}",
-                            r.invoices.join(", "),
-                            r.amount,
-                            r.currency
-                        );
-                        println!("  key: {}", r.key);
-                        if let Some((at, visits)) = opened {
-                            println!(
-                                "  portal link opened on {} ({visits} visit{})",
-                                at.with_timezone(&config.timezone)
-                                    .format("%Y-%m-%d at %H:%M"),
-                                if visits == 1 { "" } else { "s" }
-                            );
-                        }
-                        if let Some(p) = &r.provider_ref {
-                            println!("  provider reference: {p}");
-                        }
-                        for p in &parts {
-                            println!(
-                                "  delivered by {}: {} ({})",
-                                p.part,
-                                p.provider_ref,
-                                p.at.format("%Y-%m-%d %H:%M:%S")
-                            );
-                        }
-                        for doc in &documents {
-                            println!(
-                                "  document {}: {} {} bytes, sha256 {} ({})",
-                                doc.kind,
-                                doc.reference,
-                                doc.size,
-                                doc.sha256,
-                                doc.location.as_deref().unwrap_or("in the database")
-                            );
-                        }
-                        println!("  options: {}", d.options);
-                        println!("  facts: {}", d.facts);
-                        println!("  history:");
-                        for e in &d.events {
-                            println!(
-                                "    {}  {:<12} attempt {}  {}{}",
-                                e.at.format("%Y-%m-%d %H:%M:%S"),
-                                e.status,
-                                e.attempt,
-                                e.detail.as_deref().unwrap_or(""),
-                                e.provider_ref
-                                    .as_deref()
-                                    .map(|p| format!(" [{p}]"))
-                                    .unwrap_or_default()
-                            );
-                        }
-                    }
+                    Ok(exit::OK)
                 }
-                Ok(exit::OK)
             }
-        },
+        }
         ActionsCommand::Document { id, kind, output } => {
             let docs = store.documents(*id).await?;
             if store.action(*id).await?.is_none() {

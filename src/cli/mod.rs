@@ -20,6 +20,7 @@ mod insurers;
 mod portal;
 mod preview;
 mod report;
+mod retention;
 mod rules;
 mod rules_diff;
 mod tasks;
@@ -224,6 +225,20 @@ pub enum Command {
         after_help = "Examples:\n  relance import camt releve.xml\n  relance bank credits --unmatched"
     )]
     Bank(bank::BankCommand),
+
+    /// Remove what is past its retention (retention: in relance.yaml): facts snapshots,
+    /// copies of messages, old formal notices; actions and their evidence stay
+    #[command(
+        after_help = "Examples:\n  relance prune --dry-run\n  relance prune --dry-run --as-of 2027-06-30\n  relance prune\n\nrelance serve prunes by itself when retention.schedule is set (docs/operations.md#retention)."
+    )]
+    Prune(retention::PruneArgs),
+
+    /// Erase a customer's personal data on request (GDPR): contact details, notes,
+    /// facts, account statements; invoices, payments, actions and formal notices stay
+    #[command(
+        after_help = "Example:\n  relance erase C0000017 --yes --by \"DPO request 2026-118\"\n\nThe customer's dunning is paused for good and its portal links stop opening."
+    )]
+    Erase(retention::EraseArgs),
 
     /// Write a working folder: relance.yaml, the shipped rules with their tests, the
     /// templates and an example portfolio
@@ -634,6 +649,8 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Insurers(cmd) => insurers::insurers(&cli, cmd).await,
         Command::Portal(cmd) => portal::portal(&cli, cmd).await,
         Command::Bank(cmd) => bank::bank(&cli, cmd).await,
+        Command::Prune(args) => retention::prune(&cli, args).await,
+        Command::Erase(args) => retention::erase(&cli, args).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut cmd, "relance", &mut std::io::stdout());

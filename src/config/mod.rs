@@ -111,6 +111,37 @@ impl PortalConfig {
     }
 }
 
+/// How long what the action log accumulates is kept (`retention:`): pruned by
+/// `relance prune`, and by `relance serve` on `schedule`. The actions themselves, their
+/// statuses, attempts and hashes are kept whatever these say: they are the evidence of
+/// what was sent and why.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// The facts snapshots behind decisions (their SHA-256 stays on each action).
+    pub facts_days: i64,
+    /// Copies of messages sent: the outbox folder's files and the account statements
+    /// attached to emails.
+    pub messages_days: i64,
+    /// Formal notices' PDFs (and their outbox folder copies): evidence of a formal
+    /// demand, kept as long as a claim can be pursued.
+    pub formal_notices_days: i64,
+    /// When `relance serve` prunes (its scheduling instance); `None`: only by command.
+    pub schedule: Option<cron::Schedule>,
+    pub schedule_text: Option<String>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            facts_days: 400,
+            messages_days: 400,
+            formal_notices_days: 3650,
+            schedule: None,
+            schedule_text: None,
+        }
+    }
+}
+
 /// How reports are written (`reports:`).
 #[derive(Debug, Clone)]
 pub struct ReportsConfig {
@@ -362,6 +393,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub portal: PortalConfig,
     pub reports: ReportsConfig,
+    pub retention: RetentionConfig,
     /// Channel settings, typed by the channel modules.
     pub channels: channels::ChannelsConfig,
     /// Non-fatal remarks found while validating (shown by `config check`).
@@ -441,6 +473,7 @@ const SECTIONS: &[&str] = &[
     "auth",
     "portal",
     "reports",
+    "retention",
 ];
 
 impl Config {
@@ -668,6 +701,7 @@ impl Validator {
         let auth = self.section::<raw::RawAuth>(&root, "auth");
         let portal = self.section::<raw::RawPortal>(&root, "portal");
         let reports = self.section::<raw::RawReports>(&root, "reports");
+        let retention = self.section::<raw::RawRetention>(&root, "retention");
         let raw_channels = self.section::<channels::RawChannels>(&root, "channels");
         // Problems found from here on under a stand-in value are consequences of one
         // already reported.
@@ -731,6 +765,7 @@ impl Validator {
         let auth = auth.map(|a| self.auth(a));
         let portal = portal.map(|p| self.portal(p, base_dir));
         let reports = reports.map(|r| self.reports(r));
+        let retention = retention.map(|r| self.retention(r));
 
         let stand_ins = std::mem::take(&mut self.stand_ins);
         let consequence = |i: &Issue| stand_ins.iter().any(|s| lenient::under(&i.path, s));
@@ -757,6 +792,7 @@ impl Validator {
             auth: auth?,
             portal: portal?,
             reports: reports?,
+            retention: retention?,
             channels: channels?,
             warnings: Vec::new(),
         })
@@ -1035,6 +1071,46 @@ impl Validator {
                 }
                 Ok(_) => self.err(&format!("{path}.{locale}"), "must not be empty"),
                 Err(e) => self.err(&format!("{path}.{locale}"), e.to_string()),
+            }
+        }
+        out
+    }
+
+    fn retention(&mut self, r: raw::RawRetention) -> RetentionConfig {
+        let mut out = RetentionConfig::default();
+        for (key, value, slot, least) in [
+            ("retention.facts_days", r.facts_days, &mut out.facts_days, 1),
+            (
+                "retention.messages_days",
+                r.messages_days,
+                &mut out.messages_days,
+                1,
+            ),
+            (
+                "retention.formal_notices_days",
+                r.formal_notices_days,
+                &mut out.formal_notices_days,
+                365,
+            ),
+        ] {
+            if let Some(v) = value {
+                if (least..=36_500).contains(&v) {
+                    *slot = v;
+                } else {
+                    self.err(key, format!("must be between {least} and 36500 days"));
+                }
+            }
+        }
+        if let Some(text) = r.schedule {
+            match cron::Schedule::from_str(&text) {
+                Ok(s) => {
+                    out.schedule = Some(s);
+                    out.schedule_text = Some(text);
+                }
+                Err(e) => self.err(
+                    "retention.schedule",
+                    format!("'{text}' is not a schedule (sec min hour day month weekday, e.g. \"0 30 3 * * *\"): {e}"),
+                ),
             }
         }
         out

@@ -134,6 +134,15 @@ pub type RawInsurers = BTreeMap<String, RawInsurer>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    pub facts_days: Option<i64>,
+    pub messages_days: Option<i64>,
+    pub formal_notices_days: Option<i64>,
+    pub schedule: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawReports {
     pub locale: Option<String>,
     pub aging_buckets: Option<Vec<i64>>,

@@ -33,6 +33,12 @@ pub enum ArchiveError {
         recorded: String,
         found: String,
     },
+    #[error("document {id} of action {action_id} was removed on {at} (retention or a customer's erasure); its SHA-256 and size are kept")]
+    Pruned {
+        id: i64,
+        action_id: i64,
+        at: chrono::DateTime<chrono::Utc>,
+    },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -86,6 +92,13 @@ impl Archive {
     /// # Errors
     /// See [`Archive::find`].
     pub async fn content(&self, doc: &StoredDocument) -> Result<Vec<u8>, ArchiveError> {
+        if let Some(at) = doc.pruned_at {
+            return Err(ArchiveError::Pruned {
+                id: doc.id,
+                action_id: doc.action_id,
+                at,
+            });
+        }
         let (bytes, location) = match &doc.location {
             Some(path) => {
                 let p = PathBuf::from(path);

@@ -38,6 +38,9 @@ pub struct StoredDocument {
     pub location: Option<String>,
     pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    /// When its bytes were removed (retention, or a customer's erasure): the row stays
+    /// as evidence of what was sent.
+    pub pruned_at: Option<DateTime<Utc>>,
 }
 
 /// A part of an action already accepted (e.g. `email`, `registered_mail`).

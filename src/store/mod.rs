@@ -14,6 +14,7 @@ pub mod idempotency;
 mod postgres;
 pub mod report_deliveries;
 pub mod reports;
+pub mod retention;
 mod rows;
 mod sql;
 mod sqlite;
@@ -39,6 +40,7 @@ pub use actions::{
 };
 pub use idempotency::IdempotencyStore;
 pub use postgres::PostgresStore;
+pub use retention::RetentionStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -746,6 +748,7 @@ pub trait Store:
     + DocumentStore
     + TokenStore
     + IdempotencyStore
+    + RetentionStore
     + UserStore
     + ConsoleStore
     + BankStore

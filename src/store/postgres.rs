@@ -197,6 +197,8 @@ mod ledger;
 mod report_deliveries;
 #[path = "shared/reports.rs"]
 mod reports;
+#[path = "shared/retention.rs"]
+mod retention;
 #[path = "shared/users.rs"]
 mod users;
 

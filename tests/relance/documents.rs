@@ -12,7 +12,7 @@ use crate::helpers::{postgres_admin_url, say_postgres_skipped, TestDb, Workspace
 
 /// A seller, French late-payment terms with a rate change on 1 January 2027, and one
 /// segment whose rule is `rule`; `extra` is appended.
-fn notice_workspace(database_url: &str, rule: &str, extra: &str) -> Workspace {
+pub(crate) fn notice_workspace(database_url: &str, rule: &str, extra: &str) -> Workspace {
     let w = Workspace::new();
     std::fs::create_dir_all(w.path("rules")).unwrap();
     w.write("rules/smb.rhai", rule);

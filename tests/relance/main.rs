@@ -33,6 +33,7 @@ mod references;
 mod report_figures;
 mod report_mail;
 mod reports;
+mod retention;
 mod rule_checks;
 mod rule_reload;
 mod rule_safety;

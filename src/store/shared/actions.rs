@@ -153,9 +153,10 @@ impl StoreImpl {
             Option<String>,
             String,
             chrono::DateTime<chrono::Utc>,
+            Option<chrono::DateTime<chrono::Utc>>,
         );
         let mut qb = sqlx::QueryBuilder::<Db>::new(
-            "SELECT id, action_id, kind, reference, file_name, sha256, size, location, metadata, created_at FROM documents WHERE ",
+            "SELECT id, action_id, kind, reference, file_name, sha256, size, location, metadata, created_at, pruned_at FROM documents WHERE ",
         );
         condition(&mut qb);
         let rows: Vec<Row> = qb.build_query_as().fetch_all(&self.pool).await?;
@@ -173,6 +174,7 @@ impl StoreImpl {
                     location,
                     metadata,
                     created_at,
+                    pruned_at,
                 )| crate::store::documents::StoredDocument {
                     id,
                     action_id,
@@ -184,6 +186,7 @@ impl StoreImpl {
                     location,
                     metadata: serde_json::from_str(&metadata).unwrap_or(serde_json::Value::Null),
                     created_at,
+                    pruned_at,
                 },
             )
             .collect())
