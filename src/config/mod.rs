@@ -1670,7 +1670,20 @@ impl Validator {
     fn rule_file(&mut self, path: &str, rules: &str, base_dir: &Path, source: &Source) -> PathBuf {
         let file = base_dir.join(rules);
         if !file.is_file() {
-            let msg = format!("rule file {} does not exist", file.display());
+            let mut msg = format!("rule file {} does not exist", file.display());
+            let shipped = [
+                "smb.rhai",
+                "smb_fast.rhai",
+                "key_accounts.rhai",
+                "public_sector.rhai",
+            ];
+            if file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| shipped.contains(&n))
+            {
+                msg.push_str(" (it ships with relance: `relance init DIR` writes the shipped rules, their tests, the templates and a configuration naming them into a new folder)");
+            }
             // The embedded default names the shipped rules relative to the working
             // directory; elsewhere it still serves the commands that need no rules.
             match source {
