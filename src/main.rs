@@ -30,7 +30,10 @@ fn main() -> ExitCode {
             return ExitCode::from(relance::cli::exit::FAILURE);
         }
     };
-    match runtime.block_on(relance::cli::run(cli)) {
+    let outcome = runtime.block_on(relance::cli::run(cli));
+    // The traces still buffered, when they are exported (OTLP).
+    relance::telemetry::shutdown();
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("relance: {}", e.message());

@@ -22,6 +22,11 @@ pub enum LogFormat {
 
 /// Installs the global subscriber, writing to stderr. `RELANCE_LOG` (or `RUST_LOG`)
 /// overrides `default_level` with a filter such as `info,relance::store=debug`.
+///
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) set, the
+/// spans (HTTP requests, ticks, deliveries) are also exported as OpenTelemetry traces
+/// over OTLP/HTTP (protobuf), configured by the standard `OTEL_*` variables; call
+/// [`shutdown`] before the process exits so the last ones are sent.
 pub fn init(format: LogFormat, default_level: &str) {
     let filter = std::env::var("RELANCE_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
@@ -30,13 +35,118 @@ pub fn init(format: LogFormat, default_level: &str) {
         .unwrap_or_else(|| EnvFilter::new(format!("{default_level},sqlx=warn")));
     // Colours only on a terminal: escape codes in a log file or a journal are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    // `try_init` also routes the `log` records of dependencies into it.
-    let _ = tracing_subscriber::util::SubscriberInitExt::try_init(dispatch(
-        format,
-        filter,
-        ansi,
-        std::io::stderr,
-    ));
+    let Some(tracer) = otlp::tracer() else {
+        // `try_init` also routes the `log` records of dependencies into it.
+        let _ = tracing_subscriber::util::SubscriberInitExt::try_init(dispatch(
+            format,
+            filter,
+            ansi,
+            std::io::stderr,
+        ));
+        return;
+    };
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let human = (format == LogFormat::Human).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .fmt_fields(EscapedFields)
+            .with_target(false)
+    });
+    let json = (format == LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_writer(std::io::stderr)
+    });
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(human)
+        .with(json)
+        .with(tracing_opentelemetry::layer().with_tracer(tracer));
+    let _ = tracing_subscriber::util::SubscriberInitExt::try_init(subscriber);
+}
+
+/// Sends the traces not yet exported and stops the exporter (nothing without OTLP).
+pub fn shutdown() {
+    otlp::shutdown();
+}
+
+/// OpenTelemetry traces over OTLP/HTTP, on when the standard endpoint variable is set.
+mod otlp {
+    use std::sync::OnceLock;
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+    use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
+    use opentelemetry_sdk::Resource;
+
+    static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+    fn set(var: &str) -> bool {
+        std::env::var(var).is_ok_and(|v| !v.trim().is_empty())
+    }
+
+    /// The tracer spans are exported through, when OTLP is configured.
+    pub(super) fn tracer() -> Option<Tracer> {
+        let wanted =
+            set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || set("OTEL_EXPORTER_OTLP_ENDPOINT");
+        let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.trim() == "true");
+        if !wanted || disabled {
+            return None;
+        }
+        // The exporter's HTTP client is a blocking one, used from the batch processor's
+        // own thread: it is made (and later dropped) outside the async runtime.
+        let built = std::thread::spawn(|| {
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .build()
+                .map(|exporter| {
+                    let mut resource = Resource::builder();
+                    if !set("OTEL_SERVICE_NAME") {
+                        resource = resource.with_service_name("relance");
+                    }
+                    let resource = resource
+                        .with_attribute(opentelemetry::KeyValue::new(
+                            "service.version",
+                            env!("CARGO_PKG_VERSION"),
+                        ))
+                        .build();
+                    SdkTracerProvider::builder()
+                        .with_batch_exporter(exporter)
+                        .with_resource(resource)
+                        .build()
+                })
+        })
+        .join();
+        match built {
+            Ok(Ok(provider)) => {
+                let tracer = provider.tracer("relance");
+                let _ = PROVIDER.set(provider);
+                Some(tracer)
+            }
+            Ok(Err(e)) => {
+                eprintln!("relance: OpenTelemetry traces are off: {e}");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    pub(super) fn shutdown() {
+        if let Some(provider) = PROVIDER.get() {
+            let provider = provider.clone();
+            // Outside the async runtime, as the client was made.
+            let _ = std::thread::spawn(move || {
+                if let Err(e) = provider.shutdown() {
+                    eprintln!("relance: the last OpenTelemetry traces could not be sent: {e}");
+                }
+            })
+            .join();
+        }
+    }
 }
 
 /// The subscriber [`init`] installs, writing to `writer` instead: for a program that

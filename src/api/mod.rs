@@ -367,13 +367,24 @@ async fn observe(metrics: Arc<crate::metrics::Metrics>, req: Request, next: Next
         .chars()
         .take(128)
         .collect();
-    let resp = next.run(req).await;
+    // One span per request: a trace's root when traces are exported (OTLP).
+    let span = tracing::info_span!(
+        "http request",
+        http.request.method = %method,
+        url.path = %path,
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        request_id = %request_id,
+    );
+    let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     let took = started.elapsed();
     let status = resp.status().as_u16();
     let route = resp
         .extensions()
         .get::<RouteLabel>()
         .map_or("unmatched", |r| r.0.as_str());
+    span.record("http.route", route);
+    span.record("http.response.status_code", status);
     metrics.http_request(&method, route, status, took);
     let ms = took.as_secs_f64() * 1000.0;
     tracing::info!(

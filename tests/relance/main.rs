@@ -42,3 +42,4 @@ mod rules_backtest;
 mod rules_diff;
 mod secrets;
 mod store_story;
+mod traces;
