@@ -83,7 +83,9 @@ pub(super) async fn actions(
         until: to.map(|d| start_of(&state, d + chrono::Duration::days(1))),
         after_id: q.parse("cursor", |v| {
             v.parse::<i64>()
-                .map_err(|_| format!("'{v}' is not a cursor from a previous page"))
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("'{v}' is not a cursor from a previous page"))
         })?,
         // One more than asked tells whether there is a next page.
         limit: limit + 1,
