@@ -40,6 +40,31 @@ pub(super) fn limit(q: &QueryParams) -> ApiResult<u32> {
     Ok(limit)
 }
 
+/// The `cursor` of a page paged by id: the id of the previous page's last row.
+pub(super) fn id_cursor(q: &QueryParams) -> ApiResult<Option<i64>> {
+    q.parse("cursor", |v| {
+        v.parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("'{v}' is not a cursor from a previous page"))
+    })
+}
+
+/// Ends a page read with one row more than `limit` (which tells there is a next page):
+/// drops that row and returns the cursor of the page's last one, `None` on the last page.
+pub(super) fn split_page<T>(
+    rows: &mut Vec<T>,
+    limit: u32,
+    cursor_of: impl Fn(&T) -> String,
+) -> Option<String> {
+    if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(cursor_of)
+    } else {
+        None
+    }
+}
+
 pub(super) fn date(v: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| format!("'{v}' is not a date YYYY-MM-DD"))
 }
@@ -81,22 +106,12 @@ pub(super) async fn actions(
         status: q.parse("status", str::parse)?,
         since: from.map(|d| start_of(&state, d)),
         until: to.map(|d| start_of(&state, d + chrono::Duration::days(1))),
-        after_id: q.parse("cursor", |v| {
-            v.parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("'{v}' is not a cursor from a previous page"))
-        })?,
+        after_id: id_cursor(&q)?,
         // One more than asked tells whether there is a next page.
         limit: limit + 1,
     };
     let mut rows = state.store.list_actions(&filter).await?;
-    let next = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
+    let next = split_page(&mut rows, limit, |r| r.id.to_string());
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "items": rows, "next_cursor": next }),
@@ -242,19 +257,14 @@ pub(super) async fn tasks(
         limit: limit + 1,
     };
     let mut tasks = state.store.call_tasks(&filter).await?;
-    let next = if tasks.len() > limit as usize {
-        tasks.truncate(limit as usize);
-        tasks.last().map(|t| {
-            crate::store::call_tasks::TaskCursor {
-                status: t.status.clone(),
-                due_on: t.due_on,
-                id: t.id,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let next = split_page(&mut tasks, limit, |t| {
+        crate::store::call_tasks::TaskCursor {
+            status: t.status.clone(),
+            due_on: t.due_on,
+            id: t.id,
+        }
+        .encode()
+    });
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "items": tasks, "next_cursor": next }),

@@ -9,22 +9,12 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::audit::{date, limit, start_of};
+use super::audit::{date, id_cursor as cursor, limit, split_page, start_of};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Caller, QueryParams};
 use super::scope::Scope;
 use super::{json, AppState};
 use crate::store::{CustomerQuery, InvoiceQuery, Listed, PaymentQuery};
-
-/// The cursor of a page: the id of its last row.
-fn cursor(q: &QueryParams) -> ApiResult<Option<i64>> {
-    q.parse("cursor", |v| {
-        v.parse::<i64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("'{v}' is not a cursor from a previous page"))
-    })
-}
 
 /// `updated_since`: an RFC 3339 instant (`2026-12-01T06:00:00Z`) or a date (its first
 /// instant in the configured time zone).
@@ -56,12 +46,7 @@ fn range(
 /// The page's answer: its items (each with `updated_at`) and the cursor of the next
 /// page, `null` on the last one. `rows` holds up to `limit + 1` rows.
 fn page<T: Serialize>(mut rows: Vec<Listed<T>>, limit: u32) -> ApiResult<Response> {
-    let next = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
+    let next = split_page(&mut rows, limit, |r| r.id.to_string());
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
         let mut v = serde_json::to_value(&r.item).map_err(|e| ApiError::internal(e.to_string()))?;

@@ -1175,6 +1175,43 @@ impl crate::store::LedgerTx for Tx {
     }
 }
 
+/// Payments as the API and the command line show them: each with its allocations
+/// (`(payment id, invoice number, amount in minor units)` rows, in allocation order)
+/// and what is unapplied.
+fn payment_views(
+    rows: Vec<crate::store::rows::PaymentRow>,
+    allocations: &[(i64, String, i64)],
+) -> crate::store::Result<Vec<(i64, crate::store::PaymentView)>> {
+    let mut by_payment: std::collections::HashMap<i64, Vec<(String, i64)>> =
+        std::collections::HashMap::new();
+    for (payment, invoice, minor) in allocations {
+        by_payment
+            .entry(*payment)
+            .or_default()
+            .push((invoice.clone(), *minor));
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let (id, payment, unapplied) = r.into_payment()?;
+        let cur = payment.currency;
+        let allocations = by_payment
+            .remove(&id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(invoice, minor)| (invoice, cur.from_minor(minor)))
+            .collect();
+        out.push((
+            id,
+            crate::store::PaymentView {
+                payment,
+                allocations,
+                unapplied: cur.from_minor(unapplied),
+            },
+        ));
+    }
+    Ok(out)
+}
+
 impl StoreImpl {
     /// Applies this backend's pending migrations (its `MIGRATOR`).
     async fn run_migrations(&self) -> crate::store::Result<usize> {
@@ -1671,41 +1708,34 @@ impl crate::store::LedgerStore for StoreImpl {
             .push_bind(i64::from(q.limit.max(1)));
         let rows = qb.build().fetch_all(&self.pool).await?;
         let mut page = Vec::with_capacity(rows.len());
+        let mut updated = Vec::with_capacity(rows.len());
         for r in &rows {
-            let updated_at: chrono::DateTime<chrono::Utc> = r.try_get("list_updated")?;
-            page.push((crate::store::rows::PaymentRow::from_row(r)?, updated_at));
+            updated.push(r.try_get::<chrono::DateTime<chrono::Utc>, _>("list_updated")?);
+            page.push(crate::store::rows::PaymentRow::from_row(r)?);
         }
-        // The page's allocations, in one statement.
-        let mut allocations: Vec<(i64, String, i64)> = Vec::new();
-        if let (Some(first), Some(last)) = (page.first(), page.last()) {
-            allocations = sqlx::query_as(
+        // The page's allocations, in one statement taking the page's ids.
+        let ids: Vec<i64> = page.iter().map(|p| p.id).collect();
+        let allocations: Vec<(i64, String, i64)> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(&format!(
                 "SELECT a.payment_id, i.number, a.amount_minor FROM allocations a JOIN invoices i ON i.id = a.invoice_id \
-                 WHERE a.payment_id >= $1 AND a.payment_id <= $2 ORDER BY a.id",
-            )
-            .bind(first.0.id)
-            .bind(last.0.id)
+                 WHERE a.payment_id {} ORDER BY a.id",
+                Self::IN_IDS
+            ))
+            .bind(Self::id_list(&ids))
             .fetch_all(&self.pool)
-            .await?;
-        }
-        let mut out = Vec::with_capacity(page.len());
-        for (row, updated_at) in page {
-            let (id, payment, unapplied) = row.into_payment()?;
-            let cur = payment.currency;
-            out.push(crate::store::Listed {
+            .await?
+        };
+        Ok(payment_views(page, &allocations)?
+            .into_iter()
+            .zip(updated)
+            .map(|((id, item), updated_at)| crate::store::Listed {
                 id,
+                item,
                 updated_at,
-                item: crate::store::PaymentView {
-                    allocations: allocations
-                        .iter()
-                        .filter(|a| a.0 == id)
-                        .map(|a| (a.1.clone(), cur.from_minor(a.2)))
-                        .collect(),
-                    unapplied: cur.from_minor(unapplied),
-                    payment,
-                },
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     async fn customers(
@@ -1776,22 +1806,10 @@ impl crate::store::LedgerStore for StoreImpl {
         .bind(customer)
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let (id, payment, unapplied) = r.into_payment()?;
-            let cur = payment.currency;
-            let allocations = allocs
-                .iter()
-                .filter(|a| a.0 == id)
-                .map(|a| (a.1.clone(), cur.from_minor(a.2)))
-                .collect();
-            out.push(crate::store::PaymentView {
-                payment,
-                allocations,
-                unapplied: cur.from_minor(unapplied),
-            });
-        }
-        Ok(out)
+        Ok(payment_views(rows, &allocs)?
+            .into_iter()
+            .map(|(_, view)| view)
+            .collect())
     }
 
     async fn promises_of(
