@@ -9,7 +9,7 @@
 //! The sink is a minimal SMTP server in this file: it accepts every message and counts
 //! it. What is measured is relance's side of the conversation.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,64 +19,10 @@ use relance::config::channels::{EmailConfig, SmtpConfig, SmtpSecurity};
 use relance::config::Config;
 use relance::store::ClaimedAction;
 use relance::templates::Templates;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-/// Accepts SMTP sessions on a free port; returns the port and the message counter.
-async fn sink() -> (u16, Arc<AtomicU64>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let count = Arc::new(AtomicU64::new(0));
-    let c = count.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                return;
-            };
-            let c = c.clone();
-            let _ = socket.set_nodelay(true);
-            tokio::spawn(async move {
-                let (r, mut w) = socket.into_split();
-                let mut lines = BufReader::new(r);
-                let _ = w.write_all(b"220 sink ESMTP\r\n").await;
-                let mut line = String::new();
-                let mut in_data = false;
-                loop {
-                    line.clear();
-                    match lines.read_line(&mut line).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                    if in_data {
-                        if line == ".\r\n" {
-                            in_data = false;
-                            c.fetch_add(1, Ordering::Relaxed);
-                            let _ = w.write_all(b"250 2.0.0 queued\r\n").await;
-                        }
-                        continue;
-                    }
-                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-                    let reply: &[u8] = match verb.as_str() {
-                        "EHLO" => b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
-                        "HELO" | "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 2.0.0 OK\r\n",
-                        "DATA" => {
-                            in_data = true;
-                            b"354 go ahead\r\n"
-                        }
-                        "QUIT" => {
-                            let _ = w.write_all(b"221 bye\r\n").await;
-                            return;
-                        }
-                        _ => b"502 5.5.2 not implemented\r\n",
-                    };
-                    if w.write_all(reply).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (port, count)
-}
+mod common;
+
+use common::smtp_sink as sink;
 
 fn action(n: usize) -> ClaimedAction {
     let customer: relance::domain::Customer = serde_json::from_value(serde_json::json!({

@@ -148,58 +148,6 @@ fn floor(url: &str, with_actions: bool) -> (Duration, u64) {
     })
 }
 
-/// The portfolio with a year of history, generated on first use.
-fn history(customers: u32, invoices: u32) -> PathBuf {
-    let dir = common::bench_dir();
-    let data = dir.join(format!("history-{customers}-{invoices}-seed42"));
-    if !data.join("payments.csv").exists() {
-        eprintln!(
-            "generating a year of {customers} customers and {invoices} invoices into {}",
-            data.display()
-        );
-        let d = data.display().to_string();
-        common::run_in(
-            &dir,
-            &[
-                "sample",
-                "--customers",
-                &customers.to_string(),
-                "--invoices",
-                &invoices.to_string(),
-                "--seed",
-                "42",
-                "--as-of",
-                AS_OF,
-                "--history-days",
-                "365",
-                "--out",
-                &d,
-            ],
-        );
-    }
-    data
-}
-
-/// Imports the files of a history in their order.
-fn import(data: &Path, url: &str) {
-    for k in [
-        "customers",
-        "invoices",
-        "history",
-        "disputes",
-        "promises",
-        "payments",
-    ] {
-        let f = data.join(format!("{k}.csv")).display().to_string();
-        let t = Instant::now();
-        common::run_in(
-            &common::bench_dir(),
-            &["--database-url", url, "import", k, &f],
-        );
-        eprintln!("  imported {k} in {:.1} s", t.elapsed().as_secs_f64());
-    }
-}
-
 const REPORTS: [(&str, &[&str], bool); 6] = [
     ("aging", &["--as-of", AS_OF], false),
     ("dso", &["--to", AS_OF], false),
@@ -292,7 +240,7 @@ fn main() {
     let customers = env_u32("BENCH_CUSTOMERS", 100_000);
     let invoices = env_u32("BENCH_INVOICES", 1_000_000);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let data = history(customers, invoices);
+    let data = common::history(customers, invoices, AS_OF);
     println!("relance reports benchmark: {customers} customers, {invoices} invoices, a year of history up to {AS_OF}");
     // BENCH_ONLY=postgres (or sqlite) runs one backend.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
@@ -305,7 +253,7 @@ fn main() {
             let _ = std::fs::remove_file(format!("{}{ext}", partial.display()));
         }
         eprintln!("importing into {}", partial.display());
-        import(&data, &format!("sqlite://{}", partial.display()));
+        common::import_history(&data, &format!("sqlite://{}", partial.display()));
         std::fs::rename(&partial, &db).unwrap();
     }
     // Reports read: they run on the ledger as imported.
@@ -326,7 +274,7 @@ fn main() {
             if !ready.exists() {
                 common::drop_pg_database(&admin, &name);
                 common::create_pg_database(&admin, &name);
-                import(&data, &pg);
+                common::import_history(&data, &pg);
                 std::fs::write(&ready, b"").unwrap();
             }
             run_all("PostgreSQL", &pg, &root);

@@ -5,7 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// What one run of the binary took.
 pub struct Measured {
@@ -117,7 +121,7 @@ pub fn drop_pg_database(admin: &str, name: &str) {
     );
 }
 
-fn pg_admin(admin: &str, sql: &str) {
+pub fn pg_admin(admin: &str, sql: &str) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         use sqlx::Connection;
@@ -126,4 +130,174 @@ fn pg_admin(admin: &str, sql: &str) {
             .expect("connect to PostgreSQL");
         sqlx::query(sql).execute(&mut c).await.expect(sql);
     });
+}
+
+/// The portfolio with a year of history, generated on first use.
+pub fn history(customers: u32, invoices: u32, as_of: &str) -> PathBuf {
+    let dir = bench_dir();
+    let data = dir.join(format!("history-{customers}-{invoices}-seed42"));
+    if !data.join("payments.csv").exists() {
+        eprintln!(
+            "generating a year of {customers} customers and {invoices} invoices into {}",
+            data.display()
+        );
+        let d = data.display().to_string();
+        run_in(
+            &dir,
+            &[
+                "sample",
+                "--customers",
+                &customers.to_string(),
+                "--invoices",
+                &invoices.to_string(),
+                "--seed",
+                "42",
+                "--as-of",
+                as_of,
+                "--history-days",
+                "365",
+                "--out",
+                &d,
+            ],
+        );
+    }
+    data
+}
+
+/// Imports the files of a history (`history`) in their order.
+pub fn import_history(data: &Path, url: &str) {
+    for k in [
+        "customers",
+        "invoices",
+        "history",
+        "disputes",
+        "promises",
+        "payments",
+    ] {
+        let f = data.join(format!("{k}.csv")).display().to_string();
+        let t = Instant::now();
+        run_in(&bench_dir(), &["--database-url", url, "import", k, &f]);
+        eprintln!("  imported {k} in {:.1} s", t.elapsed().as_secs_f64());
+    }
+}
+
+/// An SMTP server on loopback that accepts every message (PIPELINING, 8BITMIME) and
+/// counts it; returns its port and the counter. Runs on the caller's runtime.
+pub async fn smtp_sink() -> (u16, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicU64::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let c = c.clone();
+            let _ = socket.set_nodelay(true);
+            tokio::spawn(async move {
+                let (r, mut w) = socket.into_split();
+                let mut lines = BufReader::new(r);
+                let _ = w.write_all(b"220 sink ESMTP\r\n").await;
+                let mut line = String::new();
+                let mut in_data = false;
+                loop {
+                    line.clear();
+                    match lines.read_line(&mut line).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    if in_data {
+                        if line == ".\r\n" {
+                            in_data = false;
+                            c.fetch_add(1, Ordering::Relaxed);
+                            let _ = w.write_all(b"250 2.0.0 queued\r\n").await;
+                        }
+                        continue;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
+                        "HELO" | "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 2.0.0 OK\r\n",
+                        "DATA" => {
+                            in_data = true;
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = w.write_all(b"221 bye\r\n").await;
+                            return;
+                        }
+                        _ => b"502 5.5.2 not implemented\r\n",
+                    };
+                    if w.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, count)
+}
+
+/// An HTTP/1.1 server on loopback that answers every request `200` with a JSON body
+/// carrying the references relance's HTTP channels read (`/id`, `/reference`,
+/// `/sid`), keeping connections open; returns its port and the request counter. Runs on
+/// the caller's runtime.
+pub async fn http_receiver() -> (u16, Arc<AtomicU64>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicU64::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let c = c.clone();
+            let _ = socket.set_nodelay(true);
+            tokio::spawn(async move {
+                let (r, mut w) = socket.into_split();
+                let mut reader = BufReader::new(r);
+                let mut line = String::new();
+                loop {
+                    // Request line and headers.
+                    let mut length = 0usize;
+                    let mut first = true;
+                    loop {
+                        line.clear();
+                        match reader.read_line(&mut line).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        if line == "\r\n" && !first {
+                            break;
+                        }
+                        first = false;
+                        if let Some((name, value)) = line.split_once(':') {
+                            if name.eq_ignore_ascii_case("content-length") {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    let n = c.fetch_add(1, Ordering::Relaxed) + 1;
+                    let json = format!(
+                        "{{\"id\":\"m{n}\",\"sid\":\"SM{n}\",\"reference\":\"R{n}\",\"messageId\":\"{n}\"}}"
+                    );
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
+                        json.len()
+                    );
+                    if w.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, count)
 }

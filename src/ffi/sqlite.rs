@@ -1,5 +1,5 @@
 //! SQLite's C interface: the library's process-wide options ([`configure`]), and bulk
-//! inserts on a connection sqlx holds.
+//! inserts and reads on a connection sqlx holds.
 //!
 //! A tick writes hundreds of thousands of action rows. Through sqlx each value is copied
 //! into an owned argument, sent to the connection's worker thread and copied again by
@@ -62,6 +62,41 @@ impl Row<'_> {
     pub fn int(&self, column: c_int) -> i64 {
         // SAFETY: the statement is on a row; SQLite converts any value to an integer.
         unsafe { ffi::sqlite3_column_int64(self.stmt.as_ptr(), column) }
+    }
+
+    /// Whether the column's value is NULL.
+    pub fn is_null(&self, column: c_int) -> bool {
+        // SAFETY: the statement is on a row.
+        unsafe { ffi::sqlite3_column_type(self.stmt.as_ptr(), column) == ffi::SQLITE_NULL }
+    }
+
+    pub fn opt_int(&self, column: c_int) -> Option<i64> {
+        (!self.is_null(column)).then(|| self.int(column))
+    }
+
+    /// The column's text, borrowed until the statement moves to its next row (the
+    /// caller's closure returns first); invalid UTF-8 is an error.
+    pub fn str(&self, column: c_int) -> Result<&str> {
+        // SAFETY: the statement is on a row; the text pointer and its length stay valid
+        // until the next step or reset, which cannot happen while `self` is borrowed.
+        let bytes = unsafe {
+            let p = ffi::sqlite3_column_text(self.stmt.as_ptr(), column);
+            let n =
+                usize::try_from(ffi::sqlite3_column_bytes(self.stmt.as_ptr(), column)).unwrap_or(0);
+            if p.is_null() {
+                return Ok("");
+            }
+            std::slice::from_raw_parts(p, n)
+        };
+        std::str::from_utf8(bytes).map_err(|e| SqliteError(format!("column {column}: {e}")))
+    }
+
+    pub fn opt_str(&self, column: c_int) -> Result<Option<&str>> {
+        if self.is_null(column) {
+            Ok(None)
+        } else {
+            self.str(column).map(Some)
+        }
     }
 
     pub fn text(&self, column: c_int) -> String {
@@ -144,15 +179,27 @@ impl Statement {
     /// Binds `values`, runs the statement to completion and resets it, calling `row`
     /// with each row it returns.
     fn run(&mut self, values: &[Value<'_>], mut row: impl FnMut(&Row<'_>)) -> Result<()> {
-        let result = self.bind(values).and_then(|()| loop {
+        self.try_run(values, |r| {
+            row(r);
+            Ok(())
+        })
+    }
+
+    /// As [`Self::run`], stopping at the first error `row` returns.
+    fn try_run<E: From<SqliteError>>(
+        &mut self,
+        values: &[Value<'_>],
+        mut row: impl FnMut(&Row<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let result = self.bind(values).map_err(E::from).and_then(|()| loop {
             // SAFETY: the statement is live and fully bound.
             match unsafe { ffi::sqlite3_step(self.stmt.as_ptr()) } {
                 ffi::SQLITE_ROW => row(&Row {
                     stmt: self.stmt,
                     _statement: std::marker::PhantomData,
-                }),
+                })?,
                 ffi::SQLITE_DONE => break Ok(()),
-                rc => break Err(error(self.db, rc, "step")),
+                rc => break Err(error(self.db, rc, "step").into()),
             }
         });
         self.reset();
@@ -212,6 +259,21 @@ impl Handle {
             }
         }
         Ok(())
+    }
+}
+
+impl Handle {
+    /// Runs the query `sql` with `values` bound to its parameters in order, calling
+    /// `row` with each row (its values borrowed until the next row); stops at the first
+    /// error `row` returns.
+    pub fn query<E: From<SqliteError>>(
+        &self,
+        sql: &str,
+        values: &[Value<'_>],
+        row: impl FnMut(&Row<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let mut statement = Statement::prepare(self.db, sql)?;
+        statement.try_run(values, row)
     }
 }
 

@@ -6,6 +6,7 @@
 //! Writes go through a [`LedgerTx`] unit of work: an import or an API batch is one
 //! transaction, committed whole or not at all.
 
+mod accounts;
 pub mod actions;
 pub mod bank;
 pub mod call_tasks;
@@ -18,6 +19,7 @@ pub mod retention;
 mod rows;
 mod sql;
 mod sqlite;
+mod steps;
 pub mod tokens;
 pub mod users;
 

@@ -193,6 +193,41 @@ impl SqliteStore {
         .await
     }
 
+    /// Writes rows of `invoice_steps` (see [`super::steps`]), appending to the ones there.
+    async fn upsert_steps(
+        conn: &mut sqlx::SqliteConnection,
+        rows: &[super::steps::StepRow],
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<Value<'_>> = rows
+            .iter()
+            .flat_map(|r| {
+                [
+                    r.customer_id.into(),
+                    r.invoice.as_str().into(),
+                    r.step.as_str().into(),
+                    r.kind.as_str().into(),
+                    r.first_action.into(),
+                    r.applied.as_str().into(),
+                ]
+            })
+            .collect();
+        sqlite_raw::with_handle(conn, |db| {
+            db.insert_rows(
+                super::steps::UPSERT_HEAD,
+                6,
+                super::steps::UPSERT_TAIL,
+                ACTIONS_PER_STATEMENT,
+                &values,
+                |_| (),
+            )?;
+            Ok::<_, super::StoreError>(())
+        })
+        .await
+    }
+
     /// Stores facts snapshots (customer id, SHA-256, JSON) not stored yet.
     async fn insert_snapshots(
         conn: &mut sqlx::SqliteConnection,
@@ -217,6 +252,361 @@ impl SqliteStore {
             Ok::<_, super::StoreError>(())
         })
         .await
+    }
+}
+
+/// Reading a tick's accounts through SQLite's own interface (see `ffi::sqlite`): sqlx
+/// copies every value of every row on its connection's worker thread, sends each row
+/// to the reading task and frees the copies there; here each batch's statements run on
+/// one pooled connection in the reading task, and values are decoded from SQLite's own
+/// buffers. The rows and the statements are the ones the shared reader uses.
+mod read {
+    use chrono::{DateTime, NaiveDate, Utc};
+
+    use super::super::{Result, StoreError};
+    use crate::ffi::sqlite::{Row, Value};
+    use crate::store::accounts::{BatchRows, PromiseTuple};
+    use crate::store::rows::{CustomerRow, CustomerRowWithId, OpenInvoiceRow};
+
+    fn corrupt(what: &str, value: &str) -> StoreError {
+        StoreError::Corrupt(format!("{what}: '{value}' is not what relance stores"))
+    }
+
+    /// A date as sqlx stores it (`YYYY-MM-DD`).
+    fn date(text: &str) -> Result<NaiveDate> {
+        let b = text.as_bytes();
+        let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+            b.get(r)?.iter().try_fold(0u32, |n, &c| {
+                c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+            })
+        };
+        let parsed = (b.len() == 10 && b[4] == b'-' && b[7] == b'-')
+            .then(|| {
+                let y = i32::try_from(digits(0..4)?).ok()?;
+                NaiveDate::from_ymd_opt(y, digits(5..7)?, digits(8..10)?)
+            })
+            .flatten();
+        match parsed {
+            Some(d) => Ok(d),
+            None => NaiveDate::parse_from_str(text, "%F").map_err(|_| corrupt("date", text)),
+        }
+    }
+
+    /// A time as sqlx stores or reads it (RFC 3339, or `YYYY-MM-DD HH:MM:SS[.f]` in UTC).
+    fn time(text: &str) -> Result<DateTime<Utc>> {
+        if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+            return Ok(t.with_timezone(&Utc));
+        }
+        for format in ["%F %T%.f%:z", "%F %T%.f%#z"] {
+            if let Ok(t) = DateTime::parse_from_str(text, format) {
+                return Ok(t.with_timezone(&Utc));
+            }
+        }
+        for format in ["%F %T%.f", "%FT%T%.f"] {
+            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
+                return Ok(t.and_utc());
+            }
+        }
+        Err(corrupt("time", text))
+    }
+
+    fn opt(r: &Row<'_>, c: i32) -> Result<Option<String>> {
+        Ok(r.opt_str(c)?.map(str::to_string))
+    }
+
+    fn open_invoice(r: &Row<'_>) -> Result<OpenInvoiceRow> {
+        Ok((
+            r.int(0),
+            r.int(1),
+            r.str(2)?.to_string(),
+            date(r.str(3)?)?,
+            date(r.str(4)?)?,
+            r.str(5)?.to_string(),
+            r.int(6),
+            r.int(7),
+            r.int(8),
+            opt(r, 9)?,
+            r.opt_str(10)?.map(time).transpose()?,
+            opt(r, 11)?,
+            r.opt_str(12)?.map(date).transpose()?,
+            opt(r, 13)?,
+        ))
+    }
+
+    fn customer(r: &Row<'_>) -> Result<CustomerRowWithId> {
+        Ok(CustomerRowWithId {
+            id: r.int(0),
+            row: CustomerRow {
+                external_id: r.str(1)?.to_string(),
+                name: r.str(2)?.to_string(),
+                legal_name: opt(r, 3)?,
+                siren: opt(r, 4)?,
+                siret: opt(r, 5)?,
+                vat_number: opt(r, 6)?,
+                country: r.str(7)?.to_string(),
+                segment: r.str(8)?.to_string(),
+                locale: r.str(9)?.to_string(),
+                emails: r.str(10)?.to_string(),
+                phones: r.str(11)?.to_string(),
+                address_line1: opt(r, 12)?,
+                address_line2: opt(r, 13)?,
+                postal_code: opt(r, 14)?,
+                city: opt(r, 15)?,
+                address_country: opt(r, 16)?,
+                currency: r.str(17)?.to_string(),
+                credit_limit_minor: r.opt_int(18),
+                insured: r.int(19) != 0,
+                insurer_policy: opt(r, 20)?,
+                insurer_buyer_ref: opt(r, 21)?,
+                cover_minor: r.opt_int(22),
+                collector: opt(r, 23)?,
+                tags: r.str(24)?.to_string(),
+                pause_reason: opt(r, 25)?,
+                paused_until: r.opt_str(26)?.map(date).transpose()?,
+            },
+        })
+    }
+
+    fn ids_json(ids: &[i64]) -> String {
+        super::SqliteStore::id_list(ids)
+    }
+
+    /// The open invoices of the next batch after customer `after` (see the shared
+    /// reader's `load_account_batch`: the same statement and the same rule for the last
+    /// customer of a batch), and the rows that complete them into accounts.
+    pub(super) fn batch(
+        db: &crate::ffi::sqlite::Handle,
+        segments: Option<&str>,
+        after: Option<i64>,
+        batch: i64,
+    ) -> Result<(Vec<OpenInvoiceRow>, BatchRows)> {
+        const INVOICES_PER_CUSTOMER: i64 = 10;
+        let select = |after: Option<i64>, only: Option<i64>, limit: Option<i64>| {
+            let mut sql = format!(
+                "SELECT {} FROM invoices WHERE status = 'open' AND open_minor > 0",
+                crate::store::rows::OPEN_INVOICE_COLUMNS
+            );
+            let mut values: Vec<Value<'_>> = Vec::new();
+            if let Some(after) = after {
+                sql.push_str(" AND customer_id > ?");
+                values.push(after.into());
+            }
+            if let Some(only) = only {
+                sql.push_str(" AND customer_id = ?");
+                values.push(only.into());
+            }
+            if let Some(segments) = segments {
+                sql.push_str(
+                    " AND EXISTS (SELECT 1 FROM customers c WHERE c.id = invoices.customer_id",
+                );
+                if let Some(after) = after {
+                    sql.push_str(" AND c.id > ?");
+                    values.push(after.into());
+                }
+                sql.push_str(" AND c.segment IN (SELECT value FROM json_each(?)))");
+                values.push(segments.into());
+            }
+            sql.push_str(" ORDER BY customer_id, due_date, number");
+            if let Some(limit) = limit {
+                sql.push_str(" LIMIT ?");
+                values.push(limit.into());
+            }
+            let mut rows = Vec::new();
+            db.query(&sql, &values, |r| {
+                rows.push(open_invoice(r)?);
+                Ok::<_, StoreError>(())
+            })?;
+            Ok::<_, StoreError>(rows)
+        };
+        let limit = batch.saturating_mul(INVOICES_PER_CUSTOMER);
+        let mut invoices = select(after, None, Some(limit))?;
+        let Some(last) = invoices.last().map(|r| r.0) else {
+            return Ok((Vec::new(), empty()));
+        };
+        if invoices.len() as i64 == limit {
+            if invoices.first().map(|r| r.0) == Some(last) {
+                invoices = select(None, Some(last), None)?;
+            } else {
+                while invoices.last().map(|r| r.0) == Some(last) {
+                    invoices.pop();
+                }
+            }
+        }
+        let mut ids: Vec<i64> = invoices.iter().map(|r| r.0).collect();
+        ids.dedup();
+        let ids = ids_json(&ids);
+        let ids = Value::Text(&ids);
+        let mut b = empty();
+        db.query(
+            &format!(
+                "SELECT id, {} FROM customers WHERE id IN (SELECT value FROM json_each(?))",
+                crate::store::sql::CUSTOMER_COLUMNS
+            ),
+            std::slice::from_ref(&ids),
+            |r| {
+                b.customers.push(customer(r)?);
+                Ok::<_, StoreError>(())
+            },
+        )?;
+        let partly: Vec<i64> = invoices.iter().filter(|r| r.8 > 0).map(|r| r.1).collect();
+        if !partly.is_empty() {
+            let partly = ids_json(&partly);
+            db.query(
+                "SELECT a.invoice_id, p.date, a.amount_minor FROM allocations a JOIN payments p ON p.id = a.payment_id \
+                 WHERE a.invoice_id IN (SELECT value FROM json_each(?))",
+                &[Value::Text(&partly)],
+                |r| {
+                    b.paid.push((r.int(0), date(r.str(1)?)?, r.int(2)));
+                    Ok::<_, StoreError>(())
+                },
+            )?;
+        }
+        db.query(
+            "SELECT customer_id, currency, CAST(SUM(unapplied_minor) AS BIGINT) FROM payments \
+             WHERE unapplied_minor > 0 AND customer_id IN (SELECT value FROM json_each(?)) GROUP BY customer_id, currency",
+            std::slice::from_ref(&ids),
+            |r| {
+                b.credit.push((r.int(0), r.str(1)?.to_string(), r.int(2)));
+                Ok::<_, StoreError>(())
+            },
+        )?;
+        db.query(
+            "SELECT invoice, kind, step, first_action, applied FROM invoice_steps \
+             WHERE customer_id IN (SELECT value FROM json_each(?))",
+            std::slice::from_ref(&ids),
+            |r| {
+                b.steps.push((
+                    r.str(0)?.to_string(),
+                    r.str(1)?.to_string(),
+                    r.str(2)?.to_string(),
+                    r.int(3),
+                    r.str(4)?.to_string(),
+                ));
+                Ok::<_, StoreError>(())
+            },
+        )?;
+        db.query(
+            "SELECT p.customer_id, p.id, p.promised_date, p.currency, p.amount_minor, p.status, p.note, p.created_at FROM promises p \
+             WHERE p.status IN ('pending', 'broken') AND p.customer_id IN (SELECT value FROM json_each(?)) ORDER BY p.customer_id, p.id",
+            std::slice::from_ref(&ids),
+            |r| {
+                let p: PromiseTuple = (
+                    r.int(0),
+                    r.int(1),
+                    date(r.str(2)?)?,
+                    r.str(3)?.to_string(),
+                    r.int(4),
+                    r.str(5)?.to_string(),
+                    opt(r, 6)?,
+                    time(r.str(7)?)?,
+                );
+                b.promises.push(p);
+                Ok::<_, StoreError>(())
+            },
+        )?;
+        if !b.promises.is_empty() {
+            let pids: Vec<i64> = b.promises.iter().map(|p| p.1).collect();
+            let pids = ids_json(&pids);
+            db.query(
+                "SELECT pi.promise_id, i.number FROM promise_invoices pi JOIN invoices i ON i.id = pi.invoice_id \
+                 WHERE pi.promise_id IN (SELECT value FROM json_each(?))",
+                &[Value::Text(&pids)],
+                |r| {
+                    b.links.push((r.int(0), r.str(1)?.to_string()));
+                    Ok::<_, StoreError>(())
+                },
+            )?;
+        }
+        Ok((invoices, b))
+    }
+
+    /// Every open invoice, decoded and dropped: (invoices, customers).
+    pub(super) fn scan(db: &crate::ffi::sqlite::Handle) -> Result<(u64, u64)> {
+        let sql = format!(
+            "SELECT {} FROM invoices WHERE status = 'open' AND open_minor > 0 ORDER BY customer_id, due_date, number",
+            crate::store::rows::OPEN_INVOICE_COLUMNS
+        );
+        let (mut invoices, mut customers, mut last) = (0u64, 0u64, None);
+        db.query(&sql, &[], |r| {
+            let row = open_invoice(r)?;
+            invoices += 1;
+            if last != Some(row.0) {
+                customers += 1;
+                last = Some(row.0);
+            }
+            Ok::<_, StoreError>(())
+        })?;
+        Ok((invoices, customers))
+    }
+
+    fn empty() -> BatchRows {
+        BatchRows {
+            customers: Vec::new(),
+            paid: Vec::new(),
+            credit: Vec::new(),
+            steps: Vec::new(),
+            promises: Vec::new(),
+            links: Vec::new(),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn dates_and_times_read_as_sqlx_writes_them() {
+            assert_eq!(super::date("2026-11-02").unwrap().to_string(), "2026-11-02");
+            assert!(super::date("2026-13-02").is_err());
+            assert!(super::date("20261102").is_err());
+            let t = super::time("2026-11-02T08:30:00.25+00:00").unwrap();
+            assert_eq!(t.to_rfc3339(), "2026-11-02T08:30:00.250+00:00");
+            let t = super::time("2026-11-02 08:30:00").unwrap();
+            assert_eq!(t.to_rfc3339(), "2026-11-02T08:30:00+00:00");
+            assert!(super::time("yesterday").is_err());
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Reads every open invoice in the order ticks read them, decoding each row as the
+    /// tick's reader does and keeping nothing: the read floor of the benchmarks, with
+    /// the tick's driver (SQLite's own interface).
+    pub(crate) async fn scan_open_invoices_impl(&self) -> Result<(u64, u64)> {
+        let mut conn = self.pool.acquire().await?;
+        sqlite_raw::with_handle(&mut conn, |db| read::scan(db)).await
+    }
+
+    /// Loads the accounts of the next batch (see the shared `load_account_batch`):
+    /// through SQLite's own interface, except for one customer asked for by its id.
+    async fn load_batch(
+        pool: SqlitePool,
+        filter: std::sync::Arc<super::AccountFilter>,
+        probe: bool,
+        after: Option<i64>,
+        batch: i64,
+    ) -> Result<(Vec<crate::domain::Account>, Option<i64>)> {
+        if filter.customer.is_some() {
+            return Self::load_account_batch(pool, filter, probe, after, batch).await;
+        }
+        let segments = filter
+            .segments
+            .as_ref()
+            .filter(|_| probe)
+            .map(|s| serde_json::to_string(s).unwrap_or_else(|_| "[]".into()));
+        let mut conn = pool.acquire().await?;
+        let (invoices, rows) = sqlite_raw::with_handle(&mut conn, |db| {
+            read::batch(db, segments.as_deref(), after, batch)
+        })
+        .await?;
+        drop(conn);
+        let last = invoices.last().map(|r| r.0);
+        let invoices = invoices
+            .into_iter()
+            .map(crate::store::rows::open_invoice)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((
+            crate::store::accounts::assemble(filter.segments.as_deref(), invoices, rows)?,
+            last,
+        ))
     }
 }
 

@@ -14,6 +14,7 @@ mod console;
 mod cookbook;
 mod daemon;
 mod documents;
+mod dunning_state;
 mod einvoice;
 mod experiments;
 mod explain;

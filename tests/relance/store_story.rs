@@ -520,7 +520,10 @@ async fn migrate_up_to(url: &str, last: u32) {
 
 /// Runs `sql` statements on the database in order; the rows of the last query (a
 /// statement starting with SELECT or PRAGMA), its columns as text.
-async fn raw_sql(url: &str, statements: &[&str]) -> Result<Vec<Vec<Option<String>>>, String> {
+pub(crate) async fn raw_sql(
+    url: &str,
+    statements: &[&str],
+) -> Result<Vec<Vec<Option<String>>>, String> {
     use sqlx::Row;
     macro_rules! run {
         ($pool:expr) => {{
@@ -612,6 +615,30 @@ async fn upgrade_story(url: &str) {
         store.migrate().await.unwrap(),
         shipped - 8,
         "0009 onwards applied"
+    );
+    // The dunning state folded from the log as it was (0021): the step of A's two
+    // actions on its open invoice F-1, in their order (B's action naming A's invoice is
+    // not A's), and the one delivery as a contact.
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        raw_sql(
+            url,
+            &["SELECT invoice, step, CAST(first_action AS TEXT), applied FROM invoice_steps"]
+        )
+        .await
+        .unwrap(),
+        [vec![
+            s("F-1"),
+            s("reminder_1"),
+            s("1"),
+            s("2026-03-05 2026-03-05")
+        ]]
+    );
+    assert_eq!(
+        raw_sql(url, &["SELECT CAST(action_id AS TEXT), kind FROM contacts"])
+            .await
+            .unwrap(),
+        [vec![s("1"), s("email")]]
     );
 
     let all = store

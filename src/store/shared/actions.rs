@@ -504,6 +504,73 @@ impl StoreImpl {
             .collect()
     }
 
+    /// A message delivered to a customer, counted by the contact budget.
+    pub(crate) async fn record_contact(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        customer_id: i64,
+        at: chrono::DateTime<chrono::Utc>,
+        kind: &str,
+        action_id: i64,
+    ) -> crate::store::Result<()> {
+        sqlx::query(
+            "INSERT INTO contacts (customer_id, at, kind, action_id) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(customer_id)
+        .bind(at)
+        .bind(kind)
+        .bind(action_id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Folds a customer's steps applied to its open invoices again from its whole log:
+    /// after an action stopped being an application of its step (cancelled, blocked)
+    /// or a live one (failed, dead), or became one again (retried).
+    pub(crate) async fn rebuild_steps(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        customer_id: i64,
+    ) -> crate::store::Result<()> {
+        let log: Vec<(i64, String, String, String, chrono::NaiveDate, String)> = sqlx::query_as(
+            "SELECT id, invoice_numbers, kind, step, decided_on, status FROM actions WHERE customer_id = $1 ORDER BY id",
+        )
+        .bind(customer_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        // The customer's open invoices: the state is theirs only.
+        let open: std::collections::HashSet<String> = sqlx::query_scalar(
+            "SELECT number FROM invoices WHERE customer_id = $1 AND status = 'open'",
+        )
+        .bind(customer_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+        let numbers = log
+            .iter()
+            .map(|r| {
+                Self::parse_numbers(&r.1)
+                    .map(|n| n.into_iter().filter(|i| open.contains(i)).collect())
+            })
+            .collect::<crate::store::Result<Vec<Vec<String>>>>()?;
+        sqlx::query("DELETE FROM invoice_steps WHERE customer_id = $1")
+            .bind(customer_id)
+            .execute(&mut *conn)
+            .await?;
+        let rows = crate::store::steps::fold(log.iter().zip(&numbers).map(|(r, n)| {
+            crate::store::steps::StepSource {
+                id: r.0,
+                customer_id,
+                invoices: n,
+                kind: &r.2,
+                step: &r.3,
+                day: r.4,
+                status: &r.5,
+            }
+        }));
+        Self::upsert_steps(conn, &rows).await
+    }
+
     pub(crate) async fn record_actions_sql(
         &self,
         batch: &[crate::store::actions::NewAction],
@@ -552,6 +619,19 @@ impl StoreImpl {
         snapshots.sort_unstable_by_key(|s| (s.0, s.1));
         snapshots.dedup_by_key(|s| (s.0, s.1));
         Self::insert_snapshots(&mut tx, &snapshots).await?;
+        // The steps the new actions applied, in the dunning state the next tick reads.
+        let steps = crate::store::steps::fold(rows.iter().filter_map(|(a, cid)| {
+            ids.get(&a.key).map(|&id| crate::store::steps::StepSource {
+                id,
+                customer_id: *cid,
+                invoices: &a.invoices,
+                kind: a.kind.as_str(),
+                step: &a.step,
+                day: a.decided_on,
+                status: a.status.as_str(),
+            })
+        }));
+        Self::upsert_steps(&mut tx, &steps).await?;
         let duplicates: Vec<(&str, i64)> = rows
             .iter()
             .map(|(a, cid)| (a.key.as_str(), *cid))
@@ -844,10 +924,10 @@ impl StoreImpl {
             completion,
             C::Deferred { .. } | C::Cancelled { .. }
         ));
-        let attempt: Option<i64> = sqlx::query_scalar(
+        let updated: Option<(i64, i64, String)> = sqlx::query_as(
             "UPDATE actions SET status = $1, next_attempt_at = $2, provider_ref = COALESCE($3, provider_ref), last_error = $4, \
              lease_owner = NULL, lease_until = NULL, attempts = attempts - $5, updated_at = $6 \
-             WHERE id = $7 AND status = 'sending' AND lease_owner = $8 RETURNING attempts",
+             WHERE id = $7 AND status = 'sending' AND lease_owner = $8 RETURNING attempts, customer_id, kind",
         )
         .bind(status)
         .bind(next)
@@ -859,11 +939,20 @@ impl StoreImpl {
         .bind(owner)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(attempt) = attempt else {
+        let Some((attempt, customer_id, kind)) = updated else {
             // The lease expired and another worker took the action over.
             tx.rollback().await?;
             return Ok(false);
         };
+        // The dunning state: a message delivered is a contact; an action sending was
+        // an application of its step, which one cancelled, blocked, failed or dead is
+        // not (or no longer a live one).
+        if status == "sent" {
+            Self::record_contact(&mut tx, customer_id, now, &kind, action_id).await?;
+        }
+        if crate::store::steps::Applied::of(status) != crate::store::steps::Applied::Live {
+            Self::rebuild_steps(&mut tx, customer_id).await?;
+        }
         let detail = match completion {
             C::Retry { at, error } => Some(format!("{error}; next attempt at {}", at.to_rfc3339())),
             C::Deferred { until, reason } => {
@@ -982,12 +1071,12 @@ impl StoreImpl {
         now: chrono::DateTime<chrono::Utc>,
     ) -> crate::store::Result<()> {
         let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
-        let current: Option<(String, i64)> =
-            sqlx::query_as("SELECT status, attempts FROM actions WHERE id = $1")
+        let current: Option<(String, i64, i64, String)> =
+            sqlx::query_as("SELECT status, attempts, customer_id, kind FROM actions WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some((status, attempts)) = current else {
+        let Some((status, attempts, customer_id, kind)) = current else {
             return Err(crate::store::StoreError::NotFound {
                 what: "action",
                 key: id.to_string(),
@@ -1007,6 +1096,13 @@ impl StoreImpl {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        if to == "sent" {
+            Self::record_contact(&mut tx, customer_id, now, &kind, id).await?;
+        }
+        use crate::store::steps::Applied;
+        if Applied::of(&status) != Applied::of(to) {
+            Self::rebuild_steps(&mut tx, customer_id).await?;
+        }
         Self::event(&mut tx, id, to, attempts, Some(detail), None, now).await?;
         tx.commit().await?;
         Ok(())

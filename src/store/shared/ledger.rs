@@ -1019,11 +1019,11 @@ impl crate::store::LedgerTx for Tx {
         let mut invoices = a.invoices.clone();
         invoices.sort();
         invoices.dedup();
-        let named: Vec<(String, i64)> = if invoices.is_empty() {
+        let named: Vec<(String, i64, String, String)> = if invoices.is_empty() {
             Vec::new()
         } else {
             let mut qb = sqlx::QueryBuilder::<Db>::new(
-                "SELECT currency, amount_minor FROM invoices WHERE customer_id = ",
+                "SELECT currency, amount_minor, status, number FROM invoices WHERE customer_id = ",
             );
             qb.push_bind(a.customer_id);
             qb.push(" AND number IN (");
@@ -1043,7 +1043,7 @@ impl crate::store::LedgerTx for Tx {
             ));
         }
         let currency = match named.first() {
-            Some((c, _)) => c.clone(),
+            Some((c, ..)) => c.clone(),
             None => {
                 sqlx::query_scalar("SELECT currency FROM customers WHERE id = $1")
                     .bind(a.customer_id)
@@ -1051,7 +1051,7 @@ impl crate::store::LedgerTx for Tx {
                     .await?
             }
         };
-        if named.iter().any(|(c, _)| *c != currency) {
+        if named.iter().any(|(c, ..)| *c != currency) {
             return Err(crate::store::StoreError::Invalid(
                 "an action names invoices of one currency".into(),
             ));
@@ -1060,7 +1060,7 @@ impl crate::store::LedgerTx for Tx {
             Some(amount) => crate::store::rows::currency(&currency)?
                 .to_minor(amount)
                 .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?,
-            None => named.iter().map(|(_, m)| m).sum(),
+            None => named.iter().map(|(_, m, ..)| m).sum(),
         };
         let day = a.sent_at.date_naive();
         let key = format!(
@@ -1104,6 +1104,25 @@ impl crate::store::LedgerTx for Tx {
             .bind(format!("imported from {}", a.source))
             .execute(&mut *self.tx)
             .await?;
+        StoreImpl::record_contact(&mut self.tx, a.customer_id, a.sent_at, a.kind.as_str(), id)
+            .await?;
+        // The state is the open invoices' (a closed one's steps come back from the log
+        // if it reopens).
+        let open: Vec<String> = named
+            .iter()
+            .filter(|n| n.2 == "open")
+            .map(|n| n.3.clone())
+            .collect();
+        let steps = crate::store::steps::fold([crate::store::steps::StepSource {
+            id,
+            customer_id: a.customer_id,
+            invoices: &open,
+            kind: a.kind.as_str(),
+            step: &a.step,
+            day,
+            status: "sent",
+        }]);
+        StoreImpl::upsert_steps(&mut self.tx, &steps).await?;
         Ok(true)
     }
 
@@ -1234,7 +1253,7 @@ impl StoreImpl {
     /// more). One statement reads a range of the covering index, limited in rows;
     /// the last customer it reached is left for the next batch unless it is the only
     /// one, whose invoices are then read to the end.
-    async fn load_account_batch(
+    pub(crate) async fn load_account_batch(
         pool: sqlx::Pool<Db>,
         filter: std::sync::Arc<crate::store::AccountFilter>,
         probe_segments: bool,
@@ -1344,7 +1363,6 @@ impl StoreImpl {
         segments: Option<&[String]>,
         rows: Vec<(i64, i64, i64, crate::domain::OpenInvoice)>,
     ) -> crate::store::Result<Vec<crate::domain::Account>> {
-        use std::collections::HashMap;
         type E = crate::store::StoreError;
         let mut ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
         ids.dedup();
@@ -1388,25 +1406,17 @@ impl StoreImpl {
         };
         // The steps already taken for the batch's customers; only those on invoices
         // still open matter to the rules.
+        // The steps applied to the batch's open invoices: the dunning state kept as
+        // actions are recorded (closed invoices' steps, however many, are not kept).
         let history_q = async move {
             let sql = format!(
-                "SELECT customer_id, invoice_numbers, kind, step, decided_on, status FROM actions \
-                 WHERE status NOT IN ('cancelled', 'blocked', 'duplicate') AND customer_id {in_ids} ORDER BY customer_id, id"
+                "SELECT invoice, kind, step, first_action, applied FROM invoice_steps WHERE customer_id {in_ids}"
             );
-            let rows: Vec<(i64, String, String, String, chrono::NaiveDate, String)> =
+            let rows: Vec<(String, String, String, i64, String)> =
                 sqlx::query_as(&sql).bind(ids_ref).fetch_all(pool).await?;
             Ok::<_, E>(rows)
         };
-        type PromiseTuple = (
-            i64,
-            i64,
-            chrono::NaiveDate,
-            String,
-            i64,
-            String,
-            Option<String>,
-            chrono::DateTime<chrono::Utc>,
-        );
+        use crate::store::accounts::PromiseTuple;
         let promises_q = async move {
             let sql = format!(
                 "SELECT p.customer_id, p.id, p.promised_date, p.currency, p.amount_minor, p.status, p.note, p.created_at FROM promises p \
@@ -1425,107 +1435,20 @@ impl StoreImpl {
             }
             Ok::<_, E>((promises, links))
         };
-        let (customers, paid_rows, credit, history, (promises, links)) =
+        let (customers, paid, credit, steps, (promises, links)) =
             tokio::try_join!(customers_q, paid_q, credit_q, history_q, promises_q)?;
-
-        // Customers of the segments asked for only (see `accounts`).
-        let mut customers: HashMap<i64, crate::domain::Customer> = customers
-            .into_iter()
-            .filter(|c| segments.is_none_or(|s| s.contains(&c.row.segment)))
-            .map(|c| Ok((c.id, crate::domain::Customer::try_from(c.row)?)))
-            .collect::<crate::store::Result<_>>()?;
-        let mut paid: HashMap<i64, Vec<(chrono::NaiveDate, i64)>> = HashMap::new();
-        for (inv, date, amt) in paid_rows {
-            paid.entry(inv).or_default().push((date, amt));
-        }
-        let mut promise_invoices: HashMap<i64, Vec<String>> = HashMap::new();
-        for (pid, number) in links {
-            promise_invoices.entry(pid).or_default().push(number);
-        }
-
-        let mut accounts: Vec<crate::domain::Account> = Vec::with_capacity(ids.len());
-        let mut index: HashMap<i64, usize> = HashMap::with_capacity(ids.len());
-        for (cid, invoice_id, _, mut open) in rows {
-            let Some(pos) = index.get(&cid).copied().or_else(|| {
-                let customer = customers.remove(&cid)?;
-                accounts.push(crate::domain::Account {
-                    customer,
-                    invoices: Vec::new(),
-                    unapplied_credit: rust_decimal::Decimal::ZERO,
-                    history: Vec::new(),
-                    promises: Vec::new(),
-                });
-                index.insert(cid, accounts.len() - 1);
-                Some(accounts.len() - 1)
-            }) else {
-                continue;
-            };
-            let cur = open.invoice.currency;
-            open.invoice.customer = accounts[pos].customer.external_id.clone();
-            if let Some(mut list) = paid.remove(&invoice_id) {
-                list.sort();
-                open.payments = list
-                    .into_iter()
-                    .map(|(d, m)| (d, cur.from_minor(m)))
-                    .collect();
-            }
-            accounts[pos].invoices.push(open);
-        }
-        for (cid, cur, minor) in credit {
-            if let Some(&pos) = index.get(&cid) {
-                let a = &mut accounts[pos];
-                if a.customer.currency.code() == cur {
-                    a.unapplied_credit = a.customer.currency.from_minor(minor);
-                }
-            }
-        }
-        for (cid, numbers, kind, step, date, status) in history {
-            let Some(&pos) = index.get(&cid) else {
-                continue;
-            };
-            let numbers: Vec<String> = serde_json::from_str(&numbers).map_err(|e| {
-                crate::store::StoreError::Corrupt(format!(
-                    "action invoice numbers '{numbers}': {e}"
-                ))
-            })?;
-            let kind: crate::domain::ActionKind =
-                kind.parse().map_err(crate::store::StoreError::Corrupt)?;
-            for number in numbers {
-                if !accounts[pos]
-                    .invoices
-                    .iter()
-                    .any(|o| AsRef::<str>::as_ref(&o.invoice.number) == number.as_str())
-                {
-                    continue;
-                }
-                let (step, status) = (step.clone(), status.clone());
-                accounts[pos].history.push(crate::domain::StepRecord {
-                    invoice: number,
-                    kind,
-                    step,
-                    date,
-                    status,
-                });
-            }
-        }
-        for (cid, id, promised_date, cur, amount, status, note, created_at) in promises {
-            if let Some(&pos) = index.get(&cid) {
-                let row = crate::store::rows::PromiseRow {
-                    id,
-                    customer: accounts[pos].customer.external_id.clone(),
-                    promised_date,
-                    currency: cur,
-                    amount_minor: amount,
-                    status,
-                    note,
-                    created_at,
-                };
-                accounts[pos]
-                    .promises
-                    .push(row.into_promise(promise_invoices.remove(&id).unwrap_or_default())?);
-            }
-        }
-        Ok(accounts)
+        crate::store::accounts::assemble(
+            segments,
+            rows,
+            crate::store::accounts::BatchRows {
+                customers,
+                paid,
+                credit,
+                steps,
+                promises,
+                links,
+            },
+        )
     }
 }
 
@@ -1871,7 +1794,7 @@ impl crate::store::LedgerStore for StoreImpl {
                 probe = qb.build_query_scalar().persistent(false).fetch_one(&self.pool).await?;
             }
             let load = |after: Option<i64>| {
-                tokio::spawn(Self::load_account_batch(self.pool.clone(), filter.clone(), probe, after, batch.max(1) as i64))
+                tokio::spawn(Self::load_batch(self.pool.clone(), filter.clone(), probe, after, batch.max(1) as i64))
             };
             let mut next = load(None);
             loop {
@@ -1912,23 +1835,7 @@ impl crate::store::LedgerStore for StoreImpl {
     }
 
     async fn scan_open_invoices(&self) -> crate::store::Result<(u64, u64)> {
-        use futures_util::StreamExt;
-        let sql = format!(
-            "SELECT {} FROM invoices WHERE status = 'open' AND open_minor > 0 ORDER BY customer_id, due_date, number",
-            crate::store::rows::OPEN_INVOICE_COLUMNS
-        );
-        let mut rows =
-            sqlx::query_as::<_, crate::store::rows::OpenInvoiceRow>(&sql).fetch(&self.pool);
-        let (mut invoices, mut customers, mut last) = (0u64, 0u64, None);
-        while let Some(row) = rows.next().await {
-            let row = row?;
-            invoices += 1;
-            if last != Some(row.0) {
-                customers += 1;
-                last = Some(row.0);
-            }
-        }
-        Ok((invoices, customers))
+        self.scan_open_invoices_impl().await
     }
 
     async fn summary(
@@ -2113,18 +2020,19 @@ impl crate::store::ActionLog for StoreImpl {
         if kinds.is_empty() {
             return Ok(Vec::new());
         }
+        // The contacts kept by customer and time: the window's only.
         let mut qb = sqlx::QueryBuilder::<Db>::new(
-            "SELECT e.at FROM action_events e JOIN actions a ON a.id = e.action_id JOIN customers c ON c.id = a.customer_id WHERE e.status = 'sent' AND c.external_id = ",
+            "SELECT k.at FROM contacts k WHERE k.customer_id = (SELECT id FROM customers WHERE external_id = ",
         );
         qb.push_bind(customer.to_string())
-            .push(" AND e.at >= ")
+            .push(") AND k.at >= ")
             .push_bind(since)
-            .push(" AND a.kind IN (");
+            .push(" AND k.kind IN (");
         let mut sep = qb.separated(", ");
         for k in kinds {
             sep.push_bind(k.as_str());
         }
-        qb.push(") ORDER BY e.at");
+        qb.push(") ORDER BY k.at");
         let times: Vec<(chrono::DateTime<chrono::Utc>,)> =
             qb.build_query_as().fetch_all(&self.pool).await?;
         Ok(times.into_iter().map(|t| t.0).collect())

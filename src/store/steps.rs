@@ -1,0 +1,175 @@
+//! The dunning state kept beside the action log: the steps applied to each invoice
+//! (`invoice_steps`) and the messages delivered to each customer (`contacts`). Both are
+//! maintained when actions are recorded or change status, so that what a tick needs
+//! from history costs the same after a day or after years of log.
+
+use chrono::NaiveDate;
+
+/// Whether an action in this status applied its step: `Live` and `Lapsed` ones did
+/// (a failed reminder was still the reminder step of its invoice), `None` did not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// Planned, being sent, sent, retrying, held, or a rule error.
+    Live,
+    /// Failed or dead: applied, but an insurer handover that failed did not hand over.
+    Lapsed,
+    /// Cancelled or blocked: not an application of its step.
+    None,
+}
+
+impl Applied {
+    pub(crate) fn of(status: &str) -> Applied {
+        match status {
+            "cancelled" | "blocked" | "duplicate" => Applied::None,
+            "failed" | "dead" => Applied::Lapsed,
+            _ => Applied::Live,
+        }
+    }
+}
+
+/// One action as the state is folded from: its id (the log's order), customer,
+/// invoices, kind, step, day decided and status.
+pub(crate) struct StepSource<'a> {
+    pub id: i64,
+    pub customer_id: i64,
+    pub invoices: &'a [String],
+    pub kind: &'a str,
+    pub step: &'a str,
+    pub day: NaiveDate,
+    pub status: &'a str,
+}
+
+/// A row of `invoice_steps` to write: new, or appended to the row of the same customer,
+/// invoice and step (its days are added after the ones stored; its kind and first
+/// action are the stored ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepRow {
+    pub invoice: String,
+    pub step: String,
+    pub customer_id: i64,
+    pub kind: String,
+    pub first_action: i64,
+    pub applied: String,
+}
+
+/// The rows the applications of `sources` make, one per customer, invoice and step, in
+/// key order (the order the table is written in).
+pub(crate) fn fold<'a>(sources: impl IntoIterator<Item = StepSource<'a>>) -> Vec<StepRow> {
+    let mut sources: Vec<StepSource<'a>> = sources
+        .into_iter()
+        .filter(|s| Applied::of(s.status) != Applied::None && !s.invoices.is_empty())
+        .collect();
+    sources.sort_by_key(|s| s.id);
+    let mut rows: std::collections::BTreeMap<(i64, &str, &str), StepRow> = Default::default();
+    for s in &sources {
+        let day = s.day.format("%F");
+        let mark = if Applied::of(s.status) == Applied::Lapsed {
+            "!"
+        } else {
+            ""
+        };
+        for invoice in s.invoices {
+            match rows.get_mut(&(s.customer_id, invoice.as_str(), s.step)) {
+                Some(row) => {
+                    row.applied.push(' ');
+                    row.applied.push_str(mark);
+                    row.applied.push_str(&day.to_string());
+                }
+                None => {
+                    rows.insert(
+                        (s.customer_id, invoice.as_str(), s.step),
+                        StepRow {
+                            invoice: invoice.clone(),
+                            step: s.step.to_string(),
+                            customer_id: s.customer_id,
+                            kind: s.kind.to_string(),
+                            first_action: s.id,
+                            applied: format!("{mark}{day}"),
+                        },
+                    );
+                }
+            }
+        }
+    }
+    rows.into_values().collect()
+}
+
+/// The applications a row's `applied` lists: each day, and whether it lapsed.
+///
+/// # Errors
+/// A day that is not a date (the text is the store's own: a corrupt row).
+pub(crate) fn parse_applied(applied: &str) -> Result<Vec<(NaiveDate, bool)>, String> {
+    applied
+        .split_ascii_whitespace()
+        .map(|t| {
+            let (lapsed, day) = match t.strip_prefix('!') {
+                Some(d) => (true, d),
+                None => (false, t),
+            };
+            NaiveDate::parse_from_str(day, "%F")
+                .map(|d| (d, lapsed))
+                .map_err(|e| format!("invoice step applied on '{t}': {e}"))
+        })
+        .collect()
+}
+
+/// The statement that writes [`StepRow`]s, after its `VALUES`: a row already there
+/// gets the new days appended.
+pub(crate) const UPSERT_TAIL: &str = "ON CONFLICT (customer_id, invoice, step) DO UPDATE SET applied = invoice_steps.applied || ' ' || excluded.applied";
+pub(crate) const UPSERT_HEAD: &str =
+    "INSERT INTO invoice_steps (customer_id, invoice, step, kind, first_action, applied)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn applications_fold_per_invoice_and_step_in_the_logs_order() {
+        let a = vec!["F1".to_string(), "F2".to_string()];
+        let b = vec!["F1".to_string()];
+        let rows = fold([
+            StepSource {
+                id: 7,
+                customer_id: 1,
+                invoices: &b,
+                kind: "email",
+                step: "r1",
+                day: d("2026-11-09"),
+                status: "failed",
+            },
+            StepSource {
+                id: 3,
+                customer_id: 1,
+                invoices: &a,
+                kind: "email",
+                step: "r1",
+                day: d("2026-11-02"),
+                status: "sent",
+            },
+            StepSource {
+                id: 9,
+                customer_id: 1,
+                invoices: &b,
+                kind: "sms",
+                step: "r2",
+                day: d("2026-11-10"),
+                status: "cancelled",
+            },
+        ]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].invoice, "F1");
+        assert_eq!(rows[0].first_action, 3);
+        assert_eq!(rows[0].applied, "2026-11-02 !2026-11-09");
+        assert_eq!(rows[1].invoice, "F2");
+        assert_eq!(rows[1].applied, "2026-11-02");
+        assert_eq!(
+            parse_applied(&rows[0].applied).unwrap(),
+            vec![(d("2026-11-02"), false), (d("2026-11-09"), true)]
+        );
+        assert!(parse_applied("2026-13-01").is_err());
+    }
+}
