@@ -22,13 +22,13 @@ CREATE TABLE invoice_steps (
 );
 
 INSERT INTO invoice_steps (customer_id, invoice, step, kind, first_action, applied)
-SELECT i.customer_id, i.number, a.step, (array_agg(a.kind ORDER BY a.id))[1], MIN(a.id),
+SELECT a.customer_id, j.invoice, a.step, (array_agg(a.kind ORDER BY a.id))[1], MIN(a.id),
        string_agg(CASE WHEN a.status IN ('failed', 'dead') THEN '!' ELSE '' END || to_char(a.decided_on, 'YYYY-MM-DD'), ' ' ORDER BY a.id)
-FROM invoices i
-JOIN actions a ON a.customer_id = i.customer_id
+FROM actions a
 CROSS JOIN LATERAL jsonb_array_elements_text(a.invoice_numbers::jsonb) AS j (invoice)
-WHERE i.status = 'open' AND j.invoice = i.number AND a.status NOT IN ('cancelled', 'blocked', 'duplicate')
-GROUP BY i.customer_id, i.number, a.step;
+JOIN invoices i ON i.number = j.invoice AND i.customer_id = a.customer_id AND i.status = 'open'
+WHERE a.status NOT IN ('cancelled', 'blocked', 'duplicate')
+GROUP BY a.customer_id, j.invoice, a.step;
 
 CREATE FUNCTION invoice_steps_follow_status() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -21,16 +21,16 @@ CREATE TABLE invoice_steps (
     PRIMARY KEY (customer_id, invoice, step)
 ) WITHOUT ROWID;
 
--- The open invoices' applications so far. With one min() aggregate, SQLite takes the
--- bare column (kind) from the row of the first action.
+-- The open invoices' applications so far, from the log (each action's invoices, then
+-- the invoice by its unique number). With one min() aggregate, SQLite takes the bare
+-- column (kind) from the row of the first action.
 INSERT INTO invoice_steps (customer_id, invoice, step, kind, first_action, applied)
-SELECT i.customer_id, i.number, a.step, a.kind, MIN(a.id),
+SELECT a.customer_id, j.value, a.step, a.kind, MIN(a.id),
        group_concat(CASE WHEN a.status IN ('failed', 'dead') THEN '!' ELSE '' END || a.decided_on, ' ' ORDER BY a.id)
-FROM invoices i
-JOIN actions a ON a.customer_id = i.customer_id
-JOIN json_each(a.invoice_numbers) j ON j.value = i.number
-WHERE i.status = 'open' AND a.status NOT IN ('cancelled', 'blocked', 'duplicate')
-GROUP BY i.customer_id, i.number, a.step;
+FROM actions a CROSS JOIN json_each(a.invoice_numbers) j CROSS JOIN invoices i
+WHERE i.number = j.value AND i.customer_id = a.customer_id AND i.status = 'open'
+  AND a.status NOT IN ('cancelled', 'blocked', 'duplicate')
+GROUP BY a.customer_id, j.value, a.step;
 
 CREATE TRIGGER invoice_steps_on_close AFTER UPDATE OF status ON invoices
 WHEN OLD.status = 'open' AND NEW.status <> 'open'

@@ -10,8 +10,7 @@ use crate::helpers::{postgres_admin_url, say_postgres_skipped, workspace_with_ru
 const RULE: &str = r#"
 let open = customer.dunnable;
 [
-    email("reminder_1", open.overdue_between(1, 29)),
-    email("weekly", open.overdue(5), #{ repeat_after_days: 7 }),
+    email("reminder_1", open.overdue(1), #{ step: "weekly", repeat_after_days: 7 }),
     call_task("call", open.overdue(30)),
 ]
 "#;
@@ -34,7 +33,7 @@ async fn stored_and_folded(url: &str) -> [Vec<Vec<Option<String>>>; 4] {
     };
     let stored_steps = "SELECT invoice, step, CAST(customer_id AS TEXT), kind, CAST(first_action AS TEXT), applied FROM invoice_steps ORDER BY 1, 2";
     let folded_contacts = "SELECT CAST(a.customer_id AS TEXT), a.kind, CAST(a.id AS TEXT) FROM action_events e JOIN actions a ON a.id = e.action_id WHERE e.status = 'sent' ORDER BY a.id";
-    let stored_contacts = "SELECT CAST(customer_id AS TEXT), kind, CAST(action_id AS TEXT) FROM contacts ORDER BY action_id";
+    let stored_contacts = "SELECT CAST(k.customer_id AS TEXT), k.kind, CAST(k.action_id AS TEXT) FROM contacts k ORDER BY k.action_id";
     let mut out: [Vec<Vec<Option<String>>>; 4] = Default::default();
     for (i, sql) in [stored_steps, folded_steps, stored_contacts, folded_contacts]
         .iter()
@@ -82,7 +81,7 @@ async fn state_story(url: &str) {
         .filter(|r| r[0].as_deref() == Some("F-1") && r[1].as_deref() == Some("weekly"))
         .collect();
     assert_eq!(
-        weekly[0][5].as_deref(),
+        weekly.first().and_then(|r| r[5].as_deref()),
         Some("2026-11-02 2026-11-09"),
         "{stored:?}"
     );
@@ -116,16 +115,17 @@ async fn state_story(url: &str) {
     // folded again, and the next tick decides the step again (a duplicate of the
     // cancelled decision, never a second message).
     run(&["tick", "--as-of", "2026-11-16"]);
-    let planned: serde_json::Value = serde_json::from_str(&run(&[
-        "actions", "list", "--status", "planned", "--format", "json",
-    ]))
-    .unwrap();
-    let ids: Vec<i64> = planned
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_i64().unwrap())
+    // One JSON object per line.
+    let listed = run(&["actions", "list", "--status", "planned", "--format", "json"]);
+    let ids: Vec<i64> = listed
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
         .collect();
+    let planned = &listed;
     assert!(ids.len() >= 2, "{planned}");
     for id in &ids[..2] {
         run(&[

@@ -201,13 +201,18 @@ async fn simulate_small_ledger(w: &Workspace, db_url: &str) -> Vec<serde_json::V
         .collect()
 }
 
-/// A step already applied: an action row naming its invoice, as the daemon records them.
+/// A step already applied: an action row naming its invoice and the invoice's step in
+/// the dunning state, as the daemon records them.
 async fn insert_history(url: &str, customer: &str, invoice: &str, step: &str, date: &str) {
     let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
     let now = chrono::Utc::now();
     let insert = "INSERT INTO actions (idempotency_key, customer_id, segment, kind, step, template, options, currency, amount_minor, rule_file, rule_hash, facts, decided_on, status, created_at, updated_at) \
          SELECT $1, id, segment, 'email', $2, $2, '{}', 'EUR', 0, 'rules/ladder.rhai', 'x', '{}', $3, 'sent', $4, $4 FROM customers WHERE external_id = $5";
     let link = "UPDATE actions SET invoice_numbers = $2 WHERE idempotency_key = $1";
+    // The dunning state the daemon keeps with each action it records.
+    let state =
+        "INSERT INTO invoice_steps (customer_id, invoice, step, kind, first_action, applied) \
+         SELECT customer_id, $2, step, kind, id, $3 FROM actions WHERE idempotency_key = $1";
     let key = format!("test:{customer}:{step}:{invoice}");
     macro_rules! run {
         ($pool:expr) => {{
@@ -224,6 +229,13 @@ async fn insert_history(url: &str, customer: &str, invoice: &str, step: &str, da
             sqlx::query(link)
                 .bind(&key)
                 .bind(serde_json::json!([invoice]).to_string())
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query(state)
+                .bind(&key)
+                .bind(invoice)
+                .bind(date)
                 .execute(&pool)
                 .await
                 .unwrap();

@@ -1404,8 +1404,6 @@ impl StoreImpl {
                 sqlx::query_as(&sql).bind(ids_ref).fetch_all(pool).await?;
             Ok::<_, E>(rows)
         };
-        // The steps already taken for the batch's customers; only those on invoices
-        // still open matter to the rules.
         // The steps applied to the batch's open invoices: the dunning state kept as
         // actions are recorded (closed invoices' steps, however many, are not kept).
         let history_q = async move {
