@@ -319,13 +319,16 @@ fn line(what: &str, m: &Measured, against: Duration, target: f64, floor_name: &s
     );
 }
 
+/// A ledger to tick: its URL, and its file on SQLite.
+type Ledger = (String, Option<PathBuf>);
+
 struct Backend<'a> {
     name: &'a str,
     /// A fresh ledger of the portfolio: its URL, and its file on SQLite.
-    fresh: Box<dyn Fn(&str) -> (String, Option<PathBuf>) + 'a>,
+    fresh: Box<dyn Fn(&str) -> Ledger + 'a>,
     write_floor: fn(&str) -> (Duration, u64),
     /// The ledger with a year of history, if available.
-    year: Option<(String, Option<PathBuf>)>,
+    year: Option<Ledger>,
 }
 
 fn run(backend: &Backend, root: &Path, phases: &[String], days: u32) {

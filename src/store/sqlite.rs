@@ -34,10 +34,12 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Claims the oldest due action (see `shared/actions.rs`).
+    /// Claims the oldest due action (see `shared/actions.rs`), through the queue's own
+    /// index: with the index by status, SQLite sorted every planned action by id for
+    /// each claim (30 ms with 400,000 planned).
     const CLAIM_SQL: &'static str = concat!(
         "UPDATE actions SET status = 'sending', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
-         WHERE id = (SELECT id FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
+         WHERE id = (SELECT id FROM actions INDEXED BY actions_queue WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
          ORDER BY id LIMIT 1) AND status IN ('planned', 'retrying') \
          RETURNING ",
         claimed_action_columns!()
@@ -572,7 +574,7 @@ impl SqliteStore {
     /// the tick's driver (SQLite's own interface).
     pub(crate) async fn scan_open_invoices_impl(&self) -> Result<(u64, u64)> {
         let mut conn = self.pool.acquire().await?;
-        sqlite_raw::with_handle(&mut conn, |db| read::scan(db)).await
+        sqlite_raw::with_handle(&mut conn, read::scan).await
     }
 
     /// Loads the accounts of the next batch (see the shared `load_account_batch`):
