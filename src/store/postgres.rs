@@ -306,6 +306,25 @@ impl PostgresStore {
             rows.iter().map(|r| f(r)).collect::<Vec<i64>>()
         };
         let all: Vec<&Row> = rows.iter().collect();
+        let upsert = format!(
+            "{} SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[]) {}",
+            super::steps::UPSERT_HEAD,
+            super::steps::UPSERT_TAIL
+        );
+        // A few rows (one past action imported, one customer's state folded again): one
+        // statement rather than a look-up, a copy and its savepoint.
+        if rows.len() <= 8 {
+            sqlx::query(&upsert)
+                .bind(ints(&all, &|r| r.customer_id))
+                .bind(strings(&all, &|r| &r.invoice))
+                .bind(strings(&all, &|r| &r.step))
+                .bind(strings(&all, &|r| &r.kind))
+                .bind(ints(&all, &|r| r.first_action))
+                .bind(strings(&all, &|r| &r.applied))
+                .execute(&mut *conn)
+                .await?;
+            return Ok(());
+        }
         let existing: Vec<(i64, String, String)> = sqlx::query_as(
             "SELECT customer_id, invoice, step FROM invoice_steps \
              WHERE (customer_id, invoice, step) IN (SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[]))",
@@ -357,12 +376,7 @@ impl PostgresStore {
         {
             return Ok(());
         }
-        let sql = format!(
-            "{} SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[]) {}",
-            super::steps::UPSERT_HEAD,
-            super::steps::UPSERT_TAIL
-        );
-        sqlx::query(&sql)
+        sqlx::query(&upsert)
             .bind(ints(&new, &|r| r.customer_id))
             .bind(strings(&new, &|r| &r.invoice))
             .bind(strings(&new, &|r| &r.step))

@@ -203,6 +203,29 @@ impl SqliteStore {
         if rows.is_empty() {
             return Ok(());
         }
+        // A few rows (one past action imported, one customer's state folded again):
+        // through sqlx, whose statement is prepared once per connection. SQLite's own
+        // interface pays off for a batch, not for a row: each use hands the runtime's
+        // worker over to another thread.
+        if rows.len() <= 8 {
+            let sql = format!(
+                "{} VALUES ($1, $2, $3, $4, $5, $6) {}",
+                super::steps::UPSERT_HEAD,
+                super::steps::UPSERT_TAIL
+            );
+            for r in rows {
+                sqlx::query(&sql)
+                    .bind(r.customer_id)
+                    .bind(&r.invoice)
+                    .bind(&r.step)
+                    .bind(&r.kind)
+                    .bind(r.first_action)
+                    .bind(&r.applied)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            return Ok(());
+        }
         let values: Vec<Value<'_>> = rows
             .iter()
             .flat_map(|r| {
