@@ -71,30 +71,39 @@ pub fn bench_dir() -> PathBuf {
 
 /// The generated portfolio (seed 42, as of `as_of`), generated on first use.
 pub fn portfolio(customers: u32, invoices: u32, as_of: &str) -> PathBuf {
+    generated("portfolio", customers, invoices, as_of, &[])
+}
+
+/// `relance sample` into `target/bench-data/{name}-{customers}-{invoices}-seed42`, unless
+/// it is there already; `extra` are further arguments of the command.
+fn generated(name: &str, customers: u32, invoices: u32, as_of: &str, extra: &[&str]) -> PathBuf {
     let dir = bench_dir();
-    let data = dir.join(format!("portfolio-{customers}-{invoices}-seed42"));
+    let data = dir.join(format!("{name}-{customers}-{invoices}-seed42"));
     if !data.join("payments.csv").exists() {
         eprintln!(
-            "generating {customers} customers and {invoices} invoices into {}",
+            "generating {customers} customers and {invoices} invoices ({name}) into {}",
             data.display()
         );
-        let d = data.display().to_string();
-        run_in(
-            &dir,
-            &[
-                "sample",
-                "--customers",
-                &customers.to_string(),
-                "--invoices",
-                &invoices.to_string(),
-                "--seed",
-                "42",
-                "--as-of",
-                as_of,
-                "--out",
-                &d,
-            ],
+        let (c, i, d) = (
+            customers.to_string(),
+            invoices.to_string(),
+            data.display().to_string(),
         );
+        let mut args = vec![
+            "sample",
+            "--customers",
+            &c,
+            "--invoices",
+            &i,
+            "--seed",
+            "42",
+            "--as-of",
+            as_of,
+            "--out",
+            &d,
+        ];
+        args.extend_from_slice(extra);
+        run_in(&dir, &args);
     }
     data
 }
@@ -134,34 +143,13 @@ pub fn pg_admin(admin: &str, sql: &str) {
 
 /// The portfolio with a year of history, generated on first use.
 pub fn history(customers: u32, invoices: u32, as_of: &str) -> PathBuf {
-    let dir = bench_dir();
-    let data = dir.join(format!("history-{customers}-{invoices}-seed42"));
-    if !data.join("payments.csv").exists() {
-        eprintln!(
-            "generating a year of {customers} customers and {invoices} invoices into {}",
-            data.display()
-        );
-        let d = data.display().to_string();
-        run_in(
-            &dir,
-            &[
-                "sample",
-                "--customers",
-                &customers.to_string(),
-                "--invoices",
-                &invoices.to_string(),
-                "--seed",
-                "42",
-                "--as-of",
-                as_of,
-                "--history-days",
-                "365",
-                "--out",
-                &d,
-            ],
-        );
-    }
-    data
+    generated(
+        "history",
+        customers,
+        invoices,
+        as_of,
+        &["--history-days", "365"],
+    )
 }
 
 /// Imports the files of a history (`history`) in their order.
