@@ -56,6 +56,7 @@ fn action(n: usize) -> ClaimedAction {
         template: Some("reminder_1".into()),
         options: serde_json::json!({}),
         invoices,
+        promised: Vec::new(),
         currency: "EUR".into(),
         amount: rust_decimal::Decimal::new(370368, 2),
         attempt: 1,

@@ -175,6 +175,9 @@ pub fn dispatcher_for(config: &Config, store: Arc<dyn Store>) -> Result<Dispatch
         calendar: config.calendar.clone(),
         rate_limits: config.dispatch.rate_limits.clone(),
         recent: Default::default(),
+        last_reclaim: Default::default(),
+        claimed: Default::default(),
+        claim_batch: 1,
         channels,
         portal: config.portal.clone(),
         owner: instance_name(),
@@ -445,6 +448,8 @@ pub async fn launch(
     report_unscripted(store.as_ref(), &config).await?;
     let mut dispatcher = dispatcher_for(&config, store.clone())?;
     dispatcher.metrics = metrics;
+    // One claim feeds every worker of the instance.
+    dispatcher.claim_batch = opts.dispatch_workers.max(1);
     let dispatcher = Arc::new(dispatcher);
     let mut reports = report_dispatcher_for(&config, store.clone())?;
     reports.owner = opts.instance.clone();
@@ -608,6 +613,17 @@ async fn run(
         tracing::warn!(
             "grace period over with work in flight; its leases will expire and be reclaimed"
         );
+    }
+    // Claimed ahead and not started: back in the queue for the next instance.
+    match dispatcher.give_back().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            actions = n,
+            "actions claimed but not delivered put back in the queue"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot put back the actions claimed but not delivered; their leases will expire and be reclaimed")
+        }
     }
     tracing::info!("stopped");
     Ok(())

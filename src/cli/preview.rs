@@ -162,6 +162,7 @@ async fn for_customer(
         template: Some(template.to_string()),
         options: serde_json::json!({}),
         invoices,
+        promised: Vec::new(),
         currency: currency.code().to_string(),
         amount,
         attempt: 0,

@@ -80,6 +80,10 @@ impl Step {
     }
 }
 
+/// How long an action claimed ahead is delivered on what its claim read; after that
+/// its invoices are read again before the stale check.
+const CLAIM_FRESH: Duration = Duration::from_secs(1);
+
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
     /// When each kind may be delivered (absent: any time).
@@ -95,6 +99,15 @@ pub struct Dispatcher {
             std::collections::VecDeque<DateTime<Utc>>,
         >,
     >,
+    /// Actions this instance claimed ahead, with when: a claim takes up to
+    /// `claim_batch` at once, in one transaction, and the workers deliver them in turn.
+    pub claimed: std::sync::Mutex<
+        std::collections::VecDeque<(std::time::Instant, crate::store::ClaimedAction)>,
+    >,
+    /// How many actions a claim takes at most (`relance serve`: one per worker).
+    pub claim_batch: usize,
+    /// When this instance last looked for expired leases (see `reclaim_due`).
+    pub last_reclaim: std::sync::Mutex<Option<std::time::Instant>>,
     pub channels: Channels,
     /// The debtor portal: each message gets the customer's link (`{{ portal_url }}`).
     pub portal: crate::config::PortalConfig,
@@ -114,24 +127,42 @@ impl Dispatcher {
     /// Database errors; delivery errors are outcomes, not errors.
     pub async fn try_execute_once(&self) -> Result<Step, StoreError> {
         let now = Utc::now();
-        for (id, status) in self
-            .store
-            .reclaim_expired(now, &self.channels.held_kinds())
-            .await?
-        {
-            tracing::warn!(action = id, status = %status, "send interrupted (lease expired), reclaimed");
+        if self.reclaim_due() {
+            for (id, status) in self
+                .store
+                .reclaim_expired(now, &self.channels.held_kinds())
+                .await?
+            {
+                tracing::warn!(action = id, status = %status, "send interrupted (lease expired), reclaimed");
+            }
         }
         let lease_until = now
             + chrono::Duration::from_std(self.lease)
                 .unwrap_or_else(|_| chrono::Duration::seconds(60));
-        let Some(mut action) = self
-            .store
-            .claim_action(&self.owner, lease_until, now)
-            .await?
-        else {
+        let Some((claimed_at, mut action)) = self.next_claimed(lease_until, now).await? else {
             return Ok(Step::Idle);
         };
         let id = action.id;
+        // Claimed ahead a while ago (the deliveries before it were slow): its lease is
+        // extended, one lost meanwhile is not delivered, and its invoices are read
+        // again for the checks below.
+        if claimed_at.elapsed() > CLAIM_FRESH.min(self.lease / 3) {
+            if !self
+                .store
+                .extend_lease(id, &self.owner, lease_until)
+                .await?
+            {
+                tracing::warn!(
+                    action = id,
+                    "lease lost before delivery; another worker owns the action"
+                );
+                return Ok(Step::LeaseLost { id });
+            }
+            match self.store.action_message(id).await? {
+                Some(fresh) => action = fresh,
+                None => return Ok(Step::LeaseLost { id }),
+            }
+        }
         match std::env::var("RELANCE_FAILPOINT").as_deref() {
             // Crash injection for tests of lease recovery: die holding the lease, or
             // hang holding it until the test kills the process.
@@ -145,7 +176,7 @@ impl Dispatcher {
         // A call a user scheduled is made whatever happened to the invoices since
         // (a promise, a dispute): the user asked for it knowing the account.
         if !crate::call_outcomes::scheduled_by_hand(&action.step) {
-            if let Some(reason) = self.store.stale_reason(id, today).await? {
+            if let Some(reason) = stale_reason(&action, today) {
                 return self.finish(id, Completion::Cancelled { reason }).await;
             }
         }
@@ -305,6 +336,73 @@ impl Dispatcher {
         }
         .instrument(span)
         .await
+    }
+
+    /// The next action to deliver: one this instance claimed ahead, else the first of
+    /// a new claim of up to `claim_batch` (the others wait for this instance's next
+    /// workers), with when it was claimed.
+    async fn next_claimed(
+        &self,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(std::time::Instant, crate::store::ClaimedAction)>, StoreError> {
+        if let Some(next) = self.claimed.lock().ok().and_then(|mut q| q.pop_front()) {
+            return Ok(Some(next));
+        }
+        let mut batch = self
+            .store
+            .claim_actions(&self.owner, lease_until, now, self.claim_batch.max(1))
+            .await?
+            .into_iter();
+        let at = std::time::Instant::now();
+        let first = batch.next();
+        if let Ok(mut q) = self.claimed.lock() {
+            q.extend(batch.map(|a| (at, a)));
+        }
+        Ok(first.map(|a| (at, a)))
+    }
+
+    /// Puts the actions claimed ahead and not delivered back in the queue (a stopping
+    /// instance), rather than leaving them to their leases' expiry.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn give_back(&self) -> Result<usize, StoreError> {
+        let left: Vec<_> = self
+            .claimed
+            .lock()
+            .map(|mut q| q.drain(..).collect())
+            .unwrap_or_default();
+        let mut given = 0;
+        for (_, a) in left {
+            let back = Completion::Deferred {
+                until: Utc::now(),
+                reason: "claimed but not delivered before the instance stopped".into(),
+            };
+            if self
+                .store
+                .complete_action(a.id, &self.owner, &back, Utc::now())
+                .await?
+            {
+                given += 1;
+            }
+        }
+        Ok(given)
+    }
+
+    /// Whether to look for expired leases before this claim: on the first one, then at
+    /// most twice a lease (and at least every second), not before every action.
+    fn reclaim_due(&self) -> bool {
+        let every = (self.lease / 2).min(Duration::from_secs(1));
+        let Ok(mut last) = self.last_reclaim.lock() else {
+            return true;
+        };
+        let now = std::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < every) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     /// Runs a delivery while extending the action's lease every third of its length, so
@@ -614,4 +712,44 @@ mod tests {
             Some(t("2026-12-28T08:00:00Z"))
         );
     }
+}
+
+/// Why a claimed action must not be sent any more, as of `today`, if so: the customer
+/// or an invoice paused, an invoice paid, cancelled or disputed, or a promise to pay on
+/// one of its invoices not yet due (all as they stood when the action was claimed).
+pub fn stale_reason(
+    action: &crate::store::ClaimedAction,
+    today: chrono::NaiveDate,
+) -> Option<String> {
+    let customer_pause = action
+        .customer
+        .pause
+        .as_ref()
+        .filter(|p| p.active_on(today));
+    for i in &action.invoices {
+        if let Some(p) = customer_pause {
+            return Some(format!("customer paused: {}", p.reason));
+        }
+        if i.status != crate::domain::InvoiceStatus::Open
+            || i.open_amount <= rust_decimal::Decimal::ZERO
+        {
+            let status = if i.status == crate::domain::InvoiceStatus::Open {
+                "paid"
+            } else {
+                i.status.as_str()
+            };
+            return Some(format!("invoice {} is {status}", i.number));
+        }
+        if let Some(d) = &i.dispute {
+            return Some(format!("invoice {} disputed: {}", i.number, d.reason));
+        }
+        if let Some(p) = i.pause.as_ref().filter(|p| p.active_on(today)) {
+            return Some(format!("invoice {} paused: {}", i.number, p.reason));
+        }
+    }
+    action
+        .promised
+        .iter()
+        .find(|(_, d)| *d >= today)
+        .map(|(n, d)| format!("invoice {n} promised to be paid by {d}"))
 }

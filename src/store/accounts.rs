@@ -19,6 +19,7 @@ pub(crate) type PromiseTuple = (
 );
 
 /// What is read for a batch of open invoices besides the invoices themselves.
+#[derive(Default)]
 pub(crate) struct BatchRows {
     /// The batch's customers.
     pub customers: Vec<crate::store::rows::CustomerRowWithId>,
@@ -26,11 +27,22 @@ pub(crate) struct BatchRows {
     pub paid: Vec<(i64, NaiveDate, i64)>,
     /// Unapplied credit: customer id, currency, amount.
     pub credit: Vec<(i64, String, i64)>,
-    /// The steps applied to the open invoices: invoice, kind, step, first action, days.
-    pub steps: Vec<(String, String, String, i64, String)>,
+    /// The steps applied to the open invoices: customer id, invoice, kind, step, first
+    /// action, days.
+    pub steps: Vec<(i64, String, String, String, i64, String)>,
     pub promises: Vec<PromiseTuple>,
     /// The invoices each promise names: promise id, invoice number.
     pub links: Vec<(i64, String)>,
+}
+
+/// A batch as read, before [`assemble`] puts it together into accounts: its open
+/// invoices (customer id, invoice id, amount allocated, invoice; in customer order) and
+/// the rows that complete them. Reading the next batch need not wait for this one's
+/// assembly.
+#[derive(Default)]
+pub(crate) struct ReadBatch {
+    pub invoices: Vec<(i64, i64, i64, crate::domain::OpenInvoice)>,
+    pub rows: BatchRows,
 }
 
 /// The accounts of a batch: its open invoices (customer id, invoice id, amount
@@ -44,7 +56,6 @@ pub(crate) fn assemble(
     rows: Vec<(i64, i64, i64, crate::domain::OpenInvoice)>,
     b: BatchRows,
 ) -> crate::store::Result<Vec<crate::domain::Account>> {
-    let rows_count = rows.len();
     let customers_count = b.customers.len();
     // Customers of the segments asked for only (see `accounts`).
     let mut customers: HashMap<i64, crate::domain::Customer> = b
@@ -99,19 +110,21 @@ pub(crate) fn assemble(
         }
     }
     // Each application of a step, in the order of the log: by day, then by the
-    // action that first applied the step.
-    let mut owner: HashMap<&str, usize> = HashMap::with_capacity(rows_count);
-    for (pos, a) in accounts.iter().enumerate() {
-        for o in &a.invoices {
-            owner.insert(o.invoice.number.as_str(), pos);
-        }
-    }
+    // action that first applied the step. A step row's invoice is looked for among its
+    // customer's open invoices (a handful).
     let mut applied: Vec<(usize, chrono::NaiveDate, i64, crate::domain::StepRecord)> =
         Vec::with_capacity(b.steps.len());
-    for (invoice, kind, step, first_action, days) in &b.steps {
-        let Some(&pos) = owner.get(invoice.as_str()) else {
+    for (cid, invoice, kind, step, first_action, days) in &b.steps {
+        let Some(&pos) = index.get(cid) else {
             continue;
         };
+        if !accounts[pos]
+            .invoices
+            .iter()
+            .any(|o| o.invoice.number == *invoice)
+        {
+            continue;
+        }
         let kind: crate::domain::ActionKind =
             kind.parse().map_err(crate::store::StoreError::Corrupt)?;
         for (date, lapsed) in

@@ -141,6 +141,9 @@ pub struct ClaimedAction {
     pub template: Option<String>,
     pub options: serde_json::Value,
     pub invoices: Vec<Invoice>,
+    /// The invoices with a promise to pay pending, and the latest date promised for
+    /// each, as of the claim.
+    pub promised: Vec<(String, NaiveDate)>,
     pub currency: String,
     pub amount: Decimal,
     /// This attempt's number (1 the first time).

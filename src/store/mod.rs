@@ -340,21 +340,19 @@ pub trait ActionLog: Send + Sync {
     async fn record_actions(&self, batch: &[NewAction], now: DateTime<Utc>)
         -> Result<RecordCounts>;
 
-    /// Claims the next due action for delivery, marking it `sending` under a lease.
-    async fn claim_action(
+    /// Claims up to `limit` due actions for delivery, oldest first, marking each
+    /// `sending` under a lease; none when nothing is due. One transaction.
+    async fn claim_actions(
         &self,
         owner: &str,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<Option<ClaimedAction>>;
+        limit: usize,
+    ) -> Result<Vec<ClaimedAction>>;
 
     /// What claiming action `id` would give (its customer, invoices, options), without
     /// claiming it: for rendering its message. `None` for an unknown id.
     async fn action_message(&self, id: i64) -> Result<Option<ClaimedAction>>;
-
-    /// Why a claimed action must not be sent any more (paid, disputed, paused,
-    /// promised since the decision), if so.
-    async fn stale_reason(&self, action_id: i64, today: NaiveDate) -> Result<Option<String>>;
 
     /// Records how a delivery attempt ended; `false` when the lease was lost.
     async fn complete_action(

@@ -24,8 +24,8 @@ impl PostgresStore {
     /// Claims the oldest due action (see `shared/actions.rs`).
     const CLAIM_SQL: &'static str = concat!(
         "UPDATE actions SET status = 'sending', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
-         WHERE id = (SELECT id FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
-         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status IN ('planned', 'retrying') \
+         WHERE id IN (SELECT id FROM actions WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
+         ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) AND status IN ('planned', 'retrying') \
          RETURNING ",
         claimed_action_columns!()
     );
@@ -514,7 +514,7 @@ impl PostgresStore {
         probe: bool,
         after: Option<i64>,
         batch: i64,
-    ) -> Result<(Vec<crate::domain::Account>, Option<i64>)> {
+    ) -> Result<(crate::store::accounts::ReadBatch, Option<i64>)> {
         Self::load_account_batch(pool, filter, probe, after, batch).await
     }
 }

@@ -130,7 +130,49 @@ pub(crate) struct InvoiceRow {
     pub paused_until: Option<NaiveDate>,
 }
 
-pub(crate) const INVOICE_SELECT: &str = "SELECT i.number, c.external_id AS customer, i.issue_date, i.due_date, i.currency, i.amount_minor, i.open_minor, i.status, i.dispute_reason, i.disputed_at, i.pause_reason, i.paused_until FROM invoices i JOIN customers c ON c.id = i.customer_id";
+/// A date written `YYYY-MM-DD` (as the store writes dates), read without a format
+/// parser: ticks read millions of them. `None` for any other text.
+pub(crate) fn iso_date(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        b.get(r)?.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y = i32::try_from(digits(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(y, digits(5..7)?, digits(8..10)?)
+}
+
+macro_rules! invoice_select {
+    ($($extra:literal)?) => {
+        concat!(
+            "SELECT i.number, c.external_id AS customer, i.issue_date, i.due_date, i.currency, \
+             i.amount_minor, i.open_minor, i.status, i.dispute_reason, i.disputed_at, i.pause_reason, \
+             i.paused_until",
+            $($extra,)?
+            " FROM invoices i JOIN customers c ON c.id = i.customer_id"
+        )
+    };
+}
+
+pub(crate) const INVOICE_SELECT: &str = invoice_select!();
+
+/// An invoice of a claimed action, with the latest date of the promises to pay pending
+/// on it (see [`crate::store::actions::ClaimedAction::promised`]).
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClaimedInvoiceRow {
+    #[sqlx(flatten)]
+    pub invoice: InvoiceRow,
+    pub promised_until: Option<NaiveDate>,
+}
+
+pub(crate) const CLAIMED_INVOICE_SELECT: &str = invoice_select!(
+    ", (SELECT MAX(p.promised_date) FROM promise_invoices pi JOIN promises p ON p.id = pi.promise_id \
+     WHERE pi.invoice_id = i.id AND p.status = 'pending') AS promised_until"
+);
 
 impl TryFrom<InvoiceRow> for Invoice {
     type Error = StoreError;

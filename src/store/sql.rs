@@ -40,7 +40,7 @@ pub(crate) const ACTION_INSERT_WIDTH: usize = 20;
 macro_rules! claimed_action_columns {
     () => {
         "id, idempotency_key, customer_id, kind, step, template, options, currency, \
-         amount_minor, attempts, decided_on"
+         amount_minor, attempts, decided_on, invoice_numbers"
     };
 }
 pub(crate) use claimed_action_columns;

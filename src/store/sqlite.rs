@@ -39,8 +39,8 @@ impl SqliteStore {
     /// each claim (30 ms with 400,000 planned).
     const CLAIM_SQL: &'static str = concat!(
         "UPDATE actions SET status = 'sending', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
-         WHERE id = (SELECT id FROM actions INDEXED BY actions_queue WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
-         ORDER BY id LIMIT 1) AND status IN ('planned', 'retrying') \
+         WHERE id IN (SELECT id FROM actions INDEXED BY actions_queue WHERE status IN ('planned', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
+         ORDER BY id LIMIT $4) AND status IN ('planned', 'retrying') \
          RETURNING ",
         claimed_action_columns!()
     );
@@ -299,19 +299,7 @@ mod read {
 
     /// A date as sqlx stores it (`YYYY-MM-DD`).
     fn date(text: &str) -> Result<NaiveDate> {
-        let b = text.as_bytes();
-        let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-            b.get(r)?.iter().try_fold(0u32, |n, &c| {
-                c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-            })
-        };
-        let parsed = (b.len() == 10 && b[4] == b'-' && b[7] == b'-')
-            .then(|| {
-                let y = i32::try_from(digits(0..4)?).ok()?;
-                NaiveDate::from_ymd_opt(y, digits(5..7)?, digits(8..10)?)
-            })
-            .flatten();
-        match parsed {
+        match crate::store::rows::iso_date(text) {
             Some(d) => Ok(d),
             None => NaiveDate::parse_from_str(text, "%F").map_err(|_| corrupt("date", text)),
         }
@@ -446,7 +434,7 @@ mod read {
         let limit = batch.saturating_mul(INVOICES_PER_CUSTOMER);
         let mut invoices = select(after, None, Some(limit))?;
         let Some(last) = invoices.last().map(|r| r.0) else {
-            return Ok((Vec::new(), empty()));
+            return Ok((Vec::new(), BatchRows::default()));
         };
         if invoices.len() as i64 == limit {
             if invoices.first().map(|r| r.0) == Some(last) {
@@ -461,7 +449,7 @@ mod read {
         ids.dedup();
         let ids = ids_json(&ids);
         let ids = Value::Text(&ids);
-        let mut b = empty();
+        let mut b = BatchRows::default();
         db.query(
             &format!(
                 "SELECT id, {} FROM customers WHERE id IN (SELECT value FROM json_each(?))",
@@ -496,16 +484,17 @@ mod read {
             },
         )?;
         db.query(
-            "SELECT invoice, kind, step, first_action, applied FROM invoice_steps \
+            "SELECT customer_id, invoice, kind, step, first_action, applied FROM invoice_steps \
              WHERE customer_id IN (SELECT value FROM json_each(?))",
             std::slice::from_ref(&ids),
             |r| {
                 b.steps.push((
-                    r.str(0)?.to_string(),
+                    r.int(0),
                     r.str(1)?.to_string(),
                     r.str(2)?.to_string(),
-                    r.int(3),
-                    r.str(4)?.to_string(),
+                    r.str(3)?.to_string(),
+                    r.int(4),
+                    r.str(5)?.to_string(),
                 ));
                 Ok::<_, StoreError>(())
             },
@@ -564,17 +553,6 @@ mod read {
         Ok((invoices, customers))
     }
 
-    fn empty() -> BatchRows {
-        BatchRows {
-            customers: Vec::new(),
-            paid: Vec::new(),
-            credit: Vec::new(),
-            steps: Vec::new(),
-            promises: Vec::new(),
-            links: Vec::new(),
-        }
-    }
-
     #[cfg(test)]
     mod tests {
         #[test]
@@ -608,7 +586,7 @@ impl SqliteStore {
         probe: bool,
         after: Option<i64>,
         batch: i64,
-    ) -> Result<(Vec<crate::domain::Account>, Option<i64>)> {
+    ) -> Result<(crate::store::accounts::ReadBatch, Option<i64>)> {
         if filter.customer.is_some() {
             return Self::load_account_batch(pool, filter, probe, after, batch).await;
         }
@@ -628,10 +606,7 @@ impl SqliteStore {
             .into_iter()
             .map(crate::store::rows::open_invoice)
             .collect::<Result<Vec<_>>>()?;
-        Ok((
-            crate::store::accounts::assemble(filter.segments.as_deref(), invoices, rows)?,
-            last,
-        ))
+        Ok((crate::store::accounts::ReadBatch { invoices, rows }, last))
     }
 }
 

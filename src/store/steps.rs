@@ -106,9 +106,9 @@ pub(crate) fn parse_applied(applied: &str) -> Result<Vec<(NaiveDate, bool)>, Str
                 Some(d) => (true, d),
                 None => (false, t),
             };
-            NaiveDate::parse_from_str(day, "%F")
+            crate::store::rows::iso_date(day)
                 .map(|d| (d, lapsed))
-                .map_err(|e| format!("invoice step applied on '{t}': {e}"))
+                .ok_or_else(|| format!("invoice step applied on '{t}': not a date"))
         })
         .collect()
 }

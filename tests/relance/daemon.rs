@@ -154,6 +154,46 @@ fn a_payment_recorded_between_decision_and_dispatch_cancels_the_action() {
 }
 
 #[test]
+fn a_dispute_or_a_promise_recorded_between_decision_and_dispatch_cancels_the_action() {
+    let w = ledger("");
+    w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);
+    w.relance(&["dispute", "open", "F2", "--reason", "goods returned"])
+        .expect_code(0);
+    // Dispatch runs today: a promise not yet due holds the reminder back.
+    let due = (chrono::Utc::now().date_naive() + chrono::Duration::days(20)).to_string();
+    w.relance(&[
+        "promise",
+        "add",
+        "--customer",
+        "C2",
+        "--date",
+        &due,
+        "--amount",
+        "70",
+        "--invoice",
+        "F3",
+    ])
+    .expect_code(0);
+    let run = w.relance(&["dispatch"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout
+            .contains("cancelled (invoice F2 disputed: goods returned)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "cancelled (invoice F3 promised to be paid by {due})"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(outbox_files(&w, "email").is_empty());
+    assert_eq!(statuses(&w), ["cancelled", "cancelled"]);
+}
+
+#[test]
 fn a_process_that_dies_after_claiming_is_recovered_by_lease_expiry_and_sends_once() {
     let w = ledger("dispatch:\n  lease_seconds: 1\n  backoff_base_seconds: 0\n");
     w.relance(&["tick", "--as-of", "2026-03-02"]).expect_code(0);

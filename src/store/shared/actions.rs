@@ -21,6 +21,7 @@ type ClaimedRow = (
     i64,
     i64,
     chrono::NaiveDate,
+    String,
 );
 
 use super::{Db, StoreImpl, MIGRATOR};
@@ -48,18 +49,6 @@ impl StoreImpl {
     }
 
     /// The invoice numbers an action covers.
-    async fn invoice_numbers_of(
-        conn: &mut <Db as sqlx::Database>::Connection,
-        action_id: i64,
-    ) -> crate::store::Result<Vec<String>> {
-        let (numbers,): (String,) =
-            sqlx::query_as("SELECT invoice_numbers FROM actions WHERE id = $1")
-                .bind(action_id)
-                .fetch_one(&mut *conn)
-                .await?;
-        Self::parse_numbers(&numbers)
-    }
-
     fn parse_numbers(json: &str) -> crate::store::Result<Vec<String>> {
         serde_json::from_str(json).map_err(|e| {
             crate::store::StoreError::Corrupt(format!("action invoice numbers '{json}': {e}"))
@@ -695,122 +684,199 @@ impl StoreImpl {
         Ok(counts)
     }
 
-    pub(crate) async fn claim_action_sql(
+    /// Claims up to `limit` actions due, oldest first, with a lease until
+    /// `lease_until`: each is marked `sending` (an event says by whom) and returned with
+    /// what its message is made of, read in the same transaction.
+    pub(crate) async fn claim_actions_sql(
         &self,
         owner: &str,
         lease_until: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> crate::store::Result<Option<crate::store::actions::ClaimedAction>> {
+        limit: usize,
+    ) -> crate::store::Result<Vec<crate::store::actions::ClaimedAction>> {
         let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
-        let row: Option<ClaimedRow> = sqlx::query_as(Self::CLAIM_SQL)
+        let mut rows: Vec<ClaimedRow> = sqlx::query_as(Self::CLAIM_SQL)
             .bind(owner)
             .bind(lease_until)
             .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let (id, attempt) = (row.0, row.9);
-        Self::event(
-            &mut tx,
-            id,
-            "sending",
-            attempt,
-            Some(&format!("claimed by {owner}")),
-            None,
-            now,
-        )
-        .await?;
-        let claimed = Self::claimed_from_row(&mut tx, row).await?;
-        tx.commit().await?;
-        Ok(Some(claimed))
-    }
-
-    /// What an action's message is made of (its customer, invoices and options), from
-    /// its row: what claiming it gives, and what `relance preview` renders.
-    async fn claimed_from_row(
-        tx: &mut <Db as sqlx::Database>::Connection,
-        row: ClaimedRow,
-    ) -> crate::store::Result<crate::store::actions::ClaimedAction> {
-        let (
-            id,
-            key,
-            customer_id,
-            kind,
-            step,
-            template,
-            options,
-            currency,
-            amount_minor,
-            attempt,
-            decided_on,
-        ) = row;
-        let sql = format!(
-            "SELECT {} FROM customers WHERE id = $1",
-            crate::store::sql::CUSTOMER_COLUMNS
-        );
-        let c: crate::store::rows::CustomerRow = sqlx::query_as(&sql)
-            .bind(customer_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let numbers = Self::invoice_numbers_of(&mut *tx, id).await?;
-        let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
-            "{} WHERE i.number IN (",
-            crate::store::rows::INVOICE_SELECT
-        ));
-        Self::push_list(&mut qb, &numbers);
-        qb.push(" ORDER BY i.due_date, i.number");
-        let invoices: Vec<crate::store::rows::InvoiceRow> = qb
-            .build_query_as()
-            .persistent(false)
+            .bind(i64::try_from(limit.max(1)).unwrap_or(1))
             .fetch_all(&mut *tx)
             .await?;
-        // Messages already sent to this customer, and the invoices each named: read
-        // only for a message, which may speak of an earlier one.
-        let message = matches!(kind.as_str(), "email" | "sms" | "formal_notice");
-        let earlier: Vec<String> = if !message {
-            Vec::new()
-        } else {
-            sqlx::query_scalar(
-            "SELECT invoice_numbers FROM actions WHERE customer_id = $1 AND id <> $2 AND status = 'sent' \
-             AND kind IN ('email', 'sms', 'formal_notice')",
-        )
-        .bind(customer_id)
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?
-        };
-        let reminded_before = earlier.iter().any(|json| {
-            serde_json::from_str::<Vec<String>>(json)
-                .unwrap_or_default()
-                .iter()
-                .any(|n| numbers.contains(n))
+        if rows.is_empty() {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
+        rows.sort_by_key(|r| r.0);
+        let detail = format!("claimed by {owner}");
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO action_events (action_id, at, status, attempt, detail, provider_ref) ",
+        );
+        qb.push_values(&rows, |mut b, r| {
+            b.push_bind(r.0)
+                .push_bind(now)
+                .push_bind("sending")
+                .push_bind(r.9)
+                .push_bind(detail.clone())
+                .push_bind(None::<String>);
         });
-        let cur = crate::store::rows::currency(&currency)?;
-        Ok(crate::store::actions::ClaimedAction {
-            id,
-            key,
-            customer: crate::domain::Customer::try_from(c)?,
-            kind: kind.parse().map_err(crate::store::StoreError::Corrupt)?,
-            step,
-            template,
-            options: serde_json::from_str(&options).unwrap_or(serde_json::Value::Null),
-            invoices: invoices
-                .into_iter()
-                .map(crate::domain::Invoice::try_from)
-                .collect::<crate::store::Result<_>>()?,
-            currency,
-            amount: cur.from_minor(amount_minor),
-            attempt,
-            decided_on,
-            reminded_before,
-            portal_url: None,
-        })
+        qb.build().persistent(false).execute(&mut *tx).await?;
+        let claimed = Self::claimed_from_rows(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(claimed)
     }
 
-    /// An action's message as [`Self::claim_action_sql`] gives it, without claiming it.
+    /// What actions' messages are made of (their customer, invoices and options), from
+    /// their rows: what claiming them gives, and what `relance preview` renders. Read
+    /// for all of them at once: their customers, their invoices as they stand, and the
+    /// messages already sent to those customers.
+    async fn claimed_from_rows(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        rows: Vec<ClaimedRow>,
+    ) -> crate::store::Result<Vec<crate::store::actions::ClaimedAction>> {
+        use std::collections::HashMap;
+        let mut customer_ids: Vec<i64> = rows.iter().map(|r| r.2).collect();
+        customer_ids.sort_unstable();
+        customer_ids.dedup();
+        let numbers: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| Self::parse_numbers(&r.11))
+            .collect::<crate::store::Result<_>>()?;
+
+        let sql = format!(
+            "SELECT id, {} FROM customers WHERE id {}",
+            crate::store::sql::CUSTOMER_COLUMNS,
+            Self::IN_IDS
+        );
+        let customers: Vec<crate::store::rows::CustomerRowWithId> = sqlx::query_as(&sql)
+            .bind(Self::id_list(&customer_ids))
+            .fetch_all(&mut *conn)
+            .await?;
+        let customers: HashMap<i64, crate::domain::Customer> = customers
+            .into_iter()
+            .map(|c| Ok((c.id, crate::domain::Customer::try_from(c.row)?)))
+            .collect::<crate::store::Result<_>>()?;
+
+        // The invoices as they stand now, and the promises to pay pending on them: what
+        // the outbox checks before it delivers (`outbox::stale_reason`).
+        let mut all: Vec<String> = numbers.iter().flatten().cloned().collect();
+        all.sort_unstable();
+        all.dedup();
+        let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
+            "{} WHERE i.number IN (",
+            crate::store::rows::CLAIMED_INVOICE_SELECT
+        ));
+        Self::push_list(&mut qb, &all);
+        qb.push(" ORDER BY i.due_date, i.number");
+        let invoice_rows: Vec<crate::store::rows::ClaimedInvoiceRow> = qb
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?;
+        let invoices: Vec<(crate::domain::Invoice, Option<chrono::NaiveDate>)> = invoice_rows
+            .into_iter()
+            .map(|r| {
+                Ok((
+                    crate::domain::Invoice::try_from(r.invoice)?,
+                    r.promised_until,
+                ))
+            })
+            .collect::<crate::store::Result<_>>()?;
+
+        // Messages already sent to these customers, and the invoices each named: read
+        // only for messages, which may speak of an earlier one.
+        let is_message = |kind: &str| matches!(kind, "email" | "sms" | "formal_notice");
+        let mut writing_to: Vec<i64> = rows
+            .iter()
+            .filter(|r| is_message(&r.3))
+            .map(|r| r.2)
+            .collect();
+        writing_to.sort_unstable();
+        writing_to.dedup();
+        let earlier: Vec<(i64, i64, String)> = if writing_to.is_empty() {
+            Vec::new()
+        } else {
+            let sql = format!(
+                "SELECT customer_id, id, invoice_numbers FROM actions WHERE customer_id {} \
+                 AND status = 'sent' AND kind IN ('email', 'sms', 'formal_notice')",
+                Self::IN_IDS
+            );
+            sqlx::query_as(&sql)
+                .bind(Self::id_list(&writing_to))
+                .fetch_all(&mut *conn)
+                .await?
+        };
+        let earlier: Vec<(i64, i64, Vec<String>)> = earlier
+            .into_iter()
+            .map(|(c, id, json)| {
+                (
+                    c,
+                    id,
+                    serde_json::from_str::<Vec<String>>(&json).unwrap_or_default(),
+                )
+            })
+            .collect();
+
+        let mut claimed = Vec::with_capacity(rows.len());
+        for (row, numbers) in rows.into_iter().zip(numbers) {
+            let (
+                id,
+                key,
+                customer_id,
+                kind,
+                step,
+                template,
+                options,
+                currency,
+                amount_minor,
+                attempt,
+                decided_on,
+                _,
+            ) = row;
+            let customer = match customers.get(&customer_id) {
+                Some(c) => c.clone(),
+                None => {
+                    return Err(crate::store::StoreError::Corrupt(format!(
+                        "action {id}: customer {customer_id} not found"
+                    )))
+                }
+            };
+            let mut promised = Vec::new();
+            let mut mine = Vec::with_capacity(numbers.len());
+            for (invoice, promised_until) in
+                invoices.iter().filter(|(i, _)| numbers.contains(&i.number))
+            {
+                if let Some(d) = promised_until {
+                    promised.push((invoice.number.clone(), *d));
+                }
+                mine.push(invoice.clone());
+            }
+            let reminded_before = is_message(&kind)
+                && earlier.iter().any(|(c, e, named)| {
+                    *c == customer_id && *e != id && named.iter().any(|n| numbers.contains(n))
+                });
+            let cur = crate::store::rows::currency(&currency)?;
+            claimed.push(crate::store::actions::ClaimedAction {
+                id,
+                key,
+                customer,
+                kind: kind.parse().map_err(crate::store::StoreError::Corrupt)?,
+                step,
+                template,
+                options: serde_json::from_str(&options).unwrap_or(serde_json::Value::Null),
+                invoices: mine,
+                promised,
+                currency,
+                amount: cur.from_minor(amount_minor),
+                attempt,
+                decided_on,
+                reminded_before,
+                portal_url: None,
+            });
+        }
+        Ok(claimed)
+    }
+
+    /// An action's message as [`Self::claim_actions_sql`] gives it, without claiming it.
     pub(crate) async fn action_message_sql(
         &self,
         id: i64,
@@ -826,74 +892,11 @@ impl StoreImpl {
         .await?;
         match row {
             None => Ok(None),
-            Some(row) => Ok(Some(Self::claimed_from_row(&mut conn, row).await?)),
+            Some(row) => Ok(Self::claimed_from_rows(&mut conn, vec![row])
+                .await?
+                .into_iter()
+                .next()),
         }
-    }
-
-    pub(crate) async fn stale_reason_sql(
-        &self,
-        action_id: i64,
-        today: chrono::NaiveDate,
-    ) -> crate::store::Result<Option<String>> {
-        type Row = (
-            String,
-            String,
-            i64,
-            Option<String>,
-            Option<String>,
-            Option<chrono::NaiveDate>,
-            Option<String>,
-            Option<chrono::NaiveDate>,
-        );
-        let mut conn = self.pool.acquire().await?;
-        let numbers = Self::invoice_numbers_of(&mut conn, action_id).await?;
-        let mut qb = sqlx::QueryBuilder::<Db>::new(
-            "SELECT i.number, i.status, i.open_minor, i.dispute_reason, i.pause_reason, i.paused_until, c.pause_reason, c.paused_until \
-             FROM invoices i JOIN customers c ON c.id = i.customer_id WHERE i.number IN (",
-        );
-        Self::push_list(&mut qb, &numbers);
-        let rows: Vec<Row> = qb
-            .build_query_as()
-            .persistent(false)
-            .fetch_all(&mut *conn)
-            .await?;
-        let active = |until: &Option<chrono::NaiveDate>| until.is_none_or(|u| today <= u);
-        for (number, status, open, dispute, pause, until, cpause, cuntil) in &rows {
-            if let Some(r) = cpause.as_ref().filter(|_| active(cuntil)) {
-                return Ok(Some(format!("customer paused: {r}")));
-            }
-            if status != "open" || *open <= 0 {
-                return Ok(Some(format!(
-                    "invoice {number} is {}",
-                    if status == "open" {
-                        "paid"
-                    } else {
-                        status.as_str()
-                    }
-                )));
-            }
-            if let Some(r) = dispute {
-                return Ok(Some(format!("invoice {number} disputed: {r}")));
-            }
-            if let Some(r) = pause.as_ref().filter(|_| active(until)) {
-                return Ok(Some(format!("invoice {number} paused: {r}")));
-            }
-        }
-        let mut qb = sqlx::QueryBuilder::<Db>::new(
-            "SELECT i.number, p.promised_date FROM promise_invoices pi \
-             JOIN promises p ON p.id = pi.promise_id JOIN invoices i ON i.id = pi.invoice_id \
-             WHERE p.status = 'pending' AND p.promised_date >= ",
-        );
-        qb.push_bind(today);
-        qb.push(" AND i.number IN (");
-        Self::push_list(&mut qb, &numbers);
-        qb.push(" LIMIT 1");
-        let promised: Option<(String, chrono::NaiveDate)> = qb
-            .build_query_as()
-            .persistent(false)
-            .fetch_optional(&mut *conn)
-            .await?;
-        Ok(promised.map(|(n, d)| format!("invoice {n} promised to be paid by {d}")))
     }
 
     pub(crate) async fn complete_action_sql(

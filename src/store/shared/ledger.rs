@@ -1259,7 +1259,7 @@ impl StoreImpl {
         probe_segments: bool,
         after: Option<i64>,
         batch: i64,
-    ) -> crate::store::Result<(Vec<crate::domain::Account>, Option<i64>)> {
+    ) -> crate::store::Result<(crate::store::accounts::ReadBatch, Option<i64>)> {
         const INVOICES_PER_CUSTOMER: i64 = 10;
         let select = |after: Option<i64>, only: Option<i64>, limit: Option<i64>| {
             let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
@@ -1304,7 +1304,7 @@ impl StoreImpl {
         let rows: Vec<crate::store::rows::OpenInvoiceRow> = if let Some(external) = &filter.customer
         {
             if after.is_some() {
-                return Ok((Vec::new(), None));
+                return Ok((crate::store::accounts::ReadBatch::default(), None));
             }
             let id: Option<i64> =
                 sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1")
@@ -1312,7 +1312,7 @@ impl StoreImpl {
                     .fetch_optional(&pool)
                     .await?;
             let Some(id) = id else {
-                return Ok((Vec::new(), None));
+                return Ok((crate::store::accounts::ReadBatch::default(), None));
             };
             select(None, Some(id), None)
                 .build_query_as()
@@ -1326,7 +1326,7 @@ impl StoreImpl {
                     .fetch_all(&pool)
                     .await?;
             let Some(last) = rows.last().map(|r| r.0) else {
-                return Ok((Vec::new(), None));
+                return Ok((crate::store::accounts::ReadBatch::default(), None));
             };
             if rows.len() as i64 == limit {
                 if rows.first().map(|r| r.0) == Some(last) {
@@ -1349,20 +1349,23 @@ impl StoreImpl {
             .into_iter()
             .map(crate::store::rows::open_invoice)
             .collect::<crate::store::Result<Vec<_>>>()?;
+        let completing = Self::batch_rows(pool, &rows).await?;
         Ok((
-            Self::assemble_accounts(pool, filter.segments.as_deref(), rows).await?,
+            crate::store::accounts::ReadBatch {
+                invoices: rows,
+                rows: completing,
+            },
             last,
         ))
     }
 
-    /// Completes a batch of open invoices into accounts: customers, payments on
-    /// the invoices, unapplied credit, step history and promises, one query each.
+    /// What completes a batch of open invoices into accounts: customers, payments on
+    /// the invoices, unapplied credit, steps applied and promises, one query each.
     /// Its queries run concurrently, each on its own connection.
-    async fn assemble_accounts(
+    async fn batch_rows(
         pool: sqlx::Pool<Db>,
-        segments: Option<&[String]>,
-        rows: Vec<(i64, i64, i64, crate::domain::OpenInvoice)>,
-    ) -> crate::store::Result<Vec<crate::domain::Account>> {
+        rows: &[(i64, i64, i64, crate::domain::OpenInvoice)],
+    ) -> crate::store::Result<crate::store::accounts::BatchRows> {
         type E = crate::store::StoreError;
         let mut ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
         ids.dedup();
@@ -1408,9 +1411,9 @@ impl StoreImpl {
         // actions are recorded (closed invoices' steps, however many, are not kept).
         let history_q = async move {
             let sql = format!(
-                "SELECT invoice, kind, step, first_action, applied FROM invoice_steps WHERE customer_id {in_ids}"
+                "SELECT customer_id, invoice, kind, step, first_action, applied FROM invoice_steps WHERE customer_id {in_ids}"
             );
-            let rows: Vec<(String, String, String, i64, String)> =
+            let rows: Vec<(i64, String, String, String, i64, String)> =
                 sqlx::query_as(&sql).bind(ids_ref).fetch_all(pool).await?;
             Ok::<_, E>(rows)
         };
@@ -1435,18 +1438,14 @@ impl StoreImpl {
         };
         let (customers, paid, credit, steps, (promises, links)) =
             tokio::try_join!(customers_q, paid_q, credit_q, history_q, promises_q)?;
-        crate::store::accounts::assemble(
-            segments,
-            rows,
-            crate::store::accounts::BatchRows {
-                customers,
-                paid,
-                credit,
-                steps,
-                promises,
-                links,
-            },
-        )
+        Ok(crate::store::accounts::BatchRows {
+            customers,
+            paid,
+            credit,
+            steps,
+            promises,
+            links,
+        })
     }
 }
 
@@ -1794,14 +1793,27 @@ impl crate::store::LedgerStore for StoreImpl {
             let load = |after: Option<i64>| {
                 tokio::spawn(Self::load_batch(self.pool.clone(), filter.clone(), probe, after, batch.max(1) as i64))
             };
+            // A batch read is put together into accounts by a task of its own, while
+            // the next batch is read: reading and assembling run side by side.
+            let assemble = |read: crate::store::accounts::ReadBatch| {
+                let filter = filter.clone();
+                tokio::spawn(async move {
+                    crate::store::accounts::assemble(filter.segments.as_deref(), read.invoices, read.rows)
+                })
+            };
+            let stopped = |e: tokio::task::JoinError| crate::store::StoreError::Invalid(format!("account reader: {e}"));
             let mut next = load(None);
+            let mut assembling = None;
             loop {
-                let (accounts, last) = next
-                    .await
-                    .map_err(|e| crate::store::StoreError::Invalid(format!("account reader: {e}")))??;
+                let (read, last) = next.await.map_err(stopped)??;
                 let Some(last) = last else { break };
                 next = load(Some(last));
-                yield accounts;
+                if let Some(previous) = assembling.replace(assemble(read)) {
+                    yield previous.await.map_err(stopped)??;
+                }
+            }
+            if let Some(previous) = assembling {
+                yield previous.await.map_err(stopped)??;
             }
         })
     }
@@ -1915,21 +1927,14 @@ impl crate::store::ActionLog for StoreImpl {
         self.action_message_sql(id).await
     }
 
-    async fn claim_action(
+    async fn claim_actions(
         &self,
         owner: &str,
         lease_until: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> crate::store::Result<Option<crate::store::ClaimedAction>> {
-        self.claim_action_sql(owner, lease_until, now).await
-    }
-
-    async fn stale_reason(
-        &self,
-        action_id: i64,
-        today: chrono::NaiveDate,
-    ) -> crate::store::Result<Option<String>> {
-        self.stale_reason_sql(action_id, today).await
+        limit: usize,
+    ) -> crate::store::Result<Vec<crate::store::ClaimedAction>> {
+        self.claim_actions_sql(owner, lease_until, now, limit).await
     }
 
     async fn complete_action(
