@@ -26,37 +26,80 @@ pub fn env_u32(name: &str, default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-/// Runs the binary in `dir` and measures this one child with `wait4`.
-// The child is reaped by `wait4`, which `Child::wait` cannot do while giving its rusage.
-#[allow(clippy::zombie_processes)]
+/// Runs the binary in `dir` and measures this one child: its wall time and its peak
+/// resident set size (see [`PeakRss`]).
 pub fn run_in(dir: &Path, args: &[&str]) -> Measured {
     let start = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_relance"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relance"))
         .args(args)
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .expect("spawn relance");
-    let pid = child.id() as libc::pid_t;
-    let mut stdout = child.stdout.expect("stdout");
+    let peak = PeakRss::watch(child.id() as libc::pid_t);
+    let mut stdout = child.stdout.take().expect("stdout");
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut stdout, &mut s).ok();
         s
     });
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for the child we spawned.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert!(
-        rc == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "relance {args:?} failed (status {status})"
-    );
+    let status = child.wait().expect("wait for relance");
+    let wall = start.elapsed();
+    let max_rss_kb = peak.finish();
+    assert!(status.success(), "relance {args:?} failed ({status})");
     Measured {
-        wall: start.elapsed(),
-        max_rss_kb: usage.ru_maxrss,
+        wall,
+        max_rss_kb,
         stdout: reader.join().unwrap_or_default().trim().to_string(),
+    }
+}
+
+/// The peak resident set size of a child process, read from `/proc/PID/status`
+/// (`VmHWM`) every 10 ms while it runs. Not `wait4`'s `ru_maxrss`: a child started by
+/// `vfork` (as `Command` does) inherits the peak of the benchmark process itself at
+/// `exec`, so a benchmark that had held a few hundred megabytes (a write floor's
+/// `COPY` data) would report them for every child it starts afterwards.
+pub struct PeakRss {
+    done: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<i64>,
+}
+
+impl PeakRss {
+    pub fn watch(pid: libc::pid_t) -> PeakRss {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = done.clone();
+        let thread = std::thread::spawn(move || {
+            let path = format!("/proc/{pid}/status");
+            let mut peak = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    // Only once the child runs relance (before `exec` it shares the
+                    // benchmark's memory).
+                    let ours = text
+                        .lines()
+                        .any(|l| l.starts_with("Name:") && l.contains("relance"));
+                    if ours {
+                        if let Some(kb) = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("VmHWM:"))
+                            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                        {
+                            peak = peak.max(kb);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        PeakRss { done, thread }
+    }
+
+    /// The highest peak read, in KB.
+    pub fn finish(self) -> i64 {
+        self.done.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
     }
 }
 
