@@ -676,44 +676,6 @@ pub fn instance_name() -> String {
     format!("{host}:{}", std::process::id())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deliveries_outside_the_window_wait_for_the_next_business_day_slot() {
-        let w = crate::config::DeliveryWindow {
-            from: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
-            to: chrono::NaiveTime::from_hms_opt(19, 0, 0).unwrap(),
-            business_days_only: true,
-        };
-        let cal = crate::domain::BusinessCalendar::default();
-        let tz = chrono_tz::Europe::Paris;
-        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
-        // Monday 23 Nov 2026, 10:00 in Paris: inside.
-        assert_eq!(next_allowed(t("2026-11-23T09:00:00Z"), tz, &w, &cal), None);
-        // 20:00 Monday → Tuesday 09:00.
-        assert_eq!(
-            next_allowed(t("2026-11-23T19:00:00Z"), tz, &w, &cal),
-            Some(t("2026-11-24T08:00:00Z"))
-        );
-        // 07:00 Tuesday → the same day at 09:00.
-        assert_eq!(
-            next_allowed(t("2026-11-24T06:00:00Z"), tz, &w, &cal),
-            Some(t("2026-11-24T08:00:00Z"))
-        );
-        // Friday evening → Monday; and 24 Dec 2026 evening skips Christmas and the weekend.
-        assert_eq!(
-            next_allowed(t("2026-11-27T19:00:00Z"), tz, &w, &cal),
-            Some(t("2026-11-30T08:00:00Z"))
-        );
-        assert_eq!(
-            next_allowed(t("2026-12-24T19:00:00Z"), tz, &w, &cal),
-            Some(t("2026-12-28T08:00:00Z"))
-        );
-    }
-}
-
 /// Why a claimed action must not be sent any more, as of `today`, if so: the customer
 /// or an invoice paused, an invoice paid, cancelled or disputed, or a promise to pay on
 /// one of its invoices not yet due (all as they stood when the action was claimed).
@@ -752,4 +714,42 @@ pub fn stale_reason(
         .iter()
         .find(|(_, d)| *d >= today)
         .map(|(n, d)| format!("invoice {n} promised to be paid by {d}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliveries_outside_the_window_wait_for_the_next_business_day_slot() {
+        let w = crate::config::DeliveryWindow {
+            from: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            to: chrono::NaiveTime::from_hms_opt(19, 0, 0).unwrap(),
+            business_days_only: true,
+        };
+        let cal = crate::domain::BusinessCalendar::default();
+        let tz = chrono_tz::Europe::Paris;
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // Monday 23 Nov 2026, 10:00 in Paris: inside.
+        assert_eq!(next_allowed(t("2026-11-23T09:00:00Z"), tz, &w, &cal), None);
+        // 20:00 Monday → Tuesday 09:00.
+        assert_eq!(
+            next_allowed(t("2026-11-23T19:00:00Z"), tz, &w, &cal),
+            Some(t("2026-11-24T08:00:00Z"))
+        );
+        // 07:00 Tuesday → the same day at 09:00.
+        assert_eq!(
+            next_allowed(t("2026-11-24T06:00:00Z"), tz, &w, &cal),
+            Some(t("2026-11-24T08:00:00Z"))
+        );
+        // Friday evening → Monday; and 24 Dec 2026 evening skips Christmas and the weekend.
+        assert_eq!(
+            next_allowed(t("2026-11-27T19:00:00Z"), tz, &w, &cal),
+            Some(t("2026-11-30T08:00:00Z"))
+        );
+        assert_eq!(
+            next_allowed(t("2026-12-24T19:00:00Z"), tz, &w, &cal),
+            Some(t("2026-12-28T08:00:00Z"))
+        );
+    }
 }

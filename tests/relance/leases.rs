@@ -37,21 +37,37 @@ fn slow_smtp_workspace_of(port: u16, customers: usize) -> Workspace {
     w
 }
 
+/// Two dispatchers on the workspace's ledger (two instances, `worker-a` claiming up to
+/// `a_claims` at once), leases of 1 s.
+async fn two_dispatchers(
+    w: &Workspace,
+    a_claims: usize,
+) -> (
+    Arc<dyn relance::store::Store>,
+    Arc<relance::outbox::Dispatcher>,
+    Arc<relance::outbox::Dispatcher>,
+) {
+    let config = Config::load(Some(&w.path("relance.yaml"))).unwrap();
+    let store = relance::store::open(&config.database.url, 4).await.unwrap();
+    let dispatcher = |owner: &str| {
+        let mut d = relance::runtime::dispatcher_for(&config, store.clone()).unwrap();
+        d.owner = owner.into();
+        d.lease = Duration::from_secs(1);
+        d
+    };
+    let mut a = dispatcher("worker-a");
+    a.claim_batch = a_claims;
+    let b = dispatcher("worker-b");
+    (store.clone(), Arc::new(a), Arc::new(b))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_slower_than_the_lease_is_not_reclaimed_and_sent_twice() {
     let mail = tempfile::tempdir().unwrap();
     // The server answers each message after 3 s; the lease is 1 s.
     let sink = SmtpSink::start(mail.path(), &["--delay", "3"]);
     let w = slow_smtp_workspace(sink.port);
-    let config = Config::load(Some(&w.path("relance.yaml"))).unwrap();
-    let store = relance::store::open(&config.database.url, 2).await.unwrap();
-    let mut a = relance::runtime::dispatcher_for(&config, store.clone()).unwrap();
-    let mut b = relance::runtime::dispatcher_for(&config, store.clone()).unwrap();
-    a.owner = "worker-a".into();
-    b.owner = "worker-b".into();
-    a.lease = Duration::from_secs(1);
-    b.lease = Duration::from_secs(1);
-    let (a, b) = (Arc::new(a), Arc::new(b));
+    let (store, a, b) = two_dispatchers(&w, 1).await;
 
     let sending = tokio::spawn({
         let a = a.clone();
@@ -87,18 +103,9 @@ async fn actions_claimed_ahead_whose_lease_expired_meanwhile_are_not_sent_by_the
     // Each message takes the server 2 s; leases last 1 s.
     let sink = SmtpSink::start(mail.path(), &["--delay", "2"]);
     let w = slow_smtp_workspace_of(sink.port, 3);
-    let config = Config::load(Some(&w.path("relance.yaml"))).unwrap();
-    let store = relance::store::open(&config.database.url, 4).await.unwrap();
-    let mut a = relance::runtime::dispatcher_for(&config, store.clone()).unwrap();
-    let mut b = relance::runtime::dispatcher_for(&config, store.clone()).unwrap();
-    a.owner = "worker-a".into();
-    b.owner = "worker-b".into();
-    a.lease = Duration::from_secs(1);
-    b.lease = Duration::from_secs(1);
     // The first instance claims all three at once and sends the first; the leases of
     // the two waiting expire, and the second instance takes them over.
-    a.claim_batch = 3;
-    let (a, b) = (Arc::new(a), Arc::new(b));
+    let (store, a, b) = two_dispatchers(&w, 3).await;
     let first = tokio::spawn({
         let a = a.clone();
         async move { a.try_execute_once().await.unwrap() }
