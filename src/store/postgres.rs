@@ -306,24 +306,10 @@ impl PostgresStore {
             rows.iter().map(|r| f(r)).collect::<Vec<i64>>()
         };
         let all: Vec<&Row> = rows.iter().collect();
-        let upsert = format!(
-            "{} SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[]) {}",
-            super::steps::UPSERT_HEAD,
-            super::steps::UPSERT_TAIL
-        );
         // A few rows (one past action imported, one customer's state folded again): one
         // statement rather than a look-up, a copy and its savepoint.
         if rows.len() <= 8 {
-            sqlx::query(&upsert)
-                .bind(ints(&all, &|r| r.customer_id))
-                .bind(strings(&all, &|r| &r.invoice))
-                .bind(strings(&all, &|r| &r.step))
-                .bind(strings(&all, &|r| &r.kind))
-                .bind(ints(&all, &|r| r.first_action))
-                .bind(strings(&all, &|r| &r.applied))
-                .execute(&mut *conn)
-                .await?;
-            return Ok(());
+            return Self::upsert_step_rows(conn, &all).await;
         }
         let existing: Vec<(i64, String, String)> = sqlx::query_as(
             "SELECT customer_id, invoice, step FROM invoice_steps \
@@ -376,13 +362,32 @@ impl PostgresStore {
         {
             return Ok(());
         }
+        Self::upsert_step_rows(conn, &new).await
+    }
+
+    /// Writes `rows` of `invoice_steps` by one `INSERT … ON CONFLICT`, their columns
+    /// bound as arrays.
+    async fn upsert_step_rows(
+        conn: &mut sqlx::PgConnection,
+        rows: &[&super::steps::StepRow],
+    ) -> Result<()> {
+        let upsert = format!(
+            "{} SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[]) {}",
+            super::steps::UPSERT_HEAD,
+            super::steps::UPSERT_TAIL
+        );
+        let text = |f: &dyn Fn(&super::steps::StepRow) -> &str| {
+            rows.iter()
+                .map(|r| f(r).to_string())
+                .collect::<Vec<String>>()
+        };
         sqlx::query(&upsert)
-            .bind(ints(&new, &|r| r.customer_id))
-            .bind(strings(&new, &|r| &r.invoice))
-            .bind(strings(&new, &|r| &r.step))
-            .bind(strings(&new, &|r| &r.kind))
-            .bind(ints(&new, &|r| r.first_action))
-            .bind(strings(&new, &|r| &r.applied))
+            .bind(rows.iter().map(|r| r.customer_id).collect::<Vec<i64>>())
+            .bind(text(&|r| &r.invoice))
+            .bind(text(&|r| &r.step))
+            .bind(text(&|r| &r.kind))
+            .bind(rows.iter().map(|r| r.first_action).collect::<Vec<i64>>())
+            .bind(text(&|r| &r.applied))
             .execute(&mut *conn)
             .await?;
         Ok(())
