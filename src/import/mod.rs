@@ -10,6 +10,7 @@ pub mod camt;
 mod csv_source;
 pub mod einvoice;
 pub mod fec;
+mod keys;
 mod rows;
 
 use std::collections::HashMap;
@@ -358,6 +359,9 @@ pub enum ImportError {
 /// Rows are applied to the ledger in batches of this size.
 const BATCH: usize = 2000;
 
+/// Customer ids kept from one batch to the next (a batch looks up the others).
+const CUSTOMER_IDS_KEPT: usize = 100_000;
+
 /// The instant a day given in a file stands for: noon UTC, the same day in every time
 /// zone of Europe and the Americas.
 fn day_instant(day: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
@@ -427,6 +431,11 @@ struct Importer<'a> {
     customer_changes: Vec<CustomerChange>,
     /// The file (or request) the rows come from, kept with imported history.
     source: String,
+    /// The keys of the rows accepted so far (a second row with one is refused).
+    keys: keys::SeenKeys,
+    /// Where a repeated key was first met: ("in the file", "on line") or for a batch
+    /// of records ("in the batch", "at item").
+    place: (&'static str, &'static str),
 }
 
 impl<'a> Importer<'a> {
@@ -442,6 +451,8 @@ impl<'a> Importer<'a> {
             unapplied: 0,
             customer_changes: Vec::new(),
             source: kind.as_str().to_string(),
+            keys: keys::SeenKeys::new(keys::IN_MEMORY),
+            place: ("in the file", "on line"),
         }
     }
 
@@ -460,9 +471,7 @@ impl<'a> Importer<'a> {
     async fn accept(
         &mut self,
         row: &Row<'_>,
-        seen_keys: &mut HashMap<Box<str>, u64>,
         batch: &mut Vec<(u64, Parsed)>,
-        (container, position): (&str, &str),
     ) -> Result<(), ImportError> {
         let line = row.line;
         let parsed = match self.kind {
@@ -483,19 +492,22 @@ impl<'a> Importer<'a> {
             Ok(p) => p,
         };
         let key = p.key();
-        let key = key.as_str();
-        if let Some(first) = seen_keys.get(key) {
-            let col = self.kind.required_columns()[0];
-            let message = format!("'{key}' appears twice {container} (first {position} {first})");
-            self.reject(line, Some(col.into()), message);
+        if let Some(first) = self.keys.check(&key, line) {
+            self.reject_repeated(line, &key, first);
             return Ok(());
         }
-        seen_keys.insert(key.into(), line);
         batch.push((line, p));
         if batch.len() >= BATCH {
             self.flush(batch).await?;
         }
         Ok(())
+    }
+
+    fn reject_repeated(&mut self, line: u64, key: &str, first: u64) {
+        let (container, position) = self.place;
+        let col = self.kind.required_columns()[0];
+        let message = format!("'{key}' appears twice {container} (first {position} {first})");
+        self.reject(line, Some(col.into()), message);
     }
 
     /// Parses, checks and writes records given as named fields (`line` is where each
@@ -505,7 +517,7 @@ impl<'a> Importer<'a> {
         records: &[(u64, HashMap<String, String>)],
     ) -> Result<(), ImportError> {
         let kind = self.kind;
-        let mut seen_keys: HashMap<Box<str>, u64> = HashMap::new();
+        self.place = ("in the batch", "at item");
         let mut batch: Vec<(u64, Parsed)> = Vec::with_capacity(BATCH.min(records.len()));
         for (line, fields) in records {
             let line = *line;
@@ -528,13 +540,7 @@ impl<'a> Importer<'a> {
                 continue;
             }
             let row = Row::from_fields(line, fields);
-            self.accept(
-                &row,
-                &mut seen_keys,
-                &mut batch,
-                ("in the batch", "at item"),
-            )
-            .await?;
+            self.accept(&row, &mut batch).await?;
         }
         self.flush(&mut batch).await
     }
@@ -545,8 +551,24 @@ impl<'a> Importer<'a> {
     }
 
     async fn flush(&mut self, batch: &mut Vec<(u64, Parsed)>) -> Result<(), ImportError> {
+        // Keys an earlier batch had (once the keys met are kept on disk).
+        let repeated = self.keys.settle().await?;
+        if !repeated.is_empty() {
+            let rows = std::mem::take(batch);
+            for (line, p) in rows {
+                match repeated.get(&line) {
+                    Some(&first) => self.reject_repeated(line, &p.key(), first),
+                    None => batch.push((line, p)),
+                }
+            }
+        }
         if batch.is_empty() {
             return Ok(());
+        }
+        // The customer ids met are kept for the next batches, up to a bound: a file
+        // of invoices may name every customer of a large ledger.
+        if self.customer_ids.len() > CUSTOMER_IDS_KEPT {
+            self.customer_ids = HashMap::new();
         }
         // Resolve the customers this batch refers to.
         let missing: Vec<&str> = {
@@ -904,7 +926,6 @@ pub async fn import_file(
     imp.source = path
         .file_name()
         .map_or_else(|| file_label.clone(), |n| n.to_string_lossy().into_owned());
-    let mut seen_keys: HashMap<Box<str>, u64> = HashMap::new();
     let mut batch: Vec<(u64, Parsed)> = Vec::with_capacity(BATCH);
     let mut rows_read = 0u64;
     while let Some(next) = source.next_row() {
@@ -916,8 +937,7 @@ pub async fn import_file(
                 continue;
             }
         };
-        imp.accept(&row, &mut seen_keys, &mut batch, ("in the file", "on line"))
-            .await?;
+        imp.accept(&row, &mut batch).await?;
     }
     imp.flush(&mut batch).await?;
     if let Some(p) = &progress {

@@ -17,6 +17,7 @@ pub mod report_deliveries;
 pub mod reports;
 pub mod retention;
 mod rows;
+pub mod scratch;
 mod sql;
 mod sqlite;
 mod steps;

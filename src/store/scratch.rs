@@ -1,0 +1,107 @@
+//! A scratch key book on disk: keys met during one piece of work (the rows of a file
+//! being imported) with the line each was first met on, in a temporary SQLite file of
+//! its own, whatever the ledger's backend. It serves work whose keys would not fit in
+//! memory (ten million invoice numbers); the file is deleted when the book is dropped.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqliteConnection};
+
+use super::Result;
+
+/// Keys and the line each was first met on.
+pub struct ScratchKeys {
+    conn: Option<SqliteConnection>,
+    path: PathBuf,
+}
+
+impl ScratchKeys {
+    /// Creates an empty book in the system's temporary directory.
+    ///
+    /// # Errors
+    /// The file cannot be created.
+    pub async fn create() -> Result<ScratchKeys> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "relance-keys-{}-{}.db",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&path);
+        let mut conn = SqliteConnectOptions::from_str("sqlite::memory:")?
+            .filename(&path)
+            .create_if_missing(true)
+            // Scratch: nothing to recover after a crash, no journal, no sync.
+            .journal_mode(SqliteJournalMode::Off)
+            .synchronous(SqliteSynchronous::Off)
+            .pragma("cache_size", "-4096")
+            .pragma("temp_store", "file")
+            .disable_statement_logging()
+            .connect()
+            .await?;
+        sqlx::query("CREATE TABLE keys (key TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID")
+            .execute(&mut conn)
+            .await?;
+        Ok(ScratchKeys {
+            conn: Some(conn),
+            path,
+        })
+    }
+
+    fn conn(&mut self) -> &mut SqliteConnection {
+        self.conn.as_mut().expect("open until dropped")
+    }
+
+    /// The keys of `keys` already in the book, each with the line it was first met on.
+    ///
+    /// # Errors
+    /// The file cannot be read.
+    pub async fn lines_of(&mut self, keys: &[&str]) -> Result<Vec<(String, u64)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let json = serde_json::to_string(keys).map_err(|e| super::StoreError::Invalid(e.to_string()))?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT k.key, k.line FROM json_each(?1) j JOIN keys k ON k.key = j.value",
+        )
+        .bind(json)
+        .fetch_all(self.conn())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, l)| (k, u64::try_from(l).unwrap_or_default()))
+            .collect())
+    }
+
+    /// Adds keys with their lines; a key already in the book keeps its first line.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub async fn add(&mut self, entries: &[(&str, u64)]) -> Result<()> {
+        for chunk in entries.chunks(10_000) {
+            let json = serde_json::to_string(chunk)
+                .map_err(|e| super::StoreError::Invalid(e.to_string()))?;
+            sqlx::query(
+                "INSERT OR IGNORE INTO keys (key, line) \
+                 SELECT value ->> 0, value ->> 1 FROM json_each(?1)",
+            )
+            .bind(json)
+            .execute(self.conn())
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ScratchKeys {
+    fn drop(&mut self) {
+        // The connection closes (its worker thread ends) before the file goes.
+        if let Some(conn) = self.conn.take() {
+            drop(conn);
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
