@@ -31,6 +31,12 @@ impl ScratchKeys {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_file(&path);
+        let cannot = |e: sqlx::Error| {
+            super::StoreError::Invalid(format!(
+                "cannot create a scratch file in {} for the keys of a large file: {e} (TMPDIR names another folder)",
+                path.parent().map_or_else(String::new, |p| p.display().to_string())
+            ))
+        };
         let mut conn = SqliteConnectOptions::from_str("sqlite::memory:")?
             .filename(&path)
             .create_if_missing(true)
@@ -41,7 +47,8 @@ impl ScratchKeys {
             .pragma("temp_store", "file")
             .disable_statement_logging()
             .connect()
-            .await?;
+            .await
+            .map_err(cannot)?;
         sqlx::query("CREATE TABLE keys (key TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID")
             .execute(&mut conn)
             .await?;
