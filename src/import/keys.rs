@@ -66,7 +66,10 @@ impl SeenKeys {
             // In key order, each insert appends to the file's index.
             all.sort_unstable();
             disk.add(&all).await?;
-            tracing::debug!(keys = all.len(), "keys of the rows met so far moved to a scratch file");
+            tracing::debug!(
+                keys = all.len(),
+                "keys of the rows met so far moved to a scratch file"
+            );
             self.memory = HashMap::new();
             self.disk = Some(disk);
         }

@@ -49,9 +49,11 @@ impl ScratchKeys {
             .connect()
             .await
             .map_err(cannot)?;
-        sqlx::query("CREATE TABLE keys (key TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID")
-            .execute(&mut conn)
-            .await?;
+        sqlx::query(
+            "CREATE TABLE keys (key TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID",
+        )
+        .execute(&mut conn)
+        .await?;
         Ok(ScratchKeys {
             conn: Some(conn),
             path,
@@ -70,7 +72,8 @@ impl ScratchKeys {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let json = serde_json::to_string(keys).map_err(|e| super::StoreError::Invalid(e.to_string()))?;
+        let json =
+            serde_json::to_string(keys).map_err(|e| super::StoreError::Invalid(e.to_string()))?;
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT k.key, k.line FROM json_each(?1) j JOIN keys k ON k.key = j.value",
         )
