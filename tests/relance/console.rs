@@ -4,7 +4,7 @@
 //! page change, and the promise blocks the next reminder; a viewer sees no form; a form
 //! without its token is refused; the dashboard's aged balance is the report's.
 
-use chrono::{Duration, Utc};
+use chrono::{Duration, Timelike, Utc};
 use serde_json::Value;
 
 use crate::helpers::{repo, workspace_with_rules_and, Workspace};
@@ -534,12 +534,13 @@ async fn the_trusted_proxy_header_signs_in_known_users_only_and_the_customer_pag
 ) {
     let shipped = std::fs::read_to_string(repo().join("rules/smb.rhai")).unwrap();
     // Emails are delivered only in an hour that is not now: a reminder the service
-    // plans at start waits in the queue, and the page shows it either way.
-    let later = Utc::now().with_timezone(&chrono_tz::Europe::Paris) + Duration::hours(3);
+    // plans at start waits in the queue, and the page shows it either way. The hour is
+    // on the other half of the day, so that the window never runs past midnight.
+    let now = Utc::now().with_timezone(&chrono_tz::Europe::Paris).hour();
+    let open = if now < 12 { 18 } else { 4 };
     let window = format!(
-        "dispatch:\n  quiet_hours:\n    email: {{ from: \"{}\", to: \"{}\", business_days_only: false }}\n",
-        later.format("%H:00"),
-        (later + Duration::hours(1)).format("%H:00")
+        "dispatch:\n  quiet_hours:\n    email: {{ from: \"{open:02}:00\", to: \"{:02}:00\", business_days_only: false }}\n",
+        open + 1
     );
     let w = workspace_with_rules_and(
         &[("smb", &shipped)],
