@@ -1,10 +1,10 @@
 //! A scratch key book on disk: keys met during one piece of work (the rows of a file
 //! being imported) with the line each was first met on, in a temporary SQLite file of
 //! its own, whatever the ledger's backend. It serves work whose keys would not fit in
-//! memory (ten million invoice numbers); the file is deleted when the book is dropped.
+//! memory (ten million invoice numbers). The file has no name once open: nothing is
+//! left on disk when the book is dropped or the process ends.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -37,7 +37,9 @@ impl ScratchKeys {
                 path.parent().map_or_else(String::new, |p| p.display().to_string())
             ))
         };
-        let mut conn = SqliteConnectOptions::from_str("sqlite::memory:")?
+        // `new()`, not a URL: options parsed from `sqlite::memory:` keep their in-memory
+        // flag whatever file name they are given, and the keys would stay in memory.
+        let mut conn = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
             // Scratch: nothing to recover after a crash, no journal, no sync.
@@ -54,6 +56,11 @@ impl ScratchKeys {
         )
         .execute(&mut conn)
         .await?;
+        // The connection keeps the file open; unlinked now, it leaves nothing behind
+        // however the process ends (a killed import included). It has no journal and no
+        // other connection, so nothing needs its name again. (Where an open file cannot
+        // be unlinked, it goes when the book is dropped.)
+        let _ = std::fs::remove_file(&path);
         Ok(ScratchKeys {
             conn: Some(conn),
             path,
@@ -113,5 +120,36 @@ impl Drop for ScratchKeys {
             drop(conn);
         }
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_scratch_file_leaves_no_name_on_disk_and_still_answers() {
+        let mut book = ScratchKeys::create().await.unwrap();
+        assert!(!book.path.exists(), "{} still on disk", book.path.display());
+        // The keys are in that file, not in memory: the process holds it open, unlinked.
+        #[cfg(target_os = "linux")]
+        {
+            let open: Vec<String> = std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .map(|p| p.display().to_string())
+                .collect();
+            let name = book.path.display().to_string();
+            assert!(
+                open.iter()
+                    .any(|p| p.starts_with(&name) && p.ends_with("(deleted)")),
+                "{name} is not held open: {open:?}"
+            );
+        }
+        book.add(&[("F1", 2), ("F2", 3)]).await.unwrap();
+        book.add(&[("F1", 9)]).await.unwrap();
+        let mut found = book.lines_of(&["F1", "F3"]).await.unwrap();
+        found.sort();
+        assert_eq!(found, vec![("F1".to_string(), 2)]);
     }
 }
