@@ -58,6 +58,10 @@ pub enum StoreError {
     Invalid(String),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// A scratch file a piece of work needs (the keys of a large import) cannot be
+    /// created or used: the machine's fault, not the input's.
+    #[error("{0}")]
+    Scratch(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

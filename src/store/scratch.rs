@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqliteConnection};
 
-use super::Result;
+use super::{Result, StoreError};
 
 /// Keys and the line each was first met on.
 pub struct ScratchKeys {
@@ -32,8 +32,8 @@ impl ScratchKeys {
         ));
         let _ = std::fs::remove_file(&path);
         let cannot = |e: sqlx::Error| {
-            super::StoreError::Invalid(format!(
-                "cannot create a scratch file in {} for the keys of a large file: {e} (TMPDIR names another folder)",
+            StoreError::Scratch(format!(
+                "cannot create a scratch file in {} for the keys of a large file: {e} (set TMPDIR to another folder)",
                 path.parent().map_or_else(String::new, |p| p.display().to_string())
             ))
         };
@@ -79,8 +79,7 @@ impl ScratchKeys {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let json =
-            serde_json::to_string(keys).map_err(|e| super::StoreError::Invalid(e.to_string()))?;
+        let json = serde_json::to_string(keys).map_err(|e| StoreError::Scratch(e.to_string()))?;
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT k.key, k.line FROM json_each(?1) j JOIN keys k ON k.key = j.value",
         )
@@ -99,8 +98,8 @@ impl ScratchKeys {
     /// The file cannot be written.
     pub async fn add(&mut self, entries: &[(&str, u64)]) -> Result<()> {
         for chunk in entries.chunks(10_000) {
-            let json = serde_json::to_string(chunk)
-                .map_err(|e| super::StoreError::Invalid(e.to_string()))?;
+            let json =
+                serde_json::to_string(chunk).map_err(|e| StoreError::Scratch(e.to_string()))?;
             sqlx::query(
                 "INSERT OR IGNORE INTO keys (key, line) \
                  SELECT value ->> 0, value ->> 1 FROM json_each(?1)",
