@@ -54,6 +54,11 @@ impl PostgresStore {
         ids.to_vec()
     }
 
+    /// A list of texts as the one parameter [`Self::IN_IDS`] reads.
+    fn text_list(keys: &[String]) -> Vec<String> {
+        keys.to_vec()
+    }
+
     /// Connects to the server the URL names.
     ///
     /// # Errors

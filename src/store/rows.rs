@@ -146,6 +146,33 @@ pub(crate) fn iso_date(text: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(y, digits(5..7)?, digits(8..10)?)
 }
 
+/// `date` written `YYYY-MM-DD`, as sqlx writes a date (chrono's `%F`) for years 0 to
+/// 9999, without a format parser: a tick writes a date for each of millions of steps.
+pub(crate) fn push_iso_date(out: &mut String, date: NaiveDate) {
+    use chrono::Datelike;
+    let (y, m, d) = (date.year(), date.month(), date.day());
+    if !(0..=9999).contains(&y) {
+        out.push_str(&date.format("%F").to_string());
+        return;
+    }
+    let y = y as u32;
+    for n in [y / 1000, y / 100 % 10, y / 10 % 10, y % 10] {
+        out.push(char::from(b'0' + n as u8));
+    }
+    for (n, sep) in [(m, '-'), (d, '-')] {
+        out.push(sep);
+        out.push(char::from(b'0' + (n / 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+    }
+}
+
+/// `date` written `YYYY-MM-DD` (see [`push_iso_date`]).
+pub(crate) fn iso_date_text(date: NaiveDate) -> String {
+    let mut s = String::with_capacity(10);
+    push_iso_date(&mut s, date);
+    s
+}
+
 macro_rules! invoice_select {
     ($($extra:literal)?) => {
         concat!(

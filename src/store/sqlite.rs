@@ -70,6 +70,11 @@ impl SqliteStore {
         json
     }
 
+    /// A list of texts as the one parameter [`Self::IN_IDS`] reads.
+    fn text_list(keys: &[String]) -> String {
+        serde_json::to_string(keys).unwrap_or_else(|_| "[]".into())
+    }
+
     /// Opens (creating if needed) the database file the URL names.
     ///
     /// # Errors
@@ -155,7 +160,7 @@ impl SqliteStore {
             .map(|(a, _)| {
                 (
                     invoice_numbers_json(&a.invoices),
-                    a.decided_on.format("%F").to_string(),
+                    crate::store::rows::iso_date_text(a.decided_on),
                 )
             })
             .collect();

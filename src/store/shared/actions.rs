@@ -577,14 +577,16 @@ impl StoreImpl {
         customers.dedup();
         let mut customer_ids: HashMap<String, i64> = HashMap::new();
         let keys: Vec<String> = customers.iter().map(|c| c.to_string()).collect();
-        let rows: Vec<(String, i64)> = super::ledger::select_in(
-            &mut tx,
-            "SELECT external_id, id FROM customers WHERE external_id IN (",
-            &keys,
-            "",
-            false,
-        )
-        .await?;
+        // One statement with the list as its one parameter, prepared once per
+        // connection (a list of parameters would be parsed again for each batch).
+        let sql = format!(
+            "SELECT external_id, id FROM customers WHERE external_id {}",
+            Self::IN_IDS
+        );
+        let rows: Vec<(String, i64)> = sqlx::query_as(&sql)
+            .bind(Self::text_list(&keys))
+            .fetch_all(&mut *tx)
+            .await?;
         customer_ids.extend(rows);
         // The keys already recorded for their customer come back missing.
         let rows: Vec<(&crate::store::actions::NewAction, i64)> = batch
