@@ -115,6 +115,61 @@ pub struct NewAction {
     pub invoices: Vec<String>,
 }
 
+/// The actions of `batch` whose customer `customer_ids` knows (external id to internal
+/// id), with that id; the others name a customer the ledger does not have.
+pub(crate) fn with_customer_ids<'a>(
+    batch: &'a [NewAction],
+    customer_ids: &std::collections::HashMap<String, i64>,
+) -> Vec<(&'a NewAction, i64)> {
+    batch
+        .iter()
+        .filter_map(|a| customer_ids.get(&a.customer).map(|&cid| (a, cid)))
+        .collect()
+}
+
+/// The customers `batch` names, each once, in order.
+pub(crate) fn customers_named(batch: &[NewAction]) -> Vec<String> {
+    let mut customers: Vec<&str> = batch.iter().map(|a| a.customer.as_str()).collect();
+    customers.sort_unstable();
+    customers.dedup();
+    customers.into_iter().map(str::to_string).collect()
+}
+
+/// The facts snapshots the actions recorded (`ids`, by key) need: one per customer and
+/// distinct facts (customer id, SHA-256, JSON); an identical one may be stored already.
+pub(crate) fn new_snapshots<'a>(
+    rows: &[(&'a NewAction, i64)],
+    ids: &std::collections::HashMap<String, i64>,
+) -> Vec<(i64, &'a str, &'a str)> {
+    let mut snapshots: Vec<(i64, &str, &str)> = rows
+        .iter()
+        .filter(|(a, _)| ids.contains_key(&a.key))
+        .map(|(a, cid)| (*cid, &*a.facts_sha256, &*a.facts))
+        .collect();
+    snapshots.sort_unstable_by_key(|s| (s.0, s.1));
+    snapshots.dedup_by_key(|s| (s.0, s.1));
+    snapshots
+}
+
+/// The steps the actions recorded (`ids`, by key) applied, as rows of the dunning state
+/// the next tick reads.
+pub(crate) fn new_steps(
+    rows: &[(&NewAction, i64)],
+    ids: &std::collections::HashMap<String, i64>,
+) -> Vec<crate::store::steps::StepRow> {
+    crate::store::steps::fold(rows.iter().filter_map(|(a, cid)| {
+        ids.get(&a.key).map(|&id| crate::store::steps::StepSource {
+            id,
+            customer_id: *cid,
+            invoices: &a.invoices,
+            kind: a.kind.as_str(),
+            step: &a.step,
+            day: a.decided_on,
+            status: a.status.as_str(),
+        })
+    }))
+}
+
 /// The invoices an action covers as stored: a JSON array of their numbers.
 pub(crate) fn invoice_numbers_json(numbers: &[String]) -> String {
     serde_json::to_string(numbers).unwrap_or_else(|_| "[]".into())

@@ -1,5 +1,6 @@
 //! PostgreSQL: the production backend, shared by several relance instances.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -54,11 +55,6 @@ impl PostgresStore {
         ids.to_vec()
     }
 
-    /// A list of texts as the one parameter [`Self::IN_IDS`] reads.
-    fn text_list(keys: &[String]) -> Vec<String> {
-        keys.to_vec()
-    }
-
     /// Connects to the server the URL names.
     ///
     /// # Errors
@@ -91,6 +87,35 @@ impl PostgresStore {
     async fn apply_migrations(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Records a batch's new actions (see the shared `record_actions_sql`): looks up
+    /// their customers, inserts the actions, their facts snapshots and the steps they
+    /// applied; returns the actions whose customer the ledger has, with its id, and the
+    /// id of each action recorded by key.
+    async fn write_new_actions<'a>(
+        conn: &mut sqlx::PgConnection,
+        batch: &'a [NewAction],
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<(&'a NewAction, i64)>, HashMap<String, i64>)> {
+        use super::actions::{customers_named, new_snapshots, new_steps, with_customer_ids};
+        let customers: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
+            "SELECT external_id, id FROM customers WHERE external_id = ANY($1)",
+        )
+        .bind(customers_named(batch))
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+        let rows = with_customer_ids(batch, &customers);
+        let ids: HashMap<String, i64> = Self::insert_actions(&mut *conn, &rows, now)
+            .await?
+            .into_iter()
+            .map(|(id, key)| (key, id))
+            .collect();
+        Self::insert_snapshots(&mut *conn, &new_snapshots(&rows, &ids)).await?;
+        Self::upsert_steps(&mut *conn, &new_steps(&rows, &ids)).await?;
+        Ok((rows, ids))
     }
 
     /// Inserts a tick's new actions; returns the id and key of each one recorded (a key

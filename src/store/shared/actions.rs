@@ -571,58 +571,10 @@ impl StoreImpl {
             return Ok(counts);
         }
         let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
-        // Internal ids of the customers and invoices the batch names.
-        let mut customers: Vec<&str> = batch.iter().map(|a| a.customer.as_str()).collect();
-        customers.sort_unstable();
-        customers.dedup();
-        let mut customer_ids: HashMap<String, i64> = HashMap::new();
-        let keys: Vec<String> = customers.iter().map(|c| c.to_string()).collect();
-        // One statement with the list as its one parameter, prepared once per
-        // connection (a list of parameters would be parsed again for each batch).
-        let sql = format!(
-            "SELECT external_id, id FROM customers WHERE external_id {}",
-            Self::IN_IDS
-        );
-        let rows: Vec<(String, i64)> = sqlx::query_as(&sql)
-            .bind(Self::text_list(&keys))
-            .fetch_all(&mut *tx)
-            .await?;
-        customer_ids.extend(rows);
-        // The keys already recorded for their customer come back missing.
-        let rows: Vec<(&crate::store::actions::NewAction, i64)> = batch
-            .iter()
-            .filter_map(|a| customer_ids.get(&a.customer).map(|&cid| (a, cid)))
-            .collect();
-        let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
-        ids.extend(
-            Self::insert_actions(&mut tx, &rows, now)
-                .await?
-                .into_iter()
-                .map(|(id, k)| (k, id)),
-        );
-        // One snapshot per customer and distinct facts of the new actions; an
-        // identical one may already be stored.
-        let mut snapshots: Vec<(i64, &str, &str)> = rows
-            .iter()
-            .filter(|(a, _)| ids.contains_key(&a.key))
-            .map(|(a, cid)| (*cid, &*a.facts_sha256, &*a.facts))
-            .collect();
-        snapshots.sort_unstable_by_key(|s| (s.0, s.1));
-        snapshots.dedup_by_key(|s| (s.0, s.1));
-        Self::insert_snapshots(&mut tx, &snapshots).await?;
-        // The steps the new actions applied, in the dunning state the next tick reads.
-        let steps = crate::store::steps::fold(rows.iter().filter_map(|(a, cid)| {
-            ids.get(&a.key).map(|&id| crate::store::steps::StepSource {
-                id,
-                customer_id: *cid,
-                invoices: &a.invoices,
-                kind: a.kind.as_str(),
-                step: &a.step,
-                day: a.decided_on,
-                status: a.status.as_str(),
-            })
-        }));
-        Self::upsert_steps(&mut tx, &steps).await?;
+        // The actions whose customer the ledger has, and the id of each one recorded by
+        // its key (a key already recorded for its customer comes back missing), with
+        // their facts snapshots and the steps they applied.
+        let (rows, ids) = Self::write_new_actions(&mut tx, batch, now).await?;
         let duplicates: Vec<(&str, i64)> = rows
             .iter()
             .map(|(a, cid)| (a.key.as_str(), *cid))
