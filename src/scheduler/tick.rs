@@ -140,8 +140,15 @@ pub async fn run_tick(
                 .await?,
         );
     }
+    // The write connection's cache sized for the tick, then back (see the store).
+    if let Err(e) = store.size_write_cache_for_tick(true).await {
+        tracing::warn!(error = %e, "cannot size the write cache for the tick; ticking with it as it is");
+    }
     let started = std::time::Instant::now();
     let result = tick_body(store.clone(), config, rules, segments, as_of).await;
+    if let Err(e) = store.size_write_cache_for_tick(false).await {
+        tracing::warn!(error = %e, "cannot size the write cache back after the tick");
+    }
     metrics.tick_duration(started.elapsed());
     let now = Utc::now();
     match &result {

@@ -55,6 +55,12 @@ impl PostgresStore {
         ids.to_vec()
     }
 
+    /// See `Store::size_write_cache_for_tick`: the server sizes its own caches.
+    #[allow(clippy::unused_async)]
+    pub(crate) async fn size_write_cache_for_tick_impl(&self, _tick: bool) -> Result<()> {
+        Ok(())
+    }
+
     /// Connects to the server the URL names.
     ///
     /// # Errors

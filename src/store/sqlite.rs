@@ -34,6 +34,12 @@ pub struct SqliteStore {
     options: SqliteConnectOptions,
 }
 
+/// The write connection's page cache (KiB, as SQLite's negative `cache_size`): 64 MiB
+/// for imports, which write batch after batch into the same indexes; 32 MiB while a
+/// tick writes, as fast for it (measured) and 35 MB less at its peak.
+const WRITER_CACHE: &str = "-65536";
+const WRITER_CACHE_TICK: &str = "-32768";
+
 impl SqliteStore {
     /// Claims the oldest due action (see `shared/actions.rs`), through the queue's own
     /// index: with the index by status, SQLite sorted every planned action by id for
@@ -98,7 +104,7 @@ impl SqliteStore {
         // large one.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone().pragma("cache_size", "-65536"))
+            .connect_with(options.clone().pragma("cache_size", WRITER_CACHE))
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -128,6 +134,19 @@ impl SqliteStore {
     /// The pool write transactions are taken from.
     fn write_pool(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    /// See `Store::size_write_cache_for_tick`.
+    pub(crate) async fn size_write_cache_for_tick_impl(&self, tick: bool) -> Result<()> {
+        let size = if tick {
+            WRITER_CACHE_TICK
+        } else {
+            WRITER_CACHE
+        };
+        sqlx::query(&format!("PRAGMA cache_size = {size}"))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     async fn close_writer(&self) {

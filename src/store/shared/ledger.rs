@@ -1463,6 +1463,10 @@ impl crate::store::Store for StoreImpl {
         self.try_lead_impl().await
     }
 
+    async fn size_write_cache_for_tick(&self, tick: bool) -> crate::store::Result<()> {
+        self.size_write_cache_for_tick_impl(tick).await
+    }
+
     async fn refresh_action_statistics(&self) -> crate::store::Result<()> {
         sqlx::query(Self::REFRESH_ACTION_STATISTICS)
             .execute(&self.pool)
