@@ -103,7 +103,10 @@ fn a_customer_follows_the_emailed_link_promises_and_disputes_in_a_real_browser()
         &config,
     );
     with_bank(&w);
-    let today = Utc::now().date_naive();
+    // The service's today is Paris' (its time zone), a day ahead of UTC's late in the evening.
+    let today = Utc::now()
+        .with_timezone(&chrono_tz::Europe::Paris)
+        .date_naive();
     let due = |days: i64| (today - chrono::Duration::days(days)).to_string();
     w.import_ledger(
         "external_id,name,segment,emails,locale,collector\nC1,Garage Martin,smb,compta@martin.example,en,alice\n",
@@ -484,7 +487,10 @@ async fn a_link_acts_on_its_own_customer_only_and_every_refused_link_gets_the_sa
     assert_eq!(r.status().as_u16(), 403);
 
     // Inputs out of bounds are refused with the field, and nothing is written.
-    let today = Utc::now().date_naive();
+    // The service's today is Paris' (its time zone), a day ahead of UTC's late in the evening.
+    let today = Utc::now()
+        .with_timezone(&chrono_tz::Europe::Paris)
+        .date_naive();
     for (date, amount, field) in [
         (
             (today + chrono::Duration::days(31)).to_string(),
