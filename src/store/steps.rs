@@ -161,6 +161,46 @@ mod tests {
     }
 
     #[test]
+    fn applications_not_in_customer_order_fold_into_the_same_rows_in_key_order() {
+        let a = vec!["F9".to_string()];
+        let b = vec!["F1".to_string(), "F2".to_string()];
+        let source = |id, customer_id, invoices, day| StepSource {
+            id,
+            customer_id,
+            invoices,
+            kind: "email",
+            step: "r1",
+            day: d(day),
+            status: "sent",
+        };
+        // Customer 2, then 1, then 2 again (as the log's order gives them, not a tick's).
+        let rows = fold([
+            source(5, 2, &a, "2026-11-02"),
+            source(6, 1, &b, "2026-11-02"),
+            source(7, 2, &a, "2026-11-03"),
+        ]);
+        let got: Vec<(i64, &str, i64, &str)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.customer_id,
+                    r.invoice.as_str(),
+                    r.first_action,
+                    r.applied.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "F1", 6, "2026-11-02"),
+                (1, "F2", 6, "2026-11-02"),
+                (2, "F9", 5, "2026-11-02 2026-11-03"),
+            ]
+        );
+    }
+
+    #[test]
     fn dates_are_written_as_sqlx_writes_them_whatever_the_year() {
         for text in [
             "2026-11-02",
