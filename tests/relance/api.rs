@@ -580,6 +580,28 @@ async fn collectors_record_disputes_promises_pauses_and_tasks_and_the_log_explai
         403,
         "forbidden",
     );
+    // The server's dispatcher tries the email as soon as it starts: while an attempt is
+    // under way the action is `sending` and cannot be cancelled (409), so wait for the
+    // refused connection to put it back in the queue.
+    let started = std::time::Instant::now();
+    loop {
+        let (_, a) = s
+            .call(
+                "GET",
+                &format!("/v1/actions/{email_id}"),
+                Some(&collector),
+                None,
+            )
+            .await;
+        if a["status"] != "sending" {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{a}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let (status, cancelled) = s
         .call(
             "POST",
