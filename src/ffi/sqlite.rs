@@ -277,6 +277,13 @@ impl Handle {
     }
 }
 
+impl Handle {
+    /// Runs `sql`, a statement with no parameter whose rows, if any, are not read.
+    pub fn execute(&self, sql: &str) -> Result<()> {
+        self.query::<SqliteError>(sql, &[], |_| Ok(()))
+    }
+}
+
 /// Runs `work` on the raw handle of `conn`, which the caller holds in a transaction.
 /// On tokio's multi-threaded runtime the work runs in place of the current worker (its
 /// other tasks move to another one), as it blocks for the length of a batch.
@@ -296,6 +303,34 @@ pub async fn with_handle<T, E: From<sqlx::Error>>(
     } else {
         work(&handle)
     }
+}
+
+/// Runs `work` in a write transaction (`BEGIN IMMEDIATE` … `COMMIT`) on the raw handle
+/// of `conn`, which holds no transaction, all in one hand-over of the connection (see
+/// [`with_handle`]). When `work` fails or panics, or the commit fails, the transaction is
+/// rolled back, so the connection goes back to its pool with none open.
+pub async fn in_write_transaction<T, E: From<sqlx::Error> + From<SqliteError>>(
+    conn: &mut sqlx::SqliteConnection,
+    work: impl FnOnce(&Handle) -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    /// Rolls the transaction back unless it was committed.
+    struct Open<'h>(&'h Handle, bool);
+    impl Drop for Open<'_> {
+        fn drop(&mut self) {
+            if self.1 {
+                let _ = self.0.execute("ROLLBACK");
+            }
+        }
+    }
+    with_handle(conn, |db| {
+        db.execute("BEGIN IMMEDIATE")?;
+        let mut open = Open(db, true);
+        let value = work(db)?;
+        db.execute("COMMIT")?;
+        open.1 = false;
+        Ok(value)
+    })
+    .await
 }
 
 /// Sets SQLite's process-wide options, once, before the first connection.

@@ -170,6 +170,52 @@ pub(crate) fn new_steps(
     }))
 }
 
+/// The actions of `rows` the batch did not record (`ids`, by key, lacks them): their key
+/// was recorded for their customer before. Each key with its customer's id.
+pub(crate) fn unrecorded<'a>(
+    rows: &[(&'a NewAction, i64)],
+    ids: &std::collections::HashMap<String, i64>,
+) -> Vec<(&'a str, i64)> {
+    rows.iter()
+        .map(|(a, cid)| (a.key.as_str(), *cid))
+        .filter(|(k, _)| !ids.contains_key(*k))
+        .collect()
+}
+
+/// What the log says of a batch's decisions beyond the action rows (action id, status,
+/// detail): nothing for a new planned action, which is its own record of the decision
+/// (its creation time and status); the status and reason of a new blocked or failed
+/// one; `duplicate` for a decision identical to one recorded before (`existing`: that
+/// action's id by key).
+pub(crate) fn decision_events<'a>(
+    rows: &[(&'a NewAction, i64)],
+    ids: &std::collections::HashMap<String, i64>,
+    existing: &std::collections::HashMap<String, i64>,
+) -> Vec<(i64, &'a str, Option<&'a str>)> {
+    const DUPLICATE: &str = "the same decision was taken again; not recorded twice";
+    rows.iter()
+        .filter_map(|(a, _)| match ids.get(&a.key) {
+            Some(_) if a.status == ActionStatus::Planned => None,
+            Some(&id) => Some((id, a.status.as_str(), a.detail.as_deref())),
+            None => existing
+                .get(&a.key)
+                .map(|&id| (id, "duplicate", Some(DUPLICATE))),
+        })
+        .collect()
+}
+
+/// What recording a batch did: `ids` recorded, `unrecorded` already there.
+pub(crate) fn record_counts(
+    ids: &std::collections::HashMap<String, i64>,
+    unrecorded: &[(&str, i64)],
+) -> RecordCounts {
+    RecordCounts {
+        recorded: ids.len() as u64,
+        duplicates: unrecorded.len() as u64,
+        duplicate_keys: unrecorded.iter().map(|(k, _)| (*k).to_string()).collect(),
+    }
+}
+
 /// The invoices an action covers as stored: a JSON array of their numbers.
 pub(crate) fn invoice_numbers_json(numbers: &[String]) -> String {
     serde_json::to_string(numbers).unwrap_or_else(|_| "[]".into())

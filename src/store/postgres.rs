@@ -95,33 +95,68 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Records a batch's new actions (see the shared `record_actions_sql`): looks up
-    /// their customers, inserts the actions, their facts snapshots and the steps they
-    /// applied; returns the actions whose customer the ledger has, with its id, and the
-    /// id of each action recorded by key.
-    async fn write_new_actions<'a>(
-        conn: &mut sqlx::PgConnection,
-        batch: &'a [NewAction],
+    /// Records a batch of decisions (see the shared `record_actions_sql`) in one
+    /// transaction: looks up their customers, inserts the actions (by `COPY`), their
+    /// facts snapshots and the steps they applied, then the events of the new blocked or
+    /// failed ones and of the duplicates.
+    async fn record_new_actions(
+        pool: &PgPool,
+        batch: &[NewAction],
         now: DateTime<Utc>,
-    ) -> Result<(Vec<(&'a NewAction, i64)>, HashMap<String, i64>)> {
-        use super::actions::{customers_named, new_snapshots, new_steps, with_customer_ids};
+    ) -> Result<super::actions::RecordCounts> {
+        use super::actions::{
+            customers_named, decision_events, new_snapshots, new_steps, record_counts, unrecorded,
+            with_customer_ids,
+        };
+        let mut tx = pool.begin_with(Self::BEGIN_WRITE).await?;
         let customers: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
             "SELECT external_id, id FROM customers WHERE external_id = ANY($1)",
         )
         .bind(customers_named(batch))
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *tx)
         .await?
         .into_iter()
         .collect();
         let rows = with_customer_ids(batch, &customers);
-        let ids: HashMap<String, i64> = Self::insert_actions(&mut *conn, &rows, now)
+        let ids: HashMap<String, i64> = Self::insert_actions(&mut tx, &rows, now)
             .await?
             .into_iter()
             .map(|(id, key)| (key, id))
             .collect();
-        Self::insert_snapshots(&mut *conn, &new_snapshots(&rows, &ids)).await?;
-        Self::upsert_steps(&mut *conn, &new_steps(&rows, &ids)).await?;
-        Ok((rows, ids))
+        Self::insert_snapshots(&mut tx, &new_snapshots(&rows, &ids)).await?;
+        Self::upsert_steps(&mut tx, &new_steps(&rows, &ids)).await?;
+        let unrecorded = unrecorded(&rows, &ids);
+        let existing: HashMap<String, i64> = if unrecorded.is_empty() {
+            HashMap::new()
+        } else {
+            sqlx::query_as(
+                "SELECT a.idempotency_key, a.id FROM actions a \
+                 JOIN UNNEST($1::int8[], $2::text[]) AS u (customer_id, idempotency_key) \
+                 ON a.customer_id = u.customer_id AND a.idempotency_key = u.idempotency_key",
+            )
+            .bind(unrecorded.iter().map(|(_, c)| *c).collect::<Vec<i64>>())
+            .bind(unrecorded.iter().map(|(k, _)| *k).collect::<Vec<&str>>())
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect()
+        };
+        let events = decision_events(&rows, &ids, &existing);
+        if !events.is_empty() {
+            sqlx::query(
+                "INSERT INTO action_events (action_id, at, status, attempt, detail) \
+                 SELECT id, $2, status, 0, detail FROM UNNEST($1::int8[], $3::text[], $4::text[]) \
+                 AS e (id, status, detail)",
+            )
+            .bind(events.iter().map(|e| e.0).collect::<Vec<i64>>())
+            .bind(now)
+            .bind(events.iter().map(|e| e.1).collect::<Vec<&str>>())
+            .bind(events.iter().map(|e| e.2).collect::<Vec<Option<&str>>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(record_counts(&ids, &unrecorded))
     }
 
     /// Inserts a tick's new actions; returns the id and key of each one recorded (a key

@@ -102,12 +102,18 @@ impl SqliteStore {
         // dirty pages to the WAL mid-transaction, several times slower. Reads need no
         // more than a small cache (the OS caches the file), so only the writer has the
         // large one.
+        // No ping of a connection before each use (sqlx's default, made for network
+        // connections that may have dropped): a file's connection does not drop, and
+        // each ping is a round trip to the connection's thread, which waits to be
+        // scheduled on a busy machine (a few milliseconds per write transaction).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone().pragma("cache_size", WRITER_CACHE))
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
+            .test_before_acquire(false)
             .connect_with(options.clone().pragma("cache_size", "-8192"))
             .await?;
         Ok(SqliteStore {
@@ -153,23 +159,27 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
-    /// Records a batch's new actions (see the shared `record_actions_sql`): looks up
+    /// Records a batch of decisions (see the shared `record_actions_sql`): looks up
     /// their customers, inserts the actions, their facts snapshots and the steps they
-    /// applied; returns the actions whose customer the ledger has, with its id, and the
-    /// id of each action recorded by key. All of it in one hand-over of the connection
-    /// to this thread: each use of sqlx, or each hand-over, waits for another thread to
-    /// be scheduled, and a first tick's writer, which sets the tick's pace, spent more
-    /// time waiting so (about 5 ms each, six per transaction) than looking up its
-    /// customers.
-    async fn write_new_actions<'a>(
-        conn: &mut sqlx::SqliteConnection,
-        batch: &'a [NewAction],
+    /// applied, then the events of the new blocked or failed ones and of the duplicates.
+    /// The whole transaction, `BEGIN` to `COMMIT`, runs in one hand-over of the
+    /// connection to this thread: each use of sqlx, or each hand-over, waits for another
+    /// thread to be scheduled, and a first tick's writer, which sets the tick's pace,
+    /// spent more time waiting so (about 5 ms each, several per transaction) than
+    /// looking up its customers.
+    async fn record_new_actions(
+        pool: &SqlitePool,
+        batch: &[NewAction],
         now: DateTime<Utc>,
-    ) -> Result<(Vec<(&'a NewAction, i64)>, HashMap<String, i64>)> {
-        use super::actions::{customers_named, new_snapshots, new_steps, with_customer_ids};
+    ) -> Result<super::actions::RecordCounts> {
+        use super::actions::{
+            customers_named, decision_events, new_snapshots, new_steps, record_counts, unrecorded,
+            with_customer_ids,
+        };
         let customers =
             serde_json::to_string(&customers_named(batch)).unwrap_or_else(|_| "[]".into());
-        sqlite_raw::with_handle(conn, |db| {
+        let mut conn = pool.acquire().await?;
+        sqlite_raw::in_write_transaction(&mut conn, |db| {
             let mut customer_ids = HashMap::new();
             db.query(
                 "SELECT external_id, id FROM customers WHERE external_id IN (SELECT value FROM json_each(?))",
@@ -186,9 +196,58 @@ impl SqliteStore {
                 .collect();
             Self::insert_snapshots(db, &new_snapshots(&rows, &ids))?;
             Self::upsert_steps_on(db, &new_steps(&rows, &ids))?;
-            Ok((rows, ids))
+            let unrecorded = unrecorded(&rows, &ids);
+            let mut existing = HashMap::new();
+            if !unrecorded.is_empty() {
+                let pairs: Vec<(i64, &str)> = unrecorded.iter().map(|(k, c)| (*c, *k)).collect();
+                let pairs = serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into());
+                db.query(
+                    "SELECT a.idempotency_key, a.id FROM json_each(?) AS u \
+                     JOIN actions a ON a.customer_id = u.value ->> 0 AND a.idempotency_key = u.value ->> 1",
+                    &[pairs.as_str().into()],
+                    |r| {
+                        existing.insert(r.text(0), r.int(1));
+                        Ok::<_, super::StoreError>(())
+                    },
+                )?;
+            }
+            Self::insert_events(db, &decision_events(&rows, &ids, &existing), now)?;
+            Ok(record_counts(&ids, &unrecorded))
         })
         .await
+    }
+
+    /// Writes events of a batch's decisions (action id, status, detail) at `now`.
+    fn insert_events(
+        db: &sqlite_raw::Handle,
+        events: &[(i64, &str, Option<&str>)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let now = now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+        let values: Vec<Value<'_>> = events
+            .iter()
+            .flat_map(|(id, status, detail)| {
+                [
+                    (*id).into(),
+                    now.as_str().into(),
+                    (*status).into(),
+                    0i64.into(),
+                    (*detail).into(),
+                ]
+            })
+            .collect();
+        db.insert_rows(
+            "INSERT INTO action_events (action_id, at, status, attempt, detail)",
+            5,
+            "",
+            ACTIONS_PER_STATEMENT,
+            &values,
+            |_| (),
+        )?;
+        Ok(())
     }
 
     /// Inserts a tick's new actions through SQLite's own interface (see `ffi::sqlite`),

@@ -560,82 +560,19 @@ impl StoreImpl {
         Self::upsert_steps(conn, &rows).await
     }
 
+    /// Records a batch of decisions in one write transaction: its actions, their facts
+    /// snapshots and the steps they applied, and what the log says of each beyond its
+    /// row (`store::actions::decision_events`). Each backend writes it its own fastest
+    /// way (`record_new_actions` in its file).
     pub(crate) async fn record_actions_sql(
         &self,
         batch: &[crate::store::actions::NewAction],
         now: chrono::DateTime<chrono::Utc>,
     ) -> crate::store::Result<crate::store::actions::RecordCounts> {
-        use std::collections::HashMap;
-        let mut counts = crate::store::actions::RecordCounts::default();
         if batch.is_empty() {
-            return Ok(counts);
+            return Ok(crate::store::actions::RecordCounts::default());
         }
-        let mut tx = self.write_pool().begin_with(Self::BEGIN_WRITE).await?;
-        // The actions whose customer the ledger has, and the id of each one recorded by
-        // its key (a key already recorded for its customer comes back missing), with
-        // their facts snapshots and the steps they applied.
-        let (rows, ids) = Self::write_new_actions(&mut tx, batch, now).await?;
-        let duplicates: Vec<(&str, i64)> = rows
-            .iter()
-            .map(|(a, cid)| (a.key.as_str(), *cid))
-            .filter(|(k, _)| !ids.contains_key(*k))
-            .collect();
-        let mut existing: HashMap<String, i64> = HashMap::new();
-        for chunk in duplicates.chunks(500) {
-            let mut qb = sqlx::QueryBuilder::<Db>::new(
-                "SELECT idempotency_key, id FROM actions WHERE customer_id IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for (_, cid) in chunk {
-                sep.push_bind(*cid);
-            }
-            qb.push(") AND idempotency_key IN (");
-            let mut sep = qb.separated(", ");
-            for (k, _) in chunk {
-                sep.push_bind(k.to_string());
-            }
-            qb.push(")");
-            let found: Vec<(String, i64)> = qb
-                .build_query_as()
-                .persistent(false)
-                .fetch_all(&mut *tx)
-                .await?;
-            existing.extend(found);
-        }
-        let duplicates: Vec<&str> = duplicates.into_iter().map(|(k, _)| k).collect();
-        counts.recorded = ids.len() as u64;
-        counts.duplicates = duplicates.len() as u64;
-        counts.duplicate_keys = duplicates.iter().map(|k| k.to_string()).collect();
-
-        // One event per action.
-        let duplicate_note = "the same decision was taken again; not recorded twice";
-        let events: Vec<(i64, &str, Option<&str>)> = rows
-            .iter()
-            .filter_map(|(a, _)| match ids.get(&a.key) {
-                // A new planned action is its own record of the decision (its
-                // creation time and status); blocked and error ones say why.
-                Some(_) if a.status == crate::store::actions::ActionStatus::Planned => None,
-                Some(&id) => Some((id, a.status.as_str(), a.detail.as_deref())),
-                None => existing
-                    .get(&a.key)
-                    .map(|&id| (id, "duplicate", Some(duplicate_note))),
-            })
-            .collect();
-        for chunk in events.chunks(1000) {
-            let mut qb = sqlx::QueryBuilder::<Db>::new(
-                "INSERT INTO action_events (action_id, at, status, attempt, detail) ",
-            );
-            qb.push_values(chunk, |mut b, (id, status, detail)| {
-                b.push_bind(*id)
-                    .push_bind(now)
-                    .push_bind(*status)
-                    .push_bind(0i64)
-                    .push_bind(detail.map(str::to_string));
-            });
-            qb.build().persistent(false).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(counts)
+        Self::record_new_actions(self.write_pool(), batch, now).await
     }
 
     /// Claims up to `limit` actions due, oldest first, with a lease until
