@@ -417,3 +417,75 @@ mod memory {
 
     pub(super) unsafe extern "C" fn shutdown(_: *mut c_void) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{in_write_transaction, SqliteError};
+    use sqlx::Connection;
+
+    #[derive(Debug)]
+    struct Failed(String);
+    impl From<sqlx::Error> for Failed {
+        fn from(e: sqlx::Error) -> Self {
+            Failed(e.to_string())
+        }
+    }
+    impl From<SqliteError> for Failed {
+        fn from(e: SqliteError) -> Self {
+            Failed(e.0)
+        }
+    }
+
+    async fn count(conn: &mut sqlx::SqliteConnection) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_transaction_that_fails_leaves_nothing_and_no_transaction_open() {
+        super::configure();
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        // A row written, then a failure: the row is rolled back.
+        let failed = in_write_transaction(&mut conn, |db| {
+            db.execute("INSERT INTO t VALUES (1)")?;
+            db.execute("INSERT INTO t VALUES (1)")?;
+            Ok::<_, Failed>(())
+        })
+        .await;
+        assert!(failed.is_err());
+        assert_eq!(count(&mut conn).await, 0);
+        // A panic in the work rolls back too.
+        let panicked = std::panic::AssertUnwindSafe(in_write_transaction(&mut conn, |db| {
+            db.execute("INSERT INTO t VALUES (2)")?;
+            if db.execute("SELECT 1").is_ok() {
+                panic!("work panicked");
+            }
+            Ok::<_, Failed>(())
+        }));
+        let caught = futures_util::FutureExt::catch_unwind(panicked).await;
+        assert!(caught.is_err());
+        assert_eq!(count(&mut conn).await, 0);
+        // No transaction was left open: sqlx begins one, and a committed write stays.
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (3)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        in_write_transaction(&mut conn, |db| {
+            db.execute("INSERT INTO t VALUES (4)")?;
+            Ok::<_, Failed>(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(count(&mut conn).await, 2);
+    }
+}

@@ -1,9 +1,9 @@
 //! The action log's SQL, shared by both backends like `ledger.rs` (compiled once for
 //! each). Two things differ. Claiming: PostgreSQL skips rows other instances hold (`FOR UPDATE SKIP LOCKED`);
-//! SQLite has one writer, so a conditional update is enough. And a tick's inserts
-//! (`insert_actions`, `insert_snapshots` in each backend's file): PostgreSQL binds each
-//! column as an array to one prepared statement; SQLite binds many rows to a statement
-//! prepared once per batch, through its own interface (`ffi::sqlite`).
+//! SQLite has one writer, so a conditional update is enough. And recording a tick's
+//! decisions (`record_new_actions` in each backend's file): PostgreSQL writes the rows
+//! by binary `COPY`; SQLite runs the whole transaction on its own interface
+//! (`ffi::sqlite`), many rows to a statement prepared once per batch.
 
 // Rows are read as tuples, one per statement, next to their SQL.
 #![allow(clippy::type_complexity)]
