@@ -460,7 +460,8 @@ mod tests {
             Ok::<_, Failed>(())
         })
         .await;
-        assert!(failed.is_err());
+        let error = failed.expect_err("a second row with the same key fails").0;
+        assert!(error.contains("UNIQUE"), "{error}");
         assert_eq!(count(&mut conn).await, 0);
         // A panic in the work rolls back too.
         let panicked = std::panic::AssertUnwindSafe(in_write_transaction(&mut conn, |db| {
