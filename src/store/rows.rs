@@ -173,6 +173,42 @@ pub(crate) fn iso_date_text(date: NaiveDate) -> String {
     s
 }
 
+/// A date bound to a statement as sqlx binds a `NaiveDate` (the same text on SQLite,
+/// a `date` on PostgreSQL), without chrono's format parser, which sqlx runs again for
+/// each date it writes to SQLite: an import binds two dates per invoice.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SqlDate(pub NaiveDate);
+
+impl sqlx::Type<sqlx::Sqlite> for SqlDate {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <NaiveDate as sqlx::Type<sqlx::Sqlite>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for SqlDate {
+    fn encode_by_ref(
+        &self,
+        buf: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
+    ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <String as sqlx::Encode<'q, sqlx::Sqlite>>::encode(iso_date_text(self.0), buf)
+    }
+}
+
+impl sqlx::Type<sqlx::Postgres> for SqlDate {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <NaiveDate as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for SqlDate {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <NaiveDate as sqlx::Encode<'_, sqlx::Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
 macro_rules! invoice_select {
     ($($extra:literal)?) => {
         concat!(
@@ -423,4 +459,36 @@ pub(crate) fn open_invoice(
             einvoice_status,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqlDate;
+    use chrono::NaiveDate;
+    use sqlx::Connection;
+
+    #[tokio::test]
+    async fn a_sql_date_is_stored_as_the_same_text_as_sqlxs_date_whatever_the_year() {
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        for (y, m, d) in [
+            (1, 1, 1),
+            (999, 12, 31),
+            (2024, 2, 29),
+            (2026, 11, 2),
+            (9999, 12, 31),
+            (10000, 1, 1),
+            (-5, 3, 4),
+        ] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            let (ours, sqlxs): (String, String) = sqlx::query_as("SELECT ?1, ?2")
+                .bind(SqlDate(date))
+                .bind(date)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(ours, sqlxs, "{date}");
+        }
+    }
 }
