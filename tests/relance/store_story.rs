@@ -710,6 +710,22 @@ async fn upgrade_story(url: &str) {
     };
     let counts = store.record_actions(&[again], Utc::now()).await.unwrap();
     assert_eq!((counts.recorded, counts.duplicates), (0, 1));
+    // The log says so on the action first recorded, with why nothing was recorded.
+    let said = raw_sql(
+        url,
+        &[
+            "SELECT e.detail FROM action_events e JOIN actions a ON a.id = e.action_id \
+           WHERE a.idempotency_key = 'planned:aaa' AND e.status = 'duplicate'",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        said,
+        [vec![Some(
+            "the same decision was taken again; not recorded twice".to_string()
+        )]]
+    );
 
     // The foreign keys to the rebuilt table still hold.
     let orphan = "INSERT INTO action_events (action_id, at, status, attempt) VALUES (99, '2026-03-06T09:00:00Z', 'sent', 1)";
