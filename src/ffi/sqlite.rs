@@ -284,8 +284,8 @@ impl Handle {
     }
 }
 
-/// Runs `work` on the raw handle of `conn`, which the caller holds in a transaction.
-/// On tokio's multi-threaded runtime the work runs in place of the current worker (its
+/// Runs `work` on the raw handle of `conn` (which the caller holds in a transaction of
+/// sqlx's, or which [`in_write_transaction`] runs in one of its own). On tokio's multi-threaded runtime the work runs in place of the current worker (its
 /// other tasks move to another one), as it blocks for the length of a batch.
 pub async fn with_handle<T, E: From<sqlx::Error>>(
     conn: &mut sqlx::SqliteConnection,

@@ -17,7 +17,7 @@ const KEYS_PER_LIST: usize = 1000;
 /// [`KEYS_PER_LIST`] keys, and collects the rows. `persistent`: whether the statement is
 /// kept prepared on the connection (not worth it for a text that changes with the
 /// number of keys of a one-off batch).
-pub(super) async fn select_in<K, T>(
+async fn select_in<K, T>(
     conn: &mut <Db as sqlx::Database>::Connection,
     head: &str,
     keys: &[K],
